@@ -1,0 +1,198 @@
+"""The GraphStore interface that the embedded and the ArangoDB stores both implement.
+
+The traversal semantics are defined here, once, so that both stores answer identically (a
+contract test suite in tests/features/test_store_contract.py checks them):
+
+Seeds and seen movies
+    A user's *positive* movies are those they rated >= ``min_rating`` (default 4.0). A user's
+    *seen* movies are all movies with a ``rated``, ``watched`` or ``not_interested`` edge from them.
+
+One hop (movie to movie)
+    For a vector x over movies, ``H(x)[j] = sum_e w_e * sum_{i != j} x[i] * n_e(i, j)`` where,
+    for a content edge kind e (acted_in, directed, wrote, in_genre, tagged), ``n_e(i, j)`` is the
+    number of vertices v linked by an e-edge to both i and j, and for ``similar_to``, the number
+    of similar_to edges between i and j in either direction. Each edge counts once, whatever its
+    attributes; kinds absent from the weight map are not followed.
+
+k-hop path counts
+    ``score = sum_{h=1..hops} H^h(s)`` with s = 1 on each positive movie, 0 elsewhere; seen
+    movies are dropped, as are movies scoring 0. Results are sorted by score descending, then key
+    ascending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+from features.graph.batch import GraphBatch
+from features.graph.schema import EdgeKind, VertexKind
+
+Direction = Literal["out", "in", "any"]
+
+
+class GraphStoreError(RuntimeError):
+    """A store failed to do what was asked (server unreachable, write refused, ...)."""
+
+
+class UnknownVertexError(KeyError):
+    """A query named a vertex the graph does not hold."""
+
+    def __init__(self, kind: VertexKind, key: str) -> None:
+        super().__init__(f"no {kind.value} vertex with key {key!r}")
+        self.kind = kind
+        self.key = key
+
+    def __str__(self) -> str:  # KeyError quotes its argument; say it plainly instead
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A vertex reached over one edge, with that edge's attributes."""
+
+    kind: VertexKind
+    key: str
+    attrs: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """A user's affinity per genre key and per person key.
+
+    With w_m = (rating - 3) / 2 for each movie m the user rated and n the number of rated
+    movies: genre[g] = sum of w_m over rated movies in g, divided by n; people[p] likewise over
+    movies p acted in, directed or wrote (each person once per movie). Zero entries are omitted.
+    """
+
+    genres: dict[str, float]
+    people: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a movie is recommended to a user: one path from a movie they liked.
+
+    The path is seed movie -[edge]- via vertex -[edge]- movie (or seed -[similar_to]- movie,
+    with ``via_key`` empty). Choice among paths: edge priority similar_to, directed, wrote,
+    acted_in, tagged, in_genre; then the seed's rating (higher first), its timestamp (newer
+    first), the seed key, the via key (ascending).
+    """
+
+    user: str
+    movie: str
+    movie_title: str
+    seed: str
+    seed_title: str
+    seed_rating: float
+    edge: EdgeKind
+    via_kind: VertexKind | None
+    via_key: str
+    via_name: str
+
+    @property
+    def text(self) -> str:
+        """One sentence a person can read."""
+        liked = f"You rated {self.seed_title} {self.seed_rating:g}/5"
+        phrase = {
+            EdgeKind.DIRECTED: "the same director",
+            EdgeKind.WROTE: "the same writer",
+            EdgeKind.ACTED_IN: "the same actor",
+            EdgeKind.TAGGED: "the same tag",
+            EdgeKind.IN_GENRE: "the same genre",
+        }
+        if self.edge is EdgeKind.SIMILAR_TO:
+            return f"{liked}; {self.movie_title} is similar to it."
+        return f"{liked}; {self.movie_title} has {phrase[self.edge]}, {self.via_name}."
+
+
+EXPLANATION_PRIORITY: tuple[EdgeKind, ...] = (
+    EdgeKind.SIMILAR_TO,
+    EdgeKind.DIRECTED,
+    EdgeKind.WROTE,
+    EdgeKind.ACTED_IN,
+    EdgeKind.TAGGED,
+    EdgeKind.IN_GENRE,
+)
+
+
+@dataclass(frozen=True)
+class UpsertReport:
+    """How many vertices and edges an upsert created or changed, per collection."""
+
+    created: dict[str, int]
+    updated: dict[str, int]
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values()) or any(self.updated.values())
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """What every graph store offers. Keys are strings; kinds name collections."""
+
+    def upsert(self, batch: GraphBatch) -> UpsertReport:
+        """Apply a batch atomically: all of it or none. Edges must end at vertices that exist
+        in the store or in the batch, else GraphDataError names the first dangling one and the
+        store is unchanged. Upserting the same batch twice changes nothing the second time."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Number of vertices and edges per collection name (every kind listed, zeros too)."""
+        ...
+
+    def vertex(self, kind: VertexKind, key: str) -> dict[str, object] | None:
+        """One vertex's attributes (with ``key``), or None."""
+        ...
+
+    def vertex_frame(self, kind: VertexKind) -> pd.DataFrame:
+        """All vertices of a kind: ``key`` plus attribute columns, sorted by key."""
+        ...
+
+    def edge_frame(self, kind: EdgeKind) -> pd.DataFrame:
+        """All edges of a kind: ``src``, ``dst`` plus attribute columns, sorted by (src, dst)."""
+        ...
+
+    def khop_scores(
+        self,
+        user: str,
+        *,
+        hops: int = 3,
+        weights: Mapping[EdgeKind, float] | None = None,
+        min_rating: float = 4.0,
+        limit: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """Weighted path counts from the user's positive movies to unseen movies (module doc).
+        ``weights`` defaults to schema.DEFAULT_HOP_WEIGHTS; hops is 1, 2 or 3."""
+        ...
+
+    def co_people(
+        self, movie: str, *, min_shared: int = 2, limit: int | None = 20
+    ) -> list[tuple[str, int]]:
+        """Other movies sharing at least ``min_shared`` distinct people (actors, directors,
+        writers) with ``movie``: (movie key, shared count), count descending then key."""
+        ...
+
+    def neighbours(
+        self, kind: VertexKind, key: str, edge: EdgeKind, direction: Direction = "any"
+    ) -> list[Neighbour]:
+        """Vertices one ``edge`` away from (kind, key), sorted by (kind, key). ``out`` follows
+        src->dst, ``in`` dst->src."""
+        ...
+
+    def user_affinity(self, user: str) -> Affinity:
+        """The user's genre and people affinities (see Affinity)."""
+        ...
+
+    def explain(self, user: str, movie: str) -> Explanation | None:
+        """The best explanation path from one of the user's positive movies to ``movie``,
+        or None when there is none."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or files."""
+        ...

@@ -1,0 +1,59 @@
+"""The one home folder that holds everything Marquee keeps: graph, models, tracking, buffer.
+
+Chosen by ``--home``, else ``MARQUEE_HOME``, else a per-user data folder (platformdirs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths inside the home folder. Nothing is created until ``ensure`` is called."""
+
+    root: Path
+
+    @property
+    def graph_dir(self) -> Path:
+        return self.root / "graph"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def tracking_dir(self) -> Path:
+        return self.root / "tracking"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow's embedded default: a SQLite file; MLFLOW_TRACKING_URI overrides it."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.tracking_dir / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.tracking_dir / "artifacts"
+
+    @property
+    def buffer_dir(self) -> Path:
+        return self.root / "buffer"
+
+    def ensure(self) -> Home:
+        for d in (self.root, self.graph_dir, self.models_dir, self.tracking_dir, self.buffer_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
+    """The home folder: ``explicit`` if given, else $MARQUEE_HOME, else the user data folder."""
+    if explicit:
+        return Home(Path(explicit).expanduser().resolve())
+    env = os.environ.get("MARQUEE_HOME")
+    if env:
+        return Home(Path(env).expanduser().resolve())
+    return Home(Path(platformdirs.user_data_dir("marquee", appauthor=False)))
