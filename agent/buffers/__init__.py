@@ -1,0 +1,1 @@
+"""Replay buffers: the Redis-backed ring shared by the service and the learner."""

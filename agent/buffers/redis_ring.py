@@ -1,0 +1,192 @@
+"""A fixed-capacity ring of transitions (s, a, r, s', done) kept in Redis, free of torch.
+
+The service pushes transitions built from real feedback and the learner samples them, from
+different processes, so the ring lives entirely in Redis:
+
+- ``{prefix}:meta``  hash: obs_dim, action_dim, capacity (set once; every opener must agree)
+- ``{prefix}:count`` integer: how many transitions were ever pushed
+- ``{prefix}:data``  hash: slot (count % capacity) -> packed float32 bytes
+
+A transition packs as float32 ``[obs, next_obs, action, reward, done]``. Pushes run in one Lua
+script (INCR then HSET), so concurrent writers never share a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+log = logging.getLogger(__name__)
+
+# A Lua function that other scripts embed, so that a transition can be pushed in the same
+# atomic script as other writes (the feedback store stores an event and its transition at once).
+RING_PUSH_LUA = """
+local function ring_push(count_key, data_key, capacity, blob)
+  local i = redis.call('INCR', count_key) - 1
+  redis.call('HSET', data_key, tostring(i % capacity), blob)
+  return i
+end
+"""
+
+_PUSH_SCRIPT = (
+    RING_PUSH_LUA
+    + """
+local capacity = tonumber(ARGV[1])
+local last = -1
+for j = 2, #ARGV do
+  last = ring_push(KEYS[1], KEYS[2], capacity, ARGV[j])
+end
+return last
+"""
+)
+
+
+class RingConfigError(ValueError):
+    """The ring in Redis was created with other dimensions or capacity than the caller's."""
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A batch of transitions as float32 arrays: obs (n, d), action (n, a), reward (n,), ..."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    next_obs: np.ndarray
+    reward: np.ndarray
+    done: np.ndarray
+
+
+class RedisRing:
+    """The ring at ``prefix`` in ``client``; creates its metadata on first use.
+
+    With ``adopt_capacity`` an existing ring's capacity wins over ``capacity`` (the service
+    uses this so that the learner, which creates the ring, decides its size).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        obs_dim: int,
+        action_dim: int,
+        capacity: int,
+        adopt_capacity: bool = False,
+    ) -> None:
+        if obs_dim < 1 or action_dim < 1:
+            raise RingConfigError(f"ring {prefix!r}: obs_dim and action_dim must be >= 1")
+        if capacity < 1:
+            raise RingConfigError(f"ring {prefix!r}: capacity must be >= 1, got {capacity}")
+        self.client = client
+        self.prefix = prefix
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.capacity = capacity
+        self.meta_key = f"{prefix}:meta"
+        self.count_key = f"{prefix}:count"
+        self.data_key = f"{prefix}:data"
+        self.width = 2 * obs_dim + action_dim + 2
+        self._push = client.register_script(_PUSH_SCRIPT)
+        if adopt_capacity:  # a ring that already exists keeps the capacity it was made with
+            stored = client.hget(self.meta_key, "capacity")
+            if stored is not None:
+                self.capacity = int(stored)
+        self._check_meta()
+
+    def _check_meta(self) -> None:
+        wanted = {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "capacity": self.capacity}
+        pipe = self.client.pipeline(transaction=True)
+        for name, value in wanted.items():
+            pipe.hsetnx(self.meta_key, name, value)
+        pipe.hgetall(self.meta_key)
+        stored = pipe.execute()[-1]
+        have = {k.decode(): int(v) for k, v in stored.items()}
+        wrong = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        if wrong:
+            detail = ", ".join(
+                f"{k}: Redis has {h}, caller wants {w}" for k, (h, w) in wrong.items()
+            )
+            raise RingConfigError(
+                f"replay ring {self.prefix!r} exists with other settings ({detail})"
+            )
+
+    def pack(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        done: bool,
+    ) -> bytes:
+        """One transition as the bytes the ring stores; checks the dimensions."""
+        o = np.asarray(obs, dtype=np.float32).reshape(-1)
+        n = np.asarray(next_obs, dtype=np.float32).reshape(-1)
+        a = np.asarray(action, dtype=np.float32).reshape(-1)
+        if o.size != self.obs_dim or n.size != self.obs_dim:
+            raise RingConfigError(
+                f"ring {self.prefix!r}: observation has {o.size}/{n.size} values, "
+                f"expected {self.obs_dim}"
+            )
+        if a.size != self.action_dim:
+            raise RingConfigError(
+                f"ring {self.prefix!r}: action has {a.size} values, expected {self.action_dim}"
+            )
+        tail = np.array([reward, 1.0 if done else 0.0], dtype=np.float32)
+        return np.concatenate([o, n, a, tail]).tobytes()
+
+    def push_packed(self, blobs: Sequence[bytes]) -> int:
+        """Append packed transitions; returns the index of the last one (-1 if none)."""
+        if not blobs:
+            return -1
+        return int(self._push(keys=[self.count_key, self.data_key], args=[self.capacity, *blobs]))
+
+    def push(self, batch: Transitions) -> int:
+        """Append a batch of transitions atomically (one script call)."""
+        blobs = [
+            self.pack(
+                batch.obs[i], batch.next_obs[i], batch.action[i], batch.reward[i], batch.done[i]
+            )
+            for i in range(len(batch.reward))
+        ]
+        return self.push_packed(blobs)
+
+    def total(self) -> int:
+        """Transitions ever pushed (the ring keeps the last ``capacity`` of them)."""
+        value = self.client.get(self.count_key)
+        return int(value) if value is not None else 0
+
+    def size(self) -> int:
+        """Transitions currently held."""
+        return min(self.total(), self.capacity)
+
+    def get(self, slots: np.ndarray) -> Transitions:
+        """The transitions in the given slots (each in [0, size))."""
+        raw = self.client.hmget(self.data_key, [str(int(s)) for s in slots])
+        missing = [int(s) for s, blob in zip(slots, raw, strict=True) if blob is None]
+        if missing:
+            raise KeyError(f"ring {self.prefix!r}: slots {missing[:5]} are empty")
+        flat = np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(raw), self.width)
+        d, a = self.obs_dim, self.action_dim
+        return Transitions(
+            obs=flat[:, :d].copy(),
+            next_obs=flat[:, d : 2 * d].copy(),
+            action=flat[:, 2 * d : 2 * d + a].copy(),
+            reward=flat[:, 2 * d + a].copy(),
+            done=flat[:, 2 * d + a + 1].copy(),
+        )
+
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Transitions:
+        """``batch_size`` transitions drawn uniformly with replacement."""
+        size = self.size()
+        if size == 0:
+            raise ValueError(f"ring {self.prefix!r} is empty: nothing to sample")
+        gen = rng if rng is not None else np.random.default_rng()
+        return self.get(gen.integers(0, size, size=batch_size))
+
+    def clear(self) -> None:
+        """Drop every transition (the metadata stays)."""
+        self.client.delete(self.count_key, self.data_key)
