@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(MARQUEE) --home $(DEMO_HOME) ingest movielens
-	$(MARQUEE) --home $(DEMO_HOME) ingest hetrec
+
 	$(MARQUEE) --home $(DEMO_HOME) graph stats
 
 test: setup

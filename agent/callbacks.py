@@ -1,4 +1,4 @@
-"""SB3 callbacks: episode metrics to MLflow, periodic checkpoints for resuming, progress bar."""
+"""SB3 callbacks: episode metrics to MLflow and periodic checkpoints for resuming."""
 
 from __future__ import annotations
 
@@ -83,16 +83,3 @@ def save_checkpoint(model: Any, directory: Path, *, save_buffer: bool = True) ->
     tmp_zip.replace(final)
     logger.info("checkpoint at step %d in %s", model.num_timesteps, directory)
     return final
-
-
-class ProgressCallback(BaseCallback):
-    """Advances a rich progress task by the steps taken."""
-
-    def __init__(self, progress: Any, task: Any) -> None:
-        super().__init__()
-        self.progress = progress
-        self.task = task
-
-    def _on_step(self) -> bool:
-        self.progress.update(self.task, advance=self.training_env.num_envs)
-        return True

@@ -34,7 +34,10 @@ def build_agent(
 ) -> Agent:
     """A fresh DDPG/TD3 agent for ``env`` (a gym env or a VecEnv) with ``config``."""
     set_torch_threads(config.torch_threads)
-    n_actions = int(np.prod(env.action_space.shape))
+    shape = env.action_space.shape
+    if not shape:
+        raise ValueError("the agent needs a Box action space")
+    n_actions = int(np.prod(shape))
     noise = NormalActionNoise(np.zeros(n_actions), config.action_noise_sigma * np.ones(n_actions))
     cls = TD3 if config.algo == "td3" else DDPG
     policy_kwargs = {

@@ -36,10 +36,12 @@ def _root(
 
 def _register() -> None:
     """Attach each package's sub-commands (each package owns its CLI module)."""
+    from agent.cli import register as register_agent
     from features.cli import graph_app, ingest_app
 
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(graph_app, name="graph")
+    register_agent(app)
 
 
 _register()

@@ -123,11 +123,14 @@ class RedisReplayBuffer(ReplayBuffer):
     ) -> ReplayBufferSamples:
         t = self.ring.get(batch_inds)
         shape = (len(batch_inds), *self.obs_shape)
+        obs = self._normalize_obs(t.obs.reshape(shape), env)
+        next_obs = self._normalize_obs(t.next_obs.reshape(shape), env)
+        assert isinstance(obs, np.ndarray) and isinstance(next_obs, np.ndarray)  # Box spaces
         data = (
-            self._normalize_obs(t.obs.reshape(shape), env),
+            obs,
             t.action,
-            self._normalize_obs(t.next_obs.reshape(shape), env),
+            next_obs,
             t.done.reshape(-1, 1),
             self._normalize_reward(t.reward.reshape(-1, 1), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        return ReplayBufferSamples(*(self.to_torch(x) for x in data))

@@ -165,11 +165,15 @@ class RedisRing:
 
     def get(self, slots: np.ndarray) -> Transitions:
         """The transitions in the given slots (each in [0, size))."""
-        raw = self.client.hmget(self.data_key, [str(int(s)) for s in slots])
+        raw: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
+            self.data_key, [str(int(s)) for s in slots]
+        )
         missing = [int(s) for s, blob in zip(slots, raw, strict=True) if blob is None]
         if missing:
             raise KeyError(f"ring {self.prefix!r}: slots {missing[:5]} are empty")
-        flat = np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(raw), self.width)
+        flat = np.frombuffer(b"".join(b for b in raw if b is not None), dtype=np.float32).reshape(
+            len(raw), self.width
+        )
         d, a = self.obs_dim, self.action_dim
         return Transitions(
             obs=flat[:, :d].copy(),

@@ -1,0 +1,168 @@
+"""``marquee train`` and ``marquee evaluate``: the researcher's commands for the simulator."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from marquee.home import Home
+
+logger = logging.getLogger(__name__)
+console = Console()
+
+
+def world_dir(home: Home) -> Path:
+    return home.models_dir / "world"
+
+
+def load_or_build_world(home: Home, rebuild: bool = False):  # type: ignore[no-untyped-def]
+    """The simulation world saved in the home folder, built from the home's graph if absent."""
+    from env.world import SimulationWorld
+    from features.graph.factory import open_store
+
+    folder = world_dir(home)
+    if folder.exists() and not rebuild:
+        return SimulationWorld.load(folder)
+    store = open_store(home)
+    try:
+        if not store.counts().get("rated", 0):
+            raise typer.BadParameter(
+                "the graph holds no ratings: run `marquee ingest movielens` first"
+            )
+        with console.status("building the simulation world (embeddings, world model)..."):
+            world = SimulationWorld.from_store(store)
+    finally:
+        store.close()
+    world.save(folder)
+    return world
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def train_command(
+    ctx: typer.Context,
+    timesteps: Annotated[int, typer.Option(help="Environment steps in total.")] = 30_000,
+    algo: Annotated[str, typer.Option(help="ddpg or td3.")] = "ddpg",
+    n_envs: Annotated[int, typer.Option(help="Simulated users stepped together.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed for the agent and environments.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+    run_name: Annotated[str, typer.Option(help="Checkpoint folder and MLflow run name.")] = "train",
+    alias: Annotated[
+        list[str] | None, typer.Option(help="Registry aliases for the new version.")
+    ] = None,
+    rebuild_world: Annotated[bool, typer.Option(help="Rebuild the simulation world.")] = False,
+) -> None:
+    """Train a policy in the simulator, track it in MLflow and register it."""
+    from agent.config import AgentConfig
+    from agent.training import TrainConfig, train
+
+    if algo not in ("ddpg", "td3"):
+        raise typer.BadParameter(f"algo must be ddpg or td3, not {algo!r}")
+    home: Home = ctx.obj
+    world = load_or_build_world(home, rebuild_world)
+    config = TrainConfig(
+        agent=AgentConfig(algo=algo, seed=seed),  # type: ignore[arg-type]
+        timesteps=timesteps,
+        n_envs=n_envs,
+        run_name=run_name,
+        aliases=tuple(alias or ["challenger"]),
+    )
+    with _progress() as progress:
+        task = progress.add_task("training", total=timesteps)
+        result = train(
+            home, world, config, resume=resume, on_steps=lambda n: progress.advance(task, n)
+        )
+    console.print(
+        f"trained {result.timesteps} steps in {result.seconds:.0f}s "
+        f"({result.timesteps / max(result.seconds, 1e-9):.0f} steps/s); "
+        f"run {result.run_id}; registered version {result.version}"
+    )
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    policies: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Baselines (random, most-popular, graph, mf-greedy, oracle) and registered "
+            "versions (champion, challenger, 3, latest). Default: all baselines and champion."
+        ),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds (at least 2; 5 for the report).")] = 5,
+    episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of the returns here.")] = None,
+) -> None:
+    """Compare policies on the same held-out simulated users (common random numbers)."""
+    from agent.baselines.simple import BASELINES
+    from agent.evaluation.plots import plot_returns
+    from agent.evaluation.simulated import evaluate_policies
+    from agent.factory import load_agent
+    from agent.policies import AgentPolicy, SlatePolicy
+    from agent.registry import PolicyNotFoundError, PolicyRegistry
+
+    home: Home = ctx.obj
+    world = load_or_build_world(home)
+    names = policies or [*BASELINES, "champion"]
+    chosen: list[SlatePolicy] = []
+    registry = PolicyRegistry(home.tracking_uri)
+    for name in names:
+        if name in BASELINES:
+            chosen.append(BASELINES[name]())
+            continue
+        try:
+            version = registry.resolve(name)
+        except PolicyNotFoundError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        model = load_agent(str(version.zip_path), algo=version.algo)
+        chosen.append(AgentPolicy(model, name=f"{version.algo}-v{version.version}"))
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=len(chosen) * seeds * episodes)
+        reports = evaluate_policies(
+            chosen,
+            world,
+            seeds=tuple(range(seeds)),
+            episodes_per_seed=episodes,
+            on_episode=lambda: progress.advance(task),
+        )
+    out = plot or (home.root / "evaluation.png")
+    plot_returns(reports, out)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+        return
+    table = Table(title=f"held-out users, {seeds} seeds x {episodes} episodes")
+    for col in ("policy", "return", "95% CI", "hit rate", "rating", "coverage", "diversity"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(
+            r.policy,
+            f"{r.mean_return:.3f}",
+            f"[{r.ci95_low:.3f}, {r.ci95_high:.3f}]",
+            f"{r.hit_rate:.3f}",
+            f"{r.mean_rating:.2f}",
+            f"{r.coverage:.3f}",
+            f"{r.diversity:.3f}",
+        )
+    console.print(table)
+    console.print(f"plot: {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the commands to the root app."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)

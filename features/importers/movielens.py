@@ -1,0 +1,251 @@
+"""MovieLens importer: ml-latest(-small) CSVs, ML-1M ``::`` files and ML-100K ``u.*`` files.
+
+The format is detected from the files in the folder. The result is one validated GraphBatch:
+movies, users, genres and tags as vertices; ``rated``, ``in_genre`` and ``tagged`` edges. A
+rating or tag for a movie the movie file does not list is an error naming file and line.
+
+ML-100K numbers its movies in its own id space (not MovieLens' global ids, which latest-small
+and ML-1M share), so do not import it into the same home as the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from features.graph.batch import GraphBatch
+from features.graph.schema import EdgeKind, VertexKind
+from features.importers.common import clean_genres, genre_links, split_title, tag_links
+from features.importers.errors import ImportFileError
+from features.importers.tables import Table, read_table
+
+log = logging.getLogger(__name__)
+
+Format = Literal["latest", "1m", "100k"]
+RATING_RANGE = (0.5, 5.0)
+
+
+def detect_format(folder: Path) -> Format:
+    """Which MovieLens release a folder holds, from the names of its files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImportFileError(folder, "not a folder (expected a MovieLens data folder)")
+    if (folder / "movies.csv").exists() or (folder / "ratings.csv").exists():
+        return "latest"
+    if (folder / "movies.dat").exists() or (folder / "ratings.dat").exists():
+        return "1m"
+    if (folder / "u.data").exists() or (folder / "u.item").exists():
+        return "100k"
+    raise ImportFileError(
+        folder, "no MovieLens files found (expected movies.csv, movies.dat or u.data)"
+    )
+
+
+def load_movielens(folder: Path) -> GraphBatch:
+    """Parse and validate a MovieLens folder into a GraphBatch (nothing is stored)."""
+    folder = Path(folder)
+    fmt = detect_format(folder)
+    log.info("reading MovieLens (%s format) from %s", fmt, folder)
+    if fmt == "latest":
+        return _latest(folder)
+    if fmt == "1m":
+        return _ml1m(folder)
+    return _ml100k(folder)
+
+
+def _ratings(table: Table, cols: tuple[str, str, str, str], movie_ids: np.ndarray) -> pd.DataFrame:
+    """Validated ``rated`` edges (user key -> movie key) from a ratings table."""
+    user_col, movie_col, rating_col, ts_col = cols
+    users = table.ints(user_col)
+    movies = table.ints(movie_col)
+    table.check_known(movie_col, movies, pd.Index(movie_ids), "movie id (not in the movie file)")
+    rating = table.floats(rating_col, low=RATING_RANGE[0], high=RATING_RANGE[1])
+    ts = table.ints(ts_col)
+    return pd.DataFrame(
+        {
+            "src": users.astype(str),
+            "dst": movies.astype(str),
+            "rating": rating.astype("float32"),
+            "timestamp": ts,
+        }
+    )
+
+
+def _assemble(
+    movies: pd.DataFrame,
+    rated: pd.DataFrame,
+    user_keys: np.ndarray,
+    tags: pd.DataFrame | None = None,
+) -> GraphBatch:
+    """The batch from a movie frame (key, title, year, imdb_id, tmdb_id, genres), rated edges,
+    user keys and optional (movie key, tag text) rows."""
+    batch = GraphBatch()
+    batch.add_vertices(VertexKind.MOVIE, movies)
+    users = pd.DataFrame({"key": pd.unique(np.concatenate([user_keys, rated["src"].to_numpy()]))})
+    batch.add_vertices(VertexKind.USER, users)
+    genre_v, genre_e = genre_links(movies["key"], movies["genres"])
+    batch.add_vertices(VertexKind.GENRE, genre_v)
+    batch.add_edges(EdgeKind.IN_GENRE, genre_e)
+    batch.add_edges(EdgeKind.RATED, rated)
+    if tags is not None and len(tags):
+        tag_v, tag_e = tag_links(tags["movie"], tags["tag"])
+        batch.add_vertices(VertexKind.TAG, tag_v)
+        batch.add_edges(EdgeKind.TAGGED, tag_e)
+    batch = batch.deduplicated()
+    log.info(
+        "parsed %d movies, %d users, %d ratings, %d genres, %d tags",
+        len(batch.vertices[VertexKind.MOVIE]),
+        len(batch.vertices[VertexKind.USER]),
+        len(batch.edges[EdgeKind.RATED]),
+        len(batch.vertices[VertexKind.GENRE]),
+        len(batch.vertices.get(VertexKind.TAG, ())),
+    )
+    return batch
+
+
+def _latest(folder: Path) -> GraphBatch:
+    mt = read_table(folder / "movies.csv", ("movieId", "title", "genres"), sep=",", header=True)
+    ids = mt.ints("movieId")
+    mt.check_unique("movieId", ids)
+    title, year = split_title(mt.text("title"))
+    movies = pd.DataFrame(
+        {
+            "key": ids.astype(str),
+            "title": title.to_numpy(),
+            "year": year,
+            "genres": clean_genres(mt.text("genres", required=False)).to_numpy(),
+        }
+    )
+    links_path = folder / "links.csv"
+    if links_path.exists():
+        lt = read_table(links_path, ("movieId", "imdbId", "tmdbId"), sep=",", header=True)
+        link_ids = lt.ints("movieId")
+        lt.check_known("movieId", link_ids, pd.Index(ids), "movie id (not in movies.csv)")
+        imdb = lt.ints("imdbId", required=False)
+        links = pd.DataFrame(
+            {
+                "key": link_ids.astype(str),
+                "imdb_id": np.where(imdb > 0, pd.Series(imdb).map("tt{:07d}".format), ""),
+                "tmdb_id": lt.ints("tmdbId", required=False),
+            }
+        ).drop_duplicates("key", keep="last")
+        movies = movies.merge(links, on="key", how="left")
+    else:
+        log.info("%s: no links.csv, movies get no IMDb/TMDB ids", folder)
+
+    rt = read_table(
+        folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), sep=",", header=True
+    )
+    rated = _ratings(rt, ("userId", "movieId", "rating", "timestamp"), ids)
+
+    tags = None
+    tags_path = folder / "tags.csv"
+    if tags_path.exists():
+        tt = read_table(tags_path, ("userId", "movieId", "tag", "timestamp"), sep=",", header=True)
+        tag_movies = tt.ints("movieId")
+        tt.check_known("movieId", tag_movies, pd.Index(ids), "movie id (not in movies.csv)")
+        tt.ints("userId")
+        tt.ints("timestamp")
+        tags = pd.DataFrame({"movie": tag_movies.astype(str), "tag": tt.text("tag").to_numpy()})
+    return _assemble(movies, rated, np.array([], dtype=object), tags)
+
+
+def _ml1m(folder: Path) -> GraphBatch:
+    mt = read_table(
+        folder / "movies.dat",
+        ("MovieID", "Title", "Genres"),
+        sep="::",
+        header=False,
+        encoding="latin-1",
+        quoted=False,
+    )
+    ids = mt.ints("MovieID")
+    mt.check_unique("MovieID", ids)
+    title, year = split_title(mt.text("Title"))
+    movies = pd.DataFrame(
+        {
+            "key": ids.astype(str),
+            "title": title.to_numpy(),
+            "year": year,
+            "genres": clean_genres(mt.text("Genres", required=False)).to_numpy(),
+        }
+    )
+    cols = ("UserID", "MovieID", "Rating", "Timestamp")
+    rt = read_table(
+        folder / "ratings.dat", cols, sep="::", header=False, encoding="latin-1", quoted=False
+    )
+    rated = _ratings(rt, cols, ids)
+    user_keys = np.array([], dtype=object)
+    users_path = folder / "users.dat"
+    if users_path.exists():
+        ut = read_table(
+            users_path,
+            ("UserID", "Gender", "Age", "Occupation", "Zip-code"),
+            sep="::",
+            header=False,
+            encoding="latin-1",
+            quoted=False,
+        )
+        user_keys = ut.ints("UserID").astype(str).astype(object)
+    return _assemble(movies, rated, user_keys)
+
+
+_ITEM_FIXED = ("movie id", "movie title", "release date", "video release date", "IMDb URL")
+
+
+def _ml100k(folder: Path) -> GraphBatch:
+    gt = read_table(
+        folder / "u.genre",
+        ("genre", "index"),
+        sep="|",
+        header=False,
+        encoding="latin-1",
+        quoted=False,
+    )
+    names = gt.text("genre")
+    order = gt.ints("index")
+    genre_names = list(names.to_numpy()[np.argsort(order, kind="stable")])
+    it = read_table(
+        folder / "u.item",
+        (*_ITEM_FIXED, *genre_names),
+        sep="|",
+        header=False,
+        encoding="latin-1",
+        quoted=False,
+    )
+    ids = it.ints("movie id")
+    it.check_unique("movie id", ids)
+    title, year = split_title(it.text("movie title", required=False))
+    released = it.text("release date", required=False).str.extract(r"(\d{4})$")[0]
+    year = np.where(year > 0, year, released.fillna("0").astype("int64").to_numpy())
+    flags = np.column_stack([it.ints(g, required=False) for g in genre_names])
+    bad = ~np.isin(flags, (0, 1))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise it.fail(int(row), f"column {genre_names[col]!r}: genre flags must be 0 or 1")
+    names_arr = np.array(genre_names, dtype=object)
+    genres = ["|".join(names_arr[f.astype(bool)]) for f in flags]
+    movies = pd.DataFrame(
+        {"key": ids.astype(str), "title": title.to_numpy(), "year": year, "genres": genres}
+    )
+    movies["genres"] = clean_genres(movies["genres"])
+    cols = ("user id", "item id", "rating", "timestamp")
+    rt = read_table(folder / "u.data", cols, sep="\t", header=False, quoted=False)
+    rated = _ratings(rt, cols, ids)
+    user_keys = np.array([], dtype=object)
+    users_path = folder / "u.user"
+    if users_path.exists():
+        ut = read_table(
+            users_path,
+            ("user id", "age", "gender", "occupation", "zip code"),
+            sep="|",
+            header=False,
+            encoding="latin-1",
+            quoted=False,
+        )
+        user_keys = ut.ints("user id").astype(str).astype(object)
+    return _assemble(movies, rated, user_keys)
