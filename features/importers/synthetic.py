@@ -75,6 +75,33 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     return np.arange(n) - run + 1
 
 
+def _distinct_per_row(
+    rows: int, k: int, n: int, p: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly k distinct draws from range(n) per row (probabilities p, without replacement),
+    as (row, item) pairs sorted by row then item."""
+    codes = np.zeros(0, dtype=np.int64)
+    short = np.arange(rows)
+    need = np.full(rows, k)
+    for _ in range(8):
+        if not len(short):
+            break
+        r = np.repeat(short, need[short] * 2 + 2)
+        fresh = r.astype(np.int64) * n + _sample(n, len(r), p, rng)
+        _, first = np.unique(fresh, return_index=True)
+        fresh = np.setdiff1d(fresh[np.sort(first)], codes, assume_unique=True)  # keeps draw order
+        fresh = fresh[_rank_within(fresh // n) <= need[fresh // n]]
+        codes = np.concatenate([codes, fresh])
+        need = k - np.bincount(codes // n, minlength=rows)
+        short = np.flatnonzero(need > 0)
+    for row in short:  # rare: very small catalogues; fill uniformly from what is left
+        taken = codes[codes // n == row] % n
+        rest = np.setdiff1d(np.arange(n), taken)
+        codes = np.append(codes, row * n + rng.choice(rest, need[row], replace=False))
+    codes.sort()
+    return codes // n, codes % n
+
+
 def _keys(prefix: str, n: int) -> np.ndarray:
     return np.array([f"{prefix}{i}" for i in range(1, n + 1)], dtype=object)
 
@@ -151,8 +178,7 @@ def generate_synthetic(
     batch.add_edges(EdgeKind.WROTE, pd.DataFrame({"src": person_keys[p], "dst": movie_keys[m]}))
 
     # Ratings: each user rates distinct movies, popular ones more often.
-    u = np.repeat(np.arange(users), ratings_per_user)
-    u, m = _unique_pairs(u, _sample(movies, len(u), p_movie, rng), movies)
+    u, m = _distinct_per_row(users, ratings_per_user, movies, p_movie, rng)
     bias = rng.normal(0.0, 0.5, users)
     raw = 3.5 + bias[u] + quality[m] + rng.normal(0.0, 0.8, len(u))
     rating = np.clip(np.round(raw * 2.0) / 2.0, 0.5, 5.0).astype(np.float32)

@@ -1,0 +1,203 @@
+"""SimulationWorld: everything an environment needs, built once and saved to a folder.
+
+A world bundles the Catalog (movies, genres, ratings, hop graph), the agent's item embeddings
+(fitted on the training users' ratings only), the world model (fitted on all ratings: the
+simulated users' true tastes) and a seeded train/test split of the users, so that evaluation
+runs on users whose ratings the embeddings never saw. Environments share one world;
+``gymnasium.make("marquee/MovieRec-v0", world=world)`` is then cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from env.world_model import WorldModel
+from features.catalog import Catalog
+from features.embeddings import ItemEmbeddings
+from features.graph.store import GraphStore
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "test", "all"]
+SPLITS: tuple[str, ...] = ("train", "test", "all")
+BUNDLED_MOVIELENS = Path(__file__).resolve().parent.parent / "features/datasets/ml-latest-small"
+_FILES = ("catalog.npz", "embeddings.npz", "world_model.npz", "users.npz", "world.json")
+
+
+@dataclass(frozen=True)
+class SimulationWorld:
+    """Catalog + embeddings + world model + user split (module doc)."""
+
+    catalog: Catalog
+    embeddings: ItemEmbeddings
+    model: WorldModel
+    train_users: npt.NDArray[np.str_]
+    test_users: npt.NDArray[np.str_]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.embeddings.check_catalog(self.catalog)
+        if self.model.n_items != self.catalog.n_movies:
+            raise ValueError(
+                f"world model covers {self.model.n_items} movies, catalog {self.catalog.n_movies}"
+            )
+
+    # ---- building --------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        catalog: Catalog,
+        *,
+        dim: int = 32,
+        factors: int = 16,
+        reg: float = 0.15,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+    ) -> SimulationWorld:
+        """Split users (seeded), fit embeddings on the train users, world model on all."""
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        users = catalog.users
+        if users.shape[0] == 0:
+            raise ValueError("the catalog has no ratings: cannot simulate users")
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(users.shape[0])
+        n_test = round(users.shape[0] * test_fraction)
+        test = np.sort(users[perm[:n_test]])
+        train = np.sort(users[perm[n_test:]])
+        r = catalog.ratings
+        train_r = r[r["user"].isin(set(train.tolist()))]
+        emb = ItemEmbeddings.fit(catalog, train_r, dim=dim, seed=seed)
+        model = WorldModel.fit(
+            r["user"].to_numpy(),
+            r["movie"].to_numpy(),
+            r["rating"].to_numpy(),
+            catalog.n_movies,
+            factors=factors,
+            reg=reg,
+            seed=seed,
+        )
+        settings = {
+            "dim": dim,
+            "factors": factors,
+            "reg": reg,
+            "test_fraction": test_fraction,
+            "seed": seed,
+        }
+        log.info("world: %d train users, %d test users", train.shape[0], test.shape[0])
+        return cls(catalog, emb, model, train, test, settings)
+
+    @classmethod
+    def from_store(cls, store: GraphStore, **kwargs: Any) -> SimulationWorld:
+        """Build from any GraphStore (snapshot into a Catalog first)."""
+        return cls.build(Catalog.from_store(store), **kwargs)
+
+    @classmethod
+    def from_movielens(cls, folder: str | Path | None = None, **kwargs: Any) -> SimulationWorld:
+        """Build straight from a MovieLens folder (default: the bundled ml-latest-small)."""
+        from features.importers.movielens import load_movielens
+
+        batch = load_movielens(Path(folder) if folder else BUNDLED_MOVIELENS)
+        return cls.build(Catalog.from_batch(batch), **kwargs)
+
+    # ---- users -----------------------------------------------------------------------------
+    def users(self, split: str) -> npt.NDArray[np.str_]:
+        if split == "train":
+            return self.train_users
+        if split == "test":
+            return self.test_users
+        if split == "all":
+            return np.sort(np.concatenate([self.train_users, self.test_users]))
+        raise ValueError(f"unknown user split {split!r}; expected one of {', '.join(SPLITS)}")
+
+    @functools.cached_property
+    def _user_spans(self) -> dict[str, tuple[int, int]]:
+        users = self.catalog.ratings["user"].to_numpy().astype(str)
+        keys, starts, counts = np.unique(users, return_index=True, return_counts=True)
+        return {
+            k: (int(s), int(s + c)) for k, s, c in zip(keys.tolist(), starts, counts, strict=True)
+        }
+
+    def has_user(self, key: str) -> bool:
+        return key in self._user_spans
+
+    def user_ratings(self, key: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """(movie rows, ratings) of a real user, oldest first; ValueError if unknown."""
+        span = self._user_spans.get(key)
+        if span is None:
+            raise ValueError(f"unknown user {key!r}: no ratings for that user in this world")
+        r = self.catalog.ratings
+        a, b = span
+        return (
+            r["movie"].to_numpy()[a:b].astype(np.int64),
+            r["rating"].to_numpy()[a:b].astype(np.float64),
+        )
+
+    @functools.cached_property
+    def genre_matrix(self) -> npt.NDArray[np.float64]:
+        """Dense movies x genres 0/1 (small: genres are few)."""
+        return np.asarray(self.catalog.genres.todense(), dtype=np.float64)
+
+    @functools.cached_property
+    def genre_share(self) -> npt.NDArray[np.float64]:
+        """genre_matrix with each row divided by the movie's number of genres (0 rows stay 0)."""
+        g = self.genre_matrix
+        return g / np.maximum(g.sum(axis=1, keepdims=True), 1.0)
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write the world to ``folder`` (replacing a previous world there only once the new one
+        is complete, so a failure leaves the old one intact)."""
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        self.catalog.save(tmp / "catalog.npz")
+        self.embeddings.save(tmp / "embeddings.npz")
+        self.model.save(tmp / "world_model.npz")
+        np.savez(tmp / "users.npz", train=self.train_users, test=self.test_users)
+        (tmp / "world.json").write_text(json.dumps({"format": 1, "settings": self.settings}))
+        if folder.exists():
+            old = folder.with_name(folder.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SimulationWorld:
+        folder = Path(folder)
+        missing = [f for f in _FILES if not (folder / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: not a saved world, missing {', '.join(missing)}")
+        meta = json.loads((folder / "world.json").read_text())
+        with np.load(folder / "users.npz", allow_pickle=False) as z:
+            train, test = z["train"], z["test"]
+        return cls(
+            catalog=Catalog.load(folder / "catalog.npz"),
+            embeddings=ItemEmbeddings.load(folder / "embeddings.npz"),
+            model=WorldModel.load(folder / "world_model.npz"),
+            train_users=train,
+            test_users=test,
+            settings=dict(meta.get("settings", {})),
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def default_world() -> SimulationWorld:
+    """The world built from the bundled ml-latest-small, once per process."""
+    return SimulationWorld.from_movielens()

@@ -1,0 +1,46 @@
+"""Open the graph store a run should use: ArangoDB when a URL is configured, else the embedded one.
+
+Configuration (environment): MARQUEE_ARANGO_URL selects ArangoDB; MARQUEE_ARANGO_DB (default
+"marquee"), MARQUEE_ARANGO_USER (default "root") and MARQUEE_ARANGO_PASSWORD go with it. The
+password is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from features.graph.store import GraphStore
+from marquee.home import Home
+
+log = logging.getLogger(__name__)
+
+ENV_URL = "MARQUEE_ARANGO_URL"
+ENV_DB = "MARQUEE_ARANGO_DB"
+ENV_USER = "MARQUEE_ARANGO_USER"
+ENV_PASSWORD = "MARQUEE_ARANGO_PASSWORD"
+DEFAULT_DB = "marquee"
+
+
+def open_store(home: Home, arango_url: str | None = None) -> GraphStore:
+    """The ArangoDB store when ``arango_url`` or $MARQUEE_ARANGO_URL is set, else the embedded
+    store in ``home.graph_dir``."""
+    url = arango_url or os.environ.get(ENV_URL) or ""
+    if url:
+        from features.graph.arango import ArangoGraphStore
+
+        database = os.environ.get(ENV_DB) or DEFAULT_DB
+        user = os.environ.get(ENV_USER) or "root"
+        store = ArangoGraphStore.connect(
+            url,
+            database,
+            username=user,
+            password=os.environ.get(ENV_PASSWORD, ""),
+            create=True,
+        )
+        log.info("graph store: ArangoDB database %r as user %r", database, user)
+        return store
+    from features.graph.local import LocalGraphStore
+
+    log.info("graph store: embedded, in %s", home.graph_dir)
+    return LocalGraphStore.open(home.graph_dir)  # type: ignore[no-any-return]

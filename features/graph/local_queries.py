@@ -1,0 +1,452 @@
+"""Traversal queries of the embedded store, over one immutable GraphState.
+
+The semantics are those of the GraphStore module docstring (features/graph/store.py). k-hop
+path counts use the factorized one-hop operator: for each content edge kind e with incidence
+B_e (other vertex x movie, binary), ``H(x) = sum_e w_e (B_e^T (B_e x) - deg_e * x)`` plus the
+similar_to adjacency in both directions without its diagonal. The B_e are stacked into one
+matrix C (rows of degree 1 dropped: they only pair a movie with itself, which the ``- deg_e x``
+term cancels exactly), so one hop is two sparse mat-vecs plus a small one. The operator is built
+once per weight map and cached on the state, which every upsert replaces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+from features.graph.schema import (
+    CONTENT_EDGES,
+    DEFAULT_HOP_WEIGHTS,
+    EDGE_SPECS,
+    PEOPLE_EDGES,
+    POSITIVE_RATING,
+    USER_EDGES,
+    EdgeKind,
+    VertexKind,
+)
+from features.graph.store import (
+    EXPLANATION_PRIORITY,
+    Affinity,
+    Direction,
+    Explanation,
+    Neighbour,
+    UnknownVertexError,
+)
+
+if TYPE_CHECKING:
+    from features.graph.local import EdgeTable, GraphState
+
+FOLLOWABLE: frozenset[EdgeKind] = frozenset((*CONTENT_EDGES, EdgeKind.SIMILAR_TO))
+
+
+def _index(state: GraphState, kind: VertexKind, key: str) -> int:
+    i = state.vertices[kind].find(key)
+    if i < 0:
+        raise UnknownVertexError(kind, key)
+    return i
+
+
+def _row(et: EdgeTable, i: int) -> slice:
+    return slice(int(et.indptr[i]), int(et.indptr[i + 1]))
+
+
+def _gather(
+    indptr: np.ndarray, rows: np.ndarray, row_weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions of all entries of CSR ``rows`` (in row order), and each entry's row weight."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    total = int(lens.sum())
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+    pos = offsets + np.arange(total, dtype=offsets.dtype)
+    return pos, (None if row_weights is None else np.repeat(row_weights, lens))
+
+
+def _sorted_pairs(
+    state: GraphState, kind: VertexKind, idx: np.ndarray, values: np.ndarray, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """idx and values ordered by value descending then key ascending, cut to ``limit``."""
+    if limit is not None and limit < len(idx):
+        if limit <= 0:
+            return idx[:0], values[:0]
+        top = np.argpartition(values, len(values) - limit)[len(values) - limit :]
+        keep = values >= values[top].min()  # the top ``limit`` and their ties
+        idx, values = idx[keep], values[keep]
+    order = np.lexsort((state.vertices[kind].key_rank[idx], -values))[:limit]
+    return idx[order], values[order]
+
+
+# --- users' movies -----------------------------------------------------------------------
+
+
+def user_ratings(state: GraphState, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(movie positions, ratings, timestamps) of the user's rated edges."""
+    u = _index(state, VertexKind.USER, user)
+    et = state.edges[EdgeKind.RATED]
+    r = _row(et, u)
+    return et.indices[r], et.columns["rating"][r], et.columns["timestamp"][r]
+
+
+def seen_movies(state: GraphState, user: str) -> np.ndarray:
+    """Positions of movies the user rated, watched or marked not interested."""
+    u = _index(state, VertexKind.USER, user)
+    parts = [state.edges[k].indices[_row(state.edges[k], u)] for k in USER_EDGES]
+    return np.unique(np.concatenate(parts))
+
+
+# --- k-hop -------------------------------------------------------------------------------
+
+
+PARALLEL_MIN_NNZ = 200_000  # below this a mat-vec is too quick to be worth two threads
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="khop")
+    return _POOL
+
+
+def _row_blocks(m: sparse.csr_matrix, parts: int) -> list[tuple[int, int]]:
+    """Row ranges splitting ``m`` into ``parts`` blocks of about equal nnz."""
+    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
+    bounds = [0, *(int(c) for c in cuts), m.shape[0]]
+    return list(itertools.pairwise(bounds))
+
+
+def _matvec(blocks: list[sparse.csr_matrix], x: np.ndarray) -> np.ndarray:
+    """Stacked row blocks times x; scipy releases the GIL, so blocks run in parallel."""
+    if len(blocks) == 1:
+        return blocks[0] @ x
+    futures = [_pool().submit(b.__matmul__, x) for b in blocks[1:]]
+    head = blocks[0] @ x
+    return np.concatenate([head, *(f.result() for f in futures)])
+
+
+@dataclass(frozen=True)
+class HopOperator:
+    """H(x) = lt @ (c @ x) - deg * x: c stacks the binary incidences of the followed kinds
+    (a similar_to edge is a row joining its two movies), lt is c transposed with each row's
+    kind weight, deg[j] the weighted count of c's rows holding movie j."""
+
+    c: sparse.csr_matrix  # R x M, binary
+    lt: sparse.csr_matrix  # M x R
+    row_weight: np.ndarray  # R
+    deg: np.ndarray  # M
+    c_blocks: list[sparse.csr_matrix]
+    lt_blocks: list[sparse.csr_matrix]
+
+    @classmethod
+    def build(
+        cls, c: sparse.csr_matrix, lt: sparse.csr_matrix, row_weight: np.ndarray, deg: np.ndarray
+    ) -> HopOperator:
+        parts = min(2, os.cpu_count() or 1) if c.nnz >= PARALLEL_MIN_NNZ else 1
+        c_blocks = [c[a:b] for a, b in _row_blocks(c, parts)]
+        lt_blocks = [lt[a:b] for a, b in _row_blocks(lt, parts)]
+        return cls(c, lt, row_weight, deg, c_blocks, lt_blocks)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        y = _matvec(self.lt_blocks, _matvec(self.c_blocks, x))
+        y -= self.deg * x
+        return y
+
+    def apply_indicator(self, seeds: np.ndarray) -> np.ndarray:
+        """H(s) for s = 1 on ``seeds``, reading only the rows the seeds touch when few."""
+        n = self.c.shape[1]
+        pos, _ = _gather(self.lt.indptr, seeds)
+        y = np.bincount(self.lt.indices[pos], minlength=self.c.shape[0]).astype(np.float64)
+        rows = np.flatnonzero(y)
+        if int(np.diff(self.c.indptr)[rows].sum()) * 4 < self.c.nnz:
+            pos, w = _gather(self.c.indptr, rows, y[rows] * self.row_weight[rows])
+            out = np.bincount(self.c.indices[pos], weights=w, minlength=n)
+        else:
+            out = _matvec(self.lt_blocks, y)
+        out[seeds] -= self.deg[seeds]
+        return out
+
+
+def _check_weights(weights: Mapping[EdgeKind, float]) -> dict[EdgeKind, float]:
+    out: dict[EdgeKind, float] = {}
+    for kind, w in weights.items():
+        kind = EdgeKind(kind)
+        if kind not in FOLLOWABLE:
+            raise ValueError(
+                f"khop weights: edge kind {kind.value!r} cannot be followed from movie to movie; "
+                f"use {sorted(k.value for k in FOLLOWABLE)}"
+            )
+        if not np.isfinite(w):
+            raise ValueError(f"khop weights: weight of {kind.value!r} is not finite: {w!r}")
+        if w != 0:
+            out[kind] = float(w)
+    return out
+
+
+def _similar_rows(state: GraphState) -> sparse.csr_matrix:
+    """One row per similar_to edge between two different movies, holding both movies."""
+    et = state.edges[EdgeKind.SIMILAR_TO]
+    keep = et.src != et.indices
+    a, b = et.src[keep], et.indices[keep]
+    cols = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1).ravel()
+    indptr = np.arange(0, 2 * len(a) + 1, 2, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(a), et.n_dst))
+
+
+def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopOperator:
+    """The one-hop operator for ``weights`` (only kinds with a nonzero weight), cached."""
+    w = _check_weights(weights)
+    cache_key = ("hop", tuple(sorted((k.value, v) for k, v in w.items())))
+    cached = state.cache.get(cache_key)
+    if cached is not None:
+        return cached
+    n = len(state.vertices[VertexKind.MOVIE])
+    blocks: list[sparse.csr_matrix] = [sparse.csr_matrix((0, n))]
+    row_w: list[np.ndarray] = [np.zeros(0)]
+    for kind in (*CONTENT_EDGES, EdgeKind.SIMILAR_TO):
+        if kind not in w:
+            continue
+        et = state.edges[kind]
+        if kind is EdgeKind.SIMILAR_TO:
+            b = _similar_rows(state)
+        elif EDGE_SPECS[kind].dst is VertexKind.MOVIE:
+            b = et.csr  # person x movie
+        else:
+            b = et.csc  # genre or tag x movie
+        b = b[np.diff(b.indptr) >= 2]  # a row with one movie pairs it only with itself
+        blocks.append(b)
+        row_w.append(np.full(b.shape[0], w[kind]))
+    c = sparse.csr_matrix(sparse.vstack(blocks, format="csr"))
+    c.sort_indices()
+    row_weight = np.concatenate(row_w)
+    lt = sparse.csr_matrix(c.T.tocsr())
+    lt.data = row_weight[lt.indices]
+    deg = np.bincount(c.indices, weights=row_weight[_row_of(c)], minlength=n)
+    op = HopOperator.build(c, lt, row_weight, deg)
+    state.cache[cache_key] = op
+    return op
+
+
+def _row_of(m: sparse.csr_matrix) -> np.ndarray:
+    return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+
+
+def _round_scores(x: np.ndarray) -> np.ndarray:
+    """Round to 32 significant bits (about 10 decimal digits), so that scores equal in exact
+    arithmetic compare equal whatever order their terms were summed in."""
+    bits = x.view(np.int64)
+    return ((bits + (1 << 20)) & ~((1 << 21) - 1)).view(np.float64)
+
+
+def _top_candidates(total: np.ndarray, limit: int | None) -> np.ndarray:
+    """Positions of nonzero scores, cut early to a superset of the top ``limit`` (and ties):
+    a threshold guessed from a strided sample is kept when at least ``limit`` scores reach it
+    (then every top score does), which spares a full partition of the catalogue."""
+    n = len(total)
+    if limit is not None and limit > 0 and limit * 16 < n:
+        step = max(1, n // (limit * 8))
+        sample = total[::step]
+        k = max(1, (2 * limit) // step)
+        guess = np.partition(sample, len(sample) - k)[len(sample) - k]
+        if guess > 0:
+            cand = np.flatnonzero(total >= guess)
+            if len(cand) >= limit:
+                return cand
+    return np.flatnonzero(total)
+
+
+def khop_scores(
+    state: GraphState,
+    user: str,
+    *,
+    hops: int = 3,
+    weights: Mapping[EdgeKind, float] | None = None,
+    min_rating: float = 4.0,
+    limit: int | None = None,
+) -> list[tuple[str, float]]:
+    """Weighted path counts from the user's positive movies to unseen movies."""
+    if hops not in (1, 2, 3):
+        raise ValueError(f"khop_scores: hops must be 1, 2 or 3, got {hops!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"khop_scores: limit must be >= 0 or None, got {limit!r}")
+    movies, ratings, _ = user_ratings(state, user)
+    op = hop_operator(state, DEFAULT_HOP_WEIGHTS if weights is None else weights)
+    seeds = np.unique(movies[ratings >= min_rating])
+    if not len(seeds):
+        return []
+    x = op.apply_indicator(seeds)
+    total = x.copy()
+    for _ in range(hops - 1):
+        x = op.apply(x)
+        total += x
+    total = _round_scores(total)
+    total[seen_movies(state, user)] = 0.0
+    cand = _top_candidates(total, limit)
+    idx, vals = _sorted_pairs(state, VertexKind.MOVIE, cand, total[cand], limit)
+    keys = state.vertices[VertexKind.MOVIE].keys[idx]
+    return list(zip(keys.tolist(), vals.tolist(), strict=True))
+
+
+# --- people, affinity ----------------------------------------------------------------------
+
+
+def _people_matrices(state: GraphState) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """(person x movie, movie x person) binary: a person linked to a movie in any role."""
+    cached = state.cache.get("people")
+    if cached is None:
+        p = sparse.csr_matrix(sum(state.edges[k].csr for k in PEOPLE_EDGES))
+        p.sum_duplicates()
+        p.data[:] = 1.0
+        cached = (p, p.T.tocsr())
+        state.cache["people"] = cached
+    return cached
+
+
+def co_people(
+    state: GraphState, movie: str, *, min_shared: int = 2, limit: int | None = 20
+) -> list[tuple[str, int]]:
+    """Other movies sharing at least ``min_shared`` distinct people with ``movie``."""
+    if min_shared < 1:
+        raise ValueError(f"co_people: min_shared must be >= 1, got {min_shared!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"co_people: limit must be >= 0 or None, got {limit!r}")
+    m = _index(state, VertexKind.MOVIE, movie)
+    p, pt = _people_matrices(state)
+    persons = pt.indices[pt.indptr[m] : pt.indptr[m + 1]]
+    pos, _ = _gather(p.indptr, persons)
+    counts = np.bincount(p.indices[pos], minlength=p.shape[1])
+    counts[m] = 0
+    cand = np.flatnonzero(counts >= min_shared)
+    idx, vals = _sorted_pairs(state, VertexKind.MOVIE, cand, counts[cand], limit)
+    keys = state.vertices[VertexKind.MOVIE].keys[idx]
+    return list(zip(keys.tolist(), vals.tolist(), strict=True))
+
+
+def user_affinity(state: GraphState, user: str) -> Affinity:
+    """Genre and people affinities from the user's rated movies (see store.Affinity)."""
+    movies, ratings, _ = user_ratings(state, user)
+    known = ~np.isnan(ratings)
+    movies, w = movies[known], (ratings[known].astype(np.float64) - 3.0) / 2.0
+    if not len(movies):
+        return Affinity({}, {})
+    n = len(movies)
+    ig = state.edges[EdgeKind.IN_GENRE]
+    pos, pw = _gather(ig.indptr, movies, w)
+    genre = np.bincount(ig.indices[pos], weights=pw, minlength=ig.n_dst) / n
+    _, pt = _people_matrices(state)
+    pos, pw = _gather(pt.indptr, movies, w)
+    people = np.bincount(pt.indices[pos], weights=pw, minlength=pt.shape[1]) / n
+
+    def nonzero(kind: VertexKind, values: np.ndarray) -> dict[str, float]:
+        idx = np.flatnonzero(values)
+        keys = state.vertices[kind].keys[idx]
+        return dict(zip(keys.tolist(), values[idx].tolist(), strict=True))
+
+    return Affinity(nonzero(VertexKind.GENRE, genre), nonzero(VertexKind.PERSON, people))
+
+
+# --- neighbours, explanations -------------------------------------------------------------
+
+
+def _attrs(et: EdgeTable, position: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, col in et.columns.items():
+        v = col[position]
+        out[name] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def neighbours(
+    state: GraphState, kind: VertexKind, key: str, edge: EdgeKind, direction: Direction = "any"
+) -> list[Neighbour]:
+    """Vertices one ``edge`` away, sorted by (kind, key); outgoing before incoming on ties."""
+    if direction not in ("out", "in", "any"):
+        raise ValueError(f"neighbours: direction must be 'out', 'in' or 'any', got {direction!r}")
+    i = _index(state, kind, key)
+    spec, et = EDGE_SPECS[edge], state.edges[edge]
+    found: list[Neighbour] = []
+    if direction in ("out", "any") and kind is spec.src:
+        r = _row(et, i)
+        keys = state.vertices[spec.dst].keys
+        for pos in range(r.start, r.stop):
+            found.append(Neighbour(spec.dst, keys[et.indices[pos]], _attrs(et, pos)))
+    if direction in ("in", "any") and kind is spec.dst:
+        indptr, src, perm = et.reverse
+        keys = state.vertices[spec.src].keys
+        for j in range(int(indptr[i]), int(indptr[i + 1])):
+            found.append(Neighbour(spec.src, keys[src[j]], _attrs(et, int(perm[j]))))
+    return sorted(found, key=lambda nb: (nb.kind.value, nb.key))
+
+
+def _movie_links(state: GraphState, edge: EdgeKind, m: int) -> np.ndarray:
+    """Positions of the non-movie vertices linked to movie ``m`` by a content ``edge``."""
+    et = state.edges[edge]
+    if EDGE_SPECS[edge].src is VertexKind.MOVIE:
+        return et.indices[_row(et, m)]
+    indptr, src, _ = et.reverse
+    return src[int(indptr[m]) : int(indptr[m + 1])]
+
+
+def _similar(state: GraphState, m: int) -> np.ndarray:
+    et = state.edges[EdgeKind.SIMILAR_TO]
+    indptr, src, _ = et.reverse
+    both = np.concatenate([et.indices[_row(et, m)], src[int(indptr[m]) : int(indptr[m + 1])]])
+    return both[both != m]
+
+
+def _label(state: GraphState, kind: VertexKind, i: int, column: str) -> str:
+    vt = state.vertices[kind]
+    return str(vt.columns[column][i]) or str(vt.keys[i])
+
+
+def explain(state: GraphState, user: str, movie: str) -> Explanation | None:
+    """The best path seed -[edge]- via -[edge]- movie (priority as in store.Explanation)."""
+    movies, ratings, stamps = user_ratings(state, user)
+    m = _index(state, VertexKind.MOVIE, movie)
+    positive = (ratings >= POSITIVE_RATING) & (movies != m)
+    movies, ratings, stamps = movies[positive], ratings[positive], stamps[positive]
+    if not len(movies):
+        return None
+    mv = state.vertices[VertexKind.MOVIE]
+    order = np.lexsort((mv.key_rank[movies], -stamps, -ratings))
+    for edge in EXPLANATION_PRIORITY:
+        via_kind: VertexKind | None = None
+        via = -1
+        if edge is EdgeKind.SIMILAR_TO:
+            linked = np.isin(movies, _similar(state, m))
+            seed = int(np.flatnonzero(linked[order])[0]) if linked.any() else -1
+        else:
+            targets = _movie_links(state, edge, m)
+            seed = -1
+            if len(targets):
+                spec = EDGE_SPECS[edge]
+                via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
+                rank = state.vertices[via_kind].key_rank
+                for k, s in enumerate(order):
+                    common = np.intersect1d(targets, _movie_links(state, edge, int(movies[s])))
+                    if len(common):
+                        seed, via = k, int(common[np.argmin(rank[common])])
+                        break
+        if seed < 0:
+            continue
+        s = int(order[seed])
+        name_col = "name"
+        return Explanation(
+            user=user,
+            movie=movie,
+            movie_title=_label(state, VertexKind.MOVIE, m, "title"),
+            seed=str(mv.keys[movies[s]]),
+            seed_title=_label(state, VertexKind.MOVIE, int(movies[s]), "title"),
+            seed_rating=float(ratings[s]),
+            edge=edge,
+            via_kind=via_kind,
+            via_key="" if via_kind is None else str(state.vertices[via_kind].keys[via]),
+            via_name="" if via_kind is None else _label(state, via_kind, via, name_col),
+        )
+    return None

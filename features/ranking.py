@@ -1,0 +1,111 @@
+"""The one action-to-ranking function, shared by the simulator and the service.
+
+An action a is a direction in item-embedding space; candidate i scores ``e_i . a``. With
+temperature 0 the slate is the deterministic top-k (ties keep candidate order); with temperature
+T > 0 the slate is a Plackett-Luce sample of k candidates without replacement from
+softmax(scores / T), drawn with the Gumbel top-k trick, and each position's propensity (the
+probability of that pick given the picks before it) is returned for off-policy evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Slate:
+    """A ranked slate. ``indices`` are item (embedding-row) indices, best first.
+
+    ``propensities[j]`` is P(position j gets indices[j] | positions < j), 1.0 for deterministic
+    slates; ``log_propensity`` is the log-probability of the whole ordered slate.
+    """
+
+    indices: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+    propensities: npt.NDArray[np.float64]
+    log_propensity: float
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def _logsumexp(x: npt.NDArray[np.float64]) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.sum(np.exp(x - m))))
+
+
+def plackett_luce_log_probs(
+    scores: npt.ArrayLike, order: npt.ArrayLike, temperature: float
+) -> npt.NDArray[np.float64]:
+    """Per-position log-probabilities of picking ``order`` (positions into ``scores``) one by
+    one without replacement from softmax(scores / temperature)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for Plackett-Luce, got {temperature}")
+    logits = np.asarray(scores, dtype=np.float64) / temperature
+    picks = np.asarray(order, dtype=np.int64)
+    remaining = np.ones(logits.shape[0], dtype=bool)
+    out = np.empty(picks.shape[0], dtype=np.float64)
+    for j, p in enumerate(picks):
+        out[j] = logits[p] - _logsumexp(logits[remaining])
+        remaining[p] = False
+    return out
+
+
+def rank(
+    action: npt.ArrayLike,
+    candidate_indices: npt.ArrayLike,
+    embeddings: npt.NDArray[np.floating],
+    k: int,
+    temperature: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> Slate:
+    """Rank candidates by ``embeddings[i] . action`` and return a slate of ``min(k, n)`` items.
+
+    ``embeddings`` is the (n_items, d) matrix; ``action`` has shape (d,). ``rng`` is needed only
+    when temperature > 0 (a fresh unseeded generator is used if omitted, so pass one to be
+    reproducible).
+    """
+    if k <= 0:
+        raise ValueError(f"slate size k must be positive, got {k}")
+    if temperature < 0 or not np.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    emb = np.asarray(embeddings)
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d (items, dim) array, got shape {emb.shape}")
+    a = np.asarray(action, dtype=emb.dtype).reshape(-1)
+    if a.shape[0] != emb.shape[1]:
+        raise ValueError(
+            f"action has dimension {a.shape[0]} but embeddings have dimension {emb.shape[1]}"
+        )
+    if not np.all(np.isfinite(a)):
+        raise ValueError("action contains NaN or infinite values")
+    cands = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
+    if cands.shape[0] == 0:
+        raise ValueError("no candidates to rank")
+    if cands.min() < 0 or cands.max() >= emb.shape[0]:
+        raise ValueError(
+            f"candidate index out of range [0, {emb.shape[0]}): "
+            f"min {int(cands.min())}, max {int(cands.max())}"
+        )
+    scores = (emb[cands] @ a).astype(np.float64)
+    n = min(k, cands.shape[0])
+    if temperature == 0.0:
+        order = np.argsort(-scores, kind="stable")[:n]
+        props = np.ones(n, dtype=np.float64)
+        log_prop = 0.0
+    else:
+        gen = rng if rng is not None else np.random.default_rng()
+        keys = scores / temperature + gen.gumbel(size=scores.shape[0])
+        order = np.argsort(-keys, kind="stable")[:n]
+        logs = plackett_luce_log_probs(scores, order, temperature)
+        props = np.exp(logs)
+        log_prop = float(np.sum(logs))
+    return Slate(
+        indices=cands[order],
+        scores=scores[order].astype(np.float32),
+        propensities=props,
+        log_propensity=log_prop,
+    )

@@ -1,0 +1,168 @@
+"""User history and the fixed-size float32 state vector the agent sees.
+
+State layout (``StateBuilder.layout`` gives the slices), with d the embedding dim and G the
+number of genres, all entries in [-1, 1]:
+
+- ``user``    (d): sum over rated movies of w_m e_m / n, with w_m = (rating - 3) / 2;
+- ``recent``  (d): mean embedding of the last ``n_recent`` positive movies (DRR's pooled items);
+- ``product`` (d): user * recent, elementwise (DRR's interaction term);
+- ``graph``   (d): pooled embedding of unseen movies reached in 2 and 3 hops from the
+  positives, weighted by path counts (each hop's weights normalised, the two pools averaged);
+- ``genres``  (G): genre affinity, sum of w_m over rated movies in the genre / n (the store's
+  ``user_affinity`` definition);
+- ``stats``   (2): log1p(n rated) / log1p(1000) (capped at 1), fraction of ratings positive.
+
+Speed trade-off: hop path counts come from the Catalog's sparse hop operator, cached on the
+``UserHistory`` and recomputed only when the user's positives change, not from a store query per
+step. The snapshot is therefore as fresh as the Catalog: edges added to the store afterwards are
+not seen until the Catalog is rebuilt (the service rebuilds it when it reloads the graph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from features.catalog import Catalog, HopGraph
+from features.embeddings import ItemEmbeddings
+from features.graph.schema import POSITIVE_RATING
+
+MAX_HOPS = 3
+
+
+@dataclass
+class UserHistory:
+    """What one user has rated or otherwise seen, in order, with a cached hop-score table."""
+
+    n_movies: int
+    min_rating: float = POSITIVE_RATING
+    items: list[int] = field(default_factory=list)
+    ratings: list[float] = field(default_factory=list)
+    positives: list[int] = field(default_factory=list)
+    seen: npt.NDArray[np.bool_] = field(init=False)
+    _levels: npt.NDArray[np.float64] | None = field(default=None, init=False, repr=False)
+    # Values derived from the hop levels (pooled sums, ranked candidates), dropped with them.
+    derived: dict[object, object] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.seen = np.zeros(self.n_movies, dtype=bool)
+
+    @classmethod
+    def from_ratings(
+        cls,
+        n_movies: int,
+        movies: npt.ArrayLike,
+        ratings: npt.ArrayLike,
+        *,
+        min_rating: float = POSITIVE_RATING,
+    ) -> UserHistory:
+        """A history from movie rows and their ratings, oldest first."""
+        h = cls(n_movies=n_movies, min_rating=min_rating)
+        for m, r in zip(np.asarray(movies).tolist(), np.asarray(ratings).tolist(), strict=True):
+            h.add(int(m), float(r))
+        return h
+
+    def add(self, movie: int, rating: float) -> None:
+        """Record a rating (most recent last); a positive one invalidates the hop cache."""
+        if not 0 <= movie < self.n_movies:
+            raise ValueError(f"movie row {movie} out of range [0, {self.n_movies})")
+        self.items.append(movie)
+        self.ratings.append(rating)
+        self.seen[movie] = True
+        if rating >= self.min_rating:
+            self.positives.append(movie)
+            self._levels = None
+            self.derived.clear()
+
+    def mark_seen(self, movie: int) -> None:
+        """A movie watched or dismissed without a rating: never a candidate again."""
+        self.seen[movie] = True
+
+    def hop_levels(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
+        """(hops, n_movies) exact-h-hop path counts from the positives (seen not removed).
+        Cached until a new positive arrives; callers must not modify it."""
+        if self._levels is None:
+            seed = np.zeros(self.n_movies, dtype=np.float64)
+            seed[np.unique(np.asarray(self.positives, dtype=np.int64))] = 1.0
+            levels = (
+                hop.levels(seed, MAX_HOPS)
+                if self.positives
+                else np.zeros((MAX_HOPS, self.n_movies), dtype=np.float64)
+            )
+            self._levels = np.maximum(levels, 0.0)  # counts: clear float round-off below 0
+            self.derived.clear()
+        return self._levels[:hops]
+
+
+class StateBuilder:
+    """Builds the state vector (module doc) for a user from their history."""
+
+    def __init__(self, catalog: Catalog, embeddings: ItemEmbeddings, *, n_recent: int = 10):
+        embeddings.check_catalog(catalog)
+        if n_recent <= 0:
+            raise ValueError(f"n_recent must be positive, got {n_recent}")
+        self.catalog = catalog
+        self.emb = embeddings.vectors.astype(np.float64)
+        self.genres = np.asarray(catalog.genres.todense(), dtype=np.float64)
+        self.n_recent = n_recent
+        # H is symmetric, so seed . (H^h E) = (H^h seed) . E: the pooled sums over all movies
+        # for any set of positives are sums of rows of these (hops 2 and 3), no per-user pass.
+        h1 = catalog.hop.apply(self.emb)
+        h2 = catalog.hop.apply(h1)
+        ones = np.ones(catalog.n_movies)
+        t1 = catalog.hop.apply(ones)
+        t2 = catalog.hop.apply(t1)
+        self._hop_emb = np.stack([h2, catalog.hop.apply(h2)])  # (2, movies, d)
+        self._hop_tot = np.stack([t2, catalog.hop.apply(t2)])  # (2, movies)
+        d, g = embeddings.dim, catalog.n_genres
+        names = ("user", "recent", "product", "graph")
+        self.layout: dict[str, slice] = {n: slice(i * d, (i + 1) * d) for i, n in enumerate(names)}
+        self.layout["genres"] = slice(4 * d, 4 * d + g)
+        self.layout["stats"] = slice(4 * d + g, 4 * d + g + 2)
+
+    @property
+    def observation_size(self) -> int:
+        return self.layout["stats"].stop
+
+    def new_history(self) -> UserHistory:
+        return UserHistory(n_movies=self.catalog.n_movies)
+
+    def build(self, history: UserHistory) -> npt.NDArray[np.float32]:
+        out = np.zeros(self.observation_size, dtype=np.float64)
+        n = len(history.items)
+        if n:
+            items = np.asarray(history.items, dtype=np.int64)
+            w = (np.asarray(history.ratings, dtype=np.float64) - 3.0) / 2.0
+            out[self.layout["user"]] = w @ self.emb[items] / n
+            out[self.layout["genres"]] = w @ self.genres[items] / n
+            out[self.layout["stats"]] = (
+                min(np.log1p(n) / np.log1p(1000.0), 1.0),
+                len(history.positives) / n,
+            )
+        if history.positives:
+            recent = np.asarray(history.positives[-self.n_recent :], dtype=np.int64)
+            out[self.layout["recent"]] = self.emb[recent].mean(axis=0)
+            out[self.layout["product"]] = out[self.layout["user"]] * out[self.layout["recent"]]
+            out[self.layout["graph"]] = self._graph_pool(history)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def _graph_pool(self, history: UserHistory) -> npt.NDArray[np.float64]:
+        """Mean over hops 2 and 3 of the path-count-weighted mean embedding of unseen movies.
+
+        The sums over all movies come from the precomputed H^h E rows of the positives; the
+        seen movies' share is subtracted, so a call costs O((positives + seen) x d), not
+        O(movies x d).
+        """
+        levels = history.hop_levels(self.catalog.hop)[1:]
+        pos = np.unique(np.asarray(history.positives, dtype=np.int64))
+        num_all = self._hop_emb[:, pos].sum(axis=1)
+        tot_all = self._hop_tot[:, pos].sum(axis=1)
+        seen = np.flatnonzero(history.seen)
+        num = num_all - levels[:, seen] @ self.emb[seen]
+        tot = tot_all - levels[:, seen].sum(axis=1)
+        ok = tot > 1e-12 * np.maximum(tot_all, 1.0)
+        if not np.any(ok):
+            return np.zeros(self.emb.shape[1])
+        return np.asarray((num[ok] / tot[ok][:, None]).mean(axis=0))

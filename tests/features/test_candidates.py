@@ -1,0 +1,161 @@
+"""Hop scores against a brute-force reading of the store's definition; candidate sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.candidates import CandidateGenerator, khop_scores, top_rows
+from features.catalog import Catalog
+from features.graph.local import LocalGraphStore
+from features.graph.schema import DEFAULT_HOP_WEIGHTS, EdgeKind
+from features.importers.movielens import load_movielens
+from features.state import UserHistory
+from tests.features.catalog_fixtures import DIRECTED, GENRES, SIMILAR, TAGGED, tiny_catalog
+
+BUNDLED = Path(__file__).resolve().parents[2] / "features/datasets/ml-latest-small"
+
+
+def brute_force_h(cat: Catalog) -> np.ndarray:
+    """H[i, j] = sum_e w_e n_e(i, j) for i != j, straight from the edge lists."""
+    keys = list(cat.movie_keys)
+    links: dict[EdgeKind, set[tuple[str, str]]] = {
+        EdgeKind.IN_GENRE: {(m, g) for m, gs in GENRES.items() for g in gs.split("|") if g},
+        EdgeKind.DIRECTED: {(m, p) for p, m in DIRECTED},
+        EdgeKind.TAGGED: set(TAGGED),
+    }
+    n = len(keys)
+    h = np.zeros((n, n))
+    for kind, pairs in links.items():
+        w = DEFAULT_HOP_WEIGHTS[kind]
+        for i, a in enumerate(keys):
+            for j, b in enumerate(keys):
+                if i != j:
+                    shared = {v for m, v in pairs if m == a} & {v for m, v in pairs if m == b}
+                    h[i, j] += w * len(shared)
+    for a, b in SIMILAR:
+        i, j = keys.index(a), keys.index(b)
+        h[i, j] += DEFAULT_HOP_WEIGHTS[EdgeKind.SIMILAR_TO]
+        h[j, i] += DEFAULT_HOP_WEIGHTS[EdgeKind.SIMILAR_TO]
+    return h
+
+
+def test_hop_operator_matches_brute_force() -> None:
+    cat = tiny_catalog()
+    h = brute_force_h(cat)
+    eye = np.eye(cat.n_movies)
+    assert np.allclose(cat.hop.apply(eye), h)
+    seed = np.zeros(cat.n_movies)
+    seed[cat.index_of(["m1", "m3"])] = 1.0
+    levels = cat.hop.levels(seed, 3)
+    assert np.allclose(levels[0], h @ seed)
+    assert np.allclose(levels[2], h @ h @ h @ seed)
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3])
+def test_khop_scores_drop_seen_and_sum_hops(hops: int) -> None:
+    cat = tiny_catalog()
+    h = brute_force_h(cat)
+    hist = UserHistory.from_ratings(cat.n_movies, cat.index_of(["m1", "m5", "m2"]), [5.0, 2.0, 4.0])
+    seed = np.zeros(cat.n_movies)
+    seed[cat.index_of(["m1", "m2"])] = 1.0  # m5 (2.0) is seen but not a positive
+    expect = np.sum([np.linalg.matrix_power(h, k) @ seed for k in range(1, hops + 1)], axis=0)
+    expect[cat.index_of(["m1", "m2", "m5"])] = 0.0
+    assert np.allclose(khop_scores(cat, hist, hops), expect)
+
+
+def test_khop_rejects_bad_hops() -> None:
+    cat = tiny_catalog()
+    with pytest.raises(ValueError, match="hops must be 1, 2 or 3, got 4"):
+        khop_scores(cat, UserHistory(cat.n_movies), 4)
+
+
+def test_top_rows_orders_by_score_then_row() -> None:
+    scores = np.array([0.0, 2.0, 1.0, 2.0, 3.0, -1.0])
+    assert top_rows(scores, 3).tolist() == [4, 1, 3]
+    assert top_rows(scores, 10).tolist() == [4, 1, 3, 2]
+
+
+def test_candidates_graph_first_then_popular_never_seen() -> None:
+    cat = tiny_catalog()
+    hist = UserHistory.from_ratings(cat.n_movies, cat.index_of(["m1"]), [5.0])
+    gen = CandidateGenerator(cat, max_candidates=5, graph_share=0.6)
+    cands = gen.generate(hist)
+    assert len(cands) == 5
+    assert len(set(cands.tolist())) == 5
+    assert not hist.seen[cands].any()
+    scores = khop_scores(cat, hist)
+    assert cands[:3].tolist() == top_rows(scores, 3).tolist()
+    rest = [r for r in cat.popular_order().tolist() if not hist.seen[r] and r not in cands[:3]]
+    assert cands[3:].tolist() == rest[:2]
+
+
+def test_candidates_without_positives_are_popular_unseen() -> None:
+    cat = tiny_catalog()
+    hist = UserHistory.from_ratings(cat.n_movies, cat.index_of(["m2"]), [1.0])
+    cands = CandidateGenerator(cat, max_candidates=3).generate(hist)
+    expect = [r for r in cat.popular_order().tolist() if r != cat.index_of("m2")[0]][:3]
+    assert cands.tolist() == expect
+
+
+def test_candidate_cache_matches_a_fresh_history() -> None:
+    """Filtering the cached ranking as movies become seen gives the same set as recomputing."""
+    cat = tiny_catalog()
+    gen = CandidateGenerator(cat, max_candidates=4, graph_share=1.0)
+    hist = UserHistory.from_ratings(cat.n_movies, cat.index_of(["m1"]), [5.0])
+    gen.generate(hist)
+    for key, rating in [("m6", 2.0), ("m3", 3.0), ("m4", 5.0), ("m8", 1.0)]:
+        hist.add(int(cat.index_of(key)[0]), rating)
+        fresh = UserHistory.from_ratings(cat.n_movies, hist.items, hist.ratings)
+        assert gen.generate(hist).tolist() == gen.generate(fresh).tolist()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_candidates": 0}, "max_candidates must be positive, got 0"),
+        ({"graph_share": 1.5}, r"graph_share must be in \[0, 1\], got 1.5"),
+        ({"hops": 0}, "hops must be 1, 2 or 3, got 0"),
+    ],
+)
+def test_candidate_generator_rejects_bad_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CandidateGenerator(tiny_catalog(), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def ml_store_and_catalog() -> tuple[LocalGraphStore, Catalog]:
+    store = LocalGraphStore()
+    store.upsert(load_movielens(BUNDLED))
+    return store, Catalog.from_store(store)
+
+
+def test_catalog_from_store_matches_the_batch(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+) -> None:
+    _, cat = ml_store_and_catalog
+    direct = Catalog.from_batch(load_movielens(BUNDLED))
+    assert np.array_equal(cat.movie_keys, direct.movie_keys)
+    assert cat.ratings.equals(direct.ratings)
+    assert (cat.genres != direct.genres).nnz == 0
+
+
+@pytest.mark.parametrize(("user", "hops"), [("1", 3), ("42", 2), ("600", 1)])
+def test_khop_scores_agree_with_the_store(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog], user: str, hops: int
+) -> None:
+    store, cat = ml_store_and_catalog
+    """Same scores for every movie; the same top 100 up to the order of near-ties (the two
+    sum in different orders, so equal scores may differ in the last bits)."""
+    expect = store.khop_scores(user, hops=hops)
+    theirs = dict(expect)
+    mine = cat.ratings[cat.ratings["user"] == user]
+    hist = UserHistory.from_ratings(cat.n_movies, mine["movie"], mine["rating"])
+    scores = khop_scores(cat, hist, hops)
+    assert np.count_nonzero(scores) == len(expect)
+    keys = cat.movie_keys
+    assert np.allclose([theirs[k] for k in keys[scores > 0]], scores[scores > 0], rtol=1e-6)
+    rows = top_rows(scores, 100)
+    assert np.allclose(scores[rows], [s for _, s in expect[:100]], rtol=1e-6)

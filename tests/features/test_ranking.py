@@ -1,0 +1,108 @@
+"""The shared ranking function: top-k, Plackett-Luce sampling, propensities, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from features.ranking import plackett_luce_log_probs, rank
+
+
+@pytest.fixture
+def emb() -> np.ndarray:
+    return np.random.default_rng(3).normal(size=(30, 4)).astype(np.float32)
+
+
+def test_deterministic_top_k_is_the_best_scores(emb: np.ndarray) -> None:
+    a = np.array([0.5, -1.0, 0.2, 0.9], dtype=np.float32)
+    cands = np.array([3, 7, 11, 2, 29, 15, 0])
+    slate = rank(a, cands, emb, 3)
+    scores = emb[cands] @ a
+    assert slate.indices.tolist() == cands[np.argsort(-scores)[:3]].tolist()
+    assert np.allclose(slate.scores, np.sort(scores)[::-1][:3])
+    assert slate.propensities.tolist() == [1.0, 1.0, 1.0]
+    assert slate.log_propensity == 0.0
+
+
+def test_ties_keep_candidate_order() -> None:
+    emb = np.ones((5, 2), dtype=np.float32)
+    slate = rank(np.array([1.0, 0.0]), [4, 1, 3, 0], emb, 3)
+    assert slate.indices.tolist() == [4, 1, 3]
+
+
+def test_k_larger_than_candidates_returns_all(emb: np.ndarray) -> None:
+    slate = rank(np.ones(4), [5, 6], emb, 10)
+    assert len(slate) == 2 and sorted(slate.indices.tolist()) == [5, 6]
+
+
+def test_sampling_is_reproducible_with_a_seeded_rng(emb: np.ndarray) -> None:
+    a = np.array([0.3, 0.1, -0.4, 0.2])
+    cands = np.arange(30)
+    s1 = rank(a, cands, emb, 5, temperature=0.5, rng=np.random.default_rng(11))
+    s2 = rank(a, cands, emb, 5, temperature=0.5, rng=np.random.default_rng(11))
+    assert s1.indices.tolist() == s2.indices.tolist()
+    draws = {
+        tuple(rank(a, cands, emb, 5, temperature=0.5, rng=np.random.default_rng(s)).indices)
+        for s in range(20)
+    }
+    assert len(draws) > 1
+
+
+def test_propensities_match_plackett_luce(emb: np.ndarray) -> None:
+    a = np.array([1.0, 0.5, -0.5, 0.0])
+    cands = np.array([1, 4, 9, 16, 25])
+    t = 0.7
+    slate = rank(a, cands, emb, 3, temperature=t, rng=np.random.default_rng(0))
+    scores = (emb[cands] @ a).astype(np.float64)
+    pos = [int(np.flatnonzero(cands == i)[0]) for i in slate.indices]
+    logs = plackett_luce_log_probs(scores, pos, t)
+    assert np.allclose(np.log(slate.propensities), logs)
+    assert slate.log_propensity == pytest.approx(float(np.sum(logs)))
+    soft = np.exp(scores / t) / np.exp(scores / t).sum()
+    assert slate.propensities[0] == pytest.approx(soft[pos[0]])
+    assert np.all((slate.propensities > 0) & (slate.propensities <= 1))
+
+
+def test_plackett_luce_probabilities_sum_to_one() -> None:
+    scores = np.array([0.2, 1.5, -0.3, 0.9])
+    total = sum(
+        np.exp(plackett_luce_log_probs(scores, perm, 0.8).sum())
+        for perm in itertools.permutations(range(4), 2)
+    )
+    assert total == pytest.approx(1.0)
+
+
+def test_first_pick_frequencies_follow_the_softmax() -> None:
+    emb = np.array([[1.0], [0.5], [0.0], [-1.0]])
+    rng = np.random.default_rng(5)
+    n = 20000
+    firsts = np.bincount(
+        [
+            int(rank([1.0], [0, 1, 2, 3], emb, 2, temperature=0.5, rng=rng).indices[0])
+            for _ in range(n)
+        ],
+        minlength=4,
+    )
+    soft = np.exp(emb[:, 0] / 0.5) / np.exp(emb[:, 0] / 0.5).sum()
+    assert np.allclose(firsts / n, soft, atol=0.015)
+
+
+@pytest.mark.parametrize(
+    ("action", "cands", "k", "temperature", "message"),
+    [
+        (np.ones(4), [0, 1], 0, 0.0, "slate size k must be positive, got 0"),
+        (np.ones(4), [0, 1], -2, 0.0, "slate size k must be positive, got -2"),
+        (np.ones(3), [0, 1], 2, 0.0, "action has dimension 3 but embeddings have dimension 4"),
+        (np.ones(4), [0, 1], 2, -1.0, "temperature must be a finite number >= 0, got -1.0"),
+        (np.ones(4), [], 2, 0.0, "no candidates to rank"),
+        (np.ones(4), [0, 30], 2, 0.0, r"candidate index out of range \[0, 30\): min 0, max 30"),
+        (np.array([1.0, np.nan, 0, 0]), [0], 1, 0.0, "action contains NaN or infinite values"),
+    ],
+)
+def test_bad_input(
+    emb: np.ndarray, action: np.ndarray, cands: list[int], k: int, temperature: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        rank(action, cands, emb, k, temperature=temperature)
