@@ -1,0 +1,1 @@
+"""Plex adapters: library and history sync, webhooks, history polling, pushing recommendations."""

@@ -1,0 +1,1 @@
+"""Radarr adapter: add recommended movies for download."""
