@@ -9,32 +9,15 @@ simulator steps (env.step_slate), so their numbers compare like for like.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from features.catalog import Catalog
+from features.context import Rows, SlateContext
 from features.ranking import rank
-from features.state import UserHistory
 
-Rows = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class SlateContext:
-    """What a policy may use at one step. ``true_utility`` is the simulator's ground truth:
-    only the oracle baseline reads it."""
-
-    candidates: Rows
-    k: int
-    history: UserHistory
-    catalog: Catalog
-    embeddings: npt.NDArray[np.float32]
-    rng: np.random.Generator
-    true_utility: Callable[[Rows], npt.NDArray[np.float64]] | None = None
+__all__ = ["AgentPolicy", "Rows", "SlateContext", "SlatePolicy"]
 
 
 class SlatePolicy(Protocol):

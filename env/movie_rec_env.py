@@ -15,6 +15,7 @@ from env.reward import RatingReward, draw_rating
 from env.user_model import SimulatedUser, UserModelConfig
 from env.world import SPLITS, SimulationWorld, default_world
 from features.candidates import CandidateGenerator
+from features.context import SlateContext
 from features.ranking import rank
 from features.state import StateBuilder, UserHistory
 
@@ -136,6 +137,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             -1.0, 1.0, shape=(self.state_builder.observation_size,), dtype=np.float32
         )
         self._user: SimulatedUser | None = None
+        self._cands: npt.NDArray[np.int64] | None = None
         self._last_info: dict[str, Any] = {}
 
     # ---- episode -----------------------------------------------------------------------------
@@ -159,6 +161,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         n = min(self.history_size, movies.shape[0])
         history = UserHistory.from_ratings(self.world.catalog.n_movies, movies[:n], ratings[:n])
         row = self.world.model.user_index(key)
+        self._cands = None
         self._user = SimulatedUser(
             key=key,
             predicted=self.world.model.predict_user(row),
@@ -185,30 +188,82 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         if not np.all(np.isfinite(a)):
             raise ValueError("action contains NaN or infinite values")
         a = np.clip(a, -1.0, 1.0)
+        cands = self._current_candidates(user)
+        slate = rank(a, cands, self._emb, self.slate_size, self.ranking_temperature, self.np_random)
+        return self._respond(user, cands, slate.indices, slate.propensities)
+
+    def slate_context(self, rng: np.random.Generator) -> SlateContext:
+        """What a slate policy may see now (features.context.SlateContext): candidates, slate
+        size, history, embeddings, and the true utility (read only by the oracle baseline)."""
+        user = self._require_user()
+        return SlateContext(
+            candidates=self._current_candidates(user),
+            k=self.slate_size,
+            history=user.history,
+            catalog=self.world.catalog,
+            embeddings=self._emb,
+            rng=rng,
+            true_utility=user.utility,
+        )
+
+    def step_slate(
+        self, slate: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """Step with a slate chosen outside the action-to-ranking path (baselines, logged
+        policies): movie rows, best first, drawn from the current candidates."""
+        user = self._require_user()
+        rows = np.asarray(slate, dtype=np.int64).reshape(-1)
+        cands = self._current_candidates(user)
+        if rows.shape[0] == 0 or rows.shape[0] > self.slate_size:
+            raise ValueError(f"a slate holds 1 to {self.slate_size} movies, got {rows.shape[0]}")
+        if np.unique(rows).shape[0] != rows.shape[0]:
+            raise ValueError("the slate repeats a movie")
+        if not np.isin(rows, cands).all():
+            raise ValueError("the slate holds movies that are not among the current candidates")
+        return self._respond(user, cands, rows, np.ones(rows.shape[0]))
+
+    def _require_user(self) -> SimulatedUser:
+        if self._user is None:
+            raise RuntimeError("call reset() before step()")
+        return self._user
+
+    def _current_candidates(self, user: SimulatedUser) -> npt.NDArray[np.int64]:
+        """Candidates for the user's current history, computed once per step."""
+        if self._cands is None:
+            self._cands = self.candidates.generate(user.history)
+        return self._cands
+
+    def _respond(
+        self,
+        user: SimulatedUser,
+        cands: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64],
+        propensities: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """The user's response to a slate: choice, rating, boredom, leaving."""
+        self._cands = None
         rng = self.np_random
-        cands = self.candidates.generate(user.history)
-        slate = rank(a, cands, self._emb, self.slate_size, self.ranking_temperature, rng)
         cand_utility = user.utility(cands)
-        slate_utility = user.utility(slate.indices)
+        slate_utility = user.utility(rows)
         pos = self.choice.choose(slate_utility, rng)
         if pos is None:
             chosen, rating, utility = -1, None, float("nan")
         else:
-            chosen = int(slate.indices[pos])
+            chosen = int(rows[pos])
             utility = float(slate_utility[pos])
             rating = draw_rating(utility, self.user_config.rating_noise, rng)
             user.history.add(chosen, rating)
         reward = self.reward_fn(rating)
-        user.observe(slate.indices, None if chosen < 0 else chosen)
+        user.observe(rows, None if chosen < 0 else chosen)
         terminated = bool(rng.random() < user.leave_probability(chosen >= 0))
         keys = self.world.catalog.movie_keys
         oracle = float(cand_utility.max())
         best = float(slate_utility.max())
         info: dict[str, Any] = {
             "user": user.key,
-            "slate": slate.indices,
-            "slate_keys": [str(k) for k in keys[slate.indices]],
-            "propensities": slate.propensities,
+            "slate": rows,
+            "slate_keys": [str(k) for k in keys[rows]],
+            "propensities": propensities,
             "chosen": chosen,
             "chosen_key": str(keys[chosen]) if chosen >= 0 else "",
             "rating": float("nan") if rating is None else rating,

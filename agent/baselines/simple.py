@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from agent.policies import Rows, SlateContext
 from features.candidates import khop_scores
+from features.context import Rows, SlateContext
 
 
 def _top(candidates: Rows, scores: npt.NDArray[np.float64], k: int) -> Rows:
