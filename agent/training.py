@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import mlflow
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -116,10 +117,9 @@ def train(
     home.ensure()
     ckpt = checkpoint_dir(home, config.run_name)
     venv = make_vec_env(
-        ENV_ID,
+        lambda: gym.make(ENV_ID, world=world, split="train"),
         n_envs=config.n_envs,
         seed=config.agent.seed,
-        env_kwargs={"world": world, "split": "train"},
     )
     run_id: str | None = None
     model: Agent

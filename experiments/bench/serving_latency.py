@@ -1,0 +1,178 @@
+"""Latency and throughput of GET /v1/users/{user}/recommendations.
+
+Measures p50/p95 of sequential requests in-process (TestClient, no network) and over HTTP
+(uvicorn on 127.0.0.1 in a subprocess), then throughput with 8 concurrent clients over HTTP.
+Users: 90 % known users of the graph, 10 % unknown (cold start).
+
+    python experiments/bench/serving_latency.py --home .marquee [--requests 300] [--json]
+
+Needs a graph in the home folder (``marquee --home H ingest movielens``). Uses MARQUEE_REDIS_URL
+if set, else the embedded Redis in the home folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def _pcts(samples: list[float]) -> dict[str, float]:
+    ms = np.array(samples) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+        "n": len(samples),
+    }
+
+
+def _users(home: Path, n: int, seed: int) -> list[str]:
+    from features.graph.factory import open_store
+    from features.graph.schema import VertexKind
+    from marquee.home import Home
+
+    store = open_store(Home(home))
+    known = store.vertex_frame(VertexKind.USER)["key"].astype(str).tolist()
+    store.close()
+    if not known:
+        sys.exit(f"no users in the graph at {home}: run `marquee --home {home} ingest movielens`")
+    rng = random.Random(seed)
+    return [rng.choice(known) if rng.random() < 0.9 else f"new-user-{i}" for i in range(n)]
+
+
+def _timed(get: Callable[[str], int], users: list[str]) -> list[float]:
+    out = []
+    for user in users:
+        t0 = time.perf_counter()
+        status = get(user)
+        out.append(time.perf_counter() - t0)
+        if status != 200:
+            raise RuntimeError(f"GET for {user!r} returned {status}")
+    return out
+
+
+def in_process(home: Path, users: list[str], k: int) -> dict[str, float]:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    with TestClient(create_app(Settings(home=home))) as api:
+        _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users[:20])
+        return _pcts(
+            _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users)
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def over_http(home: Path, users: list[str], k: int, concurrency: int) -> dict[str, object]:
+    port = _free_port()
+    env = {**os.environ, "MARQUEE_HOME": str(home)}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("uvicorn did not become ready")
+        with httpx.Client(base_url=base, timeout=30) as client:
+
+            def get(u: str) -> int:
+                return client.get(f"/v1/users/{u}/recommendations?k={k}").status_code
+
+            _timed(get, users[:20])
+            sequential = _pcts(_timed(get, users))
+        lat: list[float] = []
+        lock = threading.Lock()
+        chunks = [users[i::concurrency] for i in range(concurrency)]
+
+        def worker(part: list[str]) -> None:
+            with httpx.Client(base_url=base, timeout=30) as c:
+                got = _timed(
+                    lambda u: c.get(f"/v1/users/{u}/recommendations?k={k}").status_code, part
+                )
+            with lock:
+                lat.extend(got)
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        return {
+            "sequential": sequential,
+            "concurrent": {
+                **_pcts(lat),
+                "concurrency": concurrency,
+                "requests_per_s": round(len(lat) / wall, 1),
+            },
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--home", type=Path, default=Path(os.environ.get("MARQUEE_HOME", ".marquee"))
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    home = args.home.expanduser().resolve()
+    users = _users(home, args.requests, args.seed)
+    result = {
+        "home": str(home),
+        "k": args.k,
+        "requests": args.requests,
+        "cpus": os.cpu_count(),
+        "in_process": in_process(home, users, args.k),
+        "http": over_http(home, users, args.k, args.concurrency),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    ip, http = result["in_process"], result["http"]
+    seq, conc = http["sequential"], http["concurrent"]  # type: ignore[index]
+    print(f"graph {home}, k={args.k}, {args.requests} requests, 90% known users")
+    print(f"in-process     p50 {ip['p50_ms']:7.2f} ms   p95 {ip['p95_ms']:7.2f} ms")
+    print(f"HTTP           p50 {seq['p50_ms']:7.2f} ms   p95 {seq['p95_ms']:7.2f} ms")
+    print(
+        f"HTTP x{conc['concurrency']}        p50"
+        f"  {conc['p50_ms']:7.2f} ms   p95 {conc['p95_ms']:7.2f} ms"
+        f"   {conc['requests_per_s']} req/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""A/B arms: each names a policy (a version id or registry alias) and a traffic share.
+
+A user lands in an arm by a salted hash of their key, so the assignment is stable across
+requests and restarts and changes only when the salt or the shares change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SHARE_TOLERANCE = 1e-6
+
+
+class Arm(BaseModel):
+    """One arm: ``policy`` is what the service loads for it ("popularity" needs no model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    policy: str = Field(min_length=1, max_length=200)
+    share: float = Field(gt=0.0, le=1.0)
+
+
+class ABConfig(BaseModel):
+    """The arms and the salt. Shares must sum to 1; arm names must be distinct."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    salt: str = Field(default="marquee", min_length=1)
+    arms: tuple[Arm, ...] = (Arm(name="default", policy="popularity", share=1.0),)
+
+    @model_validator(mode="after")
+    def _check(self) -> ABConfig:
+        if not self.arms:
+            raise ValueError("A/B config needs at least one arm")
+        names = [a.name for a in self.arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"A/B arm names must be distinct; repeated: {dupes}")
+        total = math.fsum(a.share for a in self.arms)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(f"A/B arm shares must sum to 1, they sum to {total:g}")
+        return self
+
+
+def bucket(salt: str, user: str) -> float:
+    """A number in [0, 1) fixed by (salt, user)."""
+    digest = hashlib.sha256(f"{salt}\x00{user}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+class ABRouter:
+    """Assigns users to arms by their hash bucket and the cumulative shares."""
+
+    def __init__(self, config: ABConfig) -> None:
+        self.config = config
+        self._edges: list[tuple[float, Arm]] = []
+        acc = 0.0
+        for arm in config.arms:
+            acc += arm.share
+            self._edges.append((acc, arm))
+
+    @property
+    def arms(self) -> tuple[Arm, ...]:
+        return self.config.arms
+
+    def assign(self, user: str) -> Arm:
+        b = bucket(self.config.salt, user)
+        for edge, arm in self._edges:
+            if b < edge:
+                return arm
+        return self._edges[-1][1]  # shares summing to 1 - epsilon leave a sliver at the top

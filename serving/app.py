@@ -1,0 +1,208 @@
+"""The FastAPI app factory. Nothing is built at import time: ``create_app`` returns an app whose
+lifespan opens the graph store, Redis, the recommenders and the feedback sink, and closes them.
+
+Tests (and the lead's policy loader) can pass a store, a Redis client or a recommender factory,
+or override any dependency in serving.deps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from features.graph.store import GraphStore
+from serving.ab import ABRouter, Arm
+from serving.deps import Services, get_sink
+from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
+from serving.feedback.store import RedisFeedbackStore
+from serving.metrics import Metrics
+from serving.plex.webhook import build_plex_webhook_router
+from serving.popularity import PopularityRecommender
+from serving.reclog import LoggedRecommendation, RecLog
+from serving.recommender import Recommender
+from serving.redis_conn import RedisHandle, connect
+from serving.routes import feedback, health, recommendations, web
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# (arm, graph store) -> the recommender serving that arm
+RecommenderFactory = Callable[[Arm, GraphStore], Recommender]
+
+
+def popularity_factory() -> RecommenderFactory:
+    """The built-in factory: "popularity" arms share one PopularityRecommender."""
+    shared: dict[int, PopularityRecommender] = {}
+
+    def make(arm: Arm, store: GraphStore) -> Recommender:
+        if arm.policy != "popularity":
+            raise ValueError(
+                f"A/B arm {arm.name!r} names policy {arm.policy!r}, but only 'popularity' is "
+                "built in; pass a recommender_factory that loads it"
+            )
+        if id(store) not in shared:
+            shared[id(store)] = PopularityRecommender(store)
+        return shared[id(store)]
+
+    return make
+
+
+class LatencyMiddleware:
+    """Times each HTTP request into the latency histogram, labelled by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            m = self.metrics()
+            if m is not None:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                m.latency.labels(template, scope["method"], str(status)).observe(
+                    time.perf_counter() - start
+                )
+
+
+def _build(
+    settings: Settings,
+    store: GraphStore | None,
+    redis_client: redis.Redis | None,
+    factory: RecommenderFactory,
+) -> Services:
+    home = settings.home_dir()
+    opened: list[object] = []
+    if store is None:
+        from features.graph.factory import open_store
+
+        store = open_store(home.ensure())
+        opened.append(store)
+    if redis_client is not None:
+        handle = RedisHandle(client=redis_client, embedded=False, description="given client")
+    else:
+        url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        handle = connect(url, home.buffer_dir, timeout=settings.redis_timeout_seconds)
+        opened.append(handle)
+    ab = ABRouter(settings.ab)
+    recommenders = {arm.name: factory(arm, store) for arm in ab.arms}
+
+    def next_state(rec: LoggedRecommendation, movie: str | None) -> Any:
+        recommender = recommenders.get(rec.arm)
+        if recommender is None or rec.state is None:
+            return None
+        return recommender.next_state(rec.user, rec.state, movie)
+
+    prefix = settings.redis_prefix
+    reclog = RecLog(handle.client, prefix, settings.reclog_ttl_seconds)
+    feedback_store = RedisFeedbackStore(
+        handle.client,
+        prefix,
+        reclog,
+        next_state=next_state,
+        buffer_capacity=settings.buffer_capacity,
+    )
+    sink = SpoolingFeedbackSink(feedback_store, settings.spool_file())
+    metrics = Metrics()
+    metrics.watch(metrics.buffer_size, feedback_store.buffer_size)
+    metrics.watch(metrics.spooled, sink.pending)
+    for arm in ab.arms:
+        metrics.policy.labels(arm.name, arm.policy, recommenders[arm.name].policy_version).set(1)
+    return Services(
+        settings=settings,
+        store=store,
+        ab=ab,
+        recommenders=recommenders,
+        sink=sink,
+        metrics=metrics,
+        reclog=reclog,
+        redis=handle,
+        closers=opened,
+    )
+
+
+async def _replay_loop(sink: SpoolingFeedbackSink, every: float) -> None:
+    """Move spooled feedback into Redis once it is back."""
+    while True:
+        await asyncio.sleep(every)
+        if not sink.has_pending():
+            continue
+        try:
+            await run_in_threadpool(sink.replay)
+        except REDIS_DOWN:
+            log.debug("redis still unavailable; spool kept")
+        except Exception:
+            log.exception("spool replay failed; will retry")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: GraphStore | None = None,
+    redis_client: redis.Redis | None = None,
+    recommender_factory: RecommenderFactory | None = None,
+) -> FastAPI:
+    """The Marquee API. ``settings`` default to the MARQUEE_* environment."""
+    cfg = settings if settings is not None else Settings()
+    factory = recommender_factory or popularity_factory()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
+        app.state.services = services
+        task = None
+        if isinstance(services.sink, SpoolingFeedbackSink):
+            task = asyncio.create_task(_replay_loop(services.sink, cfg.spool_replay_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            app.state.services = None
+            for thing in reversed(services.closers):
+                close = getattr(thing, "close", None)
+                if close is not None:
+                    await run_in_threadpool(close)
+
+    app = FastAPI(
+        title="Marquee",
+        summary="Movie recommendations that learn from what people watch.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    app.add_middleware(
+        LatencyMiddleware, metrics=lambda: getattr(app.state.services, "metrics", None)
+    )
+    app.include_router(health.router)
+    app.include_router(recommendations.router)
+    app.include_router(feedback.router)
+    app.include_router(web.router)
+    secret = cfg.plex_webhook_secret.get_secret_value() if cfg.plex_webhook_secret else None
+    app.include_router(build_plex_webhook_router(get_sink, secret=secret))
+    return app

@@ -1,0 +1,121 @@
+"""FastAPI dependencies: the app's services and the bearer-token checks.
+
+Everything a route needs comes through here (typing.Annotated aliases), so a test can swap any
+piece with ``app.dependency_overrides[get_x] = ...``. Services live on ``app.state`` (built by
+serving.app's lifespan), never in module globals.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from features.graph.store import GraphStore
+from serving.ab import ABRouter
+from serving.feedback.sink import FeedbackSink
+from serving.metrics import Metrics
+from serving.reclog import RecLog
+from serving.recommender import Recommender
+from serving.redis_conn import RedisHandle
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the running app holds. ``recommenders`` maps A/B arm name -> recommender."""
+
+    settings: Settings
+    store: GraphStore
+    ab: ABRouter
+    recommenders: dict[str, Recommender]
+    sink: FeedbackSink
+    metrics: Metrics
+    reclog: RecLog | None = None
+    redis: RedisHandle | None = None
+    closers: list[object] = field(default_factory=list)
+
+
+def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise HTTPException(status_code=503, detail="service is starting or stopped")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_store(services: ServicesDep) -> GraphStore:
+    return services.store
+
+
+def get_ab(services: ServicesDep) -> ABRouter:
+    return services.ab
+
+
+def get_recommenders(services: ServicesDep) -> dict[str, Recommender]:
+    return services.recommenders
+
+
+def get_sink(services: ServicesDep) -> FeedbackSink:
+    return services.sink
+
+
+def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
+def get_reclog(services: ServicesDep) -> RecLog | None:
+    return services.reclog
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[GraphStore, Depends(get_store)]
+ABDep = Annotated[ABRouter, Depends(get_ab)]
+RecommendersDep = Annotated[dict[str, Recommender], Depends(get_recommenders)]
+SinkDep = Annotated[FeedbackSink, Depends(get_sink)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RecLogDep = Annotated["RecLog | None", Depends(get_reclog)]
+
+
+def _check_token(request: Request, settings: Settings) -> None:
+    """Constant-time comparison of the bearer token; never echoes or logs what was sent."""
+    if settings.api_token is None:
+        raise HTTPException(
+            status_code=403,
+            detail="this endpoint needs an API token and none is configured (MARQUEE_API_TOKEN)",
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise HTTPException(
+            status_code=401,
+            detail="missing bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = settings.api_token.get_secret_value().encode()
+    if not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            status_code=401, detail="invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def require_write(request: Request, settings: SettingsDep) -> None:
+    """Write endpoints always need the token."""
+    _check_token(request, settings)
+
+
+def require_read(request: Request, settings: SettingsDep) -> None:
+    """Read endpoints need it only with MARQUEE_PROTECT_READS=true."""
+    if settings.protect_reads:
+        _check_token(request, settings)

@@ -1,0 +1,154 @@
+"""The Redis-backed FeedbackSink: stores each event once and turns it into a transition.
+
+``submit`` runs one Lua script per batch that, for each event whose id is new (SADD on
+``{prefix}:feedback:ids``), appends it to the stream ``{prefix}:feedback:events`` and, when it
+joins a logged recommendation, pushes (s, a, r, s') into the replay ring ``{prefix}:buffer``.
+Storing the event and its transition in one script means a crash never keeps one without the
+other, and a repeated event id changes nothing.
+
+Joining: the event's recommendation_id names the logged slate (else the user's latest slate
+that holds the movie). A transition is made when that slate logged a state and an action, the
+event's movie is on the slate (or the event names no movie), and ``next_state`` gives s'.
+Reward: serving.feedback.reward.reward. Transitions are not terminal (done = False).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import redis
+
+from agent.buffers.redis_ring import RING_PUSH_LUA, RedisRing, RingConfigError
+from serving.feedback.reward import reward
+from serving.reclog import LoggedRecommendation, RecLog
+from serving.schemas.feedback import FeedbackEvent
+
+log = logging.getLogger(__name__)
+
+# (logged recommendation, movie or None) -> next state, or None for "no transition"
+NextStateFn = Callable[[LoggedRecommendation, str | None], np.ndarray | None]
+
+_SUBMIT_SCRIPT = (
+    RING_PUSH_LUA
+    + """
+local capacity = tonumber(ARGV[1])
+local flags = {}
+for j = 2, #ARGV, 3 do
+  local id, ev, blob = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+  if redis.call('SADD', KEYS[1], id) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'id', id, 'e', ev)
+    if blob ~= '' then ring_push(KEYS[3], KEYS[4], capacity, blob) end
+    flags[#flags + 1] = 1
+  else
+    flags[#flags + 1] = 0
+  end
+end
+return flags
+"""
+)
+
+
+class RedisFeedbackStore:
+    """Implements serving.feedback.sink.FeedbackSink on Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        reclog: RecLog,
+        *,
+        next_state: NextStateFn | None = None,
+        buffer_capacity: int = 100_000,
+    ) -> None:
+        self.client = client
+        self.reclog = reclog
+        self.next_state = next_state
+        self.buffer_prefix = f"{prefix}:buffer"
+        self.buffer_capacity = buffer_capacity
+        self.ids_key = f"{prefix}:feedback:ids"
+        self.stream_key = f"{prefix}:feedback:events"
+        self._script = client.register_script(_SUBMIT_SCRIPT)
+        self._ring: RedisRing | None = None
+
+    def ring(self, obs_dim: int, action_dim: int) -> RedisRing:
+        """The shared replay ring (made on first use; an existing ring keeps its capacity)."""
+        ring = self._ring
+        if ring is None or (ring.obs_dim, ring.action_dim) != (obs_dim, action_dim):
+            ring = RedisRing(
+                self.client,
+                self.buffer_prefix,
+                obs_dim=obs_dim,
+                action_dim=action_dim,
+                capacity=self.buffer_capacity,
+                adopt_capacity=True,
+            )
+            self._ring = ring
+        return ring
+
+    def buffer_size(self) -> int:
+        """Transitions in the replay ring (0 before the first one)."""
+        cap = self.client.hget(f"{self.buffer_prefix}:meta", "capacity")
+        count = self.client.get(f"{self.buffer_prefix}:count")
+        return 0 if cap is None or count is None else min(int(count), int(cap))
+
+    def _transition(self, event: FeedbackEvent) -> bytes:
+        if self.next_state is None:
+            return b""
+        rec: LoggedRecommendation | None = None
+        if event.recommendation_id is not None:
+            rec = self.reclog.get(event.recommendation_id)
+        elif event.user is not None and event.movie is not None:
+            rec = self.reclog.find(event.user, event.movie)
+        if rec is None or rec.state is None or rec.action is None:
+            return b""
+        if event.movie is not None and event.movie not in rec.slate:
+            return b""  # feedback on a movie this slate did not show says nothing of its action
+        nxt = self.next_state(rec, event.movie)
+        if nxt is None:
+            return b""
+        try:
+            ring = self.ring(rec.state.size, rec.action.size)
+            return ring.pack(rec.state, nxt, rec.action, reward(event), False)
+        except RingConfigError as exc:
+            log.warning("event %s: no transition: %s", event.event_id, exc)
+            return b""
+
+    def submit_flags(self, events: Sequence[FeedbackEvent]) -> list[bool]:
+        """Store the events; per event, whether it was new. Raises redis errors if Redis is down
+        (then nothing of this batch is stored: the script runs whole or not at all)."""
+        if not events:
+            return []
+        args: list[str | bytes | int] = [self.buffer_capacity]
+        for event in events:
+            args += [event.event_id, event.model_dump_json(), self._transition(event)]
+        ring = self._ring
+        keys = [self.ids_key, self.stream_key]
+        if ring is not None:
+            keys += [ring.count_key, ring.data_key]
+            args[0] = ring.capacity
+        else:  # no transition in this batch; the ring keys are never touched
+            keys += [f"{self.buffer_prefix}:count", f"{self.buffer_prefix}:data"]
+        flags = self._script(keys=keys, args=args)
+        return [bool(f) for f in flags]
+
+    def submit(self, events: Sequence[FeedbackEvent]) -> int:
+        return sum(self.submit_flags(events))
+
+    def count(self) -> int:
+        """Distinct events stored."""
+        return int(self.client.scard(self.ids_key))
+
+    def events(self, batch: int = 1000) -> Iterator[FeedbackEvent]:
+        """Every stored event, oldest first."""
+        start = "-"
+        while True:
+            rows: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(  # type: ignore[assignment]
+                self.stream_key, min=start, count=batch
+            )
+            if not rows:
+                return
+            for _, fields in rows:
+                yield FeedbackEvent.model_validate_json(fields[b"e"])
+            start = "(" + rows[-1][0].decode()

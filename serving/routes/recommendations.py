@@ -1,0 +1,125 @@
+"""GET /v1/users/{user}/recommendations: a ranked, explained slate from the user's A/B arm."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from features.graph.schema import VertexKind
+from features.graph.store import GraphStore, UnknownVertexError
+from serving.ab import Arm
+from serving.deps import (
+    ABDep,
+    MetricsDep,
+    RecLogDep,
+    RecommendersDep,
+    SettingsDep,
+    StoreDep,
+    require_read,
+)
+from serving.reclog import make_record
+from serving.recommender import RecommendationResult
+from serving.schemas.recommendations import Recommendations, RecommendedMovie
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)])
+
+
+def _explanation(store: GraphStore, user: str, movie: str, fallback: str | None) -> str:
+    try:
+        found = store.explain(user, movie)
+    except UnknownVertexError:  # unknown user or movie: no graph path to show
+        found = None
+    if found is not None:
+        return found.text
+    return fallback or "Recommended for you."
+
+
+def present(
+    store: GraphStore, user: str, result: RecommendationResult, rec_id: str, arm: Arm, known: bool
+) -> list[RecommendedMovie]:
+    """Attach title, year, poster and an explanation (a graph path when there is one)."""
+    out: list[RecommendedMovie] = []
+    for rank, item in enumerate(result.items, start=1):
+        movie = store.vertex(VertexKind.MOVIE, item.movie) or {}
+        year = int(movie.get("year") or 0)  # type: ignore[call-overload]
+        text = (
+            _explanation(store, user, item.movie, item.reason)
+            if known
+            else (item.reason or "Recommended for you.")
+        )
+        out.append(
+            RecommendedMovie(
+                rank=rank,
+                movie=item.movie,
+                title=str(movie.get("title") or item.movie),
+                year=year or None,
+                poster_url=str(movie.get("poster_url") or "") or None,
+                score=item.score,
+                propensity=item.propensity,
+                explanation=text,
+                recommendation_id=rec_id,
+                policy_version=result.policy_version,
+                arm=arm.name,
+            )
+        )
+    return out
+
+
+@router.get("/v1/users/{user}/recommendations", response_model=Recommendations)
+def recommendations(
+    user: Annotated[str, Path(min_length=1, max_length=200)],
+    settings: SettingsDep,
+    store: StoreDep,
+    ab: ABDep,
+    recommenders: RecommendersDep,
+    metrics: MetricsDep,
+    reclog: RecLogDep,
+    k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
+    genres: Annotated[
+        list[str] | None,
+        Query(description="Genres for cold start (names or keys; repeat or comma)."),
+    ] = None,
+) -> Recommendations:
+    size = k if k is not None else settings.default_k
+    if size > settings.max_k:
+        raise HTTPException(
+            status_code=422, detail=f"k must be at most {settings.max_k}, got {size}"
+        )
+    wanted = [g.strip() for raw in genres or [] for g in raw.split(",") if g.strip()]
+    arm = ab.assign(user)
+    recommender = recommenders.get(arm.name)
+    if recommender is None:
+        raise HTTPException(status_code=503, detail=f"A/B arm {arm.name!r} has no policy loaded")
+    result = recommender.recommend(user, size, genres=wanted)
+    record = make_record(
+        user,
+        arm.name,
+        result.policy_version,
+        [i.movie for i in result.items],
+        [i.propensity for i in result.items],
+        result.state,
+        result.action,
+    )
+    logged = False
+    if reclog is not None:
+        try:
+            reclog.log(record)
+            logged = True
+        except redis.RedisError as exc:  # serve anyway; only the online learning misses it
+            log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
+    known = store.vertex(VertexKind.USER, user) is not None
+    metrics.recommendations.labels(arm=arm.name).inc()
+    return Recommendations(
+        user=user,
+        recommendation_id=record.id,
+        policy_version=result.policy_version,
+        arm=arm.name,
+        cold_start=result.cold_start,
+        logged=logged,
+        items=present(store, user, result, record.id, arm, known),
+    )

@@ -1,0 +1,116 @@
+"""GET /v1/users/{user}/recommendations against a real graph store and a real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from features.graph.local import LocalGraphStore
+from serving.reclog import RecLog
+from tests.serving.conftest import AUTH, make_client
+
+
+def test_known_user_gets_explained_unseen_movies(
+    tmp_path: Path, store: LocalGraphStore, redis_cp: tuple[redis.Redis, str]
+) -> None:
+    with make_client(tmp_path, store, redis_cp) as api:
+        res = api.get("/v1/users/fan/recommendations", params={"k": 4})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["user"] == "fan" and body["arm"] == "default"
+    assert body["policy_version"] == "popularity" and body["logged"] is True
+    assert body["cold_start"] is False
+    movies = [i["movie"] for i in body["items"]]
+    assert len(movies) == 4 and not {"1", "2"} & set(movies)  # already rated by fan
+    first = body["items"][0]
+    # Blade Runner: the most popular sci-fi movie fan has not seen, explained by a graph path
+    assert first["movie"] == "3" and first["title"] == "Blade Runner" and first["year"] == 1982
+    assert first["poster_url"] == "https://posters.example/3.jpg"
+    assert first["explanation"] == store.explain("fan", "3").text  # type: ignore[union-attr]
+    assert "Ridley Scott" in first["explanation"]
+    for item in body["items"]:
+        assert item["recommendation_id"] == body["recommendation_id"]
+        assert item["policy_version"] == "popularity" and item["arm"] == "default"
+    # the slate is logged in Redis with a TTL
+    client, prefix = redis_cp
+    logged = RecLog(client, prefix, 60).get(body["recommendation_id"])
+    assert logged is not None and logged.slate == movies and logged.user == "fan"
+    assert 0 < client.ttl(f"{prefix}:rec:{body['recommendation_id']}") <= 7 * 24 * 3600  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected_first", "reason"),
+    [
+        ({"k": 3}, "6", "Popular with everyone."),
+        ({"k": 3, "genres": "Comedy"}, "6", "Popular in Comedy."),
+        ({"k": 2, "genres": "sci_fi"}, "3", "Popular in Sci-Fi."),
+        ({"k": 2, "genres": "Nonexistent,Sci-Fi"}, "3", "Popular in Sci-Fi."),
+    ],
+)
+def test_unknown_user_gets_cold_start(
+    api: TestClient, params: dict[str, object], expected_first: str, reason: str
+) -> None:
+    res = api.get("/v1/users/stranger-42/recommendations", params=params)
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["cold_start"] is True and len(body["items"]) == params["k"]
+    assert body["items"][0]["movie"] == expected_first
+    assert body["items"][0]["explanation"] == reason
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("k=0", "Input should be greater than or equal to 1"),
+        ("k=abc", "Input should be a valid integer"),
+        ("k=101", "k must be at most 100, got 101"),
+    ],
+)
+def test_bad_k_is_refused(api: TestClient, query: str, message: str) -> None:
+    res = api.get(f"/v1/users/fan/recommendations?{query}")
+    assert res.status_code == 422
+    assert message in res.text
+
+
+def test_reads_can_be_protected(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    with make_client(tmp_path, store, server_cp, protect_reads=True) as api:
+        assert api.get("/v1/users/fan/recommendations").status_code == 401
+        assert api.get("/metrics").status_code == 401
+        assert api.get("/v1/users/fan/recommendations", headers=AUTH).status_code == 200
+        assert api.get("/healthz").status_code == 200  # liveness stays open
+
+
+def test_ab_arms_split_users_and_are_reported(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    ab = {
+        "salt": "t",
+        "arms": [
+            {"name": "left", "policy": "popularity", "share": 0.5},
+            {"name": "right", "policy": "popularity", "share": 0.5},
+        ],
+    }
+    with make_client(tmp_path, store, server_cp, ab=ab) as api:
+        arms = {api.get(f"/v1/users/u{i}/recommendations?k=1").json()["arm"] for i in range(40)}
+        again = api.get("/v1/users/u7/recommendations?k=1").json()["arm"]
+        assert again == api.get("/v1/users/u7/recommendations?k=1").json()["arm"]
+        metrics = api.get("/metrics").text
+    assert arms == {"left", "right"}
+    assert 'marquee_recommendations_served_total{arm="left"}' in metrics
+    assert (
+        'marquee_policy_loaded{arm="right",policy="popularity",version="popularity"} 1.0' in metrics
+    )
+
+
+def test_arm_with_unloadable_policy_fails_at_start(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    ab = {"arms": [{"name": "x", "policy": "models:/marquee@champion", "share": 1.0}]}
+    with pytest.raises(ValueError, match="names policy 'models:/marquee@champion', but only"):  # noqa: SIM117
+        with make_client(tmp_path, store, server_cp, ab=ab):
+            pass
