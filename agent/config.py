@@ -25,6 +25,7 @@ class AgentConfig:
     train_freq: int = 4
     gradient_steps: int = 1
     action_noise_sigma: float = 0.2
+    action_penalty: float = 0.1
     seed: int = 0
     torch_threads: int = 1
 

@@ -26,6 +26,7 @@ from agent.evaluation.simulated import evaluate_policies
 from agent.factory import Agent, build_agent, load_agent, set_torch_threads
 from agent.policies import AgentPolicy
 from agent.registry import PolicyRegistry, configure_tracking
+from agent.wrappers import ActionPenalty
 from env.registration import ENV_ID
 from env.world import SimulationWorld
 from marquee.home import Home
@@ -117,7 +118,9 @@ def train(
     home.ensure()
     ckpt = checkpoint_dir(home, config.run_name)
     venv = make_vec_env(
-        lambda: gym.make(ENV_ID, world=world, split="train"),
+        lambda: ActionPenalty(
+            gym.make(ENV_ID, world=world, split="train"), config.agent.action_penalty
+        ),
         n_envs=config.n_envs,
         seed=config.agent.seed,
     )

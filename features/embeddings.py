@@ -5,7 +5,9 @@ rating, and (2) the content vertices linked to movies (genres, people, tags) wit
 weight of their edge kind divided by sqrt(how many movies they link), so that a shared director
 says more than a shared genre and "Drama" does not swamp everything. Each block is scaled to
 unit Frobenius norm, then multiplied by its block weight. Rows of U * s are L2-normalised, so
-every movie with any signal has a unit vector (scores e . a are then bounded by ||a||_1).
+every movie with any signal has a unit vector. Two prior columns follow (log popularity and
+shrunk mean rating among the training ratings, standardised into [-1, 1] and scaled by
+``prior_weight``), so an action can also ask for widely seen or well liked movies.
 
 Only ratings passed in (the training users') are used: the agent never sees the simulator's
 world-model factors, nor test users' ratings.
@@ -22,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
+from scipy.stats import rankdata
 
 from features.catalog import Catalog
 
@@ -58,14 +61,17 @@ class ItemEmbeddings:
         dim: int = 32,
         rating_weight: float = 1.0,
         content_weight: float = 0.5,
+        prior_weight: float = 0.5,
         seed: int = 0,
     ) -> ItemEmbeddings:
         """Fit on ``ratings`` (catalog.ratings-shaped: user, movie row, rating; default all
         of the catalog's ratings: pass only the training users' to keep test users unseen)."""
-        if dim <= 0:
-            raise ValueError(f"embedding dim must be positive, got {dim}")
+        n_prior = len(PRIOR_COLUMNS) if prior_weight > 0 else 0
+        if dim <= n_prior:
+            raise ValueError(f"embedding dim must exceed the {n_prior} prior columns, got {dim}")
         r = catalog.ratings if ratings is None else ratings
         n = catalog.n_movies
+        total_dim, dim = dim, dim - n_prior
         blocks: list[sp.csr_matrix] = []
         if len(r) and rating_weight > 0:
             users, ucode = np.unique(r["user"].to_numpy().astype(str), return_inverse=True)
@@ -96,7 +102,9 @@ class ItemEmbeddings:
             vec = np.hstack([vec, np.zeros((n, dim - k))])
         norms = np.linalg.norm(vec, axis=1, keepdims=True)
         vec = np.divide(vec, norms, out=np.zeros_like(vec), where=norms > 1e-12)
-        log.info("embeddings: %d movies x %d dims from a %s matrix", n, dim, x.shape)
+        if n_prior:
+            vec = np.hstack([vec, prior_weight * _priors(r, n)])
+        log.info("embeddings: %d movies x %d dims from a %s matrix", n, total_dim, x.shape)
         return cls(vectors=vec.astype(np.float32), movie_keys=catalog.movie_keys.copy())
 
     def save(self, path: str | Path) -> None:
@@ -115,6 +123,28 @@ class ItemEmbeddings:
                 f"{path}: vectors {vectors.shape} do not match {keys.shape[0]} movie keys"
             )
         return cls(vectors=vectors.astype(np.float32), movie_keys=keys)
+
+
+PRIOR_COLUMNS = ("log_popularity", "mean_rating")
+_PRIOR_SHRINK = 10.0  # pseudo-ratings at the global mean that a movie's mean is shrunk with
+
+
+def _priors(r: pd.DataFrame, n: int) -> npt.NDArray[np.float64]:
+    """Two item priors from the (training) ratings, popularity and the shrunk mean rating,
+    each as its percentile rank mapped to [-1, 1] (ranks keep the order among the most popular
+    movies, where clipped z-scores would tie). Without them an action could not ask for
+    "well liked" or "widely seen", which the centred ratings remove."""
+    movies = r["movie"].to_numpy()
+    vals = r["rating"].to_numpy(dtype=np.float64)
+    count = np.bincount(movies, minlength=n).astype(np.float64)
+    mean = float(vals.mean()) if vals.size else 0.0
+    total = np.bincount(movies, weights=vals - mean, minlength=n)
+    cols = [count, total / (count + _PRIOR_SHRINK)]
+    out = np.empty((n, len(cols)))
+    for j, c in enumerate(cols):
+        ranks = rankdata(c, method="average")
+        out[:, j] = 2.0 * (ranks - 1.0) / max(n - 1, 1) - 1.0
+    return out
 
 
 def _unit(m: sp.csr_matrix) -> sp.csr_matrix:

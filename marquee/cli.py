@@ -42,6 +42,9 @@ def _register() -> None:
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(graph_app, name="graph")
     register_agent(app)
+    from serving.cli import register as register_serving
+
+    register_serving(app)
 
 
 _register()

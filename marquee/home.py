@@ -33,7 +33,9 @@ class Home:
     @property
     def tracking_uri(self) -> str:
         """MLflow's embedded default: a SQLite file; MLFLOW_TRACKING_URI overrides it."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.tracking_dir / 'mlflow.db'}"
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.tracking_dir / 'mlflow.db'}"
+        )
 
     @property
     def artifacts_dir(self) -> Path:

@@ -1,8 +1,9 @@
 """The FastAPI app factory. Nothing is built at import time: ``create_app`` returns an app whose
 lifespan opens the graph store, Redis, the recommenders and the feedback sink, and closes them.
 
-Tests (and the lead's policy loader) can pass a store, a Redis client or a recommender factory,
-or override any dependency in serving.deps.
+The default recommender factory is serving.policy_source.PolicyPool (registry refs per A/B arm,
+swapped live by its watcher thread). Tests can pass a store, a Redis client or a recommender
+factory, or override any dependency in serving.deps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from serving.deps import Services, get_sink
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
 from serving.feedback.store import RedisFeedbackStore
 from serving.metrics import Metrics
+from serving.plex.ids import MovieIndex, PlexRef, new_movie_key
 from serving.plex.webhook import build_plex_webhook_router
+from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.recommender import Recommender
@@ -109,6 +112,13 @@ def _build(
         opened.append(handle)
     ab = ABRouter(settings.ab)
     recommenders = {arm.name: factory(arm, store) for arm in ab.arms}
+    metrics = Metrics()
+    status: Callable[[], dict[str, str]] | None = None
+    if isinstance(factory, PolicyPool):
+        status = factory.status
+        factory.listeners[:] = [_policy_gauge(metrics, ab, recommenders)]
+        factory.start()
+        opened.append(factory)
 
     def next_state(rec: LoggedRecommendation, movie: str | None) -> Any:
         recommender = recommenders.get(rec.arm)
@@ -126,7 +136,6 @@ def _build(
         buffer_capacity=settings.buffer_capacity,
     )
     sink = SpoolingFeedbackSink(feedback_store, settings.spool_file())
-    metrics = Metrics()
     metrics.watch(metrics.buffer_size, feedback_store.buffer_size)
     metrics.watch(metrics.spooled, sink.pending)
     for arm in ab.arms:
@@ -141,7 +150,23 @@ def _build(
         reclog=reclog,
         redis=handle,
         closers=opened,
+        policy_status=status,
     )
+
+
+def _policy_gauge(
+    metrics: Metrics, ab: ABRouter, recommenders: dict[str, Recommender]
+) -> Callable[[str, str], None]:
+    """A PolicyPool listener that relabels marquee_policy_loaded after a swap."""
+
+    def update(ref: str, version: str) -> None:
+        metrics.policy.clear()
+        for arm in ab.arms:
+            metrics.policy.labels(arm.name, arm.policy, recommenders[arm.name].policy_version).set(
+                1
+            )
+
+    return update
 
 
 async def _replay_loop(sink: SpoolingFeedbackSink, every: float) -> None:
@@ -167,7 +192,7 @@ def create_app(
 ) -> FastAPI:
     """The Marquee API. ``settings`` default to the MARQUEE_* environment."""
     cfg = settings if settings is not None else Settings()
-    factory = recommender_factory or popularity_factory()
+    factory = recommender_factory or PolicyPool(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -204,5 +229,25 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(web.router)
     secret = cfg.plex_webhook_secret.get_secret_value() if cfg.plex_webhook_secret else None
-    app.include_router(build_plex_webhook_router(get_sink, secret=secret))
+    app.include_router(
+        build_plex_webhook_router(get_sink, secret=secret, resolve_movie=_movie_resolver(app))
+    )
     return app
+
+
+def _movie_resolver(app: FastAPI) -> Callable[[PlexRef], str]:
+    """Plex items -> existing graph movie keys (IMDb, TMDB, title+year), else a new key.
+    The index is built from the store on the first webhook and kept for the app's store."""
+    cache: dict[int, MovieIndex] = {}
+
+    def resolve(ref: PlexRef) -> str:
+        services = getattr(app.state, "services", None)
+        if services is None:
+            return new_movie_key(ref)
+        index = cache.get(id(services.store))
+        if index is None:
+            cache.clear()
+            index = cache[id(services.store)] = MovieIndex.from_store(services.store)
+        return index.resolve(ref)
+
+    return resolve

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -39,6 +40,8 @@ class Services:
     reclog: RecLog | None = None
     redis: RedisHandle | None = None
     closers: list[object] = field(default_factory=list)
+    # per registry ref, what it serves and why (None: no registry-backed arms)
+    policy_status: Callable[[], dict[str, str]] | None = None
 
 
 def get_services(request: Request) -> Services:

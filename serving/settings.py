@@ -12,7 +12,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marquee.home import Home, resolve_home
-from serving.ab import ABConfig
+from serving.ab import ABConfig, Arm
+
+DEFAULT_AB = ABConfig(arms=(Arm(name="default", policy="champion", share=1.0),))
 
 
 class Settings(BaseSettings):
@@ -31,7 +33,18 @@ class Settings(BaseSettings):
     )
     protect_reads: bool = Field(default=False, description="Read endpoints need the token too.")
     plex_webhook_secret: SecretStr | None = None
-    ab: ABConfig = Field(default_factory=ABConfig)
+    ab: ABConfig = Field(
+        default=DEFAULT_AB,
+        description="A/B arms; each names a registry ref (alias, version, 'latest') or "
+        "'popularity'. Default: everyone gets the champion (popularity until there is one).",
+    )
+    model_name: str = Field(default="marquee-policy", min_length=1, description="MLflow model.")
+    registry_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How often the registry is re-read for new versions."
+    )
+    max_candidates: int = Field(default=200, ge=1, description="Candidates ranked per slate.")
+    candidate_hops: int = Field(default=3, ge=1, le=3, description="Graph candidate depth.")
+    torch_threads: int = Field(default=1, ge=1, description="Torch threads for the actor.")
     temperature: float = Field(default=0.0, ge=0.0, description="Slate sampling temperature.")
     default_k: int = Field(default=10, ge=1)
     max_k: int = Field(default=100, ge=1)

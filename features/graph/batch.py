@@ -88,4 +88,6 @@ class GraphBatch:
         return out
 
     def __len__(self) -> int:
-        return sum(len(f) for f in self.vertices.values()) + sum(len(f) for f in self.edges.values())
+        return sum(len(f) for f in self.vertices.values()) + sum(
+            len(f) for f in self.edges.values()
+        )

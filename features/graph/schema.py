@@ -77,11 +77,15 @@ VERTEX_COLUMNS: dict[VertexKind, tuple[Column, ...]] = {
 _TS = Column("timestamp", "int64", 0)  # seconds since the epoch
 
 EDGE_SPECS: dict[EdgeKind, EdgeSpec] = {
-    EdgeKind.ACTED_IN: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE, (Column("order", "int64", 0),)),
+    EdgeKind.ACTED_IN: EdgeSpec(
+        VertexKind.PERSON, VertexKind.MOVIE, (Column("order", "int64", 0),)
+    ),
     EdgeKind.DIRECTED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.WROTE: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.IN_GENRE: EdgeSpec(VertexKind.MOVIE, VertexKind.GENRE),
-    EdgeKind.TAGGED: EdgeSpec(VertexKind.MOVIE, VertexKind.TAG, (Column("weight", "float32", 1.0),)),
+    EdgeKind.TAGGED: EdgeSpec(
+        VertexKind.MOVIE, VertexKind.TAG, (Column("weight", "float32", 1.0),)
+    ),
     EdgeKind.RATED: EdgeSpec(
         VertexKind.USER, VertexKind.MOVIE, (Column("rating", "float32", float("nan")), _TS)
     ),

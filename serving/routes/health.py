@@ -31,7 +31,7 @@ def readyz(services: ServicesDep) -> Any:
             redis_ok = False
     arms = {a.name: a.name in services.recommenders for a in services.ab.arms}
     ready = all(arms.values())
-    body = {
+    body: dict[str, Any] = {
         "status": ("ready" if redis_ok else "degraded") if ready else "not ready",
         "redis": "ok" if redis_ok else "unreachable",
         "arms": {
@@ -39,6 +39,8 @@ def readyz(services: ServicesDep) -> Any:
             for name, ok in arms.items()
         },
     }
+    if services.policy_status is not None:  # e.g. "no registered version 'champion'..."
+        body["policies"] = services.policy_status()
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

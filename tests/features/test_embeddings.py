@@ -22,14 +22,28 @@ def ml_catalog() -> Catalog:
 
 def test_shape_unit_rows_and_reproducible() -> None:
     cat = tiny_catalog()
-    e1 = ItemEmbeddings.fit(cat, dim=3, seed=1)
-    e2 = ItemEmbeddings.fit(cat, dim=3, seed=1)
+    e1 = ItemEmbeddings.fit(cat, dim=3, seed=1, prior_weight=0.0)
+    e2 = ItemEmbeddings.fit(cat, dim=3, seed=1, prior_weight=0.0)
     assert e1.vectors.shape == (8, 3) and e1.vectors.dtype == np.float32
     norms = np.linalg.norm(e1.vectors, axis=1)
     assert np.allclose(norms[:7], 1.0, atol=1e-5)
     assert norms[7] == 0.0  # m8: no ratings, no content edges (similar_to is not content)
     assert np.array_equal(e1.vectors, e2.vectors)
     assert e1.movie_keys.tolist() == cat.movie_keys.tolist()
+
+
+def test_prior_columns_rank_popularity_and_mean_rating() -> None:
+    cat = tiny_catalog()
+    emb = ItemEmbeddings.fit(cat, dim=5, prior_weight=0.5)
+    assert emb.vectors.shape == (8, 5)
+    content = emb.vectors[:, :3]
+    assert np.allclose(np.linalg.norm(content[:7], axis=1), 1.0, atol=1e-5)
+    pop, quality = emb.vectors[:, 3], emb.vectors[:, 4]
+    counts = np.bincount(cat.ratings["movie"].to_numpy(), minlength=cat.n_movies)
+    # percentile ranks scaled into [-0.5, 0.5]: the order of the counts is kept exactly
+    assert pop.min() >= -0.5 and pop.max() <= 0.5
+    assert np.array_equal(np.argsort(pop, kind="stable"), np.argsort(counts, kind="stable"))
+    assert quality.min() >= -0.5 and quality.max() <= 0.5
 
 
 def test_only_the_ratings_given_are_used() -> None:
@@ -71,5 +85,7 @@ def test_embeddings_for_another_catalog_are_refused(ml_catalog: Catalog) -> None
 
 
 def test_bad_dim() -> None:
-    with pytest.raises(ValueError, match="embedding dim must be positive, got 0"):
-        ItemEmbeddings.fit(tiny_catalog(), dim=0)
+    with pytest.raises(ValueError, match="embedding dim must exceed the 2 prior columns, got 2"):
+        ItemEmbeddings.fit(tiny_catalog(), dim=2)
+    with pytest.raises(ValueError, match="embedding dim must exceed the 0 prior columns, got 0"):
+        ItemEmbeddings.fit(tiny_catalog(), dim=0, prior_weight=0.0)

@@ -15,7 +15,12 @@ def test_health_and_ready(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     ready = api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "redis": "ok", "arms": {"default": "popularity"}}
+    assert ready.json() == {
+        "status": "ready",
+        "redis": "ok",
+        "arms": {"default": "popularity"},  # the default arm's champion is not trained yet
+        "policies": {"champion": "no policy registry yet (nothing trained): serving popularity"},
+    }
 
 
 def test_metrics_count_requests_feedback_and_buffer(api: TestClient) -> None:

@@ -9,6 +9,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from features.graph.local import LocalGraphStore
+from serving.app import popularity_factory
 from serving.reclog import RecLog
 from tests.serving.conftest import AUTH, make_client
 
@@ -112,5 +113,5 @@ def test_arm_with_unloadable_policy_fails_at_start(
 ) -> None:
     ab = {"arms": [{"name": "x", "policy": "models:/marquee@champion", "share": 1.0}]}
     with pytest.raises(ValueError, match="names policy 'models:/marquee@champion', but only"):  # noqa: SIM117
-        with make_client(tmp_path, store, server_cp, ab=ab):
+        with make_client(tmp_path, store, server_cp, factory=popularity_factory(), ab=ab):
             pass

@@ -1,0 +1,262 @@
+"""The online learner: gradient steps on real feedback from the Redis replay ring.
+
+It loads a registered policy (the champion by default), points the SB3 model's
+``replay_buffer`` at the RedisReplayBuffer the service fills, and calls SB3's own
+``model.train(gradient_steps=..., batch_size=...)`` in chunks: no training loop of its own.
+While the ring holds fewer than ``batch_size`` transitions it polls. Every
+``checkpoint_every`` steps it writes a checkpoint to ``home.models_dir / "learner"`` and logs
+it (and the losses) to MLflow; every ``register_every`` steps it registers the policy as a new
+version with the ``challenger`` alias. Redis is the only thing it shares with the service.
+
+Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
+``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
+then older zips are removed; a learner killed at any moment restarts from the last complete
+checkpoint, with its step count and MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from marquee.home import Home
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """What the learner trains from and how often it checkpoints and registers."""
+
+    source: str = "champion"
+    batch_size: int = 128
+    gradient_steps: int = 50  # per model.train call
+    checkpoint_every: int = 500
+    register_every: int = 5_000
+    alias: str = "challenger"
+    max_steps: int | None = None
+    poll_seconds: float = 5.0
+    experiment: str = "marquee-online"
+    fresh: bool = False  # ignore an existing checkpoint and start from ``source``
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "gradient_steps", "checkpoint_every", "register_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"learner {name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ValueError(f"learner max_steps must be >= 0, got {self.max_steps}")
+        if self.poll_seconds <= 0:
+            raise ValueError(f"learner poll_seconds must be > 0, got {self.poll_seconds}")
+
+
+@dataclass(frozen=True)
+class LearnerState:
+    """The content of ``state.json``: the last complete checkpoint."""
+
+    steps: int
+    zip: str
+    algo: str
+    run_id: str
+    source_version: int
+    registered: list[int]
+
+
+def learner_dir(home: Home) -> Path:
+    return home.models_dir / "learner"
+
+
+def read_state(folder: Path) -> LearnerState | None:
+    """The last checkpoint's state, or None when there is none."""
+    path = folder / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return LearnerState(**raw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not a learner checkpoint state ({exc})") from None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+class OnlineLearner:
+    """Trains one policy from the Redis ring (module doc). ``run`` until ``max_steps`` or stop."""
+
+    def __init__(
+        self,
+        home: Home,
+        client: redis.Redis,
+        prefix: str,
+        config: LearnerConfig,
+        *,
+        buffer_capacity: int = 100_000,
+        model_name: str | None = None,
+    ) -> None:
+        self.home = home
+        self.client = client
+        self.buffer_prefix = f"{prefix}:buffer"
+        self.config = config
+        self.buffer_capacity = buffer_capacity
+        self.model_name = model_name
+        self.folder = learner_dir(home)
+        self.steps = 0
+        self.resumed_from: int | None = None
+
+    def _registry(self) -> Any:
+        from agent.registry import DEFAULT_MODEL_NAME, PolicyRegistry
+
+        return PolicyRegistry(self.home.tracking_uri, self.model_name or DEFAULT_MODEL_NAME)
+
+    def _load(self, registry: Any) -> tuple[Any, LearnerState | None, int, str]:
+        """(model, previous state, source version, algo): the checkpoint when there is one
+        (unless ``fresh``), else the registered ``source`` version."""
+        from agent.factory import load_agent
+
+        state = None if self.config.fresh else read_state(self.folder)
+        if state is not None:
+            model = load_agent(str(self.folder / state.zip), algo=state.algo)
+            log.info("resuming from step %d (%s)", state.steps, self.folder / state.zip)
+            return model, state, state.source_version, state.algo
+        import mlflow
+
+        mlflow.set_tracking_uri(registry.tracking_uri)  # resolve downloads via the global URI
+        pv = registry.resolve(self.config.source)
+        log.info("starting from %s version %d (%s)", pv.name, pv.version, self.config.source)
+        return load_agent(str(pv.zip_path), algo=pv.algo), None, pv.version, pv.algo
+
+    def _buffer(self, model: Any) -> Any:
+        from agent.buffers.redis_buffer import RedisReplayBuffer
+
+        stored = self.client.hget(f"{self.buffer_prefix}:meta", "capacity")
+        capacity = int(stored) if stored is not None else self.buffer_capacity  # type: ignore[arg-type]
+        return RedisReplayBuffer(
+            capacity,
+            model.observation_space,
+            model.action_space,
+            device="cpu",
+            client=self.client,
+            prefix=self.buffer_prefix,
+        )
+
+    def _checkpoint(self, model: Any, state: LearnerState) -> Path:
+        """Save the model, then point state.json at it, then drop older zips."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / state.zip
+        tmp = self.folder / f"{final.stem}.tmp.zip"
+        model.save(tmp)
+        tmp.replace(final)
+        _write_json(self.folder / STATE_FILE, asdict(state))
+        for old in self.folder.glob("model-*.zip"):
+            if old.name != state.zip:
+                old.unlink(missing_ok=True)
+        log.info("learner checkpoint at step %d: %s", state.steps, final)
+        return final
+
+    def run(self, stop: threading.Event | None = None) -> LearnerState | None:
+        """Train until ``max_steps`` (or ``stop`` is set); returns the last checkpoint state."""
+        import mlflow
+        from stable_baselines3.common.logger import Logger
+
+        from agent.factory import set_torch_threads
+        from agent.registry import configure_tracking
+
+        stop = stop or threading.Event()
+        cfg = self.config
+        set_torch_threads(1)
+        registry = self._registry()
+        model, state, source_version, algo = self._load(registry)
+        self.steps = state.steps if state is not None else 0
+        self.resumed_from = state.steps if state is not None else None
+        registered = list(state.registered) if state is not None else []
+        model.replay_buffer = self._buffer(model)
+        model.set_logger(Logger(folder=None, output_formats=[]))  # values read back below
+        configure_tracking(self.home.tracking_uri, self.home.artifacts_dir, cfg.experiment)
+        run_id = state.run_id if state is not None else None
+        last = state
+        waiting = False
+        with mlflow.start_run(run_id=run_id, run_name=None if run_id else "learner") as run:
+            if run_id is None:
+                mlflow.log_params({**asdict(cfg), "source_version": source_version})
+            while cfg.max_steps is None or self.steps < cfg.max_steps:
+                if stop.is_set():
+                    break
+                size = model.replay_buffer.size()
+                if size < cfg.batch_size:
+                    if not waiting:
+                        log.info("waiting: %d of %d transitions in the ring", size, cfg.batch_size)
+                        waiting = True
+                    stop.wait(cfg.poll_seconds)
+                    continue
+                waiting = False
+                n = min(
+                    cfg.gradient_steps,
+                    cfg.checkpoint_every - self.steps % cfg.checkpoint_every,
+                    cfg.register_every - self.steps % cfg.register_every,
+                )
+                if cfg.max_steps is not None:
+                    n = min(n, cfg.max_steps - self.steps)
+                t0 = time.perf_counter()
+                model.train(gradient_steps=n, batch_size=cfg.batch_size)
+                self.steps += n
+                values = model.logger.name_to_value
+                metrics = {
+                    f"online/{k.split('/', 1)[1]}": float(values[k])
+                    for k in ("train/actor_loss", "train/critic_loss")
+                    if k in values
+                }
+                metrics["online/buffer_size"] = float(size)
+                metrics["online/steps_per_s"] = n / max(time.perf_counter() - t0, 1e-9)
+                mlflow.log_metrics(metrics, step=self.steps)
+                at_ckpt = self.steps % cfg.checkpoint_every == 0
+                at_reg = self.steps % cfg.register_every == 0
+                done = cfg.max_steps is not None and self.steps >= cfg.max_steps
+                if at_ckpt or at_reg or done:
+                    last = self._save(model, algo, run.info.run_id, source_version, registered)
+                if at_reg:
+                    assert last is not None
+                    version = int(
+                        registry.register(self.folder / last.zip, algo=algo, aliases=(cfg.alias,))
+                    )
+                    registered.append(version)
+                    last = replace(last, registered=list(registered))
+                    _write_json(self.folder / STATE_FILE, asdict(last))
+                    log.info(
+                        "registered version %d as %r at step %d", version, cfg.alias, self.steps
+                    )
+            if last is None or last.steps != self.steps:  # stopped between checkpoints
+                last = self._save(model, algo, run.info.run_id, source_version, registered)
+        return last
+
+    def _save(
+        self, model: Any, algo: str, run_id: str, source_version: int, registered: list[int]
+    ) -> LearnerState:
+        import mlflow
+
+        state = LearnerState(
+            steps=self.steps,
+            zip=f"model-{self.steps:09d}.zip",
+            algo=algo,
+            run_id=run_id,
+            source_version=source_version,
+            registered=list(registered),
+        )
+        path = self._checkpoint(model, state)
+        mlflow.log_artifact(str(path), artifact_path="learner")
+        return state

@@ -1,0 +1,200 @@
+"""The online learner: SB3's train() on the Redis ring, checkpoints, challenger versions,
+waiting for data, and resuming after a SIGKILL from the last checkpoint (real subprocesses)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from mlflow import MlflowClient
+
+from agent.buffers.redis_ring import RedisRing, Transitions
+from agent.factory import load_agent
+from agent.registry import PolicyRegistry
+from marquee.home import Home
+from serving.learner import LearnerConfig, OnlineLearner, learner_dir, read_state
+from tests.serving.policy_home import TrainedHome, trained_home
+
+DEADLINE = 180.0  # hang guard for waits on subprocesses, not a speed check
+CAPACITY = 1_000
+
+
+@pytest.fixture(autouse=True)
+def _own_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Home.tracking_uri obeys."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    return trained_home(tmp_path_factory)
+
+
+def _home(trained: TrainedHome, tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home")
+    shutil.copytree(trained.home.tracking_dir, home.tracking_dir)  # its own registry copy
+    return home.ensure()
+
+
+def _push(client: redis.Redis, prefix: str, trained: TrainedHome, n: int, seed: int = 0) -> None:
+    obs = trained.world.catalog.n_genres + 4 * trained.world.embeddings.dim + 2
+    act = trained.world.embeddings.dim
+    ring = RedisRing(client, f"{prefix}:buffer", obs_dim=obs, action_dim=act, capacity=CAPACITY)
+    rng = np.random.default_rng(seed)
+    ring.push(
+        Transitions(
+            obs=rng.uniform(-1, 1, (n, obs)).astype(np.float32),
+            action=rng.uniform(-1, 1, (n, act)).astype(np.float32),
+            next_obs=rng.uniform(-1, 1, (n, obs)).astype(np.float32),
+            reward=rng.uniform(-1, 1, n).astype(np.float32),
+            done=np.zeros(n, dtype=np.float32),
+        )
+    )
+
+
+def _actor_params(path: Path) -> list[np.ndarray]:
+    model = load_agent(str(path))
+    return [p.detach().numpy().copy() for p in model.actor.parameters()]
+
+
+def test_learner_trains_checkpoints_and_registers_a_challenger(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 64)
+    config = LearnerConfig(
+        batch_size=16, gradient_steps=5, checkpoint_every=10, register_every=20, max_steps=20
+    )
+    learner = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY)
+    state = learner.run()
+    assert state is not None and state.steps == 20 and learner.resumed_from is None
+    assert state.source_version == 1 and len(state.registered) == 1
+    folder = learner_dir(home)
+    assert read_state(folder) == state
+    assert sorted(p.name for p in folder.glob("*.zip")) == [state.zip]  # older ones dropped
+    before, after = _actor_params(trained.zip_path), _actor_params(folder / state.zip)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    registry = PolicyRegistry(home.tracking_uri)
+    challenger = registry.client.get_model_version_by_alias(registry.model_name, "challenger")
+    assert int(challenger.version) == state.registered[0]
+    champion = registry.client.get_model_version_by_alias(registry.model_name, "champion")
+    assert int(champion.version) == 1  # promotion stays a human (or A/B) decision
+    history = MlflowClient(home.tracking_uri).get_metric_history(state.run_id, "online/critic_loss")
+    assert [m.step for m in history] == [5, 10, 15, 20]
+    assert all(np.isfinite(m.value) for m in history)
+
+
+def test_learner_waits_for_a_batch_of_transitions(
+    tmp_path: Path,
+    trained: TrainedHome,
+    server_cp: tuple[redis.Redis, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, prefix = server_cp
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 3)
+    config = LearnerConfig(
+        batch_size=16, gradient_steps=5, checkpoint_every=5, max_steps=10, poll_seconds=0.05
+    )
+    learner = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY)
+    done: list[object] = []
+    caplog.set_level(logging.INFO, logger="serving.learner")
+    thread = threading.Thread(target=lambda: done.append(learner.run()))
+    thread.start()
+    end = time.monotonic() + DEADLINE
+    while "waiting: 3 of 16 transitions" not in caplog.text:
+        assert thread.is_alive() and time.monotonic() < end, "learner never waited"
+        time.sleep(0.05)
+    assert learner.steps == 0 and read_state(learner_dir(home)) is None
+    _push(client, prefix, trained, 20, seed=1)
+    thread.join(timeout=DEADLINE)
+    assert not thread.is_alive()
+    assert learner.steps == 10 and done and getattr(done[0], "steps", None) == 10
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_size", 0, "learner batch_size must be >= 1, got 0"),
+        ("gradient_steps", -1, "learner gradient_steps must be >= 1, got -1"),
+        ("checkpoint_every", 0, "learner checkpoint_every must be >= 1, got 0"),
+        ("max_steps", -5, "learner max_steps must be >= 0, got -5"),
+        ("poll_seconds", 0.0, "learner poll_seconds must be > 0, got 0.0"),
+    ],
+)
+def test_bad_learner_settings(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LearnerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_bad_checkpoint_state_is_named(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text('{"steps": 3}')
+    with pytest.raises(ValueError, match=r"state\.json: not a learner checkpoint state"):
+        read_state(tmp_path)
+
+
+def _learn(home: Home, url: str, prefix: str, max_steps: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MARQUEE_REDIS_URL": url,
+        "MARQUEE_REDIS_PREFIX": prefix,
+        "MARQUEE_BUFFER_CAPACITY": str(CAPACITY),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [sys.executable, "-c", "from marquee.cli import main; main()", "--home", str(home.root)]
+    cmd += ["learn", "--batch-size", "16", "--gradient-steps", "5", "--checkpoint-every", "10"]
+    cmd += ["--register-every", "1000000", "--poll-seconds", "0.1", "--max-steps", str(max_steps)]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_killed_learner_resumes_from_its_last_checkpoint(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    kw = client.connection_pool.connection_kwargs
+    url = f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 64)
+    folder = learner_dir(home)
+    first = _learn(home, url, prefix, max_steps=1_000_000)
+    try:
+        end = time.monotonic() + DEADLINE
+        while (read_state(folder) or type("s", (), {"steps": 0})).steps < 30:
+            assert first.poll() is None, f"learner exited: {first.communicate()[0][-2000:]}"
+            assert time.monotonic() < end, "no checkpoint at step 30 in time"
+            time.sleep(0.1)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    killed = read_state(folder)
+    assert killed is not None and killed.steps >= 30 and killed.steps % 10 == 0
+    target = killed.steps + 10
+    second = _learn(home, url, prefix, max_steps=target)
+    out, _ = second.communicate(timeout=DEADLINE)
+    assert second.returncode == 0, out[-2000:]
+    assert f"resuming from step {killed.steps} " in out
+    final = read_state(folder)
+    assert final is not None and final.steps == target and final.run_id == killed.run_id
+    steps = [
+        m.step
+        for m in MlflowClient(home.tracking_uri).get_metric_history(
+            final.run_id, "online/critic_loss"
+        )
+    ]
+    # one MLflow run; the second process continued at the checkpoint's step count
+    assert {killed.steps + 5, target} <= set(steps) and max(steps) == target
+    assert steps.count(5) == 1  # it did not start again from zero

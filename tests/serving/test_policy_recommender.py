@@ -1,0 +1,199 @@
+"""The DDPG-policy recommender: state from the graph, actor, ranking, cold start, and the
+endpoint serving it (policy version, arm, propensities, logged state/action, transitions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from agent.factory import load_agent
+from agent.policies import AgentPolicy
+from features.graph.batch import GraphBatch
+from features.graph.local import LocalGraphStore
+from features.graph.schema import EdgeKind, VertexKind
+from serving.app import create_app
+from serving.policy_recommender import PolicyRecommender, RankingWorld, actor_fn
+from serving.popularity import PopularityRecommender
+from serving.reclog import RecLog
+from tests.serving.conftest import AUTH, make_settings
+from tests.serving.policy_home import TrainedHome, trained_home
+
+
+@pytest.fixture(autouse=True)
+def _own_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Home.tracking_uri obeys: clear
+    it so each test's home uses its own registry."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    return trained_home(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ranking(trained: TrainedHome) -> RankingWorld:
+    return RankingWorld(trained.world.catalog, trained.world.embeddings)
+
+
+@pytest.fixture(scope="module")
+def model(trained: TrainedHome) -> object:
+    return load_agent(str(trained.zip_path))
+
+
+def _recommender(
+    trained: TrainedHome, ranking: RankingWorld, model: object, **kw: object
+) -> PolicyRecommender:
+    return PolicyRecommender(
+        world=ranking,
+        store=trained.store,
+        act=actor_fn(model),
+        fallback=PopularityRecommender(trained.store),
+        version="ddpg-v1",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _seen(store: LocalGraphStore, user: str) -> set[str]:
+    edges = (EdgeKind.RATED, EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)
+    return {n.key for e in edges for n in store.neighbours(VertexKind.USER, user, e, "out")}
+
+
+def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
+    trained: TrainedHome, ranking: RankingWorld, model: object
+) -> None:
+    rec = _recommender(trained, ranking, model)
+    user = str(trained.world.catalog.users[0])
+    result = rec.recommend(user, 10)
+    assert result.policy_version == "ddpg-v1" and not result.cold_start
+    assert result.state is not None and result.action is not None
+    assert result.state.shape == (ranking.observation_size,)
+    # the actor path gives what SB3's own predict gives
+    np.testing.assert_allclose(
+        result.action, AgentPolicy(model).action(result.state), rtol=1e-5, atol=1e-6
+    )
+    movies = [i.movie for i in result.items]
+    assert len(movies) == 10 == len(set(movies))
+    assert not set(movies) & _seen(trained.store, user)
+    assert all(i.propensity == 1.0 for i in result.items)
+    # deterministic top-k: scores descending, no unchosen candidate scores higher
+    history = ranking.history(trained.store, user)
+    assert history is not None
+    cands = ranking.candidates.generate(history)
+    scores = ranking.vectors[cands] @ result.action
+    chosen = {ranking.row_of[m] for m in movies}
+    got = [i.score for i in result.items]
+    assert got == sorted(got, reverse=True)
+    rest = [s for c, s in zip(cands, scores, strict=True) if int(c) not in chosen]
+    assert max(rest) <= min(got) + 1e-5
+
+
+def test_sampled_slates_carry_plackett_luce_propensities(
+    trained: TrainedHome, ranking: RankingWorld, model: object
+) -> None:
+    rec = _recommender(trained, ranking, model, temperature=0.5, seed=7)
+    user = str(trained.world.catalog.users[1])
+    result = rec.recommend(user, 5)
+    again = rec.recommend(user, 5)
+    assert [i.movie for i in result.items] == [i.movie for i in again.items]  # seeded
+    props = np.array([i.propensity for i in result.items])
+    assert np.all((props > 0) & (props < 1))
+    assert np.isclose(np.log(props).sum(), float(result.extra["log_propensity"]))
+    # the first pick's propensity is its softmax probability over all candidates
+    history = ranking.history(trained.store, user)
+    assert history is not None and result.action is not None
+    cands = ranking.candidates.generate(history)
+    logits = (ranking.vectors[cands] @ result.action).astype(np.float64) / 0.5
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    first = int(np.flatnonzero(cands == ranking.row_of[result.items[0].movie])[0])
+    assert np.isclose(props[0], p[first], rtol=1e-5)
+
+
+def _store_with_stranger() -> LocalGraphStore:
+    """A user whose only rating is of a movie the policy's world does not hold."""
+    batch = GraphBatch()
+    batch.add_vertices(VertexKind.MOVIE, pd.DataFrame({"key": ["zz-new"], "title": ["New"]}))
+    batch.add_vertices(VertexKind.USER, pd.DataFrame({"key": ["stranger"]}))
+    batch.add_edges(
+        EdgeKind.RATED,
+        pd.DataFrame([{"src": "stranger", "dst": "zz-new", "rating": 5.0, "timestamp": 1}]),
+    )
+    store = LocalGraphStore()
+    store.upsert(batch)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("case", "user"),
+    [("unknown user", "nobody-like-this"), ("only unknown movies", "stranger")],
+)
+def test_users_without_usable_history_get_cold_start(
+    trained: TrainedHome, ranking: RankingWorld, model: object, case: str, user: str
+) -> None:
+    store = _store_with_stranger() if case == "only unknown movies" else trained.store
+    rec = PolicyRecommender(
+        world=ranking,
+        store=store,
+        act=actor_fn(model),
+        fallback=PopularityRecommender(store),
+        version="ddpg-v1",
+    )
+    result = rec.recommend(user, 3)
+    assert result.cold_start and result.state is None and result.action is None
+    assert result.policy_version == "popularity"
+    assert result.extra == {"policy": "ddpg-v1", "served_by": "popularity"}
+
+
+def test_next_state(trained: TrainedHome, ranking: RankingWorld, model: object) -> None:
+    rec = _recommender(trained, ranking, model)
+    user = str(trained.world.catalog.users[2])
+    result = rec.recommend(user, 5)
+    assert result.state is not None
+    assert np.array_equal(rec.next_state(user, result.state, None), result.state)
+    after = rec.next_state(user, result.state, result.items[0].movie)
+    assert after is not None and after.shape == result.state.shape
+    assert np.all(np.abs(after) <= 1.0)
+    # the movie is seen now: the graph pool of unseen movies no longer counts it
+    assert not np.array_equal(after, result.state)
+
+
+def test_endpoint_serves_the_registered_champion(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    settings = make_settings(tmp_path, prefix, home=trained.home.root, temperature=0.3)
+    app = create_app(settings, store=trained.store, redis_client=client)
+    user = str(trained.world.catalog.users[3])
+    with TestClient(app) as api:
+        ready = api.get("/readyz").json()
+        assert ready["arms"] == {"default": "ddpg-v1"}
+        assert ready["policies"] == {"champion": "serving version 1"}
+        body = api.get(f"/v1/users/{user}/recommendations?k=4").json()
+        assert body["policy_version"] == "ddpg-v1" and body["arm"] == "default"
+        assert not body["cold_start"] and body["logged"]
+        assert len(body["items"]) == 4
+        for item in body["items"]:
+            assert item["policy_version"] == "ddpg-v1" and item["arm"] == "default"
+            assert 0 < item["propensity"] < 1
+        logged = RecLog(client, prefix, 60).get(body["recommendation_id"])
+        assert logged is not None and logged.state is not None and logged.action is not None
+        assert logged.state.size == trained.world.catalog.n_genres + 4 * 8 + 2
+        np.testing.assert_allclose(logged.propensities, [i["propensity"] for i in body["items"]])
+        # feedback on it becomes a transition in the replay ring
+        event = {
+            "event_id": "e1",
+            "type": "rated",
+            "rating": 5.0,
+            "recommendation_id": body["recommendation_id"],
+            "movie": body["items"][0]["movie"],
+        }
+        assert api.post("/v1/feedback", json=event, headers=AUTH).json()["new"] == 1
+        assert "marquee_replay_buffer_size 1.0" in api.get("/metrics").text
+        cold = api.get("/v1/users/new-person/recommendations?k=3").json()
+        assert cold["cold_start"] and cold["policy_version"] == "popularity"
