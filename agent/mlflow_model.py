@@ -24,7 +24,10 @@ class SB3PolicyModel(PythonModel):
         self.model = (TD3 if algo == "td3" else DDPG).load(path, device="cpu")
 
     def predict(
-        self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None
+        self,
+        context: PythonModelContext,
+        model_input: list[Any],
+        params: dict[str, Any] | None = None,
     ) -> np.ndarray:
         obs = np.asarray(model_input, dtype=np.float32)
         action, _ = self.model.predict(obs, deterministic=True)

@@ -24,11 +24,6 @@ ITEM_SCORE = {
 }
 
 
-@pytest.fixture(scope="session")
-def ml_world() -> SimulationWorld:
-    return SimulationWorld.from_movielens()
-
-
 def make_tiny_world() -> SimulationWorld:
     cat = tiny_catalog()
     emb = ItemEmbeddings.fit(cat, dim=3)
