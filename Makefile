@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MARQUEE := $(VENV)/bin/marquee
 DEMO_HOME ?= $(CURDIR)/.marquee
+DEMO_STEPS ?= 20000
+DEMO_PORT ?= 8000
 
 .PHONY: setup demo test lint bench clean
 
@@ -18,8 +20,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(MARQUEE) --home $(DEMO_HOME) ingest movielens
-
 	$(MARQUEE) --home $(DEMO_HOME) graph stats
+	$(MARQUEE) --home $(DEMO_HOME) train --timesteps $(DEMO_STEPS) --alias champion
+	$(MARQUEE) --home $(DEMO_HOME) serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: setup
 	$(PY) -m pytest -q

@@ -38,13 +38,16 @@ def _register() -> None:
     """Attach each package's sub-commands (each package owns its CLI module)."""
     from agent.cli import register as register_agent
     from features.cli import graph_app, ingest_app
+    from serving.cli import register as register_serving
+    from serving.plex.cli import plex_app
+    from serving.radarr.cli import radarr_app
 
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(graph_app, name="graph")
     register_agent(app)
-    from serving.cli import register as register_serving
-
     register_serving(app)
+    app.add_typer(plex_app, name="plex")
+    app.add_typer(radarr_app, name="radarr")
 
 
 _register()

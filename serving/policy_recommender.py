@@ -11,6 +11,9 @@ each item carries its propensity. Users without usable history get the cold-star
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,10 @@ from serving.recommender import RecommendationResult, Recommender, ScoredItem
 log = logging.getLogger(__name__)
 
 SEEN_EDGES = (EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)  # never candidates, not in the state
+# (world rows or -1, ratings, timestamps, seen world rows or -1) of one user
+_Found = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]
+]
 
 
 class RankingWorld:
@@ -43,6 +50,8 @@ class RankingWorld:
         *,
         max_candidates: int = 200,
         hops: int = 3,
+        cache_size: int = 10_000,
+        cache_seconds: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.vectors = embeddings.vectors
@@ -52,6 +61,41 @@ class RankingWorld:
         )
         self.keys: list[str] = [str(k) for k in catalog.movie_keys]
         self.row_of: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+        self._store_rows: tuple[object, npt.NDArray[np.int64]] | None = None
+        self.cache_size = cache_size
+        self.cache_seconds = cache_seconds
+        self._cache: OrderedDict[str, _Prepared] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def prepare(
+        self, store: GraphStore, user: str
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+        """(state, candidates) for a user with usable history, else None. Cached per user:
+        with the embedded store until its graph changes (each write makes a new state
+        object); with other stores for ``cache_seconds``. Both do not depend on the policy,
+        so every version shares them."""
+        token = getattr(store, "state", None)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(user)
+            fresh = hit is not None and hit.token is token
+            if (
+                hit is not None
+                and fresh
+                and (token is not None or now - hit.made <= self.cache_seconds)
+            ):
+                self._cache.move_to_end(user)
+                return hit.value
+        history = self.history(store, user)
+        value = None
+        if history is not None and history.items:
+            value = (self.builder.build(history), self.candidates.generate(history))
+        with self._lock:
+            self._cache[user] = _Prepared(token, now, value)
+            self._cache.move_to_end(user)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
 
     @property
     def observation_size(self) -> int:
@@ -65,29 +109,78 @@ class RankingWorld:
         """The user's history from the store (ratings oldest first; watched and dismissed
         movies marked seen), or None for a user the store does not hold."""
         try:
-            rated = store.neighbours(VertexKind.USER, user, EdgeKind.RATED, "out")
+            found = self._local_ratings(store, user)
+            if found is None:
+                found = self._ratings(store, user)
         except UnknownVertexError:
             return None
-        rows: list[tuple[float, int, float]] = []
-        for nb in rated:
-            row = self.row_of.get(nb.key)
-            if row is None:
-                continue  # a movie the policy's world does not know
-            stamp = nb.attrs.get("timestamp") or 0
-            rating = nb.attrs.get("rating")
-            if rating is None:
-                continue
-            rows.append((float(stamp), row, float(rating)))  # type: ignore[arg-type]
-        rows.sort()
+        rows, ratings, stamps, seen = found
+        keep = rows >= 0  # movies the policy's world does not know are ignored
+        rows, ratings, stamps = rows[keep], ratings[keep], stamps[keep]
+        order = np.lexsort((rows, stamps))
         history = UserHistory(n_movies=self.catalog.n_movies)
-        for _, row, rating in rows:
-            history.add(row, rating)
-        for edge in SEEN_EDGES:
-            for nb in store.neighbours(VertexKind.USER, user, edge, "out"):
-                row = self.row_of.get(nb.key)
-                if row is not None:
-                    history.mark_seen(row)
+        for row, rating in zip(rows[order].tolist(), ratings[order].tolist(), strict=True):
+            history.add(int(row), float(rating))
+        for row in seen[seen >= 0].tolist():
+            history.mark_seen(int(row))
         return history
+
+    def _ratings(self, store: GraphStore, user: str) -> _Found:
+        """Through the GraphStore protocol (any store)."""
+        rated = store.neighbours(VertexKind.USER, user, EdgeKind.RATED, "out")
+        rows = np.array([self.row_of.get(nb.key, -1) for nb in rated], dtype=np.int64)
+        ratings = np.array([float(nb.attrs.get("rating") or 0.0) for nb in rated])  # type: ignore[arg-type]
+        stamps = np.array([float(nb.attrs.get("timestamp") or 0) for nb in rated])  # type: ignore[arg-type]
+        seen = [
+            self.row_of.get(nb.key, -1)
+            for edge in SEEN_EDGES
+            for nb in store.neighbours(VertexKind.USER, user, edge, "out")
+        ]
+        return rows, ratings, stamps, np.array(seen, dtype=np.int64)
+
+    def _local_ratings(self, store: GraphStore, user: str) -> _Found | None:
+        """The same from the embedded store's arrays (no per-edge Python objects), or None
+        for other stores. Store movie positions map to world rows by a cached array."""
+        from features.graph.local import LocalGraphStore
+
+        if not isinstance(store, LocalGraphStore):
+            return None
+        from features.graph import local_queries as q
+
+        state = store.state
+        movies, ratings, stamps = q.user_ratings(state, user)
+        table = state.vertices[VertexKind.MOVIE]
+        cached = self._store_rows
+        if cached is None or cached[0] is not table:
+            to_row = np.array([self.row_of.get(str(k), -1) for k in table.keys], dtype=np.int64)
+            cached = self._store_rows = (table, to_row)
+        to_row = cached[1]
+        u = table_find(state, user)
+        seen = [
+            state.edges[e].indices[state.edges[e].indptr[u] : state.edges[e].indptr[u + 1]]
+            for e in SEEN_EDGES
+        ]
+        return (
+            to_row[movies],
+            np.asarray(ratings, dtype=np.float64),
+            np.asarray(stamps, dtype=np.float64),
+            to_row[np.concatenate(seen)] if seen else np.zeros(0, dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    token: object  # the embedded store's state object it was computed from (None otherwise)
+    made: float
+    value: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None
+
+
+def table_find(state: Any, user: str) -> int:
+    """The embedded store's position of a user (UnknownVertexError when absent)."""
+    i = int(state.vertices[VertexKind.USER].find(user))
+    if i < 0:
+        raise UnknownVertexError(VertexKind.USER, user)
+    return i
 
 
 def actor_fn(model: Any) -> Any:
@@ -127,8 +220,8 @@ class PolicyRecommender:
         return self.version
 
     def recommend(self, user: str, k: int, *, genres: Sequence[str] = ()) -> RecommendationResult:
-        history = self.world.history(self.store, user)
-        if history is None or not history.items:
+        prepared = self.world.prepare(self.store, user)
+        if prepared is None:
             cold = self.fallback.recommend(user, k, genres=genres)
             return RecommendationResult(
                 items=cold.items,
@@ -136,9 +229,8 @@ class PolicyRecommender:
                 cold_start=True,
                 extra={"policy": self.version, "served_by": cold.policy_version},
             )
-        state = self.world.builder.build(history)
+        state, cands = prepared
         action = self.act(state)
-        cands = self.world.candidates.generate(history)
         if cands.shape[0] == 0:  # the user has seen the whole catalogue
             return RecommendationResult(
                 items=[], policy_version=self.version, state=state, action=action

@@ -141,6 +141,8 @@ class PolicyPool:
                 sim.embeddings,
                 max_candidates=self.settings.max_candidates,
                 hops=self.settings.candidate_hops,
+                cache_size=self.settings.state_cache_size,
+                cache_seconds=self.settings.state_cache_seconds,
             )
         return self._world
 

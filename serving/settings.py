@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     )
     max_candidates: int = Field(default=200, ge=1, description="Candidates ranked per slate.")
     candidate_hops: int = Field(default=3, ge=1, le=3, description="Graph candidate depth.")
+    state_cache_size: int = Field(
+        default=10_000, ge=1, description="Users whose (state, candidates) are kept."
+    )
+    state_cache_seconds: float = Field(
+        default=30.0, gt=0, description="Their lifetime with a non-embedded graph store."
+    )
     torch_threads: int = Field(default=1, ge=1, description="Torch threads for the actor.")
     temperature: float = Field(default=0.0, ge=0.0, description="Slate sampling temperature.")
     default_k: int = Field(default=10, ge=1)

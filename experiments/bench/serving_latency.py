@@ -1,13 +1,17 @@
-"""Latency and throughput of GET /v1/users/{user}/recommendations.
+"""Latency and throughput of GET /v1/users/{user}/recommendations with the DDPG policy.
 
-Measures p50/p95 of sequential requests in-process (TestClient, no network) and over HTTP
-(uvicorn on 127.0.0.1 in a subprocess), then throughput with 8 concurrent clients over HTTP.
-Users: 90 % known users of the graph, 10 % unknown (cold start).
+Measures p50/p95 of: the policy recommender alone (history -> state -> actor -> ranking; first
+pass cold, second pass with the per-user state cache warm); sequential requests in-process
+(TestClient, no network: routing, explanations, recommendation log in Redis); the same over
+HTTP (uvicorn on 127.0.0.1 in a subprocess, one worker); then throughput with 8 concurrent
+clients over HTTP. Users: 90 % known users of the graph, 10 % unknown (cold start).
 
-    python experiments/bench/serving_latency.py --home .marquee [--requests 300] [--json]
+    marquee --home H ingest movielens            # or: ingest synthetic --movies 100000
+    marquee --home H train --timesteps 1500 --alias champion
+    python experiments/bench/serving_latency.py --home H [--requests 300] [--json]
 
-Needs a graph in the home folder (``marquee --home H ingest movielens``). Uses MARQUEE_REDIS_URL
-if set, else the embedded Redis in the home folder.
+The home's champion must be registered (else the service falls back to popularity, and this
+script stops). Uses MARQUEE_REDIS_URL if set, else the embedded Redis in the home folder.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from marquee.home import Home
+
 
 def _pcts(samples: list[float]) -> dict[str, float]:
     ms = np.array(samples) * 1000.0
@@ -41,7 +47,6 @@ def _pcts(samples: list[float]) -> dict[str, float]:
 def _users(home: Path, n: int, seed: int) -> list[str]:
     from features.graph.factory import open_store
     from features.graph.schema import VertexKind
-    from marquee.home import Home
 
     store = open_store(Home(home))
     known = store.vertex_frame(VertexKind.USER)["key"].astype(str).tolist()
@@ -50,6 +55,16 @@ def _users(home: Path, n: int, seed: int) -> list[str]:
         sys.exit(f"no users in the graph at {home}: run `marquee --home {home} ingest movielens`")
     rng = random.Random(seed)
     return [rng.choice(known) if rng.random() < 0.9 else f"new-user-{i}" for i in range(n)]
+
+
+def _counts(home: Path) -> dict[str, int]:
+    from features.graph.factory import open_store
+
+    store = open_store(Home(home))
+    try:
+        return store.counts()
+    finally:
+        store.close()
 
 
 def _timed(get: Callable[[str], int], users: list[str]) -> list[float]:
@@ -63,17 +78,42 @@ def _timed(get: Callable[[str], int], users: list[str]) -> list[float]:
     return out
 
 
-def in_process(home: Path, users: list[str], k: int) -> dict[str, float]:
+def recommender_only(home: Path, users: list[str], k: int) -> dict[str, object]:
+    """The policy path alone, as the route calls it (no HTTP, explanations or logging)."""
+    from features.graph.factory import open_store
+    from serving.ab import Arm
+    from serving.policy_source import PolicyPool
+    from serving.settings import Settings
+
+    store = open_store(Home(home))
+    pool = PolicyPool(Settings(home=home))
+    rec = pool(Arm(name="bench", policy="champion", share=1.0), store)
+    if rec.policy_version == "popularity":
+        sys.exit(f"{home}: no champion policy is served ({pool.status()}); train one first")
+
+    def call(u: str) -> int:
+        rec.recommend(u, k)
+        return 200
+
+    cold = _pcts(_timed(call, users))
+    warm = _pcts(_timed(call, users))
+    store.close()
+    return {"policy_version": rec.policy_version, "cold": cold, "warm": warm}
+
+
+def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
     from serving.settings import Settings
 
     with TestClient(create_app(Settings(home=home))) as api:
+        version = api.get("/readyz").json()["arms"]
         _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users[:20])
-        return _pcts(
+        out = _pcts(
             _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users)
         )
+        return {**out, "arms": version}
 
 
 def _free_port() -> int:
@@ -151,11 +191,15 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home.expanduser().resolve()
     users = _users(home, args.requests, args.seed)
+    counts = _counts(home)
     result = {
         "home": str(home),
+        "movies": counts.get("movies", 0),
+        "users": counts.get("users", 0),
         "k": args.k,
         "requests": args.requests,
         "cpus": os.cpu_count(),
+        "recommender": recommender_only(home, users, args.k),
         "in_process": in_process(home, users, args.k),
         "http": over_http(home, users, args.k, args.concurrency),
     }
@@ -164,7 +208,14 @@ def main() -> None:
         return
     ip, http = result["in_process"], result["http"]
     seq, conc = http["sequential"], http["concurrent"]  # type: ignore[index]
-    print(f"graph {home}, k={args.k}, {args.requests} requests, 90% known users")
+    rec = result["recommender"]
+    print(
+        f"graph {home} ({result['movies']} movies), k={args.k}, {args.requests} requests, "
+        f"90% known users, policy {rec['policy_version']}"  # type: ignore[index]
+    )
+    for phase in ("cold", "warm"):
+        r = rec[phase]  # type: ignore[index]
+        print(f"policy {phase:4s}    p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms")
     print(f"in-process     p50 {ip['p50_ms']:7.2f} ms   p95 {ip['p95_ms']:7.2f} ms")
     print(f"HTTP           p50 {seq['p50_ms']:7.2f} ms   p95 {seq['p95_ms']:7.2f} ms")
     print(

@@ -155,7 +155,8 @@ def test_next_state(trained: TrainedHome, ranking: RankingWorld, model: object) 
     user = str(trained.world.catalog.users[2])
     result = rec.recommend(user, 5)
     assert result.state is not None
-    assert np.array_equal(rec.next_state(user, result.state, None), result.state)
+    same = rec.next_state(user, result.state, None)
+    assert same is not None and np.array_equal(same, result.state)
     after = rec.next_state(user, result.state, result.items[0].movie)
     assert after is not None and after.shape == result.state.shape
     assert np.all(np.abs(after) <= 1.0)
@@ -197,3 +198,27 @@ def test_endpoint_serves_the_registered_champion(
         assert "marquee_replay_buffer_size 1.0" in api.get("/metrics").text
         cold = api.get("/v1/users/new-person/recommendations?k=3").json()
         assert cold["cold_start"] and cold["policy_version"] == "popularity"
+
+
+class _ProtocolOnly:
+    """The same store seen only through the GraphStore protocol (no embedded fast path)."""
+
+    def __init__(self, store: LocalGraphStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_embedded_fast_path_reads_the_same_history(
+    trained: TrainedHome, ranking: RankingWorld
+) -> None:
+    slow_store = _ProtocolOnly(trained.store)
+    for user in [str(u) for u in trained.world.catalog.users[:20]]:
+        fast = ranking.history(trained.store, user)
+        slow = ranking.history(slow_store, user)  # type: ignore[arg-type]
+        assert fast is not None and slow is not None
+        assert fast.items == slow.items and fast.ratings == slow.ratings
+        assert np.array_equal(fast.seen, slow.seen) and fast.positives == slow.positives
+    assert ranking.history(slow_store, "nobody") is None  # type: ignore[arg-type]
+    assert ranking.history(trained.store, "nobody") is None

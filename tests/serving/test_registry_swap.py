@@ -71,6 +71,7 @@ def test_promoted_version_is_served_without_restart_or_failed_requests(
         thread = threading.Thread(target=hammer)
         thread.start()
         try:
+            configure_tracking(home.tracking_uri, home.artifacts_dir, "marquee")  # as train does
             registry = PolicyRegistry(home.tracking_uri)
             v2 = registry.register(trained.zip_path, algo="ddpg")
             _wait_for(lambda: len(seen) >= 5, "requests before the promotion")
