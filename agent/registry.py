@@ -68,6 +68,7 @@ class PolicyRegistry:
         """Log ``zip_path`` as a pyfunc model in the active (or given) run, register it as a new
         version and set ``aliases`` on it. Returns the version number."""
         mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
         run_ctx = mlflow.start_run(run_id=run_id) if run_id else None
         try:
             info = mlflow.pyfunc.log_model(
@@ -107,6 +108,7 @@ class PolicyRegistry:
             raise PolicyNotFoundError(
                 f"no version {ref!r} of registered model {self.model_name!r}"
             ) from exc
+        mlflow.set_registry_uri(self.tracking_uri)  # models:/ URIs resolve through it
         local = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{self.model_name}/{mv.version}",

@@ -17,6 +17,7 @@ class Home:
     """Paths inside the home folder. Nothing is created until ``ensure`` is called."""
 
     root: Path
+    tracking_override: str | None = None  # MLFLOW_TRACKING_URI when the home was resolved
 
     @property
     def graph_dir(self) -> Path:
@@ -32,10 +33,9 @@ class Home:
 
     @property
     def tracking_uri(self) -> str:
-        """MLflow's embedded default: a SQLite file; MLFLOW_TRACKING_URI overrides it."""
-        return (
-            os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.tracking_dir / 'mlflow.db'}"
-        )
+        """MLflow's embedded default, a SQLite file, unless MLFLOW_TRACKING_URI was set when the
+        home was resolved (read once: mlflow.set_tracking_uri itself writes that variable)."""
+        return self.tracking_override or f"sqlite:///{self.tracking_dir / 'mlflow.db'}"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -53,9 +53,10 @@ class Home:
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
     """The home folder: ``explicit`` if given, else $MARQUEE_HOME, else the user data folder."""
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or None
     if explicit:
-        return Home(Path(explicit).expanduser().resolve())
+        return Home(Path(explicit).expanduser().resolve(), tracking)
     env = os.environ.get("MARQUEE_HOME")
     if env:
-        return Home(Path(env).expanduser().resolve())
-    return Home(Path(platformdirs.user_data_dir("marquee", appauthor=False)))
+        return Home(Path(env).expanduser().resolve(), tracking)
+    return Home(Path(platformdirs.user_data_dir("marquee", appauthor=False)), tracking)

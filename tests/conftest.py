@@ -11,3 +11,10 @@ from env.world import SimulationWorld
 def ml_world() -> SimulationWorld:
     """The simulation world of the bundled ml-latest-small, built once per test session."""
     return SimulationWorld.from_movielens()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; clear it so one test's MLflow
+    store never leaks into the next test's home folder."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
