@@ -16,16 +16,16 @@ class AgentConfig:
     algo: Literal["ddpg", "td3"] = "ddpg"
     features_dim: int = 128
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     batch_size: int = 128
     buffer_size: int = 200_000
     learning_starts: int = 1_000
-    gamma: float = 0.9
+    gamma: float = 0.5
     tau: float = 0.005
     train_freq: int = 4
     gradient_steps: int = 1
     action_noise_sigma: float = 0.2
-    action_penalty: float = 0.1
+    action_penalty: float = 0.5
     seed: int = 0
     torch_threads: int = 1
 

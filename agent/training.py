@@ -43,7 +43,7 @@ class TrainConfig:
     n_envs: int = 4
     max_episode_steps: int = 50
     eval_every: int = 5_000
-    eval_episodes: int = 10
+    eval_episodes: int = 30
     checkpoint_every: int = 5_000
     experiment: str = "marquee"
     run_name: str = "train"
@@ -67,13 +67,20 @@ class TrainResult:
 
 
 class EvalCallback(BaseCallback):
-    """Every ``every`` steps plays the current actor on held-out users and logs eval/*."""
+    """Every ``every`` steps plays the current actor on fresh episodes of the *training*
+    users (test users stay untouched for `marquee evaluate`), logs eval/* and keeps the best
+    actor so far in ``best_path``: DDPG's returns swing between evaluations, so the final
+    policy is the best one seen, chosen without looking at held-out users."""
 
-    def __init__(self, world: SimulationWorld, every: int, episodes: int) -> None:
+    def __init__(
+        self, world: SimulationWorld, every: int, episodes: int, best_path: Path | None = None
+    ) -> None:
         super().__init__()
         self.world = world
         self.every = every
         self.episodes = episodes
+        self.best_path = best_path
+        self.best = float("-inf")
         self.curve: list[tuple[int, float]] = []
 
     def _on_step(self) -> bool:
@@ -83,9 +90,16 @@ class EvalCallback(BaseCallback):
 
     def record(self) -> float:
         report = evaluate_policies(
-            [AgentPolicy(self.model)], self.world, seeds=(0, 1), episodes_per_seed=self.episodes
+            [AgentPolicy(self.model)],
+            self.world,
+            seeds=(1_000, 1_001),
+            episodes_per_seed=self.episodes,
+            split="train",
         )[0]
         self.curve.append((self.num_timesteps, report.mean_return))
+        if self.best_path is not None and report.mean_return > self.best:
+            self.best = report.mean_return
+            self.model.save(self.best_path)
         if mlflow.active_run() is not None:
             mlflow.log_metrics(
                 {
@@ -142,7 +156,9 @@ def train(
         (ckpt / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
         if run_id is None:
             mlflow.log_params(config.as_params())
-        evaluator = EvalCallback(world, config.eval_every, config.eval_episodes)
+        evaluator = EvalCallback(
+            world, config.eval_every, config.eval_episodes, best_path=ckpt / "best.zip"
+        )
         callbacks: list[BaseCallback] = [
             MLflowMetricsCallback(log_every=max(config.n_envs, 500)),
             CheckpointCallback(ckpt, every=config.checkpoint_every),
@@ -152,10 +168,17 @@ def train(
             callbacks.append(_StepHook(on_steps))
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
         final_return = evaluator.record()
-        model_path = save_checkpoint(model, ckpt)
+        save_checkpoint(model, ckpt)
+        model_path = ckpt / "best.zip"
         mlflow.log_artifact(str(model_path), artifact_path="checkpoints")
         seconds = time.perf_counter() - start
-        mlflow.log_metrics({"train/seconds": seconds, "eval/final_return": final_return})
+        mlflow.log_metrics(
+            {
+                "train/seconds": seconds,
+                "eval/final_return": final_return,
+                "eval/best_return": evaluator.best,
+            }
+        )
         version = None
         if config.register:
             version = PolicyRegistry(home.tracking_uri).register(

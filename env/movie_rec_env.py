@@ -33,7 +33,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
 
     ## Action Space
     ``Box(-1, 1, (d,), float32)``: a direction in item-embedding space (d = the world's
-    embedding dim, 32 by default). Candidates (graph traversal from the user's positives plus
+    embedding dim, 16 by default). Candidates (graph traversal from the user's positives plus
     popular fallbacks, minus seen) are scored ``e_i . a`` by ``features.ranking.rank``; the
     top ``slate_size`` form the slate (a Plackett-Luce sample if ``ranking_temperature`` > 0).
 

@@ -57,7 +57,7 @@ class SimulationWorld:
         cls,
         catalog: Catalog,
         *,
-        dim: int = 32,
+        dim: int = 16,
         factors: int = 16,
         reg: float = 0.15,
         test_fraction: float = 0.2,

@@ -141,7 +141,7 @@ def test_bad_reset_options(
             np.zeros(3, dtype=np.float32),
             r"action has shape \(3,\) but the action space has shape \(32,\)",
         ),
-        (np.full(32, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
+        (np.full(16, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
     ],
 )
 def test_bad_actions(ml_world: SimulationWorld, action: np.ndarray, message: str) -> None:
@@ -153,7 +153,7 @@ def test_bad_actions(ml_world: SimulationWorld, action: np.ndarray, message: str
 
 def test_step_before_reset(ml_world: SimulationWorld) -> None:
     with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
-        MovieRecEnv(ml_world).step(np.zeros(32, dtype=np.float32))
+        MovieRecEnv(ml_world).step(np.zeros(16, dtype=np.float32))
 
 
 def test_sync_vector_env(ml_world: SimulationWorld) -> None:
