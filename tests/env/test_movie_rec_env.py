@@ -139,7 +139,7 @@ def test_bad_reset_options(
     [
         (
             np.zeros(3, dtype=np.float32),
-            r"action has shape \(3,\) but the action space has shape \(32,\)",
+            r"action has shape \(3,\) but the action space has shape \(16,\)",
         ),
         (np.full(16, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
     ],
