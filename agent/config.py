@@ -24,6 +24,7 @@ class AgentConfig:
     tau: float = 0.005
     train_freq: int = 4
     gradient_steps: int = 1
+    n_steps: int = 1  # n-step returns (SB3's own n_steps)
     action_noise_sigma: float = 0.2
     action_penalty: float = 0.5
     seed: int = 0

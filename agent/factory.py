@@ -56,6 +56,7 @@ def build_agent(
         gamma=config.gamma,
         train_freq=config.train_freq,
         gradient_steps=config.gradient_steps,
+        n_steps=config.n_steps,
         action_noise=noise,
         replay_buffer_class=replay_buffer_class,
         replay_buffer_kwargs=replay_buffer_kwargs,
