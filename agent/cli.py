@@ -120,6 +120,7 @@ def evaluate_command(
     world = load_or_build_world(home)
     names = policies or [*BASELINES, "champion"]
     chosen: list[SlatePolicy] = []
+    curve: list[tuple[int, float]] = []
     registry = PolicyRegistry(home.tracking_uri)
     for name in names:
         if name in BASELINES:
@@ -131,6 +132,9 @@ def evaluate_command(
             raise typer.BadParameter(str(exc)) from exc
         model = load_agent(str(version.zip_path), algo=version.algo)
         chosen.append(AgentPolicy(model, name=f"{version.algo}-v{version.version}"))
+        if not curve:  # the learning curve of the first registered version's training run
+            history = registry.client.get_metric_history(version.run_id, "eval/mean_return")
+            curve = sorted((m.step, m.value) for m in history)
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(chosen) * seeds * episodes)
         reports = evaluate_policies(
@@ -141,7 +145,7 @@ def evaluate_command(
             on_episode=lambda: progress.advance(task),
         )
     out = plot or (home.root / "evaluation.png")
-    plot_returns(reports, out)
+    plot_returns(reports, out, curve or None)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in reports], indent=2))
         return

@@ -1,0 +1,56 @@
+"""`marquee train` and `marquee evaluate` end to end on a temporary home."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from marquee.cli import app
+
+
+def test_train_then_evaluate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+    assert runner.invoke(app, [*home, "ingest", "movielens"]).exit_code == 0
+    result = runner.invoke(app, [*home, "train", "--timesteps", "300", "--alias", "champion"])
+    assert result.exit_code == 0, result.output
+    assert "registered version 1" in result.output
+    plot = tmp_path / "eval.png"
+    result = runner.invoke(
+        app,
+        [
+            *home,
+            "evaluate",
+            "most-popular",
+            "champion",
+            "--seeds",
+            "2",
+            "--episodes",
+            "2",
+            "--json",
+            "--plot",
+            str(plot),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.output[result.output.index("[") :])
+    assert [r["policy"] for r in reports] == ["most-popular", "ddpg-v1"]
+    assert plot.stat().st_size > 0
+
+
+def _text(output: str) -> str:
+    """The CLI's message with rich's box drawing and line wrapping removed."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def test_bad_policy_and_algo_names(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+    result = runner.invoke(app, [*home, "train", "--algo", "ppo"])
+    assert result.exit_code == 2
+    assert "algo must be ddpg or td3" in _text(result.output)
+    result = runner.invoke(app, [*home, "train"])
+    assert result.exit_code == 2
+    assert "run `marquee ingest movielens` first" in _text(result.output)
