@@ -56,7 +56,7 @@ def _progress() -> Progress:
 
 def train_command(
     ctx: typer.Context,
-    timesteps: Annotated[int, typer.Option(help="Environment steps in total.")] = 30_000,
+    timesteps: Annotated[int, typer.Option(help="Environment steps in total.")] = 60_000,
     algo: Annotated[str, typer.Option(help="ddpg or td3.")] = "ddpg",
     n_envs: Annotated[int, typer.Option(help="Simulated users stepped together.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed for the agent and environments.")] = 0,

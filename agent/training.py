@@ -39,7 +39,7 @@ class TrainConfig:
     """A training run: the agent's settings plus the run's own."""
 
     agent: AgentConfig = field(default_factory=AgentConfig)
-    timesteps: int = 30_000
+    timesteps: int = 60_000
     n_envs: int = 4
     max_episode_steps: int = 50
     eval_every: int = 5_000

@@ -114,10 +114,12 @@ class PlexPusher:
             )
         return sections[0]
 
-    def _movies(self, recs: Sequence[Recommendation], limit: int) -> tuple[list[Movie], PushResult]:
+    def _movies(
+        self, recs: Sequence[Recommendation], limit: int, ordered: bool
+    ) -> tuple[list[Movie], PushResult]:
         result = PushResult(title="")
         wanted: list[int] = []
-        for rec in sorted(recs, key=lambda r: -r.score):
+        for rec in recs if ordered else sorted(recs, key=lambda r: -r.score):
             rk = self.rating_keys.get(rec.movie)
             if rk is None or not rk.isdigit():
                 result.missing.append(rec.movie)
@@ -143,10 +145,12 @@ class PlexPusher:
         mode: PushMode = "collection",
         section: str | None = None,
         limit: int = 20,
+        ordered: bool = False,
     ) -> PushResult:
-        """Replace the user's list with ``recs`` (best first). An empty list removes it."""
+        """Replace the user's list with ``recs``, best score first; ``ordered``: in the given
+        order (a recommender's slate, whose order is its ranking). An empty list removes it."""
         title = list_title(user)
-        movies, result = self._movies(recs, limit)
+        movies, result = self._movies(recs, limit, ordered)
         result.title = title
         if mode == "collection":
             lib = self._movie_section(section)

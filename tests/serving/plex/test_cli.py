@@ -41,7 +41,7 @@ def test_sync_then_push_then_poll(plex: PlexTestServer, env: Home, tmp_path: Pat
     assert [(p.title, p.items) for p in plex.playlists.values()] == [("Recommended for bob", [103])]
 
     plex.history.append(FakeHistory(2, 103, 1_700_000_000))
-    polled = runner.invoke(plex_app, ["poll", "--once"], obj=env)
+    polled = runner.invoke(plex_app, ["poll", "--once", "--print"], obj=env)
     assert polled.exit_code == 0, polled.output
     assert '"movie": "plex-103"' in polled.output and '"user": "plex-bob"' in polled.output
     assert load_state(state_path(env)).poll_viewed_at == 1_700_000_000
