@@ -9,8 +9,10 @@ polled history lands where HTTP and webhook feedback land, once per event id.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -95,7 +97,22 @@ def service_redis(settings: Settings) -> Iterator[RedisHandle]:
         if joined:
             handle.client.close()
         else:
+            pidfile = getattr(handle.client, "pidfile", None) if handle.embedded else None
             handle.close()
+            if pidfile:
+                _wait_gone(Path(pidfile))
+
+
+def _wait_gone(pidfile: Path, seconds: float = 10.0) -> None:
+    """Wait until the embedded server we shut down removed its pid file (it does so after
+    saving its data), so the next command, or the service, starting one on the same data file
+    does not find this one half-gone."""
+    deadline = time.monotonic() + seconds
+    while pidfile.exists():
+        if time.monotonic() > deadline:
+            log.warning("embedded redis still running %.0f s after shutdown", seconds)
+            return
+        time.sleep(0.01)
 
 
 def feedback_store(
