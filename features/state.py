@@ -58,10 +58,20 @@ class UserHistory:
         *,
         min_rating: float = POSITIVE_RATING,
     ) -> UserHistory:
-        """A history from movie rows and their ratings, oldest first."""
+        """A history from movie rows and their ratings, oldest first (the same as ``add``
+        for each in turn, done on whole arrays)."""
+        rows = np.asarray(movies).astype(np.int64).reshape(-1)
+        values = np.asarray(ratings, dtype=np.float64).reshape(-1)
+        if rows.shape != values.shape:
+            raise ValueError(f"{rows.shape[0]} movie rows but {values.shape[0]} ratings")
+        bad = (rows < 0) | (rows >= n_movies)
+        if np.any(bad):
+            raise ValueError(f"movie row {int(rows[np.argmax(bad)])} out of range [0, {n_movies})")
         h = cls(n_movies=n_movies, min_rating=min_rating)
-        for m, r in zip(np.asarray(movies).tolist(), np.asarray(ratings).tolist(), strict=True):
-            h.add(int(m), float(r))
+        h.items = rows.tolist()
+        h.ratings = values.tolist()
+        h.positives = rows[values >= min_rating].tolist()
+        h.seen[rows] = True
         return h
 
     def add(self, movie: int, rating: float) -> None:

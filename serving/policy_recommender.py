@@ -118,11 +118,8 @@ class RankingWorld:
         keep = rows >= 0  # movies the policy's world does not know are ignored
         rows, ratings, stamps = rows[keep], ratings[keep], stamps[keep]
         order = np.lexsort((rows, stamps))
-        history = UserHistory(n_movies=self.catalog.n_movies)
-        for row, rating in zip(rows[order].tolist(), ratings[order].tolist(), strict=True):
-            history.add(int(row), float(rating))
-        for row in seen[seen >= 0].tolist():
-            history.mark_seen(int(row))
+        history = UserHistory.from_ratings(self.catalog.n_movies, rows[order], ratings[order])
+        history.seen[seen[seen >= 0]] = True  # mark_seen for each
         return history
 
     def _ratings(self, store: GraphStore, user: str) -> _Found:

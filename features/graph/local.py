@@ -592,6 +592,11 @@ class LocalGraphStore:
     def explain(self, user: str, movie: str) -> Explanation | None:
         return q.explain(self._state, user, movie)
 
+    def explain_many(self, user: str, movies: list[str]) -> list[Explanation | None]:
+        """``explain`` for each movie in one pass (not in the GraphStore protocol): unknown
+        movies get None; an unknown user raises UnknownVertexError."""
+        return q.explain_many(self._state, user, movies)
+
     def close(self) -> None:
         """Nothing to release: every upsert is already saved."""
 

@@ -413,8 +413,7 @@ def explain(state: GraphState, user: str, movie: str) -> Explanation | None:
     movies, ratings, stamps = movies[positive], ratings[positive], stamps[positive]
     if not len(movies):
         return None
-    mv = state.vertices[VertexKind.MOVIE]
-    order = np.lexsort((mv.key_rank[movies], -stamps, -ratings))
+    order = np.lexsort((state.vertices[VertexKind.MOVIE].key_rank[movies], -stamps, -ratings))
     for edge in EXPLANATION_PRIORITY:
         via_kind: VertexKind | None = None
         via = -1
@@ -436,17 +435,121 @@ def explain(state: GraphState, user: str, movie: str) -> Explanation | None:
         if seed < 0:
             continue
         s = int(order[seed])
-        name_col = "name"
-        return Explanation(
-            user=user,
-            movie=movie,
-            movie_title=_label(state, VertexKind.MOVIE, m, "title"),
-            seed=str(mv.keys[movies[s]]),
-            seed_title=_label(state, VertexKind.MOVIE, int(movies[s]), "title"),
-            seed_rating=float(ratings[s]),
-            edge=edge,
-            via_kind=via_kind,
-            via_key="" if via_kind is None else str(state.vertices[via_kind].keys[via]),
-            via_name="" if via_kind is None else _label(state, via_kind, via, name_col),
+        return _explanation(
+            state, user, movie, m, int(movies[s]), float(ratings[s]), edge, via_kind, via
         )
     return None
+
+
+def _explanation(
+    state: GraphState,
+    user: str,
+    movie: str,
+    m: int,
+    seed: int,
+    rating: float,
+    edge: EdgeKind,
+    via_kind: VertexKind | None,
+    via: int,
+) -> Explanation:
+    return Explanation(
+        user=user,
+        movie=movie,
+        movie_title=_label(state, VertexKind.MOVIE, m, "title"),
+        seed=str(state.vertices[VertexKind.MOVIE].keys[seed]),
+        seed_title=_label(state, VertexKind.MOVIE, seed, "title"),
+        seed_rating=rating,
+        edge=edge,
+        via_kind=via_kind,
+        via_key="" if via_kind is None else str(state.vertices[via_kind].keys[via]),
+        via_name="" if via_kind is None else _label(state, via_kind, via, "name"),
+    )
+
+
+def _links_of(
+    state: GraphState, edge: EdgeKind, movies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex positions, owner index into ``movies``) of every content-``edge`` link of the
+    movies: ``_movie_links`` for many movies at once."""
+    et = state.edges[edge]
+    if EDGE_SPECS[edge].src is VertexKind.MOVIE:
+        indptr, other = et.indptr, et.indices
+    else:
+        indptr, other, _ = et.reverse
+    pos, _ = _gather(indptr, movies)
+    owner = np.repeat(np.arange(len(movies)), indptr[movies + 1] - indptr[movies])
+    return other[pos], owner
+
+
+def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explanation | None]:
+    """``explain`` for each of ``movies``, equal to it, in one pass over the user's positives
+    per edge kind (what a served slate needs). Unknown movies get None; an unknown user raises
+    UnknownVertexError as ``explain`` does.
+
+    For each linked vertex v the best seed linked to v (first in the seed order) is found
+    once; a movie's best seed is then the best of those over its own vertices, and its via
+    vertex the lowest key among its vertices with that seed: exactly the seed-by-seed search.
+    """
+    rated, ratings, stamps = user_ratings(state, user)
+    mv = state.vertices[VertexKind.MOVIE]
+    out: list[Explanation | None] = [None] * len(movies)
+    idx = np.array([mv.find(m) for m in movies], dtype=np.int64)
+    positive = ratings >= POSITIVE_RATING
+    seeds, s_rating = rated[positive].astype(np.int64), ratings[positive]
+    own = np.isin(idx, seeds)
+    for k in np.flatnonzero(own):  # a liked movie is explained by its other seeds: one by one
+        out[k] = explain(state, user, movies[k])
+    pending = np.flatnonzero((idx >= 0) & ~own)
+    if not len(seeds) or not len(pending):
+        return out
+    order = np.lexsort((mv.key_rank[seeds], -stamps[positive], -s_rating))
+    place = np.empty(len(seeds), dtype=np.int64)  # each seed's position in the order
+    place[order] = np.arange(len(seeds))
+
+    def found(k: int, best: int, edge: EdgeKind, via_kind: VertexKind | None, via: int) -> None:
+        s = int(order[best])
+        out[k] = _explanation(
+            state,
+            user,
+            movies[k],
+            int(idx[k]),
+            int(seeds[s]),
+            float(s_rating[s]),
+            edge,
+            via_kind,
+            via,
+        )
+
+    for edge in EXPLANATION_PRIORITY:
+        if not len(pending):
+            break
+        done = np.zeros(len(pending), dtype=bool)
+        if edge is EdgeKind.SIMILAR_TO:
+            for j, slot in enumerate(pending.tolist()):
+                linked = np.isin(seeds, _similar(state, int(idx[slot])))
+                if linked.any():
+                    found(int(slot), int(place[linked].min()), edge, None, -1)
+                    done[j] = True
+        else:
+            spec = EDGE_SPECS[edge]
+            via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
+            s_via, s_owner = _links_of(state, edge, seeds)
+            t_via, t_owner = _links_of(state, edge, idx[pending])
+            if len(s_via) and len(t_via):
+                by = np.lexsort((place[s_owner], s_via))  # per vertex, best seed first
+                v_sorted = s_via[by]
+                first = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
+                vias, best = v_sorted[first], place[s_owner[by[first]]]
+                at = np.minimum(np.searchsorted(vias, t_via), len(vias) - 1)
+                hit = vias[at] == t_via
+                t_via, t_owner, t_best = t_via[hit], t_owner[hit], best[at[hit]]
+                rank = state.vertices[via_kind].key_rank
+                pick = np.lexsort((rank[t_via], t_best, t_owner))
+                owners = t_owner[pick]
+                lead = pick[np.r_[True, owners[1:] != owners[:-1]]] if len(pick) else pick
+                for r in lead.tolist():
+                    j = int(t_owner[r])
+                    found(int(pending[j]), int(t_best[r]), edge, via_kind, int(t_via[r]))
+                    done[j] = True
+        pending = pending[~done]
+    return out

@@ -9,7 +9,7 @@ import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from features.graph.schema import VertexKind
-from features.graph.store import GraphStore, UnknownVertexError
+from features.graph.store import Explanation, GraphStore, UnknownVertexError
 from serving.ab import Arm
 from serving.deps import (
     ABDep,
@@ -29,14 +29,22 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)])
 
 
-def _explanation(store: GraphStore, user: str, movie: str, fallback: str | None) -> str:
-    try:
-        found = store.explain(user, movie)
-    except UnknownVertexError:  # unknown user or movie: no graph path to show
-        found = None
-    if found is not None:
-        return found.text
-    return fallback or "Recommended for you."
+def _explain_all(store: GraphStore, user: str, movies: list[str]) -> list[Explanation | None]:
+    """store.explain for each movie (None where the user or movie is unknown), in one pass
+    when the store offers ``explain_many`` (the embedded one does)."""
+    many = getattr(store, "explain_many", None)
+    if many is not None:
+        try:
+            return list(many(user, movies))
+        except UnknownVertexError:  # unknown user: no graph path to show
+            return [None] * len(movies)
+    out: list[Explanation | None] = []
+    for movie in movies:
+        try:
+            out.append(store.explain(user, movie))
+        except UnknownVertexError:  # unknown user or movie
+            out.append(None)
+    return out
 
 
 def present(
@@ -44,14 +52,15 @@ def present(
 ) -> list[RecommendedMovie]:
     """Attach title, year, poster and an explanation (a graph path when there is one)."""
     out: list[RecommendedMovie] = []
-    for rank, item in enumerate(result.items, start=1):
+    paths = (
+        _explain_all(store, user, [i.movie for i in result.items])
+        if known
+        else [None] * len(result.items)
+    )
+    for rank, (item, path) in enumerate(zip(result.items, paths, strict=True), start=1):
         movie = store.vertex(VertexKind.MOVIE, item.movie) or {}
         year = int(movie.get("year") or 0)  # type: ignore[call-overload]
-        text = (
-            _explanation(store, user, item.movie, item.reason)
-            if known
-            else (item.reason or "Recommended for you.")
-        )
+        text = path.text if path is not None else (item.reason or "Recommended for you.")
         out.append(
             RecommendedMovie(
                 rank=rank,

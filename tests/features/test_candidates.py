@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import features.catalog as catalog_mod
 from features.candidates import CandidateGenerator, khop_scores, top_rows
 from features.catalog import Catalog
 from features.graph.local import LocalGraphStore
@@ -159,3 +161,82 @@ def test_khop_scores_agree_with_the_store(
     assert np.allclose([theirs[k] for k in keys[scores > 0]], scores[scores > 0], rtol=1e-6)
     rows = top_rows(scores, 100)
     assert np.allclose(scores[rows], [s for _, s in expect[:100]], rtol=1e-6)
+
+
+def _applied(cat: Catalog, seed: np.ndarray) -> np.ndarray:
+    """H^1..3 seed by plain ``apply`` (the reference for the fast ``levels``)."""
+    out, x = [], seed
+    for _ in range(3):
+        x = cat.hop.apply(x)
+        out.append(x)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_levels_fast_path_is_bit_identical_to_apply(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+    monkeypatch: pytest.MonkeyPatch,
+    parallel: bool,
+) -> None:
+    """The seeds-only first hop and the row-block (threaded) mat-vecs sum every entry in the
+    same order as ``apply``, so the levels are equal bit for bit, not just close."""
+    _, cat = ml_store_and_catalog
+    if parallel:  # force the two-thread split on this small graph (a fresh operator)
+        monkeypatch.setattr(catalog_mod, "PARALLEL_MIN_NNZ", 0)
+        monkeypatch.setattr(catalog_mod.os, "cpu_count", lambda: 2)
+    hop = dataclasses.replace(cat.hop)
+    fresh = dataclasses.replace(cat, hop=hop)
+    assert len(hop._blocks[0]) == (2 if parallel else 1)
+    rng = np.random.default_rng(0)
+    for n_seeds in (1, 7, 300):
+        seed = np.zeros(cat.n_movies)
+        seed[rng.choice(cat.n_movies, n_seeds, replace=False)] = 1.0
+        assert np.array_equal(hop.levels(seed, 3), _applied(fresh, seed))
+    weighted = rng.random(cat.n_movies) * (rng.random(cat.n_movies) < 0.01)  # not 0/1
+    assert np.array_equal(hop.levels(weighted, 3), _applied(fresh, weighted))
+    assert not hop.levels(np.zeros(cat.n_movies), 2).any()
+
+
+@pytest.mark.parametrize(
+    ("scores", "n"),
+    [
+        (np.r_[np.zeros(5000), np.full(300, 2.0), np.full(50, 3.0)], 100),  # ties at the cut
+        (np.r_[np.zeros(5000), [1.0, 2.0, 3.0]], 100),  # fewer positive scores than n
+        (np.random.default_rng(1).random(20_000), 150),  # the sampled threshold is taken
+        (np.random.default_rng(2).integers(0, 4, 20_000).astype(float), 150),  # many ties
+        (np.r_[np.full(3000, 5.0), np.zeros(3000)], 40),
+    ],
+)
+def test_top_rows_equals_a_full_sort(scores: np.ndarray, n: int) -> None:
+    """The sampled-threshold shortcut keeps the full ranking's answer (score desc, row asc)."""
+    positive = np.flatnonzero(scores > 0)
+    expect = positive[np.lexsort((positive, -scores[positive]))][:n]
+    assert top_rows(scores, n).tolist() == expect.tolist()
+
+
+def test_from_ratings_equals_adding_one_by_one(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+) -> None:
+    _, cat = ml_store_and_catalog
+    mine = cat.ratings[cat.ratings["user"] == "42"]
+    bulk = UserHistory.from_ratings(cat.n_movies, mine["movie"], mine["rating"])
+    one = UserHistory(cat.n_movies)
+    for m, r in zip(mine["movie"], mine["rating"], strict=True):
+        one.add(int(m), float(r))
+    assert (bulk.items, bulk.ratings, bulk.positives) == (one.items, one.ratings, one.positives)
+    assert np.array_equal(bulk.seen, one.seen) and bulk.positives
+
+
+@pytest.mark.parametrize(
+    ("movies", "ratings", "message"),
+    [
+        ([0, 8], [4.0, 4.0], r"movie row 8 out of range \[0, 8\)"),
+        ([-1], [4.0], r"movie row -1 out of range \[0, 8\)"),
+        ([0, 1], [4.0], "2 movie rows but 1 ratings"),
+    ],
+)
+def test_from_ratings_rejects_bad_input(
+    movies: list[int], ratings: list[float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        UserHistory.from_ratings(8, movies, ratings)

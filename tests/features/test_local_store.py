@@ -237,3 +237,35 @@ def test_top_candidates_keeps_every_top_score(
 ) -> None:
     got = _top_candidates(np.asarray(values), limit)
     assert got.tolist() == expected
+
+
+def _every_explanation(store: LocalGraphStore, users: list[str], movies: list[str]) -> None:
+    for user in users:
+        got = store.explain_many(user, [*movies, "no-such-movie"])
+        assert got[-1] is None
+        assert got[:-1] == [store.explain(user, m) for m in movies], user
+
+
+def test_explain_many_equals_explain_on_the_tiny_graph(tiny_batch: GraphBatch) -> None:
+    store = LocalGraphStore()
+    store.upsert(tiny_batch)
+    users = store.vertex_frame(VertexKind.USER)["key"].astype(str).tolist()
+    movies = store.vertex_frame(VertexKind.MOVIE)["key"].astype(str).tolist()
+    _every_explanation(store, users, movies)  # liked movies too: explained by other seeds
+    assert any(e is not None for e in store.explain_many(users[0], movies))
+
+
+def test_explain_many_equals_explain_on_a_larger_graph() -> None:
+    store = LocalGraphStore()
+    store.upsert(generate_synthetic(movies=600, people=200, users=8, ratings_per_user=40))
+    movies = store.vertex_frame(VertexKind.MOVIE)["key"].astype(str).tolist()
+    found = store.explain_many("u1", movies)
+    assert {e.edge for e in found if e is not None} >= {EdgeKind.SIMILAR_TO, EdgeKind.DIRECTED}
+    _every_explanation(store, [f"u{i}" for i in range(1, 9)], movies[::3])
+
+
+def test_explain_many_refuses_an_unknown_user(tiny_batch: GraphBatch) -> None:
+    store = LocalGraphStore()
+    store.upsert(tiny_batch)
+    with pytest.raises(KeyError, match="no users vertex with key 'nobody'"):
+        store.explain_many("nobody", ["1"])
