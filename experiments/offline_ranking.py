@@ -39,6 +39,7 @@ from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from agent.training import TrainConfig, train
 from env.world import BUNDLED_MOVIELENS, SimulationWorld
+from features.candidates import CandidateGenerator
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.movielens import load_movielens
@@ -79,13 +80,20 @@ def ease_scorer(split: TimeSplit, l2: float) -> Scorer:
     return lambda users: model.scores(x[users])
 
 
-def agent_scorer(split: TimeSplit, world: SimulationWorld, model: object) -> Scorer:
-    """The actor's action for each user's train-part state, dotted with every item."""
+def agent_scorer(
+    split: TimeSplit, world: SimulationWorld, model: object, candidates_only: bool = False
+) -> Scorer:
+    """The actor's action for each user's train-part state, dotted with every item. With
+    ``candidates_only`` the product's own candidate set (graph traversal + popular fallbacks,
+    as served) is ranked first and every other item after it, as the service would."""
     cat = world.catalog
     rows = cat.index_of(list(split.item_keys))
     emb = world.embeddings.vectors
     builder = StateBuilder(cat, world.embeddings)
     policy = AgentPolicy(model)
+    generator = CandidateGenerator(cat)
+    position = np.full(cat.n_movies, -1, dtype=np.int64)
+    position[rows] = np.arange(rows.shape[0])
 
     def score(users: np.ndarray) -> np.ndarray:
         out = np.empty((len(users), split.n_items))
@@ -95,6 +103,11 @@ def agent_scorer(split: TimeSplit, world: SimulationWorld, model: object) -> Sco
             history = UserHistory.from_ratings(cat.n_movies, movies, ratings)
             action = policy.action(builder.build(history))
             out[i] = emb[rows] @ action
+            if candidates_only:
+                cands = position[generator.generate(history)]
+                boost = np.zeros(split.n_items)
+                boost[cands[cands >= 0]] = 1e6
+                out[i] += boost
         return out
 
     return score
@@ -147,6 +160,7 @@ def main(args: Args) -> dict[str, object]:
             model = load_agent(str(result.model_path))
         timings["agent_train_s"] = result.seconds
         scorers["ddpg"] = agent_scorer(split, world, model)
+        scorers["ddpg-candidates"] = agent_scorer(split, world, model, candidates_only=True)
     rows = []
     for name, scorer in scorers.items():
         a = evaluate_full_ranking(scorer, split, args.k)
