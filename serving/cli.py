@@ -9,7 +9,6 @@ registry alias (champion by default) to a version, which running services pick u
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 from typing import Annotated, Any
@@ -18,29 +17,14 @@ import typer
 from rich.console import Console
 
 from marquee.home import Home
+from serving.plex.webhook import RedactSecretFilter
 
 log = logging.getLogger(__name__)
 console = Console()
 
 # query parameters whose values never reach a log: the Plex webhook secret, Plex tokens, ...
-_SECRET_PARAM = re.compile(
-    r"((?:[?&]|^)(?:secret|token|x-plex-token|api_?key|access_token)=)[^&\s\"]*", re.IGNORECASE
-)
-
-
-class RedactQueryFilter(logging.Filter):
-    """Masks secret query parameters in log records (uvicorn's access log prints the full
-    path with its query string; serving.plex.webhook.RedactSecretFilter covers ``secret``
-    only, this also covers tokens)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SECRET_PARAM.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
-        if isinstance(record.msg, str):
-            record.msg = _SECRET_PARAM.sub(r"\1***", record.msg)
-        return True
+# One filter masks secrets in query strings everywhere (the Plex webhook's module owns it).
+RedactQueryFilter = RedactSecretFilter
 
 
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:

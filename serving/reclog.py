@@ -9,12 +9,17 @@ recent ids, newest first.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import redis
+
+from serving.recommender import RecommendationResult
+
+log = logging.getLogger(__name__)
 
 USER_WINDOW = 50  # recent recommendations per user kept for matching (user, movie) feedback
 
@@ -133,3 +138,28 @@ def make_record(
         action=action,
         created=time.time(),
     )
+
+
+def log_served(
+    reclog: RecLog | None, user: str, arm: str, result: RecommendationResult
+) -> tuple[LoggedRecommendation, bool]:
+    """Record a slate that is about to be shown (HTTP or Plex): returns the record and whether
+    Redis took it. A Redis failure is logged and swallowed: the slate is shown anyway, only
+    online learning misses it."""
+    record = make_record(
+        user,
+        arm,
+        result.policy_version,
+        [i.movie for i in result.items],
+        [i.propensity for i in result.items],
+        result.state,
+        result.action,
+    )
+    if reclog is None or not result.items:
+        return record, False
+    try:
+        reclog.log(record)
+    except redis.RedisError as exc:
+        log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
+        return record, False
+    return record, True

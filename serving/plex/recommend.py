@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import redis
 from plexapi.server import PlexServer
 
 from features.graph.schema import VertexKind
@@ -22,7 +21,7 @@ from serving.plex.client import plex_errors, safe_url
 from serving.plex.ids import user_key
 from serving.plex.push import Recommendation
 from serving.plex.service import ServiceRecommenders
-from serving.reclog import RecLog, make_record, new_recommendation_id
+from serving.reclog import RecLog, log_served, new_recommendation_id
 from serving.routes.recommendations import present
 
 log = logging.getLogger(__name__)
@@ -66,22 +65,7 @@ def recommend_accounts(
         user = user_key(account)
         arm, recommender = recommenders.assign(user)
         result = recommender.recommend(user, k)
-        record = make_record(
-            user,
-            arm.name,
-            result.policy_version,
-            [i.movie for i in result.items],
-            [i.propensity for i in result.items],
-            result.state,
-            result.action,
-        )
-        logged = False
-        if reclog is not None and result.items:
-            try:
-                reclog.log(record)
-                logged = True
-            except redis.RedisError as exc:  # push anyway; only the online learning misses it
-                log.warning("slate for %s not logged: %s", user, type(exc).__name__)
+        record, logged = log_served(reclog, user, arm.name, result)
         rec_id = record.id if logged else new_recommendation_id()
         known = store.vertex(VertexKind.USER, user) is not None
         shown = present(store, user, result, rec_id, arm, known)

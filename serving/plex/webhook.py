@@ -162,11 +162,14 @@ def parse_webhook(
     return ParsedWebhook(name, ref, events)
 
 
-_SECRET_IN_URL = re.compile(r"([?&]secret=)[^&\s\"]*")
+_SECRET_IN_URL = re.compile(
+    r"((?:[?&]|^)(?:secret|token|x-plex-token|api_?key|access_token)=)[^&\s\"]*", re.IGNORECASE
+)
 
 
 class RedactSecretFilter(logging.Filter):
-    """Masks ``secret=...`` in log records (uvicorn's access log prints query strings).
+    """Masks ``secret=``, token and API-key query parameters in log records (uvicorn's access
+    log prints query strings).
     Install with ``logging.getLogger("uvicorn.access").addFilter(RedactSecretFilter())``."""
 
     def filter(self, record: logging.LogRecord) -> bool:

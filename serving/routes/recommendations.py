@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from features.graph.schema import VertexKind
@@ -20,7 +19,7 @@ from serving.deps import (
     StoreDep,
     require_read,
 )
-from serving.reclog import make_record
+from serving.reclog import log_served
 from serving.recommender import RecommendationResult
 from serving.schemas.recommendations import Recommendations, RecommendedMovie
 
@@ -105,22 +104,7 @@ def recommendations(
     if recommender is None:
         raise HTTPException(status_code=503, detail=f"A/B arm {arm.name!r} has no policy loaded")
     result = recommender.recommend(user, size, genres=wanted)
-    record = make_record(
-        user,
-        arm.name,
-        result.policy_version,
-        [i.movie for i in result.items],
-        [i.propensity for i in result.items],
-        result.state,
-        result.action,
-    )
-    logged = False
-    if reclog is not None:
-        try:
-            reclog.log(record)
-            logged = True
-        except redis.RedisError as exc:  # serve anyway; only the online learning misses it
-            log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
+    record, logged = log_served(reclog, user, arm.name, result)
     known = store.vertex(VertexKind.USER, user) is not None
     metrics.recommendations.labels(arm=arm.name).inc()
     return Recommendations(

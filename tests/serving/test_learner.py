@@ -29,12 +29,6 @@ DEADLINE = 180.0  # hang guard for waits on subprocesses, not a speed check
 CAPACITY = 1_000
 
 
-@pytest.fixture(autouse=True)
-def _own_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Home.tracking_uri obeys."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     return trained_home(tmp_path_factory)

@@ -24,13 +24,6 @@ from tests.serving.conftest import AUTH, make_settings
 from tests.serving.policy_home import TrainedHome, trained_home
 
 
-@pytest.fixture(autouse=True)
-def _own_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Home.tracking_uri obeys: clear
-    it so each test's home uses its own registry."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     return trained_home(tmp_path_factory)

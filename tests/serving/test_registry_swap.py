@@ -22,13 +22,6 @@ from tests.serving.policy_home import TrainedHome, trained_home
 DEADLINE = 60.0  # seconds before a test gives up waiting (a hang guard, not a speed check)
 
 
-@pytest.fixture(autouse=True)
-def _own_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Home.tracking_uri obeys: clear
-    it so each test's home uses its own registry."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     return trained_home(tmp_path_factory)
