@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MARQUEE := $(VENV)/bin/marquee
 DEMO_HOME ?= $(CURDIR)/.marquee
-DEMO_STEPS ?= 20000
+DEMO_STEPS ?= 60000
 DEMO_PORT ?= 8000
 
 .PHONY: setup demo test lint bench clean
