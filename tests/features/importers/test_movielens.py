@@ -48,7 +48,7 @@ def test_latest_fields(latest_dir: Path) -> None:
     assert movies.loc["1", "year"] == 1995
     assert movies.loc["1", "imdb_id"] == "tt0114709"
     assert movies.loc["1", "tmdb_id"] == 862
-    assert movies.loc["2", "title"] == "American President, The"
+    assert movies.loc["2", "title"] == "The American President"
     assert movies.loc["3", "year"] == 0 and movies.loc["3", "tmdb_id"] == 0
     assert movies.loc["3", "genres"] == ""
     assert movies.loc["4", "genres"] == "Action|Crime|Thriller"
@@ -99,7 +99,7 @@ def test_ml1m(tmp_path: Path) -> None:
     assert detect_format(folder) == "1m"
     batch = load_movielens(folder)
     movies = batch.vertices[VertexKind.MOVIE].set_index("key")
-    assert movies.loc["3", "title"] == "Misérables, Les"  # Latin-1 decoded
+    assert movies.loc["3", "title"] == "Les Misérables"  # Latin-1 decoded
     assert movies.loc["1", "genres"] == "Animation|Children's|Comedy"
     # users.dat lists user 3, who rated nothing: still a user.
     assert sorted(batch.vertices[VertexKind.USER]["key"]) == ["1", "2", "3"]
