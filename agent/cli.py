@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,34 +14,24 @@ from rich.table import Table
 
 from marquee.home import Home
 
+if TYPE_CHECKING:
+    from env.world import SimulationWorld
+
 logger = logging.getLogger(__name__)
 console = Console()
 
 
-def world_dir(home: Home) -> Path:
-    return home.models_dir / "world"
+def _world(home: Home, rebuild: bool = False) -> SimulationWorld:
+    """The home's simulation world, with a status line while it is built."""
+    from agent.worlds import NoRatingsError, load_or_build_world, world_dir
 
-
-def load_or_build_world(home: Home, rebuild: bool = False):  # type: ignore[no-untyped-def]
-    """The simulation world saved in the home folder, built from the home's graph if absent."""
-    from env.world import SimulationWorld
-    from features.graph.factory import open_store
-
-    folder = world_dir(home)
-    if folder.exists() and not rebuild:
-        return SimulationWorld.load(folder)
-    store = open_store(home)
     try:
-        if not store.counts().get("rated", 0):
-            raise typer.BadParameter(
-                "the graph holds no ratings: run `marquee ingest movielens` first"
-            )
+        if world_dir(home).exists() and not rebuild:
+            return load_or_build_world(home)
         with console.status("building the simulation world (embeddings, world model)..."):
-            world = SimulationWorld.from_store(store)
-    finally:
-        store.close()
-    world.save(folder)
-    return world
+            return load_or_build_world(home, rebuild=True)
+    except NoRatingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _progress() -> Progress:
@@ -74,7 +64,7 @@ def train_command(
     if algo not in ("ddpg", "td3"):
         raise typer.BadParameter(f"algo must be ddpg or td3, not {algo!r}")
     home: Home = ctx.obj
-    world = load_or_build_world(home, rebuild_world)
+    world = _world(home, rebuild_world)
     config = TrainConfig(
         agent=AgentConfig(algo=algo, seed=seed),  # type: ignore[arg-type]
         timesteps=timesteps,
@@ -117,7 +107,7 @@ def evaluate_command(
     from agent.registry import PolicyNotFoundError, PolicyRegistry
 
     home: Home = ctx.obj
-    world = load_or_build_world(home)
+    world = _world(home)
     names = policies or [*BASELINES, "champion"]
     chosen: list[SlatePolicy] = []
     curve: list[tuple[int, float]] = []

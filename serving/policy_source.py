@@ -71,7 +71,7 @@ class PolicyPool:
 
     ``registry`` and ``world`` may be given (tests); by default they come from the settings'
     home folder: the MLflow registry at ``home.tracking_uri`` and the saved simulation world
-    at ``agent.cli.world_dir(home)``, loaded on first need.
+    at ``agent.worlds.world_dir(home)``, loaded on first need.
     """
 
     def __init__(
@@ -131,7 +131,7 @@ class PolicyPool:
     def world(self) -> Any:
         """The RankingWorld of the saved simulation world (the policy's embeddings)."""
         if self._world is None:
-            from agent.cli import world_dir
+            from agent.worlds import world_dir
             from env.world import SimulationWorld
             from serving.policy_recommender import RankingWorld
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import world_dir
 from agent.config import AgentConfig
 from agent.training import TrainConfig, train
+from agent.worlds import world_dir
 from env.world import SimulationWorld
 from features.graph.local import LocalGraphStore
 from features.importers.synthetic import generate_synthetic

@@ -12,8 +12,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from agent.cli import world_dir
 from agent.registry import PolicyRegistry, configure_tracking
+from agent.worlds import world_dir
 from marquee.home import Home
 from serving.app import create_app
 from tests.serving.conftest import make_settings
