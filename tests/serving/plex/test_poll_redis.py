@@ -18,7 +18,7 @@ from serving.plex.cli import plex_app
 from serving.reclog import RecLog
 from tests.serving.plex.plex_test_server import FakeHistory, PlexTestServer
 from tests.serving.plex.service_home import plex_env, synced_home
-from tests.serving.redis_server import redis_client
+from tests.serving.redis_server import redis_client, redis_server
 
 
 @contextmanager
@@ -77,9 +77,13 @@ def test_poll_stores_each_event_once(
 def test_poll_with_redis_down_keeps_the_watermark(
     plex: PlexTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with redis_client("server", tmp_path / "redis") as cp:
-        plex_env(monkeypatch, plex, Home(tmp_path / "home"), cp)
+    # A private server even when CI provides a shared one (MARQUEE_TEST_REDIS_URL): this test
+    # has to stop it.
+    with redis_server(tmp_path / "redis", durable=False) as server:
+        client = redis.Redis.from_url(server.url)
+        plex_env(monkeypatch, plex, Home(tmp_path / "home"), (client, "marquee"))
         home = synced_home(tmp_path)
+        client.close()
     # the server is gone now: a poll fails clearly and the watermark stays for the next one
     from serving.plex.state import load_state, state_path
 
