@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from env.world import SimulationWorld
-from features.graph.factory import open_store
+from features.graph.factory import opened_store
 from marquee.home import Home
 
 logger = logging.getLogger(__name__)
@@ -30,13 +30,10 @@ def load_or_build_world(home: Home, rebuild: bool = False) -> SimulationWorld:
     folder = world_dir(home)
     if folder.exists() and not rebuild:
         return SimulationWorld.load(folder)
-    store = open_store(home)
-    try:
+    with opened_store(home) as store:
         if not store.counts().get("rated", 0):
             raise NoRatingsError("the graph holds no ratings: run `marquee ingest movielens` first")
         logger.info("building the simulation world from %s", home.graph_dir)
         world = SimulationWorld.from_store(store)
-    finally:
-        store.close()
     world.save(folder)
     return world

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,17 +45,11 @@ def _home(ctx: typer.Context) -> Home:
     return obj if isinstance(obj, Home) else resolve_home(None)
 
 
-@contextmanager
-def _open(home: Home) -> Iterator[GraphStore]:
+def _open(home: Home) -> AbstractContextManager[GraphStore]:
     """The home's graph store (ArangoDB when MARQUEE_ARANGO_URL is set, else embedded)."""
-    from features.graph.factory import open_store
+    from features.graph.factory import opened_store
 
-    home.ensure()
-    store = open_store(home)
-    try:
-        yield store
-    finally:
-        store.close()
+    return opened_store(home)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

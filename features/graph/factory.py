@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from features.graph.store import GraphStore
 from marquee.home import Home
@@ -44,3 +46,14 @@ def open_store(home: Home, arango_url: str | None = None) -> GraphStore:
 
     log.info("graph store: embedded, in %s", home.graph_dir)
     return LocalGraphStore.open(home.graph_dir)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def opened_store(home: Home) -> Iterator[GraphStore]:
+    """``open_store`` for a ``with`` block: the home folder is created, the store closed after."""
+    home.ensure()
+    store = open_store(home)
+    try:
+        yield store
+    finally:
+        store.close()

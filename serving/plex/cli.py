@@ -7,8 +7,8 @@ push and poll use the service's recommenders and Redis (MARQUEE_* settings, serv
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,16 +58,10 @@ def _server(timeout: float) -> PlexServer:
         raise _fail(str(exc)) from None
 
 
-@contextmanager
-def _store(home: Home) -> Iterator[GraphStore]:
-    from features.graph.factory import open_store
+def _store(home: Home) -> AbstractContextManager[GraphStore]:
+    from features.graph.factory import opened_store
 
-    home.ensure()
-    store = open_store(home)
-    try:
-        yield store
-    finally:
-        store.close()
+    return opened_store(home)
 
 
 @plex_app.command("sync")
