@@ -2,7 +2,8 @@
 
 Protocols (agent/evaluation/offline.py): (a) full ranking with each user's ratings split 80/20
 in time order, Precision/Recall/NDCG@k; (b) the DRR protocol, ranking only each user's test
-items with relevant = rating >= 4, Precision/NDCG@k.
+items with relevant = rating >= 4, Precision/NDCG@k. Most-popular, item-bias, a biased-MF
+rating predictor and EASE are reported beside the agent.
 
 To keep the agent honest, everything it uses comes from the train part only: the catalogue's
 ratings, its item embeddings, the simulator it trains in (world model fitted on the train
@@ -39,6 +40,7 @@ from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from agent.training import TrainConfig, train
 from env.world import BUNDLED_MOVIELENS, SimulationWorld
+from env.world_model import WorldModel
 from features.candidates import CandidateGenerator
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
@@ -72,6 +74,21 @@ def item_bias_scorer(split: TimeSplit, shrink: float = 10.0) -> Scorer:
     total = np.bincount(tr["item"], weights=tr["rating"] - mu, minlength=split.n_items)
     bias = total / (count + shrink)
     return lambda users: np.tile(bias, (len(users), 1))
+
+
+def mf_scorer(split: TimeSplit, seed: int) -> Scorer:
+    """Predicted rating from the simulator's biased MF (env.world_model) fitted on the train
+    part: a reference for how far a rating predictor gets under each protocol."""
+    tr = split.train
+    model = WorldModel.fit(
+        split.user_keys[tr["user"]],
+        tr["item"].to_numpy(),
+        tr["rating"].to_numpy(),
+        split.n_items,
+        seed=seed,
+    )
+    rows = np.searchsorted(model.user_keys, split.user_keys)
+    return lambda users: np.stack([model.predict_user(rows[u]) for u in users])
 
 
 def ease_scorer(split: TimeSplit, l2: float) -> Scorer:
@@ -142,6 +159,7 @@ def main(args: Args) -> dict[str, object]:
     scorers: dict[str, Scorer] = {
         "most-popular": popularity_scorer(split),
         "item-bias": item_bias_scorer(split),
+        "mf-rating": mf_scorer(split, args.seed),
     }
     t = time.perf_counter()
     scorers["ease"] = ease_scorer(split, args.ease_l2)
