@@ -11,7 +11,6 @@ against it here, and edge keys are derived from (src, dst) so that re-importing 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from features.graph.schema import (
     EdgeKind,
     VertexKind,
 )
+from features.graph.store import check_hop_weights
 
 AqlQuery = tuple[str, dict[str, Any]]
 
@@ -131,23 +131,6 @@ def _seen_edges() -> str:
     return _edge_list(USER_EDGES)
 
 
-def _check_weights(weights: Mapping[EdgeKind, float]) -> dict[EdgeKind, float]:
-    allowed = (*CONTENT_EDGES, EdgeKind.SIMILAR_TO)
-    out: dict[EdgeKind, float] = {}
-    for kind, weight in weights.items():
-        ekind = EdgeKind(kind)
-        if ekind not in allowed:
-            raise ValueError(
-                f"khop weights: edge kind {ekind.value!r} cannot be followed from movie to "
-                f"movie; use {sorted(k.value for k in allowed)}"
-            )
-        if not math.isfinite(weight):
-            raise ValueError(f"khop weights: weight of {ekind.value!r} is not finite: {weight!r}")
-        if weight != 0:
-            out[ekind] = float(weight)
-    return out
-
-
 def _hop(n: int, content: tuple[EdgeKind, ...], similar: bool) -> str:
     """One hop x{n} = H(x{n-1}), factored through the shared neighbour (see khop_scores)."""
     prev = f"x{n - 1}"
@@ -206,7 +189,7 @@ def khop_scores(
     """
     if isinstance(hops, bool) or not isinstance(hops, int) or not 1 <= hops <= MAX_HOPS:
         raise ValueError(f"khop_scores: hops must be 1, 2 or 3, got {hops!r}")
-    checked = _check_weights(weights)
+    checked = check_hop_weights(weights)
     content = tuple(k for k in CONTENT_EDGES if k in checked)
     similar = EdgeKind.SIMILAR_TO in checked
     bind: dict[str, Any] = {

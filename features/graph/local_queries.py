@@ -38,12 +38,11 @@ from features.graph.store import (
     Explanation,
     Neighbour,
     UnknownVertexError,
+    check_hop_weights,
 )
 
 if TYPE_CHECKING:
     from features.graph.local import EdgeTable, GraphState
-
-FOLLOWABLE: frozenset[EdgeKind] = frozenset((*CONTENT_EDGES, EdgeKind.SIMILAR_TO))
 
 
 def _index(state: GraphState, kind: VertexKind, key: str) -> int:
@@ -173,22 +172,6 @@ class HopOperator:
         return out
 
 
-def _check_weights(weights: Mapping[EdgeKind, float]) -> dict[EdgeKind, float]:
-    out: dict[EdgeKind, float] = {}
-    for kind, w in weights.items():
-        kind = EdgeKind(kind)
-        if kind not in FOLLOWABLE:
-            raise ValueError(
-                f"khop weights: edge kind {kind.value!r} cannot be followed from movie to movie; "
-                f"use {sorted(k.value for k in FOLLOWABLE)}"
-            )
-        if not np.isfinite(w):
-            raise ValueError(f"khop weights: weight of {kind.value!r} is not finite: {w!r}")
-        if w != 0:
-            out[kind] = float(w)
-    return out
-
-
 def _similar_rows(state: GraphState) -> sparse.csr_matrix:
     """One row per similar_to edge between two different movies, holding both movies."""
     et = state.edges[EdgeKind.SIMILAR_TO]
@@ -201,7 +184,7 @@ def _similar_rows(state: GraphState) -> sparse.csr_matrix:
 
 def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopOperator:
     """The one-hop operator for ``weights`` (only kinds with a nonzero weight), cached."""
-    w = _check_weights(weights)
+    w = check_hop_weights(weights)
     cache_key = ("hop", tuple(sorted((k.value, v) for k, v in w.items())))
     cached = state.cache.get(cache_key)
     if cached is not None:

@@ -22,6 +22,7 @@ k-hop path counts
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -29,7 +30,7 @@ from typing import Literal, Protocol, runtime_checkable
 import pandas as pd
 
 from features.graph.batch import GraphBatch
-from features.graph.schema import EdgeKind, VertexKind
+from features.graph.schema import CONTENT_EDGES, EdgeKind, VertexKind
 
 Direction = Literal["out", "in", "any"]
 
@@ -129,6 +130,27 @@ class UpsertReport:
     @property
     def changed(self) -> bool:
         return any(self.created.values()) or any(self.updated.values())
+
+
+FOLLOWABLE_EDGES: tuple[EdgeKind, ...] = (*CONTENT_EDGES, EdgeKind.SIMILAR_TO)
+
+
+def check_hop_weights(weights: Mapping[EdgeKind, float]) -> dict[EdgeKind, float]:
+    """The k-hop weight map every store accepts: only movie-to-movie kinds, finite weights;
+    zero weights are dropped (a kind with weight 0 is not followed)."""
+    out: dict[EdgeKind, float] = {}
+    for kind, weight in weights.items():
+        ekind = EdgeKind(kind)
+        if ekind not in FOLLOWABLE_EDGES:
+            raise ValueError(
+                f"khop weights: edge kind {ekind.value!r} cannot be followed from movie to "
+                f"movie; use {sorted(k.value for k in FOLLOWABLE_EDGES)}"
+            )
+        if not math.isfinite(weight):
+            raise ValueError(f"khop weights: weight of {ekind.value!r} is not finite: {weight!r}")
+        if weight != 0:
+            out[ekind] = float(weight)
+    return out
 
 
 @runtime_checkable

@@ -179,19 +179,19 @@ def _ml1m(folder: Path) -> GraphBatch:
         folder / "ratings.dat", cols, sep="::", header=False, encoding="latin-1", quoted=False
     )
     rated = _ratings(rt, cols, ids)
-    user_keys = np.array([], dtype=object)
-    users_path = folder / "users.dat"
-    if users_path.exists():
-        ut = read_table(
-            users_path,
-            ("UserID", "Gender", "Age", "Occupation", "Zip-code"),
-            sep="::",
-            header=False,
-            encoding="latin-1",
-            quoted=False,
-        )
-        user_keys = ut.ints("UserID").astype(str).astype(object)
+    user_keys = _optional_user_keys(
+        folder / "users.dat", ("UserID", "Gender", "Age", "Occupation", "Zip-code"), "::"
+    )
     return _assemble(movies, rated, user_keys)
+
+
+def _optional_user_keys(path: Path, columns: tuple[str, ...], sep: str) -> np.ndarray:
+    """User keys from an optional users file (ML-1M users.dat, ML-100K u.user; the id is the
+    first column), so users without ratings still become vertices; empty when absent."""
+    if not path.exists():
+        return np.array([], dtype=object)
+    table = read_table(path, columns, sep=sep, header=False, encoding="latin-1", quoted=False)
+    return table.ints(columns[0]).astype(str).astype(object)
 
 
 _ITEM_FIXED = ("movie id", "movie title", "release date", "video release date", "IMDb URL")
@@ -236,16 +236,7 @@ def _ml100k(folder: Path) -> GraphBatch:
     cols = ("user id", "item id", "rating", "timestamp")
     rt = read_table(folder / "u.data", cols, sep="\t", header=False, quoted=False)
     rated = _ratings(rt, cols, ids)
-    user_keys = np.array([], dtype=object)
-    users_path = folder / "u.user"
-    if users_path.exists():
-        ut = read_table(
-            users_path,
-            ("user id", "age", "gender", "occupation", "zip code"),
-            sep="|",
-            header=False,
-            encoding="latin-1",
-            quoted=False,
-        )
-        user_keys = ut.ints("user id").astype(str).astype(object)
+    user_keys = _optional_user_keys(
+        folder / "u.user", ("user id", "age", "gender", "occupation", "zip code"), "|"
+    )
     return _assemble(movies, rated, user_keys)
