@@ -14,9 +14,11 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.stub_server import StubHTTPServer
 
 MACHINE_ID = "marquee-test-machine"
 
@@ -63,10 +65,11 @@ class FakeList:
     section: int = 0
 
 
-class PlexTestServer:
+class PlexTestServer(StubHTTPServer):
     """Start with ``with PlexTestServer() as plex:``; ``plex.url`` and ``plex.token``."""
 
     def __init__(self, token: str = "test-token-123") -> None:
+        super().__init__()
         self.token = token
         self.friendly_name = "Test Plex"
         self.owner = "alice"
@@ -83,44 +86,16 @@ class PlexTestServer:
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.hang = False
         self.fail_path: str | None = None  # answer 500 for request paths starting with this
-        self._release = threading.Event()
         self._next_key = 10_000
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_port}"
-
-    def start(self) -> PlexTestServer:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(_Handler):
             plex = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> PlexTestServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     def new_key(self) -> int:
         with self._lock:

@@ -7,10 +7,11 @@ movie already added, as Radarr does), quality profiles and root folders, and can
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.stub_server import StubHTTPServer
 
 CATALOG = {
     862: {"title": "Toy Story", "year": 1995, "imdbId": "tt0114709"},
@@ -18,41 +19,25 @@ CATALOG = {
 }
 
 
-class RadarrTestServer:
+class RadarrTestServer(StubHTTPServer):
+    """Start with ``with RadarrTestServer() as radarr:``; ``radarr.url`` and ``radarr.api_key``."""
+
     def __init__(self, api_key: str = "radarr-key-456") -> None:
+        super().__init__()
         self.api_key = api_key
         self.movies: list[dict[str, Any]] = []
         self.posts: list[dict[str, Any]] = []
         self.profiles = [{"id": 1, "name": "Any"}, {"id": 4, "name": "HD-1080p"}]
         self.root_folders = [{"id": 1, "path": "/movies", "freeSpace": 10**12}]
         self.hang = False
-        self._release = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_port}"
-
-    def __enter__(self) -> RadarrTestServer:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(_Handler):
             radarr = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        assert self._httpd is not None and self._thread is not None
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):
