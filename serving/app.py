@@ -120,11 +120,11 @@ def _build(
         factory.start()
         opened.append(factory)
 
-    def next_state(rec: LoggedRecommendation, movie: str | None) -> Any:
+    def next_state(rec: LoggedRecommendation, movie: str | None, rating: float | None) -> Any:
         recommender = recommenders.get(rec.arm)
         if recommender is None or rec.state is None:
             return None
-        return recommender.next_state(rec.user, rec.state, movie)
+        return recommender.next_state(rec.user, rec.state, movie, rating)
 
     prefix = settings.redis_prefix
     reclog = RecLog(handle.client, prefix, settings.reclog_ttl_seconds)
@@ -134,6 +134,8 @@ def _build(
         reclog,
         next_state=next_state,
         buffer_capacity=settings.buffer_capacity,
+        dedup_window_seconds=settings.feedback_dedup_seconds(),
+        stream_max_events=settings.feedback_stream_max_events,
     )
     sink = SpoolingFeedbackSink(feedback_store, settings.spool_file())
     metrics.watch(metrics.buffer_size, feedback_store.buffer_size)

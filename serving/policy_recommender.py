@@ -247,13 +247,37 @@ class PolicyRecommender:
             extra={"log_propensity": repr(slate.log_propensity)},
         )
 
-    def next_state(self, user: str, state: np.ndarray, movie: str | None) -> np.ndarray | None:
-        """The state from the user's current history with ``movie`` marked seen (its rating
-        counts once the store holds it: the feedback event's rating is not passed here)."""
+    def next_state(
+        self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None
+    ) -> np.ndarray | None:
+        """The state from the user's current history (from the store) after ``movie`` joins it
+        with ``rating``, as the simulator adds a chosen movie, or only marked seen when
+        ``rating`` is None (serving.feedback.history says which). A movie the store already
+        holds a rating for is re-rated: its earlier rating is dropped, the new one is the
+        latest, so a rating the graph already has is not counted twice."""
         history = self.world.history(self.store, user)
         if history is None:
             history = self.world.builder.new_history()
         row = self.world.row_of.get(movie) if movie is not None else None
-        if row is not None and not history.seen[row]:
+        if row is not None and rating is not None:
+            history = _with_rating(history, row, rating)
+        elif row is not None and not history.seen[row]:
             history.mark_seen(row)
         return self.world.builder.build(history)
+
+
+def _with_rating(history: UserHistory, row: int, rating: float) -> UserHistory:
+    """``history`` with ``row`` rated ``rating`` as its latest entry (an earlier rating of the
+    same movie removed); seen marks are kept."""
+    if row in history.items:
+        keep = [i for i, m in enumerate(history.items) if m != row]
+        rebuilt = UserHistory.from_ratings(
+            history.n_movies,
+            [history.items[i] for i in keep],
+            [history.ratings[i] for i in keep],
+            min_rating=history.min_rating,
+        )
+        rebuilt.seen |= history.seen
+        history = rebuilt
+    history.add(row, rating)
+    return history

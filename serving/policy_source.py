@@ -55,8 +55,10 @@ class SwappableRecommender:
     def recommend(self, user: str, k: int, *, genres: Sequence[str] = ()) -> RecommendationResult:
         return self._current.recommend(user, k, genres=genres)
 
-    def next_state(self, user: str, state: np.ndarray, movie: str | None) -> np.ndarray | None:
-        return self._current.next_state(user, state, movie)
+    def next_state(
+        self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None
+    ) -> np.ndarray | None:
+        return self._current.next_state(user, state, movie, rating)
 
 
 def _note(arm: SwappableRecommender, text: str) -> None:

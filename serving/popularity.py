@@ -124,5 +124,7 @@ class PopularityRecommender:
         names = ", ".join(self._genre_names.get(g, g) for g in shared) or "these genres"
         return f"You like {names}; this is popular there."
 
-    def next_state(self, user: str, state: np.ndarray, movie: str | None) -> np.ndarray | None:
+    def next_state(
+        self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None
+    ) -> np.ndarray | None:
         return None  # no state: feedback on popularity slates is stored but not a transition

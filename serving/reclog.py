@@ -22,6 +22,7 @@ from serving.recommender import RecommendationResult
 log = logging.getLogger(__name__)
 
 USER_WINDOW = 50  # recent recommendations per user kept for matching (user, movie) feedback
+CLOCK_SKEW_SECONDS = 60.0  # how far a feedback source's clock may run behind the service's
 
 
 def new_recommendation_id() -> str:
@@ -107,13 +108,20 @@ class RecLog:
             created=float(f.get("t", b"0")),
         )
 
-    def find(self, user: str, movie: str) -> LoggedRecommendation | None:
-        """The user's most recent logged slate that contains ``movie``, or None."""
+    def find(
+        self, user: str, movie: str, before: float | None = None
+    ) -> LoggedRecommendation | None:
+        """The user's most recent logged slate that contains ``movie``, or None. With
+        ``before`` (a Unix time: when the feedback happened), only slates served by then, give
+        or take ``CLOCK_SKEW_SECONDS``: an event cannot be a reaction to a later slate."""
         ids: list[bytes] = self.client.lrange(self._user_key(user), 0, USER_WINDOW - 1)  # type: ignore[assignment]
         for raw_id in ids:
             rec = self.get(raw_id.decode())
-            if rec is not None and movie in rec.slate:
-                return rec
+            if rec is None or movie not in rec.slate:
+                continue
+            if before is not None and rec.created > before + CLOCK_SKEW_SECONDS:
+                continue
+            return rec
         return None
 
 

@@ -51,7 +51,10 @@ class Recommender(Protocol):
         steered by ``genres``, genre keys or names), never an error."""
         ...
 
-    def next_state(self, user: str, state: np.ndarray, movie: str | None) -> np.ndarray | None:
-        """The state after ``movie`` joins the user's history (``movie`` None: unchanged), or
-        None when this recommender has no state (then feedback yields no transition)."""
+    def next_state(
+        self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None
+    ) -> np.ndarray | None:
+        """The state after ``movie`` joins the user's history: rated ``rating``, or only seen
+        when ``rating`` is None (``movie`` None: unchanged). None when this recommender has no
+        state (then feedback yields no transition)."""
         ...

@@ -71,13 +71,15 @@ class ServiceRecommenders:
         """Per registry ref, what it serves and why (popularity fallback notes included)."""
         return self.pool.status()
 
-    def next_state(self, rec: LoggedRecommendation, movie: str | None) -> np.ndarray | None:
+    def next_state(
+        self, rec: LoggedRecommendation, movie: str | None, rating: float | None
+    ) -> np.ndarray | None:
         """s' for feedback on a logged slate, from the recommender of the slate's arm (as the
         service's feedback store computes it)."""
         recommender = self.by_arm.get(rec.arm)
         if recommender is None or rec.state is None:
             return None
-        return recommender.next_state(rec.user, rec.state, movie)
+        return recommender.next_state(rec.user, rec.state, movie, rating)
 
     def close(self) -> None:
         self.pool.close()
@@ -126,6 +128,8 @@ def feedback_store(
         reclog(handle.client, settings),
         next_state=recommenders.next_state if recommenders is not None else None,
         buffer_capacity=settings.buffer_capacity,
+        dedup_window_seconds=settings.feedback_dedup_seconds(),
+        stream_max_events=settings.feedback_stream_max_events,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class FeedbackType(StrEnum):
@@ -35,6 +35,12 @@ class FeedbackEvent(BaseModel):
     completion: float | None = Field(default=None, ge=0.0, le=100.0, description="Percent.")
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     source: str = Field(default="http", max_length=40)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        """A timestamp without a zone is read as UTC, so every stored time compares."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _check(self) -> FeedbackEvent:

@@ -25,7 +25,7 @@ GOOD = {"event_id": "ev-1", "type": "rated", "user": "fan", "movie": "3", "ratin
 
 def _stored(cp: tuple[redis.Redis, str]) -> int:
     client, prefix = cp
-    return int(client.scard(f"{prefix}:feedback:ids"))  # type: ignore[arg-type]
+    return int(client.zcard(f"{prefix}:feedback:seen"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,8 @@ def test_same_event_twice_is_stored_once(
 
 
 class StatefulRecommender:
-    """Stands in for the DDPG recommender: a state per user, a fixed action, and s' = s + 1."""
+    """Stands in for the DDPG recommender: a state per user, a fixed action, and s' = s + the
+    rating for a rated movie, s + 1 for a movie only seen, s for no movie."""
 
     policy_version = "test-v1"
 
@@ -161,8 +162,12 @@ class StatefulRecommender:
             action=np.array([0.5, -0.5], dtype=np.float32),
         )
 
-    def next_state(self, user: str, state: np.ndarray, movie: str | None) -> np.ndarray | None:
-        return state + (1.0 if movie is not None else 0.0)
+    def next_state(
+        self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None
+    ) -> np.ndarray | None:
+        if movie is None:
+            return state
+        return state + (rating if rating is not None else 1.0)
 
 
 def _stateful(arm: Arm, store: GraphStore) -> Recommender:
@@ -202,13 +207,21 @@ def test_feedback_becomes_transitions_once(
                 "recommendation_id": "expired-or-unknown",
                 "movie": "3",
             },
+            {
+                "event_id": "t6",
+                "type": "rated",
+                "user": "fan",
+                "movie": "3",
+                "rating": 4,
+                "timestamp": "2020-01-01T00:00:00Z",
+            },  # happened before the slate was served: not a reaction to it
         ]
         assert api.post("/v1/feedback", json=events, headers=AUTH).json() == {
-            "received": 5,
-            "new": 5,
+            "received": 6,
+            "new": 6,
         }
         assert api.post("/v1/feedback", json=events, headers=AUTH).json() == {
-            "received": 5,
+            "received": 6,
             "new": 0,
         }
         assert "marquee_replay_buffer_size 3.0" in api.get("/metrics").text
@@ -217,7 +230,8 @@ def test_feedback_becomes_transitions_once(
     assert ring.total() == 3  # t1, t2, t3; the repeat added nothing
     got = ring.get(np.arange(3))
     np.testing.assert_array_equal(got.obs, np.tile([1, 2, 3, 4], (3, 1)))
-    np.testing.assert_array_equal(got.next_obs, [[2, 3, 4, 5], [2, 3, 4, 5], [1, 2, 3, 4]])
+    # t1 rated 5 (the rating reaches s'), t2 dismissed (seen), t3 the slate as a whole
+    np.testing.assert_array_equal(got.next_obs, [[6, 7, 8, 9], [2, 3, 4, 5], [1, 2, 3, 4]])
     np.testing.assert_array_equal(got.action, np.tile([0.5, -0.5], (3, 1)))
     np.testing.assert_allclose(got.reward, [1.0, -1.0, -0.1])
     np.testing.assert_array_equal(got.done, [0, 0, 0])

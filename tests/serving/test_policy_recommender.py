@@ -11,15 +11,19 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from agent.buffers.redis_ring import RedisRing
 from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from features.graph.batch import GraphBatch
 from features.graph.local import LocalGraphStore
 from features.graph.schema import EdgeKind, VertexKind
 from serving.app import create_app
+from serving.feedback.store import RedisFeedbackStore
 from serving.policy_recommender import PolicyRecommender, RankingWorld, actor_fn
 from serving.popularity import PopularityRecommender
-from serving.reclog import RecLog
+from serving.reclog import RecLog, log_served
+from serving.schemas.feedback import FeedbackEvent
+from serving.settings import Settings
 from tests.serving.conftest import AUTH, make_settings
 from tests.serving.policy_home import TrainedHome, trained_home
 
@@ -157,6 +161,94 @@ def test_next_state(trained: TrainedHome, ranking: RankingWorld, model: object) 
     assert not np.array_equal(after, result.state)
 
 
+def test_next_state_reflects_the_rating(
+    trained: TrainedHome, ranking: RankingWorld, model: object
+) -> None:
+    rec = _recommender(trained, ranking, model)
+    user = str(trained.world.catalog.users[2])
+    result = rec.recommend(user, 5)
+    assert result.state is not None
+    movie = result.items[0].movie
+    low = rec.next_state(user, result.state, movie, 1.0)
+    high = rec.next_state(user, result.state, movie, 5.0)
+    seen = rec.next_state(user, result.state, movie)  # not_interested, skipped, watched
+    assert low is not None and high is not None and seen is not None
+    lay = ranking.builder.layout
+    # a 1-star and a 5-star rating pull the user vector in opposite directions ...
+    assert not np.allclose(low[lay["user"]], high[lay["user"]])
+    # ... only the 5 stars count as a positive, and both are one more rated movie than "seen"
+    assert high[lay["stats"]][1] > low[lay["stats"]][1]
+    assert low[lay["stats"]][0] == high[lay["stats"]][0] > seen[lay["stats"]][0]
+    assert not np.array_equal(high, seen) and not np.array_equal(low, seen)
+
+
+def test_rerating_a_rated_movie_replaces_its_rating(
+    trained: TrainedHome, ranking: RankingWorld, model: object
+) -> None:
+    rec = _recommender(trained, ranking, model)
+    user = str(trained.world.catalog.users[2])
+    history = ranking.history(trained.store, user)
+    assert history is not None and history.items
+    state = ranking.builder.build(history)
+    row, old = history.items[0], history.ratings[0]
+    movie = ranking.keys[row]
+    same = rec.next_state(user, state, movie, old)
+    other = rec.next_state(user, state, movie, 0.5 if old > 2.5 else 5.0)
+    assert same is not None and other is not None
+    stats = ranking.builder.layout["stats"]
+    # the rating the graph holds is not counted twice: as many rated movies as before
+    assert same[stats][0] == other[stats][0] == state[stats][0]
+    np.testing.assert_allclose(
+        same[ranking.builder.layout["user"]], state[ranking.builder.layout["user"]], atol=1e-6
+    )
+    assert not np.allclose(other, state)
+
+
+def test_transitions_differing_only_in_feedback_differ_in_next_state(
+    trained: TrainedHome, ranking: RankingWorld, model: object, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    rec = _recommender(trained, ranking, model)
+    user = str(trained.world.catalog.users[4])
+    served, logged = log_served(RecLog(client, prefix, 60), user, "default", rec.recommend(user, 5))
+    assert logged and served.state is not None
+    store = RedisFeedbackStore(
+        client,
+        prefix,
+        RecLog(client, prefix, 60),
+        next_state=lambda r, movie, rating: rec.next_state(r.user, r.state, movie, rating),  # type: ignore[arg-type]
+    )
+    movie = served.slate[0]
+    kinds: list[dict[str, object]] = [
+        {"type": "rated", "rating": 1.0},
+        {"type": "rated", "rating": 5.0},
+        {"type": "not_interested"},
+        {"type": "skipped"},
+    ]
+    events = [
+        FeedbackEvent(event_id=f"n{i}", recommendation_id=served.id, movie=movie, **kind)  # type: ignore[arg-type]
+        for i, kind in enumerate(kinds)
+    ]
+    assert store.submit(events) == 4
+    ring = RedisRing(
+        client,
+        f"{prefix}:buffer",
+        obs_dim=served.state.size,
+        action_dim=ranking.action_size,
+        capacity=100_000,
+    )
+    got = ring.get(np.arange(4))
+    for t in range(4):
+        np.testing.assert_array_equal(got.obs[t], served.state)
+    low, high, dismissed, skipped = got.next_obs
+    assert not np.array_equal(low, high)
+    assert not np.array_equal(high, dismissed) and not np.array_equal(high, skipped)
+    expected = rec.next_state(user, served.state, movie, 5.0)
+    assert expected is not None
+    np.testing.assert_array_equal(high, expected)
+    np.testing.assert_allclose(got.reward, [-1.0, 1.0, -1.0, -0.1])
+
+
 def test_endpoint_serves_the_registered_champion(
     tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
 ) -> None:
@@ -215,3 +307,22 @@ def test_embedded_fast_path_reads_the_same_history(
         assert np.array_equal(fast.seen, slow.seen) and fast.positives == slow.positives
     assert ranking.history(slow_store, "nobody") is None  # type: ignore[arg-type]
     assert ranking.history(trained.store, "nobody") is None
+
+
+def test_service_explores_by_default_and_temperature_zero_stays_deterministic(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    user = str(trained.world.catalog.users[5])
+    url = f"/v1/users/{user}/recommendations?k=10"
+    assert Settings().temperature > 0
+    settings = make_settings(tmp_path, prefix, home=trained.home.root)  # default temperature
+    with TestClient(create_app(settings, store=trained.store, redis_client=client)) as api:
+        slates = [api.get(url).json()["items"] for _ in range(10)]
+    props = [i["propensity"] for s in slates for i in s]
+    assert all(0 < p < 1 for p in props)  # non-degenerate propensities for off-policy evaluation
+    settings = make_settings(tmp_path, prefix, home=trained.home.root, temperature=0.0)
+    with TestClient(create_app(settings, store=trained.store, redis_client=client)) as api:
+        fixed = [[i["movie"] for i in api.get(url).json()["items"]] for _ in range(5)]
+        assert all(i["propensity"] == 1.0 for i in api.get(url).json()["items"])
+    assert all(s == fixed[0] for s in fixed) and len(fixed[0]) == 10

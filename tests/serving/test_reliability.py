@@ -51,7 +51,7 @@ def test_ten_thousand_concurrent_events_stored_exactly_once(
             new = sum(pool.map(post, requests))
     client, prefix = redis_cp
     assert new == N_EVENTS
-    assert client.scard(f"{prefix}:feedback:ids") == N_EVENTS
+    assert client.zcard(f"{prefix}:feedback:seen") == N_EVENTS
     assert client.xlen(f"{prefix}:feedback:events") == N_EVENTS
     stored = [
         e.event_id for e in RedisFeedbackStore(client, prefix, RecLog(client, prefix, 60)).events()
@@ -98,9 +98,9 @@ def test_redis_outage_spools_feedback_and_replays_it(
             assert "marquee_replay_buffer_size NaN" in api.get("/metrics").text
 
             server.start()  # Redis is back (same port, its AOF kept the first 50)
-            assert client.scard("outage:feedback:ids") == 50
+            assert client.zcard("outage:feedback:seen") == 50
             send(50)  # the first write after recovery replays the spool first
-            assert client.scard("outage:feedback:ids") == 150
+            assert client.zcard("outage:feedback:seen") == 150
             assert "marquee_feedback_spooled 0.0" in api.get("/metrics").text
             assert api.get("/v1/users/fan/recommendations?k=3").json()["logged"] is True
         fb = RedisFeedbackStore(client, "outage", RecLog(client, "outage", 60))
