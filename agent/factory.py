@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import DDPG, TD3
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import NormalActionNoise
 
 from agent.config import AgentConfig
@@ -40,6 +41,14 @@ def build_agent(
     n_actions = int(np.prod(shape))
     noise = NormalActionNoise(np.zeros(n_actions), config.action_noise_sigma * np.ones(n_actions))
     cls = TD3 if config.algo == "td3" else DDPG
+    n_steps = config.n_steps
+    if n_steps > 1 and replay_buffer_class is None:
+        # Name SB3's own n-step buffer explicitly: a saved model then records the buffer with its
+        # n_steps and gamma, and loading it does not warn that ``n_steps`` is ignored.
+        replay_buffer_class = NStepReplayBuffer
+        replay_buffer_kwargs = {**(replay_buffer_kwargs or {}), "n_steps": n_steps}
+        replay_buffer_kwargs["gamma"] = config.gamma
+        n_steps = 1
     policy_kwargs = {
         "features_extractor_class": StateExtractor,
         "features_extractor_kwargs": {"features_dim": config.features_dim},
@@ -56,7 +65,7 @@ def build_agent(
         gamma=config.gamma,
         train_freq=config.train_freq,
         gradient_steps=config.gradient_steps,
-        n_steps=config.n_steps,
+        n_steps=n_steps,
         action_noise=noise,
         replay_buffer_class=replay_buffer_class,
         replay_buffer_kwargs=replay_buffer_kwargs,
@@ -65,11 +74,20 @@ def build_agent(
         device="cpu",
         verbose=0,
     )
+    quiet_logger(model)
     logger.info("built %s with %s", cls.__name__, config.as_params())
     return model
+
+
+def quiet_logger(model: Agent) -> None:
+    """Give the model a logger with no outputs: SB3's default one makes an empty SB3-<time>
+    folder in the temp directory on every ``learn``; Marquee logs through MLflow instead."""
+    model.set_logger(Logger(folder=None, output_formats=[]))
 
 
 def load_agent(path: str, env: Any | None = None, algo: str = "ddpg") -> Agent:
     """Load a saved agent zip (SB3's format)."""
     cls = TD3 if algo == "td3" else DDPG
-    return cls.load(path, env=env, device="cpu")
+    model = cls.load(path, env=env, device="cpu")
+    quiet_logger(model)
+    return model

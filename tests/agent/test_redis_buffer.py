@@ -165,6 +165,8 @@ class _Reach(gym.Env[np.ndarray, np.ndarray]):
 def test_ddpg_learns_with_redis_buffer(client_prefix: tuple[redis.Redis, str]) -> None:
     from stable_baselines3 import DDPG
 
+    from agent.factory import quiet_logger
+
     client, prefix = client_prefix
     torch.set_num_threads(1)
     model = DDPG(
@@ -179,6 +181,7 @@ def test_ddpg_learns_with_redis_buffer(client_prefix: tuple[redis.Redis, str]) -
         seed=0,
         device="cpu",
     )
+    quiet_logger(model)
     model.learn(total_timesteps=300)
     assert isinstance(model.replay_buffer, RedisReplayBuffer)
     ring = RedisRing(client, prefix, obs_dim=2, action_dim=2, capacity=1000)
