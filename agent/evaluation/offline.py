@@ -81,6 +81,24 @@ def popularity_scorer(split: TimeSplit) -> Scorer:
     return lambda users: np.tile(counts, (len(users), 1))
 
 
+def random_scorer(split: TimeSplit, seed: int = 0) -> Scorer:
+    """Uniform random scores (a fresh draw per call, from one seeded generator): the floor."""
+    rng = np.random.default_rng(seed)
+    return lambda users: rng.random((len(users), split.n_items))
+
+
+def oracle_scorer(split: TimeSplit) -> Scorer:
+    """Scores each user's test items by their test rating (+1, so every test item outranks
+    every other item). It READS THE TEST LABELS: it is the ceiling of each protocol (what a
+    perfect ranker would score), printed to show which targets are feasible, never a model."""
+    test = split.test
+    table = sp.csr_matrix(
+        (test["rating"].to_numpy() + 1.0, (test["user"].to_numpy(), test["item"].to_numpy())),
+        shape=(split.n_users, split.n_items),
+    )
+    return lambda users: table[users].toarray()
+
+
 def evaluate_full_ranking(
     scorer: Scorer, split: TimeSplit, k: int = 10, batch: int = 256
 ) -> dict[str, float]:

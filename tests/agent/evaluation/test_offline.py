@@ -11,7 +11,9 @@ from agent.baselines.ease import EASE
 from agent.evaluation.offline import (
     evaluate_drr,
     evaluate_full_ranking,
+    oracle_scorer,
     popularity_scorer,
+    random_scorer,
     time_split,
 )
 
@@ -70,3 +72,16 @@ def test_ease_recovers_co_occurrence() -> None:
     assert scores[0, 1] > scores[0, 2]
     with pytest.raises(ValueError, match="l2 must be positive"):
         EASE(l2=0)
+
+
+def test_oracle_is_the_ceiling_and_random_stays_in_range() -> None:
+    split = time_split(_log(), 0.5)
+    oracle = evaluate_drr(oracle_scorer(split), split, k=2)
+    # a: test m3 (2), m4 (5), m5 (1): m4 first -> P@2 = 0.5, NDCG 1; b: all relevant
+    assert oracle["precision"] == pytest.approx(0.75)
+    assert oracle["ndcg"] == pytest.approx(1.0)
+    full = evaluate_full_ranking(oracle_scorer(split), split, k=2)
+    assert full["precision"] == pytest.approx(1.0)  # both users have >= 2 test items
+    rand = random_scorer(split, seed=1)(np.array([0, 1]))
+    assert rand.shape == (2, split.n_items)
+    assert np.all((rand >= 0) & (rand < 1))
