@@ -14,7 +14,7 @@ from env.choice import MultinomialLogitChoice
 from env.reward import RatingReward, draw_rating
 from env.user_model import SimulatedUser, UserModelConfig
 from env.world import SPLITS, SimulationWorld, default_world
-from features.candidates import CandidateGenerator
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator
 from features.context import SlateContext
 from features.ranking import rank
 from features.state import StateBuilder, UserHistory
@@ -63,9 +63,9 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
       from the bundled ml-latest-small (built once per process, a few seconds).
     - ``split``: "train", "test" or "all": which users episodes sample.
     - ``slate_size`` (10), ``max_candidates`` (200), ``history_size`` (10 earliest ratings).
-    - ``candidate_hops`` (3): traversal depth for graph candidates. Deeper reaches more but is
+    - ``candidate_hops`` (2): traversal depth for graph candidates. Deeper reaches more but is
       dominated by hub movies (on ml-latest-small two users' top-150 graph candidates overlap
-      by Jaccard ~0.1 at 1 hop, ~0.33 at 2, ~0.6 at 3).
+      by Jaccard ~0.1 at 1 hop, ~0.33 at 2, ~0.6 at 3); features.candidates says why 2.
     - ``ranking_temperature`` (0.0: deterministic top-k).
     - ``user_config``, ``choice``, ``reward``: the swappable parts (their modules document
       their defaults).
@@ -83,7 +83,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         split: str = "train",
         slate_size: int = 10,
         max_candidates: int = 200,
-        candidate_hops: int = 3,
+        candidate_hops: int = DEFAULT_CANDIDATE_HOPS,
         history_size: int = 10,
         ranking_temperature: float = 0.0,
         user_config: UserModelConfig | None = None,

@@ -139,6 +139,38 @@ class HopGraph:
             out += self.similar @ s
         return out
 
+    def first(self, seed: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """H @ seed, equal bit for bit to ``apply``: a 0/1 seed reads only the seeds' rows."""
+        x = seed.astype(np.float64)
+        rows = np.flatnonzero(x)
+        return self._apply_seeds(rows) if np.all(x[rows] == 1.0) else self._apply_vector(x)
+
+    def step(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """H @ x for one vector, equal bit for bit to ``apply`` (large mat-vecs on two threads)."""
+        return self._apply_vector(x)
+
+    def column_sums(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """B^T x, the half of a hop that ``apply_rows`` reuses (two threads when large)."""
+        bt, _ = self._blocks
+        return _matvec(bt, x)
+
+    def apply_rows(
+        self,
+        x: npt.NDArray[np.float64],
+        rows: npt.NDArray[np.int64],
+        column_sums: npt.NDArray[np.float64] | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """(H @ x)[rows], equal bit for bit to ``step(x)[rows]``, given ``column_sums(x)``
+        (computed here when not given): for a few rows it costs half a hop once, then only
+        the rows' own entries."""
+        rows = np.asarray(rows, dtype=np.int64)
+        y = self.column_sums(x) if column_sums is None else column_sums
+        out = np.asarray(self.bw[rows] @ y)
+        out -= self.self_weight[rows] * x[rows]
+        if self.similar.nnz:
+            out += self.similar[rows] @ x
+        return out
+
     def levels(self, seed: npt.NDArray[np.float64], hops: int) -> npt.NDArray[np.float64]:
         """(hops, n_movies): row h-1 is H^h seed, the path counts of exactly h hops.
 
@@ -148,12 +180,10 @@ class HopGraph:
         if hops not in (1, 2, 3):
             raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
         out = np.empty((hops, seed.shape[0]), dtype=np.float64)
-        x = seed.astype(np.float64)
-        rows = np.flatnonzero(x)
-        x = self._apply_seeds(rows) if np.all(x[rows] == 1.0) else self._apply_vector(x)
+        x = self.first(seed)
         out[0] = x
         for h in range(1, hops):
-            x = self._apply_vector(x)
+            x = self.step(x)
             out[h] = x
         return out
 

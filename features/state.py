@@ -14,8 +14,12 @@ number of genres, all entries in [-1, 1]:
 
 Speed trade-off: hop path counts come from the Catalog's sparse hop operator, cached on the
 ``UserHistory`` and recomputed only when the user's positives change, not from a store query per
-step. The snapshot is therefore as fresh as the Catalog: edges added to the store afterwards are
-not seen until the Catalog is rebuilt (the service rebuilds it when it reloads the graph).
+step. The pool needs the deepest level only at the user's seen movies (the pooled sums over all
+movies are precomputed), so unless candidates ask for that level over the whole catalogue it is
+computed at those rows alone, which spares one of the three passes over the graph.
+
+The snapshot is as fresh as the Catalog: edges added to the store afterwards are not seen until
+the Catalog is rebuilt (the service rebuilds it when it reloads the graph).
 """
 
 from __future__ import annotations
@@ -42,7 +46,14 @@ class UserHistory:
     ratings: list[float] = field(default_factory=list)
     positives: list[int] = field(default_factory=list)
     seen: npt.NDArray[np.bool_] = field(init=False)
-    _levels: npt.NDArray[np.float64] | None = field(default=None, init=False, repr=False)
+    # H^h s for h = 1..len(_levels) over all movies (raw: may hold round-off below 0), and the
+    # column sums B^T of the last one, from which the next level at any rows is cheap. Filled
+    # lazily, dropped with a new positive.
+    _levels: list[npt.NDArray[np.float64]] = field(default_factory=list, init=False, repr=False)
+    _next_cols: npt.NDArray[np.float64] | None = field(default=None, init=False, repr=False)
+    _stacked: dict[int, npt.NDArray[np.float64]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     # Values derived from the hop levels (pooled sums, ranked candidates), dropped with them.
     derived: dict[object, object] = field(default_factory=dict, init=False, repr=False)
 
@@ -83,27 +94,60 @@ class UserHistory:
         self.seen[movie] = True
         if rating >= self.min_rating:
             self.positives.append(movie)
-            self._levels = None
+            self._levels = []
+            self._next_cols = None
+            self._stacked = {}
             self.derived.clear()
 
     def mark_seen(self, movie: int) -> None:
         """A movie watched or dismissed without a rating: never a candidate again."""
         self.seen[movie] = True
 
-    def hop_levels(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
-        """(hops, n_movies) exact-h-hop path counts from the positives (seen not removed).
-        Cached until a new positive arrives; callers must not modify it."""
-        if self._levels is None:
-            seed = np.zeros(self.n_movies, dtype=np.float64)
-            seed[np.unique(np.asarray(self.positives, dtype=np.int64))] = 1.0
-            levels = (
-                hop.levels(seed, MAX_HOPS)
-                if self.positives
-                else np.zeros((MAX_HOPS, self.n_movies), dtype=np.float64)
-            )
-            self._levels = np.maximum(levels, 0.0)  # counts: clear float round-off below 0
+    def _full(self, hop: HopGraph, hops: int) -> list[npt.NDArray[np.float64]]:
+        """The raw levels 1..hops over all movies, computing only those not cached yet."""
+        if not self.positives:
+            return [np.zeros(self.n_movies) for _ in range(hops)]
+        while len(self._levels) < hops:
+            if not self._levels:
+                seed = np.zeros(self.n_movies, dtype=np.float64)
+                seed[np.unique(np.asarray(self.positives, dtype=np.int64))] = 1.0
+                self._levels.append(hop.first(seed))
+            else:
+                self._levels.append(hop.step(self._levels[-1]))
+            self._next_cols = None
+            self._stacked = {}
             self.derived.clear()
         return self._levels[:hops]
+
+    def hop_levels(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
+        """(hops, n_movies) exact-h-hop path counts from the positives (seen not removed).
+        Cached until a new positive arrives (deeper levels are computed when first asked);
+        callers must not modify it."""
+        if hops not in (1, 2, 3):
+            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        full = self._full(hop, hops)
+        stacked = self._stacked.get(hops)
+        if stacked is None:
+            stacked = np.maximum(np.stack(full), 0.0)  # counts: clear float round-off below 0
+            self._stacked[hops] = stacked
+        return stacked
+
+    def hop_levels_at(
+        self, hop: HopGraph, rows: npt.NDArray[np.int64], hops: int = MAX_HOPS
+    ) -> npt.NDArray[np.float64]:
+        """``hop_levels(hop, hops)[:, rows]``, equal bit for bit, without a whole hop for the
+        deepest level when it is not cached: half a hop (the column sums of the level before,
+        kept) and then each call reads only ``rows``' own entries."""
+        if hops not in (1, 2, 3):
+            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.positives or len(self._levels) >= hops or hops == 1:
+            return self.hop_levels(hop, hops)[:, rows]
+        full = self._full(hop, hops - 1)
+        if self._next_cols is None:
+            self._next_cols = hop.column_sums(full[-1])
+        deepest = hop.apply_rows(full[-1], rows, self._next_cols)
+        return np.maximum(np.stack([*(level[rows] for level in full), deepest]), 0.0)
 
 
 class StateBuilder:
@@ -165,13 +209,13 @@ class StateBuilder:
         seen movies' share is subtracted, so a call costs O((positives + seen) x d), not
         O(movies x d).
         """
-        levels = history.hop_levels(self.catalog.hop)[1:]
         pos = np.unique(np.asarray(history.positives, dtype=np.int64))
         num_all = self._hop_emb[:, pos].sum(axis=1)
         tot_all = self._hop_tot[:, pos].sum(axis=1)
         seen = np.flatnonzero(history.seen)
-        num = num_all - levels[:, seen] @ self.emb[seen]
-        tot = tot_all - levels[:, seen].sum(axis=1)
+        at_seen = history.hop_levels_at(self.catalog.hop, seen)[1:]
+        num = num_all - at_seen @ self.emb[seen]
+        tot = tot_all - at_seen.sum(axis=1)
         ok = tot > 1e-12 * np.maximum(tot_all, 1.0)
         if not np.any(ok):
             return np.zeros(self.emb.shape[1])

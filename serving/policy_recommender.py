@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from features.candidates import CandidateGenerator
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.schema import EdgeKind, VertexKind
@@ -49,7 +49,7 @@ class RankingWorld:
         embeddings: ItemEmbeddings,
         *,
         max_candidates: int = 200,
-        hops: int = 3,
+        hops: int = DEFAULT_CANDIDATE_HOPS,
         cache_size: int = 10_000,
         cache_seconds: float = 30.0,
     ) -> None:

@@ -52,7 +52,12 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often the registry is re-read for new versions."
     )
     max_candidates: int = Field(default=200, ge=1, description="Candidates ranked per slate.")
-    candidate_hops: int = Field(default=3, ge=1, le=3, description="Graph candidate depth.")
+    candidate_hops: int = Field(
+        default=2,  # features.candidates.DEFAULT_CANDIDATE_HOPS (kept literal: light import)
+        ge=1,
+        le=3,
+        description="Graph candidate depth (features.candidates says why 2).",
+    )
     state_cache_size: int = Field(
         default=10_000, ge=1, description="Users whose (state, candidates) are kept."
     )

@@ -2,7 +2,8 @@
 
 Measures p50/p95 of: the policy recommender alone (history -> state -> actor -> ranking; first
 pass cold, second pass with the per-user state cache warm); sequential requests in-process
-(TestClient, no network: routing, explanations, recommendation log in Redis); the same over
+(the ASGI app through httpx's ASGI transport, no socket: routing, validation, explanations,
+recommendation log in Redis); the same over
 HTTP (uvicorn on 127.0.0.1 in a subprocess, one worker); then throughput with 8 concurrent
 clients over HTTP. Users: 90 % known users of the graph, 10 % unknown (cold start).
 
@@ -102,18 +103,37 @@ def recommender_only(home: Path, users: list[str], k: int) -> dict[str, object]:
 
 
 def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
-    from fastapi.testclient import TestClient
+    """The whole ASGI app (middleware, routing, validation, the sync route in the threadpool,
+    explanations, the Redis log, JSON) driven from one event loop through httpx's ASGI
+    transport: everything but the socket. (Starlette's TestClient would add a second thread
+    and a blocking portal hop per request, which measures the test harness, not the service.)"""
+    import asyncio
 
     from serving.app import create_app
     from serving.settings import Settings
 
-    with TestClient(create_app(Settings(home=home))) as api:
-        version = api.get("/readyz").json()["arms"]
-        _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users[:20])
-        out = _pcts(
-            _timed(lambda u: api.get(f"/v1/users/{u}/recommendations?k={k}").status_code, users)
-        )
-        return {**out, "arms": version}
+    app = create_app(Settings(home=home))
+
+    async def run() -> dict[str, object]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://bench") as api,
+        ):
+            arms = (await api.get("/readyz")).json()["arms"]
+
+            async def get(u: str) -> float:
+                t0 = time.perf_counter()
+                status = (await api.get(f"/v1/users/{u}/recommendations?k={k}")).status_code
+                if status != 200:
+                    raise RuntimeError(f"GET for {u!r} returned {status}")
+                return time.perf_counter() - t0
+
+            for u in users[:20]:
+                await get(u)
+            return {**_pcts([await get(u) for u in users]), "arms": arms}
+
+    return asyncio.run(run())
 
 
 def _free_port() -> int:

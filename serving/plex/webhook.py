@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,7 +183,7 @@ class RedactSecretFilter(logging.Filter):
 
 
 def build_plex_webhook_router(
-    sink_dependency: Callable[..., FeedbackSink],
+    sink_dependency: Callable[..., FeedbackSink | Awaitable[FeedbackSink]],
     *,
     secret: str | None = None,
     resolve_movie: MovieResolver = new_movie_key,

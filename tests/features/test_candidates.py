@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 import features.catalog as catalog_mod
-from features.candidates import CandidateGenerator, khop_scores, top_rows
+from features.candidates import (
+    DEFAULT_CANDIDATE_HOPS,
+    CandidateGenerator,
+    khop_scores,
+    top_rows,
+)
 from features.catalog import Catalog
 from features.graph.local import LocalGraphStore
 from features.graph.schema import DEFAULT_HOP_WEIGHTS, EdgeKind
@@ -88,7 +93,8 @@ def test_candidates_graph_first_then_popular_never_seen() -> None:
     assert len(cands) == 5
     assert len(set(cands.tolist())) == 5
     assert not hist.seen[cands].any()
-    scores = khop_scores(cat, hist)
+    assert gen.hops == DEFAULT_CANDIDATE_HOPS
+    scores = khop_scores(cat, hist, gen.hops)
     assert cands[:3].tolist() == top_rows(scores, 3).tolist()
     rest = [r for r in cat.popular_order().tolist() if not hist.seen[r] and r not in cands[:3]]
     assert cands[3:].tolist() == rest[:2]
@@ -240,3 +246,40 @@ def test_from_ratings_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         UserHistory.from_ratings(8, movies, ratings)
+
+
+def test_levels_at_rows_equal_the_full_levels(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+) -> None:
+    """The deepest level read at a few rows (as the state's seen-movie correction does) is
+    bit for bit what the full pass over the graph gives there, before and after more rows
+    become seen, and once the full level is computed too."""
+    _, cat = ml_store_and_catalog
+    rng = np.random.default_rng(1)
+    x = rng.random(cat.n_movies) * (rng.random(cat.n_movies) < 0.05)
+    rows = rng.choice(cat.n_movies, 40, replace=False)
+    assert np.array_equal(cat.hop.apply_rows(x, rows), cat.hop.step(x)[rows])
+    assert cat.hop.apply_rows(x, np.zeros(0, dtype=np.int64)).shape == (0,)
+
+    movies = rng.choice(cat.n_movies, 30, replace=False)
+    lazy = UserHistory.from_ratings(cat.n_movies, movies, rng.choice([2.0, 4.5, 5.0], 30))
+    eager = UserHistory.from_ratings(cat.n_movies, movies, lazy.ratings)
+    full = eager.hop_levels(cat.hop, 3)
+    first = rows[:25]
+    assert np.array_equal(lazy.hop_levels_at(cat.hop, first), full[:, first])
+    assert len(lazy._levels) == 2  # the third level was read at those rows only
+    assert lazy._next_cols is not None
+    assert np.array_equal(lazy.hop_levels_at(cat.hop, rows), full[:, rows])  # 15 new rows
+    assert np.array_equal(lazy.hop_levels(cat.hop, 3), full)
+    assert np.array_equal(lazy.hop_levels_at(cat.hop, rows, 2), full[:2, rows])
+    lazy.add(int(rows[0]), 5.0)  # a new positive: every cached level goes
+    eager.add(int(rows[0]), 5.0)
+    assert np.array_equal(lazy.hop_levels_at(cat.hop, rows), eager.hop_levels(cat.hop)[:, rows])
+
+
+def test_apply_rows_counts_similar_to_links() -> None:
+    cat = tiny_catalog()  # has similar_to edges
+    assert cat.hop.similar.nnz
+    x = np.arange(1.0, cat.n_movies + 1.0)
+    rows = np.arange(cat.n_movies)[::-1]
+    assert np.array_equal(cat.hop.apply_rows(x, rows), cat.hop.step(x)[rows])

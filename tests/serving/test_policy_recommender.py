@@ -326,3 +326,15 @@ def test_service_explores_by_default_and_temperature_zero_stays_deterministic(
         fixed = [[i["movie"] for i in api.get(url).json()["items"]] for _ in range(5)]
         assert all(i["propensity"] == 1.0 for i in api.get(url).json()["items"])
     assert all(s == fixed[0] for s in fixed) and len(fixed[0]) == 10
+
+
+def test_service_and_simulator_share_the_candidate_depth() -> None:
+    """The service must rank the candidates the agent was trained on (the env's default)."""
+    import inspect
+
+    from env.movie_rec_env import MovieRecEnv
+    from features.candidates import DEFAULT_CANDIDATE_HOPS
+    from serving.settings import Settings
+
+    env_default = inspect.signature(MovieRecEnv.__init__).parameters["candidate_hops"].default
+    assert Settings().candidate_hops == env_default == DEFAULT_CANDIDATE_HOPS == 2
