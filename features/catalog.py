@@ -14,11 +14,8 @@ movie x movie matrix. One hop costs two sparse mat-vecs over the edges.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.graph.batch import GraphBatch
+from features.graph.matvec import matvec, row_blocks
 from features.graph.schema import (
     CONTENT_EDGES,
     DEFAULT_HOP_WEIGHTS,
@@ -60,34 +58,6 @@ def _csr_load(prefix: str, z: Mapping[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
-PARALLEL_MIN_NNZ = 200_000  # below this a mat-vec is too quick to be worth a second thread
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hop")
-    return _POOL
-
-
-def _row_blocks(m: sp.csr_matrix, parts: int) -> list[sp.csr_matrix]:
-    """``m`` cut into ``parts`` row blocks of about equal nnz (stacked, they are ``m``)."""
-    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
-    bounds = [0, *(int(c) for c in cuts), m.shape[0]]
-    return [sp.csr_matrix(m[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
-def _matvec(blocks: list[sp.csr_matrix], x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Row blocks times x, the blocks in parallel (scipy releases the GIL). Each row is summed
-    exactly as by the whole matrix, so the result is bit-identical to ``m @ x``."""
-    if len(blocks) == 1:
-        return np.asarray(blocks[0] @ x)
-    futures = [_pool().submit(b.__matmul__, x) for b in blocks[1:]]
-    head = blocks[0] @ x
-    return np.concatenate([head, *(f.result() for f in futures)])
-
-
 @dataclass(frozen=True)
 class HopGraph:
     """The movie-to-movie hop operator H in factored form (see module doc)."""
@@ -109,15 +79,13 @@ class HopGraph:
     @cached_property
     def _blocks(self) -> tuple[list[sp.csr_matrix], list[sp.csr_matrix]]:
         """(bt, bw) as row blocks for parallel mat-vecs: two each when the graph is large."""
-        big = self.bt.nnz >= PARALLEL_MIN_NNZ and (os.cpu_count() or 1) > 1
-        parts = 2 if big else 1
-        return _row_blocks(self.bt, parts), _row_blocks(self.bw, parts)
+        return row_blocks(self.bt), row_blocks(self.bw)
 
     def _apply_vector(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """``apply`` for one vector, the same floating-point operations in the same order,
         with the large mat-vecs split over two threads."""
         bt, bw = self._blocks
-        out = _matvec(bw, _matvec(bt, x))
+        out = matvec(bw, matvec(bt, x))
         out -= self.self_weight * x
         if self.similar.nnz:
             out += self.similar @ x
@@ -131,7 +99,7 @@ class HopGraph:
         cols = np.concatenate([np.zeros(0, dtype=self.bw.indices.dtype), *parts])
         y = np.bincount(cols, minlength=self.bw.shape[1]).astype(np.float64)
         _, bw = self._blocks
-        out = _matvec(bw, y)
+        out = matvec(bw, y)
         out[seeds] -= self.self_weight[seeds]  # x - d * s: d * s is 0 off the seeds
         if self.similar.nnz:
             s = np.zeros(self.bw.shape[0])
@@ -152,7 +120,7 @@ class HopGraph:
     def column_sums(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """B^T x, the half of a hop that ``apply_rows`` reuses (two threads when large)."""
         bt, _ = self._blocks
-        return _matvec(bt, x)
+        return matvec(bt, x)
 
     def apply_rows(
         self,

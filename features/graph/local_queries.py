@@ -11,16 +11,14 @@ once per weight map and cached on the state, which every upsert replaces.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
+from features.graph.matvec import matvec, row_blocks
 from features.graph.schema import (
     CONTENT_EDGES,
     DEFAULT_HOP_WEIGHTS,
@@ -103,33 +101,6 @@ def seen_movies(state: GraphState, user: str) -> np.ndarray:
 # --- k-hop -------------------------------------------------------------------------------
 
 
-PARALLEL_MIN_NNZ = 200_000  # below this a mat-vec is too quick to be worth two threads
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="khop")
-    return _POOL
-
-
-def _row_blocks(m: sparse.csr_matrix, parts: int) -> list[tuple[int, int]]:
-    """Row ranges splitting ``m`` into ``parts`` blocks of about equal nnz."""
-    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
-    bounds = [0, *(int(c) for c in cuts), m.shape[0]]
-    return list(itertools.pairwise(bounds))
-
-
-def _matvec(blocks: list[sparse.csr_matrix], x: np.ndarray) -> np.ndarray:
-    """Stacked row blocks times x; scipy releases the GIL, so blocks run in parallel."""
-    if len(blocks) == 1:
-        return blocks[0] @ x
-    futures = [_pool().submit(b.__matmul__, x) for b in blocks[1:]]
-    head = blocks[0] @ x
-    return np.concatenate([head, *(f.result() for f in futures)])
-
-
 @dataclass(frozen=True)
 class HopOperator:
     """H(x) = lt @ (c @ x) - deg * x: c stacks the binary incidences of the followed kinds
@@ -147,13 +118,10 @@ class HopOperator:
     def build(
         cls, c: sparse.csr_matrix, lt: sparse.csr_matrix, row_weight: np.ndarray, deg: np.ndarray
     ) -> HopOperator:
-        parts = min(2, os.cpu_count() or 1) if c.nnz >= PARALLEL_MIN_NNZ else 1
-        c_blocks = [c[a:b] for a, b in _row_blocks(c, parts)]
-        lt_blocks = [lt[a:b] for a, b in _row_blocks(lt, parts)]
-        return cls(c, lt, row_weight, deg, c_blocks, lt_blocks)
+        return cls(c, lt, row_weight, deg, row_blocks(c), row_blocks(lt))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        y = _matvec(self.lt_blocks, _matvec(self.c_blocks, x))
+        y = matvec(self.lt_blocks, matvec(self.c_blocks, x))
         y -= self.deg * x
         return y
 
@@ -163,11 +131,12 @@ class HopOperator:
         pos, _ = _gather(self.lt.indptr, seeds)
         y = np.bincount(self.lt.indices[pos], minlength=self.c.shape[0]).astype(np.float64)
         rows = np.flatnonzero(y)
+        out: np.ndarray
         if int(np.diff(self.c.indptr)[rows].sum()) * 4 < self.c.nnz:
             pos, w = _gather(self.c.indptr, rows, y[rows] * self.row_weight[rows])
             out = np.bincount(self.c.indices[pos], weights=w, minlength=n)
         else:
-            out = _matvec(self.lt_blocks, y)
+            out = matvec(self.lt_blocks, y)
         out[seeds] -= self.deg[seeds]
         return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import features.catalog as catalog_mod
+import features.graph.matvec as matvec_mod
 from features.candidates import (
     DEFAULT_CANDIDATE_HOPS,
     CandidateGenerator,
@@ -188,8 +188,8 @@ def test_levels_fast_path_is_bit_identical_to_apply(
     same order as ``apply``, so the levels are equal bit for bit, not just close."""
     _, cat = ml_store_and_catalog
     if parallel:  # force the two-thread split on this small graph (a fresh operator)
-        monkeypatch.setattr(catalog_mod, "PARALLEL_MIN_NNZ", 0)
-        monkeypatch.setattr(catalog_mod.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(matvec_mod, "PARALLEL_MIN_NNZ", 0)
+        monkeypatch.setattr(matvec_mod.os, "cpu_count", lambda: 2)
     hop = dataclasses.replace(cat.hop)
     fresh = dataclasses.replace(cat, hop=hop)
     assert len(hop._blocks[0]) == (2 if parallel else 1)
