@@ -40,7 +40,7 @@ from features.graph.store import (
 )
 
 if TYPE_CHECKING:
-    from features.graph.local import EdgeTable, GraphState
+    from features.graph.local_state import EdgeTable, GraphState
 
 
 def _index(state: GraphState, kind: VertexKind, key: str) -> int:

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features.graph.local as local_mod
+import features.graph.local_files as local_files
 from features.graph.batch import GraphBatch
-from features.graph.local import MANIFEST, LocalGraphStore
+from features.graph.local import LocalGraphStore
+from features.graph.local_files import MANIFEST
 from features.graph.local_queries import _top_candidates
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import GraphStoreError
@@ -88,7 +89,7 @@ def test_failed_save_keeps_the_previous_graph(
     store = LocalGraphStore(path)
     store.upsert(tiny_batch)
     before = snapshot(store)
-    real_write = local_mod._write_npy
+    real_write = local_files._write_npy
     calls = {"n": 0}
 
     def crash_midway(target: Path, array: object) -> None:
@@ -97,7 +98,7 @@ def test_failed_save_keeps_the_previous_graph(
             raise OSError("disk full (simulated)")
         real_write(target, array)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(local_mod, "_write_npy", crash_midway)
+    monkeypatch.setattr(local_files, "_write_npy", crash_midway)
     with pytest.raises(OSError, match="disk full"):
         store.upsert(unicode_batch())
     assert store.vertex(VertexKind.MOVIE, "10") is None  # memory unchanged

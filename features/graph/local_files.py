@@ -1,0 +1,195 @@
+"""Saving and loading the embedded store's graph: one folder, no pickle, atomic replace.
+
+``manifest.json`` (format name, version, counts, columns) points at a ``data-<id>/`` folder of
+``.npy`` files. Strings are stored as one UTF-8 byte array plus offsets rather than fixed-width
+unicode, because one long summary would otherwise widen every row of its column. A save writes a
+new data folder, then replaces the manifest atomically (os.replace), then removes older data
+folders: a crash leaves the previous graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.graph.local_state import EdgeTable, GraphState, VertexTable
+from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, VertexKind
+from features.graph.store import GraphStoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "marquee-local-graph"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_strings(folder: Path, name: str, values: np.ndarray) -> None:
+    encoded = [s.encode("utf-8") for s in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    _write_npy(folder / f"{name}.utf8.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
+    _write_npy(folder / f"{name}.offsets.npy", offsets)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise GraphStoreError(f"{path}: cannot read saved graph array: {exc}") from exc
+
+
+def _read_strings(folder: Path, name: str) -> np.ndarray:
+    blob = _read_npy(folder / f"{name}.utf8.npy").tobytes()
+    bounds = _read_npy(folder / f"{name}.offsets.npy").tolist()
+    out = np.empty(len(bounds) - 1, dtype=object)
+    text = blob.decode("utf-8", errors="strict") if blob.isascii() else None
+    src: Any = text if text is not None else blob
+    pieces = [src[a:b] for a, b in itertools.pairwise(bounds)]
+    out[:] = pieces if text is not None else [p.decode("utf-8") for p in pieces]
+    return out
+
+
+def save_state(state: GraphState, path: Path) -> None:
+    """Write ``state`` to the folder ``path`` atomically (see the module docstring)."""
+    path.mkdir(parents=True, exist_ok=True)
+    data_name = f"data-{uuid.uuid4().hex[:12]}"
+    data = path / data_name
+    data.mkdir()
+    try:
+        manifest: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "data": data_name,
+            "vertices": {},
+            "edges": {},
+        }
+        for vkind, vt in state.vertices.items():
+            _write_strings(data, f"{vkind.value}.key", vt.keys)
+            for col in VERTEX_COLUMNS[vkind]:
+                name = f"{vkind.value}.{col.name}"
+                if col.dtype == "str":
+                    _write_strings(data, name, vt.columns[col.name])
+                else:
+                    _write_npy(data / f"{name}.npy", vt.columns[col.name])
+            manifest["vertices"][vkind.value] = {
+                "count": len(vt),
+                "columns": [c.name for c in VERTEX_COLUMNS[vkind]],
+            }
+        for ekind, et in state.edges.items():
+            _write_npy(data / f"{ekind.value}.indptr.npy", et.indptr)
+            _write_npy(data / f"{ekind.value}.indices.npy", et.indices)
+            for col in EDGE_SPECS[ekind].columns:
+                _write_npy(data / f"{ekind.value}.{col.name}.npy", et.columns[col.name])
+            manifest["edges"][ekind.value] = {
+                "count": et.nnz,
+                "columns": [c.name for c in EDGE_SPECS[ekind].columns],
+            }
+        tmp = path / f".{MANIFEST}.{data_name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path / MANIFEST)
+    except BaseException:
+        shutil.rmtree(data, ignore_errors=True)
+        raise
+    for stale in path.glob("data-*"):
+        if stale.name != data_name:
+            shutil.rmtree(stale, ignore_errors=True)
+    for stale in path.glob(f".{MANIFEST}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    log.info("saved graph to %s (%s)", path, data_name)
+
+
+def load_state(path: Path) -> GraphState | None:
+    """The graph saved in folder ``path``, or None when it holds no saved graph."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GraphStoreError(f"{manifest_path}: not a readable graph manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise GraphStoreError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
+    version = manifest.get("version")
+    if version != FORMAT_VERSION:
+        raise GraphStoreError(
+            f"{manifest_path}: graph format version {version!r} is not supported "
+            f"(this Marquee reads version {FORMAT_VERSION}); re-import the data"
+        )
+    data = path / str(manifest["data"])
+    vertices: dict[VertexKind, VertexTable] = {}
+    for vkind in VertexKind:
+        info = manifest["vertices"].get(vkind.value)
+        if info is None:
+            vertices[vkind] = VertexTable.empty(vkind)
+            continue
+        keys = _read_strings(data, f"{vkind.value}.key")
+        _check_count(manifest_path, vkind.value, "key", len(keys), info["count"])
+        columns = {}
+        for col in VERTEX_COLUMNS[vkind]:
+            name = f"{vkind.value}.{col.name}"
+            if col.name not in info["columns"]:
+                log.info("%s: no saved column %s; filling %r", manifest_path, name, col.default)
+                columns[col.name] = _default_column(col, len(keys))
+                continue
+            arr = (
+                _read_strings(data, name) if col.dtype == "str" else _read_npy(data / f"{name}.npy")
+            )
+            _check_count(manifest_path, vkind.value, col.name, len(arr), len(keys))
+            columns[col.name] = arr
+        vertices[vkind] = VertexTable(keys, columns)
+    edges: dict[EdgeKind, EdgeTable] = {}
+    for ekind in EdgeKind:
+        spec = EDGE_SPECS[ekind]
+        n_src, n_dst = len(vertices[spec.src]), len(vertices[spec.dst])
+        info = manifest["edges"].get(ekind.value)
+        if info is None:
+            edges[ekind] = EdgeTable.empty(ekind, n_src, n_dst)
+            continue
+        indptr = _read_npy(data / f"{ekind.value}.indptr.npy").astype(np.int64, copy=False)
+        indices = _read_npy(data / f"{ekind.value}.indices.npy").astype(np.int32, copy=False)
+        _check_count(manifest_path, ekind.value, "indptr", len(indptr), n_src + 1)
+        _check_count(manifest_path, ekind.value, "indices", len(indices), info["count"])
+        columns = {}
+        for col in spec.columns:
+            if col.name not in info["columns"]:
+                columns[col.name] = _default_column(col, len(indices))
+                continue
+            arr = _read_npy(data / f"{ekind.value}.{col.name}.npy")
+            _check_count(manifest_path, ekind.value, col.name, len(arr), len(indices))
+            columns[col.name] = arr
+        edges[ekind] = EdgeTable(indptr, indices, columns, n_dst)
+    return GraphState(vertices, edges)
+
+
+def _check_count(manifest: Path, what: str, column: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise GraphStoreError(
+            f"{manifest}: {what}.{column} holds {got} rows but {expected} were expected; "
+            f"the saved graph is damaged"
+        )
+
+
+def _default_column(col: Column, n: int) -> np.ndarray:
+    if col.dtype == "str":
+        out = np.empty(n, dtype=object)
+        out[:] = [col.default] * n
+        return out
+    return np.full(n, col.default, dtype=np.dtype(col.dtype))

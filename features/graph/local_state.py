@@ -1,0 +1,282 @@
+"""The embedded store's in-memory graph: columnar vertex tables, CSR edge tables, and the
+pure function that merges a GraphBatch into a new immutable ``GraphState``.
+
+Vertices of each kind are columnar numpy arrays in insertion order (so a vertex's index never
+changes), looked up through a pandas Index. Edges of each kind are a CSR structure over
+(src index, dst index) with attribute arrays aligned with its data order. Every upsert builds a
+new state, so readers never see half a batch, and derived matrices (cached on the state) are
+invalidated by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from features.graph.batch import GraphBatch, GraphDataError
+from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, VertexKind
+from features.graph.store import UpsertReport
+
+
+@dataclass(frozen=True, eq=False)
+class VertexTable:
+    """The vertices of one kind: keys and attribute columns, in insertion order."""
+
+    keys: np.ndarray  # object array of str
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @cached_property
+    def index(self) -> pd.Index:
+        """Key -> position."""
+        return pd.Index(self.keys, dtype=object)
+
+    @cached_property
+    def key_rank(self) -> np.ndarray:
+        """Each vertex's position in ascending key order (for sorting ties by key)."""
+        rank = np.empty(len(self.keys), dtype=np.int64)
+        rank[np.argsort(self.keys, kind="stable")] = np.arange(len(self.keys))
+        return rank
+
+    def find(self, key: str) -> int:
+        """The vertex's position, or -1."""
+        try:
+            pos = self.index.get_loc(key)
+        except KeyError:
+            return -1
+        return int(pos) if isinstance(pos, int | np.integer) else -1
+
+    @classmethod
+    def empty(cls, kind: VertexKind) -> VertexTable:
+        return cls(
+            np.empty(0, dtype=object),
+            {c.name: _empty_column(c) for c in VERTEX_COLUMNS[kind]},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeTable:
+    """The edges of one kind as CSR over (src index, dst index); columns follow CSR order."""
+
+    indptr: np.ndarray  # int64, n_src + 1
+    indices: np.ndarray  # int32 dst positions
+    columns: dict[str, np.ndarray]
+    n_dst: int
+
+    @property
+    def nnz(self) -> int:
+        return len(self.indices)
+
+    @property
+    def n_src(self) -> int:
+        return len(self.indptr) - 1
+
+    @cached_property
+    def src(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_src, dtype=np.int32), np.diff(self.indptr))
+
+    @cached_property
+    def csr(self) -> sparse.csr_matrix:
+        """Binary src x dst matrix."""
+        return sparse.csr_matrix(
+            (np.ones(self.nnz), self.indices, self.indptr), shape=(self.n_src, self.n_dst)
+        )
+
+    @cached_property
+    def reverse(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr over dst, src positions, position of each in the CSR order): the CSC view."""
+        perm = np.argsort(self.indices, kind="stable")
+        counts = np.bincount(self.indices, minlength=self.n_dst)
+        indptr = np.zeros(self.n_dst + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.src[perm], perm
+
+    @cached_property
+    def csc(self) -> sparse.csr_matrix:
+        """Binary dst x src matrix (the transpose, in CSR form)."""
+        indptr, src, _ = self.reverse
+        return sparse.csr_matrix((np.ones(self.nnz), src, indptr), shape=(self.n_dst, self.n_src))
+
+    @classmethod
+    def empty(cls, kind: EdgeKind, n_src: int, n_dst: int) -> EdgeTable:
+        return cls(
+            np.zeros(n_src + 1, dtype=np.int64),
+            np.zeros(0, dtype=np.int32),
+            {c.name: _empty_column(c) for c in EDGE_SPECS[kind].columns},
+            n_dst,
+        )
+
+    def resized(self, n_src: int, n_dst: int) -> EdgeTable:
+        """The same edges over larger vertex sets (vertices are only ever appended)."""
+        if n_src == self.n_src and n_dst == self.n_dst:
+            return self
+        pad = np.full(n_src - self.n_src, self.indptr[-1], dtype=np.int64)
+        return EdgeTable(np.concatenate([self.indptr, pad]), self.indices, self.columns, n_dst)
+
+
+@dataclass(frozen=True, eq=False)
+class GraphState:
+    """One immutable version of the graph, with a cache of matrices derived from it."""
+
+    vertices: dict[VertexKind, VertexTable]
+    edges: dict[EdgeKind, EdgeTable]
+    cache: dict[object, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> GraphState:
+        vertices = {k: VertexTable.empty(k) for k in VertexKind}
+        return cls(vertices, {k: EdgeTable.empty(k, 0, 0) for k in EdgeKind})
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (object columns: pointers plus the strings' characters)."""
+        total = 0
+        arrays: list[np.ndarray] = []
+        for vt in self.vertices.values():
+            arrays += [vt.keys, *vt.columns.values()]
+        for et in self.edges.values():
+            arrays += [et.indptr, et.indices, *et.columns.values()]
+        for a in arrays:
+            total += a.nbytes
+            if a.dtype == object:
+                total += sum(len(s) for s in a)
+        return total
+
+
+def _empty_column(col: Column) -> np.ndarray:
+    return np.empty(0, dtype=object if col.dtype == "str" else np.dtype(col.dtype))
+
+
+def _column_values(frame: pd.DataFrame, col: Column) -> np.ndarray:
+    if col.dtype == "str":
+        return frame[col.name].to_numpy(dtype=object)
+    return frame[col.name].to_numpy(dtype=np.dtype(col.dtype))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise equality, NaN equal to NaN."""
+    eq = np.asarray(a == b, dtype=bool)
+    if a.dtype.kind == "f":
+        eq |= np.isnan(a) & np.isnan(b)
+    return eq
+
+
+def _merge_vertices(
+    kind: VertexKind, old: VertexTable, frame: pd.DataFrame
+) -> tuple[VertexTable, int, int]:
+    """Upsert rows by key: returns the new table, how many created and how many changed."""
+    keys = frame["key"].to_numpy(dtype=object)
+    idx = old.index.get_indexer(keys) if len(old) else np.full(len(keys), -1)
+    hit = idx >= 0
+    changed = np.zeros(int(hit.sum()), dtype=bool)
+    columns: dict[str, np.ndarray] = {}
+    for col in VERTEX_COLUMNS[kind]:
+        values = _column_values(frame, col)
+        current = old.columns[col.name]
+        changed |= ~_same(current[idx[hit]], values[hit])
+        merged = np.concatenate([current, values[~hit]])
+        merged[idx[hit]] = values[hit]
+        columns[col.name] = merged
+    created, updated = int((~hit).sum()), int(changed.sum())
+    if created == 0 and updated == 0:
+        return old, 0, 0
+    return VertexTable(np.concatenate([old.keys, keys[~hit]]), columns), created, updated
+
+
+def _merge_edges(
+    kind: EdgeKind,
+    old: EdgeTable,
+    n_src: int,
+    n_dst: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    frame: pd.DataFrame,
+) -> tuple[EdgeTable, int, int]:
+    """Upsert edges by (src, dst): returns the new table, how many created and changed."""
+    old = old.resized(n_src, n_dst)
+    old_codes = old.src.astype(np.int64) * n_dst + old.indices
+    codes = src.astype(np.int64) * n_dst + dst
+    pos = np.searchsorted(old_codes, codes)
+    found = np.zeros(len(codes), dtype=bool)
+    if len(old_codes):
+        found = old_codes[np.minimum(pos, len(old_codes) - 1)] == codes
+    changed = np.zeros(int(found.sum()), dtype=bool)
+    merged: dict[str, np.ndarray] = {}
+    for col in EDGE_SPECS[kind].columns:
+        values = _column_values(frame, col)
+        current = old.columns[col.name]
+        changed |= ~_same(current[pos[found]], values[found])
+        column = np.concatenate([current, values[~found]])
+        column[pos[found]] = values[found]
+        merged[col.name] = column
+    created, updated = int((~found).sum()), int(changed.sum())
+    if created == 0 and updated == 0:
+        return old, 0, 0
+    all_codes = np.concatenate([old_codes, codes[~found]])
+    order = np.argsort(all_codes, kind="stable")
+    all_codes = all_codes[order]
+    indptr = np.zeros(n_src + 1, dtype=np.int64)
+    np.cumsum(np.bincount(all_codes // n_dst, minlength=n_src), out=indptr[1:])
+    table = EdgeTable(
+        indptr,
+        (all_codes % n_dst).astype(np.int32),
+        {name: c[order] for name, c in merged.items()},
+        n_dst,
+    )
+    return table, created, updated
+
+
+def apply_batch(state: GraphState, batch: GraphBatch) -> tuple[GraphState, UpsertReport]:
+    """The state after upserting ``batch``; raises GraphDataError before building anything
+    when an edge names a vertex that is neither in the state nor in the batch."""
+    batch = batch.deduplicated()
+    created: dict[str, int] = {}
+    updated: dict[str, int] = {}
+    vertices = dict(state.vertices)
+    for vkind in VertexKind:
+        frame = batch.vertices.get(vkind)
+        c = u = 0
+        if frame is not None and len(frame):
+            vertices[vkind], c, u = _merge_vertices(vkind, state.vertices[vkind], frame)
+        created[vkind.value], updated[vkind.value] = c, u
+
+    endpoints: dict[EdgeKind, tuple[np.ndarray, np.ndarray]] = {}
+    for ekind in EdgeKind:
+        frame = batch.edges.get(ekind)
+        if frame is None or not len(frame):
+            continue
+        spec = EDGE_SPECS[ekind]
+        ends = []
+        for side, vkind in (("src", spec.src), ("dst", spec.dst)):
+            keys = frame[side].to_numpy(dtype=object)
+            idx = vertices[vkind].index.get_indexer(keys) if len(vertices[vkind]) else None
+            if idx is None or (idx < 0).any():
+                row = 0 if idx is None else int(np.flatnonzero(idx < 0)[0])
+                raise GraphDataError(
+                    f"{ekind.value}: edge {frame['src'].iat[row]!r} -> {frame['dst'].iat[row]!r} "
+                    f"names {side} {keys[row]!r}, which is not a {vkind.value} vertex in the "
+                    f"store or the batch"
+                )
+            ends.append(idx.astype(np.int32))
+        endpoints[ekind] = (ends[0], ends[1])
+
+    edges: dict[EdgeKind, EdgeTable] = {}
+    for ekind in EdgeKind:
+        spec = EDGE_SPECS[ekind]
+        n_src, n_dst = len(vertices[spec.src]), len(vertices[spec.dst])
+        c = u = 0
+        if ekind in endpoints:
+            s, d = endpoints[ekind]
+            edges[ekind], c, u = _merge_edges(
+                ekind, state.edges[ekind], n_src, n_dst, s, d, batch.edges[ekind]
+            )
+        else:
+            edges[ekind] = state.edges[ekind].resized(n_src, n_dst)
+        created[ekind.value], updated[ekind.value] = c, u
+    return GraphState(vertices, edges), UpsertReport(created, updated)
