@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from env.world import SimulationWorld
 
 logger = logging.getLogger(__name__)
-console = Console()
+console = Console()  # results
+err = Console(stderr=True)  # progress and status, so `--json > file` stays valid JSON
 
 
 def _world(home: Home, rebuild: bool = False) -> SimulationWorld:
@@ -28,7 +29,7 @@ def _world(home: Home, rebuild: bool = False) -> SimulationWorld:
     try:
         if world_dir(home).exists() and not rebuild:
             return load_or_build_world(home)
-        with console.status("building the simulation world (embeddings, world model)..."):
+        with err.status("building the simulation world (embeddings, world model)..."):
             return load_or_build_world(home, rebuild=True)
     except NoRatingsError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -40,7 +41,7 @@ def _progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=err,
     )
 
 

@@ -35,7 +35,7 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    reports = json.loads(result.output[result.output.index("[") :])
+    reports = json.loads(result.stdout)  # progress goes to stderr: stdout is pure JSON
     assert [r["policy"] for r in reports] == ["most-popular", "ddpg-v1"]
     assert plot.stat().st_size > 0
 
