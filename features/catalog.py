@@ -58,6 +58,24 @@ def _csr_load(prefix: str, z: Mapping[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
+FEW_ROWS = 8  # up to this many rows, slicing beats scipy's fancy indexing (~30 us a call)
+
+
+def _row_products(
+    m: sp.csr_matrix, rows: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``(m @ x)[rows]``, equal bit for bit: each row's products summed left to right, as
+    scipy's CSR mat-vec does (a cumulative sum is that order; ``np.dot`` is not)."""
+    if rows.shape[0] > FEW_ROWS:
+        return np.asarray(m[rows] @ x)
+    out = np.zeros(rows.shape[0])
+    for i, r in enumerate(rows.tolist()):
+        a, b = m.indptr[r], m.indptr[r + 1]
+        if b > a:
+            out[i] = np.cumsum(m.data[a:b] * x[m.indices[a:b]])[-1]
+    return out
+
+
 @dataclass(frozen=True)
 class HopGraph:
     """The movie-to-movie hop operator H in factored form (see module doc)."""
@@ -133,10 +151,10 @@ class HopGraph:
         the rows' own entries."""
         rows = np.asarray(rows, dtype=np.int64)
         y = self.column_sums(x) if column_sums is None else column_sums
-        out = np.asarray(self.bw[rows] @ y)
+        out = _row_products(self.bw, rows, y)
         out -= self.self_weight[rows] * x[rows]
         if self.similar.nnz:
-            out += self.similar[rows] @ x
+            out += _row_products(self.similar, rows, x)
         return out
 
     def levels(self, seed: npt.NDArray[np.float64], hops: int) -> npt.NDArray[np.float64]:

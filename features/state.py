@@ -34,6 +34,9 @@ from features.embeddings import ItemEmbeddings
 from features.graph.schema import POSITIVE_RATING
 
 MAX_HOPS = 3
+# Below this many graph entries the deepest level is computed whole (a pass costs less than the
+# per-row bookkeeping; the simulator's ml-latest-small graph is far below it).
+ROWS_ONLY_MIN_NNZ = 200_000
 
 
 @dataclass
@@ -51,6 +54,7 @@ class UserHistory:
     # lazily, dropped with a new positive.
     _levels: list[npt.NDArray[np.float64]] = field(default_factory=list, init=False, repr=False)
     _next_cols: npt.NDArray[np.float64] | None = field(default=None, init=False, repr=False)
+    _next_at: dict[int, float] = field(default_factory=dict, init=False, repr=False)
     _stacked: dict[int, npt.NDArray[np.float64]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -96,6 +100,7 @@ class UserHistory:
             self.positives.append(movie)
             self._levels = []
             self._next_cols = None
+            self._next_at = {}
             self._stacked = {}
             self.derived.clear()
 
@@ -115,6 +120,7 @@ class UserHistory:
             else:
                 self._levels.append(hop.step(self._levels[-1]))
             self._next_cols = None
+            self._next_at = {}
             self._stacked = {}
             self.derived.clear()
         return self._levels[:hops]
@@ -137,16 +143,22 @@ class UserHistory:
     ) -> npt.NDArray[np.float64]:
         """``hop_levels(hop, hops)[:, rows]``, equal bit for bit, without a whole hop for the
         deepest level when it is not cached: half a hop (the column sums of the level before,
-        kept) and then each call reads only ``rows``' own entries."""
+        kept) and then only the entries of rows not asked for before (values kept per row)."""
         if hops not in (1, 2, 3):
             raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
         rows = np.asarray(rows, dtype=np.int64)
-        if not self.positives or len(self._levels) >= hops or hops == 1:
+        small = hop.bt.nnz < ROWS_ONLY_MIN_NNZ  # a whole pass is cheaper than the bookkeeping
+        if small or not self.positives or len(self._levels) >= hops or hops == 1:
             return self.hop_levels(hop, hops)[:, rows]
         full = self._full(hop, hops - 1)
-        if self._next_cols is None:
-            self._next_cols = hop.column_sums(full[-1])
-        deepest = hop.apply_rows(full[-1], rows, self._next_cols)
+        known = self._next_at
+        missing = np.array([r for r in rows.tolist() if r not in known], dtype=np.int64)
+        if missing.shape[0]:  # rows seen since the last call (one per simulator step)
+            if self._next_cols is None:
+                self._next_cols = hop.column_sums(full[-1])
+            values = hop.apply_rows(full[-1], missing, self._next_cols)
+            known.update(zip(missing.tolist(), values.tolist(), strict=True))
+        deepest = np.array([known[r] for r in rows.tolist()], dtype=np.float64)
         return np.maximum(np.stack([*(level[rows] for level in full), deepest]), 0.0)
 
 

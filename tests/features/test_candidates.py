@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import features.graph.matvec as matvec_mod
+import features.state as state_mod
 from features.candidates import (
     DEFAULT_CANDIDATE_HOPS,
     CandidateGenerator,
@@ -248,17 +249,23 @@ def test_from_ratings_rejects_bad_input(
         UserHistory.from_ratings(8, movies, ratings)
 
 
+@pytest.mark.parametrize("rows_only", [True, False])
 def test_levels_at_rows_equal_the_full_levels(
     ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+    monkeypatch: pytest.MonkeyPatch,
+    rows_only: bool,
 ) -> None:
     """The deepest level read at a few rows (as the state's seen-movie correction does) is
     bit for bit what the full pass over the graph gives there, before and after more rows
     become seen, and once the full level is computed too."""
     _, cat = ml_store_and_catalog
+    # the rows-only path is for large graphs: force it (or its opposite) on this small one
+    monkeypatch.setattr(state_mod, "ROWS_ONLY_MIN_NNZ", 0 if rows_only else 10**12)
     rng = np.random.default_rng(1)
     x = rng.random(cat.n_movies) * (rng.random(cat.n_movies) < 0.05)
     rows = rng.choice(cat.n_movies, 40, replace=False)
     assert np.array_equal(cat.hop.apply_rows(x, rows), cat.hop.step(x)[rows])
+    assert np.array_equal(cat.hop.apply_rows(x, rows[:3]), cat.hop.step(x)[rows[:3]])  # few
     assert cat.hop.apply_rows(x, np.zeros(0, dtype=np.int64)).shape == (0,)
 
     movies = rng.choice(cat.n_movies, 30, replace=False)
@@ -267,8 +274,8 @@ def test_levels_at_rows_equal_the_full_levels(
     full = eager.hop_levels(cat.hop, 3)
     first = rows[:25]
     assert np.array_equal(lazy.hop_levels_at(cat.hop, first), full[:, first])
-    assert len(lazy._levels) == 2  # the third level was read at those rows only
-    assert lazy._next_cols is not None
+    assert len(lazy._levels) == (2 if rows_only else 3)  # rows only: the third level is not whole
+    assert (lazy._next_cols is not None) == rows_only
     assert np.array_equal(lazy.hop_levels_at(cat.hop, rows), full[:, rows])  # 15 new rows
     assert np.array_equal(lazy.hop_levels(cat.hop, 3), full)
     assert np.array_equal(lazy.hop_levels_at(cat.hop, rows, 2), full[:2, rows])
@@ -283,3 +290,4 @@ def test_apply_rows_counts_similar_to_links() -> None:
     x = np.arange(1.0, cat.n_movies + 1.0)
     rows = np.arange(cat.n_movies)[::-1]
     assert np.array_equal(cat.hop.apply_rows(x, rows), cat.hop.step(x)[rows])
+    assert np.array_equal(cat.hop.apply_rows(x, rows[:3]), cat.hop.step(x)[rows[:3]])  # few
