@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -33,7 +33,9 @@ from arango.http import DefaultHTTPClient
 from requests.exceptions import RequestException
 
 from features.graph import arango_aql as aql
-from features.graph.batch import GraphBatch, GraphDataError
+from features.graph import arango_writes as writes
+from features.graph.arango_writes import CHUNK
+from features.graph.batch import GraphBatch
 from features.graph.schema import (
     DEFAULT_HOP_WEIGHTS,
     EDGE_SPECS,
@@ -57,7 +59,6 @@ from features.graph.store import (
 log = logging.getLogger(__name__)
 
 WriteMode = Literal["transaction", "import"]
-CHUNK = 5000  # documents or keys per request
 
 # Persistent indexes beyond the primary and edge indexes every collection already has.
 INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -101,12 +102,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _to_json(value: object) -> object:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def _from_json(value: object, col: Column) -> object:
     if col.dtype.startswith("float"):
         return math.nan if value is None else float(value)  # type: ignore[arg-type]
@@ -118,11 +113,6 @@ def _from_json(value: object, col: Column) -> object:
 def _check_limit(what: str, limit: int | None) -> None:
     if limit is not None and limit < 0:
         raise ValueError(f"{what}: limit must be >= 0 or None, got {limit!r}")
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _frame(
@@ -317,53 +307,30 @@ class ArangoGraphStore:
 
     def upsert(self, batch: GraphBatch) -> UpsertReport:
         """Apply a batch: all or none of it (see the module doc for what is atomic)."""
-        self._check_keys(batch)
+        writes.check_keys(batch)
         dedup = batch.deduplicated()
-        docs: dict[str, list[dict[str, Any]]] = {}
-        for vkind, frame in dedup.vertices.items():
-            docs[vkind.value] = [
-                {"_key": r.pop("key"), **{str(k): _to_json(v) for k, v in r.items()}}
-                for r in frame.to_dict("records")
-            ]
-        for ekind, frame in dedup.edges.items():
-            spec = EDGE_SPECS[ekind]
-            rows: list[dict[str, Any]] = []
-            for r in frame.to_dict("records"):
-                src, dst = str(r.pop("src")), str(r.pop("dst"))
-                rows.append(
-                    {
-                        "_key": aql.edge_key(src, dst),
-                        "_from": aql.vertex_id(spec.src, src),
-                        "_to": aql.vertex_id(spec.dst, dst),
-                        **{str(k): _to_json(v) for k, v in r.items()},
-                    }
-                )
-            docs[ekind.value] = rows
+        docs = writes.documents(dedup)
         written = [name for name, rows in docs.items() if rows]
         endpoint_kinds = sorted({k.value for e in dedup.edges for k in aql.edge_endpoint_kinds(e)})
         if not written:
-            return self._report({})
+            return writes.report({})
         if self._write_mode == "transaction":
             return self._upsert_in_transaction(dedup, docs, written, endpoint_kinds)
         return self._upsert_by_import(dedup, docs, written)
 
     def _upsert_in_transaction(
-        self,
-        batch: GraphBatch,
-        docs: dict[str, list[dict[str, Any]]],
-        written: list[str],
-        endpoint_kinds: list[str],
+        self, batch: GraphBatch, docs: writes.Docs, written: list[str], endpoint_kinds: list[str]
     ) -> UpsertReport:
         read = [name for name in endpoint_kinds if name not in written]
         with self._errors("beginning a transaction"):
             txn = self._db.begin_transaction(read=read, write=written)
         try:
             with self._errors("checking the batch against the store"):
-                self._check_endpoints(batch, txn)
-                plan = self._plan(docs, txn)
+                writes.check_endpoints(batch, lambda q: self._rows(q, txn))
+                plan = writes.plan_changes(docs, lambda q: self._rows(q, txn))
             with self._errors("writing the batch"):
                 for name, (new, changed) in plan.items():
-                    for chunk in _chunks(new + changed):
+                    for chunk in writes.chunks(new + changed):
                         self._rows(aql.write_docs(name, list(chunk)), txn)
                 txn.commit_transaction()
         except BaseException:
@@ -372,18 +339,18 @@ class ArangoGraphStore:
             except (ArangoError, RequestException, ConnectionError) as exc:
                 log.warning("%s: aborting the transaction failed: %s", self._where, _describe(exc))
             raise
-        return self._report(plan)
+        return writes.report(plan)
 
     def _upsert_by_import(
-        self, batch: GraphBatch, docs: dict[str, list[dict[str, Any]]], written: list[str]
+        self, batch: GraphBatch, docs: writes.Docs, written: list[str]
     ) -> UpsertReport:
         with self._errors("checking the batch against the store"):
-            self._check_endpoints(batch, self._db)
-            plan = self._plan(docs, self._db)
+            writes.check_endpoints(batch, self._rows)
+            plan = writes.plan_changes(docs, self._rows)
         with self._errors("importing the batch"):
             for name in written:
                 new, changed = plan[name]
-                for chunk in _chunks(new + changed):
+                for chunk in writes.chunks(new + changed):
                     result = self._db.collection(name).import_bulk(
                         list(chunk), on_duplicate="replace", halt_on_error=True, details=True
                     )
@@ -393,70 +360,7 @@ class ArangoGraphStore:
                             f"{self._where}: import into {name} refused documents: "
                             f"{'; '.join(map(str, details[:3])) or result}"
                         )
-        return self._report(plan)
-
-    @staticmethod
-    def _report(plan: dict[str, tuple[list[Any], list[Any]]]) -> UpsertReport:
-        """Counts for every collection (zeros too), as the embedded store reports them."""
-        names = [k.value for k in VertexKind] + [k.value for k in EdgeKind]
-        empty: tuple[list[Any], list[Any]] = ([], [])
-        return UpsertReport(
-            created={name: len(plan.get(name, empty)[0]) for name in names},
-            updated={name: len(plan.get(name, empty)[1]) for name in names},
-        )
-
-    def _plan(
-        self, docs: dict[str, list[dict[str, Any]]], db: Database
-    ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        """Per collection: (documents that are new, documents that differ from the stored)."""
-        plan: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for name, rows in docs.items():
-            stored: dict[str, dict[str, Any]] = {}
-            for chunk in _chunks([d["_key"] for d in rows]):
-                for doc in self._rows(aql.fetch_docs(name, list(chunk)), db):
-                    stored[doc["_key"]] = doc
-            new = [d for d in rows if d["_key"] not in stored]
-            changed = [d for d in rows if d["_key"] in stored and stored[d["_key"]] != d]
-            plan[name] = (new, changed)
-        return plan
-
-    @staticmethod
-    def _check_keys(batch: GraphBatch) -> None:
-        for vkind, frame in batch.vertices.items():
-            for i, key in enumerate(frame["key"]):
-                aql.check_key(key, f"{vkind.value} vertex row {i}")
-        for ekind, frame in batch.edges.items():
-            for i, (src, dst) in enumerate(zip(frame["src"], frame["dst"], strict=True)):
-                aql.check_key(src, f"{ekind.value} edge row {i} src")
-                aql.check_key(dst, f"{ekind.value} edge row {i} dst")
-
-    def _check_endpoints(self, batch: GraphBatch, db: Database) -> None:
-        """Raise GraphDataError for the first edge whose endpoint is in neither store nor batch
-        (``batch`` deduplicated, so the message matches the embedded store's)."""
-        in_batch = {k: set(f["key"]) for k, f in batch.vertices.items()}
-        wanted: dict[VertexKind, set[str]] = {}
-        for ekind, frame in batch.edges.items():
-            src_kind, dst_kind = aql.edge_endpoint_kinds(ekind)
-            wanted.setdefault(src_kind, set()).update(frame["src"])
-            wanted.setdefault(dst_kind, set()).update(frame["dst"])
-        known: dict[VertexKind, set[str]] = {}
-        for vkind, keys in wanted.items():
-            missing = sorted(keys - in_batch.get(vkind, set()))
-            found: set[str] = set(in_batch.get(vkind, set()))
-            for chunk in _chunks(missing):
-                found.update(self._rows(aql.existing_keys(vkind.value, list(chunk)), db))
-            known[vkind] = found
-        for ekind in EdgeKind:  # the embedded store's order: kinds, then src before dst
-            edges = batch.edges.get(ekind)
-            if edges is None:
-                continue
-            for side, vkind in zip(("src", "dst"), aql.edge_endpoint_kinds(ekind), strict=True):
-                for src, dst, key in zip(edges["src"], edges["dst"], edges[side], strict=True):
-                    if key not in known[vkind]:
-                        raise GraphDataError(
-                            f"{ekind.value}: edge {src!r} -> {dst!r} names {side} {key!r}, which "
-                            f"is not a {vkind.value} vertex in the store or the batch"
-                        )
+        return writes.report(plan)
 
     # --- plain reads ---------------------------------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""The ArangoDB store's write planning: documents from a batch, the checks that keep bad input
+from writing anything, and the created/updated plan, all independent of how the writes are sent.
+
+``ArangoGraphStore.upsert`` (features.graph.arango) sends the plan in one stream transaction or
+by bulk import; these functions only read, through the ``Rows`` callable it passes (one AQL
+query in, its rows out, on the transaction or the database).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from features.graph import arango_aql as aql
+from features.graph.batch import GraphBatch, GraphDataError
+from features.graph.schema import EDGE_SPECS, EdgeKind, VertexKind
+from features.graph.store import UpsertReport
+
+CHUNK = 5000  # documents or keys per request
+
+Rows = Callable[[aql.AqlQuery], list[Any]]
+Docs = dict[str, list[dict[str, Any]]]
+Plan = dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def check_keys(batch: GraphBatch) -> None:
+    """Refuse keys ArangoDB cannot hold, before any request."""
+    for vkind, frame in batch.vertices.items():
+        for i, key in enumerate(frame["key"]):
+            aql.check_key(key, f"{vkind.value} vertex row {i}")
+    for ekind, frame in batch.edges.items():
+        for i, (src, dst) in enumerate(zip(frame["src"], frame["dst"], strict=True)):
+            aql.check_key(src, f"{ekind.value} edge row {i} src")
+            aql.check_key(dst, f"{ekind.value} edge row {i} dst")
+
+
+def documents(batch: GraphBatch) -> Docs:
+    """The documents per collection for a deduplicated ``batch`` (edge keys from (src, dst))."""
+    docs: Docs = {}
+    for vkind, frame in batch.vertices.items():
+        docs[vkind.value] = [
+            {"_key": r.pop("key"), **{str(k): _to_json(v) for k, v in r.items()}}
+            for r in frame.to_dict("records")
+        ]
+    for ekind, frame in batch.edges.items():
+        spec = EDGE_SPECS[ekind]
+        rows: list[dict[str, Any]] = []
+        for r in frame.to_dict("records"):
+            src, dst = str(r.pop("src")), str(r.pop("dst"))
+            rows.append(
+                {
+                    "_key": aql.edge_key(src, dst),
+                    "_from": aql.vertex_id(spec.src, src),
+                    "_to": aql.vertex_id(spec.dst, dst),
+                    **{str(k): _to_json(v) for k, v in r.items()},
+                }
+            )
+        docs[ekind.value] = rows
+    return docs
+
+
+def report(plan: Plan) -> UpsertReport:
+    """Counts for every collection (zeros too), as the embedded store reports them."""
+    names = [k.value for k in VertexKind] + [k.value for k in EdgeKind]
+    empty: tuple[list[Any], list[Any]] = ([], [])
+    return UpsertReport(
+        created={name: len(plan.get(name, empty)[0]) for name in names},
+        updated={name: len(plan.get(name, empty)[1]) for name in names},
+    )
+
+
+def plan_changes(docs: Docs, rows: Rows) -> Plan:
+    """Per collection: (documents that are new, documents that differ from the stored)."""
+    plan: Plan = {}
+    for name, wanted in docs.items():
+        stored: dict[str, dict[str, Any]] = {}
+        for chunk in chunks([d["_key"] for d in wanted]):
+            for doc in rows(aql.fetch_docs(name, list(chunk))):
+                stored[doc["_key"]] = doc
+        new = [d for d in wanted if d["_key"] not in stored]
+        changed = [d for d in wanted if d["_key"] in stored and stored[d["_key"]] != d]
+        plan[name] = (new, changed)
+    return plan
+
+
+def check_endpoints(batch: GraphBatch, rows: Rows) -> None:
+    """Raise GraphDataError for the first edge whose endpoint is in neither store nor batch
+    (``batch`` deduplicated, so the message matches the embedded store's)."""
+    in_batch = {k: set(f["key"]) for k, f in batch.vertices.items()}
+    wanted: dict[VertexKind, set[str]] = {}
+    for ekind, frame in batch.edges.items():
+        src_kind, dst_kind = aql.edge_endpoint_kinds(ekind)
+        wanted.setdefault(src_kind, set()).update(frame["src"])
+        wanted.setdefault(dst_kind, set()).update(frame["dst"])
+    known: dict[VertexKind, set[str]] = {}
+    for vkind, keys in wanted.items():
+        missing = sorted(keys - in_batch.get(vkind, set()))
+        found: set[str] = set(in_batch.get(vkind, set()))
+        for chunk in chunks(missing):
+            found.update(rows(aql.existing_keys(vkind.value, list(chunk))))
+        known[vkind] = found
+    for ekind in EdgeKind:  # the embedded store's order: kinds, then src before dst
+        edges = batch.edges.get(ekind)
+        if edges is None:
+            continue
+        for side, vkind in zip(("src", "dst"), aql.edge_endpoint_kinds(ekind), strict=True):
+            for src, dst, key in zip(edges["src"], edges["dst"], edges[side], strict=True):
+                if key not in known[vkind]:
+                    raise GraphDataError(
+                        f"{ekind.value}: edge {src!r} -> {dst!r} names {side} {key!r}, which "
+                        f"is not a {vkind.value} vertex in the store or the batch"
+                    )
