@@ -345,6 +345,21 @@ def _movie_links(state: GraphState, edge: EdgeKind, m: int) -> np.ndarray:
     return src[int(indptr[m]) : int(indptr[m + 1])]
 
 
+def _similar_links(state: GraphState, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(linked movie, owner index into ``movies``) of every similar_to link of the movies, in
+    either direction, self-links dropped: ``_similar`` for many movies at once."""
+    et = state.edges[EdgeKind.SIMILAR_TO]
+    indptr, src, _ = et.reverse
+    parts = []
+    for ptr, other in ((et.indptr, et.indices), (indptr, src)):
+        pos, _ = _gather(ptr, movies)
+        parts.append((other[pos], np.repeat(np.arange(len(movies)), ptr[movies + 1] - ptr[movies])))
+    links = np.concatenate([parts[0][0], parts[1][0]])
+    owner = np.concatenate([parts[0][1], parts[1][1]])
+    keep = links != movies[owner]
+    return links[keep], owner[keep]
+
+
 def _similar(state: GraphState, m: int) -> np.ndarray:
     et = state.edges[EdgeKind.SIMILAR_TO]
     indptr, src, _ = et.reverse
@@ -476,12 +491,16 @@ def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explan
         if not len(pending):
             break
         done = np.zeros(len(pending), dtype=bool)
-        if edge is EdgeKind.SIMILAR_TO:
-            for j, slot in enumerate(pending.tolist()):
-                linked = np.isin(seeds, _similar(state, int(idx[slot])))
-                if linked.any():
-                    found(int(slot), int(place[linked].min()), edge, None, -1)
-                    done[j] = True
+        if edge is EdgeKind.SIMILAR_TO:  # per pending movie, the best seed it is similar to
+            links, owner = _similar_links(state, idx[pending])
+            by_movie = np.argsort(seeds, kind="stable")
+            at = np.minimum(np.searchsorted(seeds[by_movie], links), len(seeds) - 1)
+            hit = seeds[by_movie[at]] == links
+            best = np.full(len(pending), len(seeds))
+            np.minimum.at(best, owner[hit], place[by_movie[at[hit]]])
+            for j in np.flatnonzero(best < len(seeds)).tolist():
+                found(int(pending[j]), int(best[j]), edge, None, -1)
+                done[j] = True
         else:
             spec = EDGE_SPECS[edge]
             via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
