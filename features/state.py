@@ -109,7 +109,8 @@ class UserHistory:
         self.seen[movie] = True
 
     def _full(self, hop: HopGraph, hops: int) -> list[npt.NDArray[np.float64]]:
-        """The raw levels 1..hops over all movies, computing only those not cached yet."""
+        """The raw levels 1..hops over all movies, computing only those not cached yet (a deeper
+        level leaves the shallower ones, and so everything derived from them, as they were)."""
         if not self.positives:
             return [np.zeros(self.n_movies) for _ in range(hops)]
         while len(self._levels) < hops:
@@ -119,10 +120,6 @@ class UserHistory:
                 self._levels.append(hop.first(seed))
             else:
                 self._levels.append(hop.step(self._levels[-1]))
-            self._next_cols = None
-            self._next_at = {}
-            self._stacked = {}
-            self.derived.clear()
         return self._levels[:hops]
 
     def hop_levels(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
