@@ -22,7 +22,8 @@ DEFAULT_AB = ABConfig(arms=(Arm(name="default", policy="champion", share=1.0),))
 # 60K-step champions, 200-610 users, 20 slates each): at 0.05 a served top-10 keeps 81-85% of
 # the deterministic top-10 and the deterministic first item stays first 43-59% of the time,
 # with median per-position propensity ~0.2 (1st percentile ~2.5e-3). 0.03 keeps ~89% but
-# explores ~17 instead of ~21 distinct items per user; 0.1 keeps only 66-71%.
+# explores ~17 instead of ~21 distinct items per user; 0.1 keeps only 66-71%. Reproduce with
+# `python -m experiments.bench.exploration --home H`.
 DEFAULT_TEMPERATURE = 0.05
 
 
