@@ -49,16 +49,11 @@ class UserHistory:
     ratings: list[float] = field(default_factory=list)
     positives: list[int] = field(default_factory=list)
     seen: npt.NDArray[np.bool_] = field(init=False)
-    # H^h s for h = 1..len(_levels) over all movies (raw: may hold round-off below 0), and the
-    # column sums B^T of the last one, from which the next level at any rows is cheap. Filled
+    # H^h s for h = 1..len(_levels) over all movies (raw: may hold round-off below 0), filled
     # lazily, dropped with a new positive.
     _levels: list[npt.NDArray[np.float64]] = field(default_factory=list, init=False, repr=False)
-    _next_cols: npt.NDArray[np.float64] | None = field(default=None, init=False, repr=False)
-    _next_at: dict[int, float] = field(default_factory=dict, init=False, repr=False)
-    _stacked: dict[int, npt.NDArray[np.float64]] = field(
-        default_factory=dict, init=False, repr=False
-    )
-    # Values derived from the hop levels (pooled sums, ranked candidates), dropped with them.
+    # Values derived from the hop levels (stacked levels, the next level at some rows, ranked
+    # candidates), dropped with them.
     derived: dict[object, object] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,9 +94,6 @@ class UserHistory:
         if rating >= self.min_rating:
             self.positives.append(movie)
             self._levels = []
-            self._next_cols = None
-            self._next_at = {}
-            self._stacked = {}
             self.derived.clear()
 
     def mark_seen(self, movie: int) -> None:
@@ -129,10 +121,10 @@ class UserHistory:
         if hops not in (1, 2, 3):
             raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
         full = self._full(hop, hops)
-        stacked = self._stacked.get(hops)
-        if stacked is None:
+        stacked = self.derived.get(("levels", hops))
+        if not isinstance(stacked, np.ndarray):
             stacked = np.maximum(np.stack(full), 0.0)  # counts: clear float round-off below 0
-            self._stacked[hops] = stacked
+            self.derived[("levels", hops)] = stacked
         return stacked
 
     def hop_levels_at(
@@ -148,12 +140,14 @@ class UserHistory:
         if small or not self.positives or len(self._levels) >= hops or hops == 1:
             return self.hop_levels(hop, hops)[:, rows]
         full = self._full(hop, hops - 1)
-        known = self._next_at
+        known: dict[int, float] = self.derived.setdefault(("level_at", hops), {})  # type: ignore[assignment]
         missing = np.array([r for r in rows.tolist() if r not in known], dtype=np.int64)
         if missing.shape[0]:  # rows seen since the last call (one per simulator step)
-            if self._next_cols is None:
-                self._next_cols = hop.column_sums(full[-1])
-            values = hop.apply_rows(full[-1], missing, self._next_cols)
+            cols = self.derived.get(("column_sums", hops - 1))
+            if not isinstance(cols, np.ndarray):
+                cols = hop.column_sums(full[-1])
+                self.derived[("column_sums", hops - 1)] = cols
+            values = hop.apply_rows(full[-1], missing, cols)
             known.update(zip(missing.tolist(), values.tolist(), strict=True))
         deepest = np.array([known[r] for r in rows.tolist()], dtype=np.float64)
         return np.maximum(np.stack([*(level[rows] for level in full), deepest]), 0.0)
