@@ -17,6 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 PARALLEL_MIN_NNZ = 200_000  # below this a mat-vec is too quick to be worth a second thread
+BLOCKS = 4  # row blocks of a large matrix, shared out between two threads
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -28,19 +29,31 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def row_blocks(m: sp.csr_matrix, parts: int | None = None) -> list[sp.csr_matrix]:
-    """``m`` cut into row blocks of about equal nnz (stacked, they are ``m``): two when ``m``
-    is large enough and there is a second core, else one; ``parts`` forces the count."""
+    """``m`` cut into row blocks of about equal nnz (stacked, they are ``m``): ``BLOCKS`` when
+    ``m`` is large enough and there is a second core, else one; ``parts`` forces the count."""
     if parts is None:
-        parts = 2 if m.nnz >= PARALLEL_MIN_NNZ and (os.cpu_count() or 1) > 1 else 1
+        parts = BLOCKS if m.nnz >= PARALLEL_MIN_NNZ and (os.cpu_count() or 1) > 1 else 1
     cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
     bounds = [0, *(int(c) for c in cuts), m.shape[0]]
     return [sp.csr_matrix(m[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def matvec(blocks: list[sp.csr_matrix], x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The stacked row blocks times ``x``, the blocks in parallel; equal to ``m @ x``."""
+    """The stacked row blocks times ``x``; equal to ``m @ x``. The caller and one pool thread
+    take blocks from a shared counter until none is left, so a thread the OS has parked does
+    not hold the product up: the other one finishes the remaining blocks."""
     if len(blocks) == 1:
         return np.asarray(blocks[0] @ x)
-    futures = [_pool().submit(b.__matmul__, x) for b in blocks[1:]]
-    head = blocks[0] @ x
-    return np.concatenate([head, *(f.result() for f in futures)])
+    out: list[npt.NDArray[np.float64] | None] = [None] * len(blocks)
+    claim = itertools.count()  # next() on a count is atomic under the GIL
+
+    def drain() -> None:
+        for i in iter(lambda: next(claim), None):
+            if i >= len(blocks):
+                return
+            out[i] = blocks[i] @ x
+
+    helper = _pool().submit(drain)
+    drain()
+    helper.result()
+    return np.concatenate(out)  # type: ignore[arg-type]

@@ -193,7 +193,7 @@ def test_levels_fast_path_is_bit_identical_to_apply(
         monkeypatch.setattr(matvec_mod.os, "cpu_count", lambda: 2)
     hop = dataclasses.replace(cat.hop)
     fresh = dataclasses.replace(cat, hop=hop)
-    assert len(hop._blocks[0]) == (2 if parallel else 1)
+    assert len(hop._blocks[0]) == (matvec_mod.BLOCKS if parallel else 1)
     rng = np.random.default_rng(0)
     for n_seeds in (1, 7, 300):
         seed = np.zeros(cat.n_movies)
