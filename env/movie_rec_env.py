@@ -126,7 +126,9 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.choice = choice or MultinomialLogitChoice()
         self.reward_fn = reward or RatingReward()
         self.render_mode = render_mode
-        self.state_builder = StateBuilder(world.catalog, world.embeddings)
+        self.state_builder = StateBuilder(
+            world.catalog, world.embeddings, pool_hops=world.pool_hops
+        )
         self.candidates = CandidateGenerator(
             world.catalog, max_candidates=max_candidates, hops=candidate_hops
         )

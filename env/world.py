@@ -24,6 +24,7 @@ from env.world_model import WorldModel
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
+from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ class SimulationWorld:
     train_users: npt.NDArray[np.str_]
     test_users: npt.NDArray[np.str_]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pool_hops(self) -> tuple[int, ...]:
+        """The hops the state's graph pool averages (features.state): what this world's agents
+        were trained with, so that the service builds the same state."""
+        return tuple(int(h) for h in self.settings.get("pool_hops", LEGACY_POOL_HOPS))
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -92,6 +99,7 @@ class SimulationWorld:
             "reg": reg,
             "test_fraction": test_fraction,
             "seed": seed,
+            "pool_hops": list(POOL_HOPS),
         }
         log.info("world: %d train users, %d test users", train.shape[0], test.shape[0])
         return cls(catalog, emb, model, train, test, settings)

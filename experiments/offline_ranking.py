@@ -117,7 +117,7 @@ def agent_scorer(
     cat = world.catalog
     rows = cat.index_of(list(split.item_keys))
     emb = world.embeddings.vectors[rows].astype(np.float64)
-    builder = StateBuilder(cat, world.embeddings)
+    builder = StateBuilder(cat, world.embeddings, pool_hops=world.pool_hops)
     policy = AgentPolicy(model)
     generator = CandidateGenerator(cat)
     position = np.full(cat.n_movies, -1, dtype=np.int64)

@@ -27,7 +27,7 @@ from features.embeddings import ItemEmbeddings
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import GraphStore, UnknownVertexError
 from features.ranking import rank
-from features.state import StateBuilder, UserHistory
+from features.state import POOL_HOPS, StateBuilder, UserHistory
 from serving.recommender import RecommendationResult, Recommender, ScoredItem
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,13 @@ class RankingWorld:
         *,
         max_candidates: int = 200,
         hops: int = DEFAULT_CANDIDATE_HOPS,
+        pool_hops: tuple[int, ...] = POOL_HOPS,
         cache_size: int = 10_000,
         cache_seconds: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.vectors = embeddings.vectors
-        self.builder = StateBuilder(catalog, embeddings)
+        self.builder = StateBuilder(catalog, embeddings, pool_hops=pool_hops)
         self.candidates = CandidateGenerator(
             catalog, max_candidates=min(max_candidates, catalog.n_movies), hops=hops
         )

@@ -143,6 +143,7 @@ class PolicyPool:
                 sim.embeddings,
                 max_candidates=self.settings.max_candidates,
                 hops=self.settings.candidate_hops,
+                pool_hops=sim.pool_hops,
                 cache_size=self.settings.state_cache_size,
                 cache_seconds=self.settings.state_cache_seconds,
             )

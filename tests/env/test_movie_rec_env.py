@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,15 @@ def test_tiny_world_saves_and_loads(tiny_world: SimulationWorld, tmp_path: Path)
 def test_loading_a_folder_that_is_not_a_world(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"not a saved world, missing catalog\.npz"):
         SimulationWorld.load(tmp_path)
+
+
+def test_the_state_pool_comes_from_the_world(ml_world: SimulationWorld) -> None:
+    """Agents are served the state they were trained on: worlds built now pool hops 1-2, worlds
+    saved before that setting existed keep the hops 2-3 their agents learned from."""
+    from features.state import LEGACY_POOL_HOPS, POOL_HOPS
+
+    assert ml_world.pool_hops == POOL_HOPS
+    legacy = dataclasses.replace(ml_world, settings={"dim": 16})
+    assert legacy.pool_hops == LEGACY_POOL_HOPS
+    assert MovieRecEnv(legacy).state_builder.pool_hops == LEGACY_POOL_HOPS
+    assert MovieRecEnv(ml_world).state_builder.pool_hops == POOL_HOPS

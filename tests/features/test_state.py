@@ -7,7 +7,7 @@ import pytest
 
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
-from features.state import StateBuilder, UserHistory
+from features.state import LEGACY_POOL_HOPS, POOL_HOPS, StateBuilder, UserHistory
 from tests.features.catalog_fixtures import tiny_catalog
 
 
@@ -24,10 +24,12 @@ def test_layout_and_size(setup: tuple[Catalog, ItemEmbeddings, StateBuilder]) ->
     assert [sb.layout[k].stop - sb.layout[k].start for k in sb.layout] == [3, 3, 3, 3, 3, 2]
 
 
+@pytest.mark.parametrize("pool_hops", [POOL_HOPS, LEGACY_POOL_HOPS, (3,)])
 def test_blocks_follow_their_definitions(
-    setup: tuple[Catalog, ItemEmbeddings, StateBuilder],
+    setup: tuple[Catalog, ItemEmbeddings, StateBuilder], pool_hops: tuple[int, ...]
 ) -> None:
-    cat, emb, sb = setup
+    cat, emb, _ = setup
+    sb = StateBuilder(cat, emb, n_recent=2, pool_hops=pool_hops)
     rows = cat.index_of(["m1", "m5", "m2", "m4"])
     ratings = [5.0, 2.0, 4.0, 4.5]
     hist = UserHistory.from_ratings(cat.n_movies, rows, ratings)
@@ -44,12 +46,12 @@ def test_blocks_follow_their_definitions(
     assert np.allclose(s[sb.layout["product"]], user * recent, atol=1e-6)
     assert np.allclose(s[sb.layout["genres"]], genres, atol=1e-6)
     assert np.allclose(s[sb.layout["stats"]], [np.log1p(4) / np.log1p(1000), 3 / 4], atol=1e-6)
-    # Graph block: hops 2 and 3 from the positives, seen movies dropped, each hop normalised.
+    # Graph block: the pooled hops from the positives, seen movies dropped, each normalised.
     seed = np.zeros(cat.n_movies)
     seed[cat.index_of(["m1", "m2", "m4"])] = 1.0
     h = cat.hop.apply(np.eye(cat.n_movies))
     pools = []
-    for k in (2, 3):
+    for k in pool_hops:
         c = np.linalg.matrix_power(h, k) @ seed
         c[rows] = 0.0
         pools.append(c @ e / c.sum())
@@ -76,5 +78,8 @@ def test_bad_inputs(setup: tuple[Catalog, ItemEmbeddings, StateBuilder]) -> None
     cat, emb, _ = setup
     with pytest.raises(ValueError, match="n_recent must be positive, got 0"):
         StateBuilder(cat, emb, n_recent=0)
+    for bad in [(), (0, 1), (4,)]:
+        with pytest.raises(ValueError, match="pool_hops must be hops from 1 to 3"):
+            StateBuilder(cat, emb, pool_hops=bad)
     with pytest.raises(ValueError, match=r"movie row 8 out of range \[0, 8\)"):
         UserHistory(cat.n_movies).add(8, 4.0)
