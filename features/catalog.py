@@ -99,11 +99,13 @@ class HopGraph:
         """(bt, bw) as row blocks for parallel mat-vecs: two each when the graph is large."""
         return row_blocks(self.bt), row_blocks(self.bw)
 
-    def _apply_vector(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def _apply_vector(
+        self, x: npt.NDArray[np.float64], column_sums: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.float64]:
         """``apply`` for one vector, the same floating-point operations in the same order,
-        with the large mat-vecs split over two threads."""
+        with the large mat-vecs split over two threads (``column_sums``: B^T x, if known)."""
         bt, bw = self._blocks
-        out = matvec(bw, matvec(bt, x))
+        out = matvec(bw, matvec(bt, x) if column_sums is None else column_sums)
         out -= self.self_weight * x
         if self.similar.nnz:
             out += self.similar @ x
@@ -131,9 +133,12 @@ class HopGraph:
         rows = np.flatnonzero(x)
         return self._apply_seeds(rows) if np.all(x[rows] == 1.0) else self._apply_vector(x)
 
-    def step(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """H @ x for one vector, equal bit for bit to ``apply`` (large mat-vecs on two threads)."""
-        return self._apply_vector(x)
+    def step(
+        self, x: npt.NDArray[np.float64], column_sums: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """H @ x for one vector, equal bit for bit to ``apply`` (large mat-vecs on two threads);
+        given ``column_sums(x)`` already computed, only the second half of the hop is done."""
+        return self._apply_vector(x, column_sums)
 
     def column_sums(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """B^T x, the half of a hop that ``apply_rows`` reuses (two threads when large)."""

@@ -116,8 +116,10 @@ class UserHistory:
                 seed = np.zeros(self.n_movies, dtype=np.float64)
                 seed[np.unique(np.asarray(self.positives, dtype=np.int64))] = 1.0
                 self._levels.append(hop.first(seed))
-            else:
-                self._levels.append(hop.step(self._levels[-1]))
+            else:  # reusing B^T of the last level when hop_levels_at already computed it
+                cols = self.derived.get(("column_sums", len(self._levels)))
+                last = self._levels[-1]
+                self._levels.append(hop.step(last, cols if isinstance(cols, np.ndarray) else None))
         return self._levels[:hops]
 
     def hop_levels(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
