@@ -32,7 +32,7 @@ def khop_scores(
     """Path-count score per movie row (0 for seen movies); the store's ``khop_scores``."""
     if hops not in (1, 2, 3):
         raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
-    scores = history.hop_levels(catalog.hop, hops).sum(axis=0)
+    scores = history.hop_sum(catalog.hop, hops)
     scores[history.seen] = 0.0
     return scores
 

@@ -9,7 +9,9 @@ Hop operator: with B the binary movie x (kind, vertex) incidence of the content 
 per-column edge-kind weight, d_i = sum_v w_v B[i, v] and S the weighted similar_to counts,
 ``H(x) = B diag(w) B^T x - d * x + S x``, which equals the store's
 ``sum_e w_e sum_{i != j} x[i] n_e(i, j)`` without ever forming the (dense, because of genres)
-movie x movie matrix. One hop costs two sparse mat-vecs over the edges.
+movie x movie matrix. One hop costs two sparse mat-vecs over the edges. Columns that hold a
+single movie are left out of B (as the embedded store leaves them out of its operator): they
+add nothing to any path between two movies.
 """
 
 from __future__ import annotations
@@ -58,22 +60,44 @@ def _csr_load(prefix: str, z: Mapping[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
-FEW_ROWS = 8  # up to this many rows, slicing beats scipy's fancy indexing (~30 us a call)
+PADDED_MAX = 1_000_000  # (rows x longest row) up to which row sums use one padded table
 
 
 def _row_products(
     m: sp.csr_matrix, rows: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """``(m @ x)[rows]``, equal bit for bit: each row's products summed left to right, as
-    scipy's CSR mat-vec does (a cumulative sum is that order; ``np.dot`` is not)."""
-    if rows.shape[0] > FEW_ROWS:
+    scipy's CSR mat-vec does. The rows' entries are laid out in a zero-padded table and summed
+    by a cumulative sum along each row (a sequential scan, unlike ``np.sum``'s pairwise one;
+    adding the padding's zeros changes nothing), which avoids scipy's fancy row indexing."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = m.indptr[rows].astype(np.int64)
+    lengths = m.indptr[rows + 1] - starts
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return np.zeros(rows.shape[0])
+    if rows.shape[0] * width > PADDED_MAX:  # a few very long rows: let scipy slice
         return np.asarray(m[rows] @ x)
-    out = np.zeros(rows.shape[0])
-    for i, r in enumerate(rows.tolist()):
-        a, b = m.indptr[r], m.indptr[r + 1]
-        if b > a:
-            out[i] = np.cumsum(m.data[a:b] * x[m.indices[a:b]])[-1]
-    return out
+    offsets = np.arange(width)
+    inside = offsets[None, :] < lengths[:, None]
+    at = np.where(inside, starts[:, None] + offsets[None, :], 0)
+    products = np.where(inside, m.data[at] * x[m.indices[at]], 0.0)
+    return np.cumsum(products, axis=1)[:, -1]
+
+
+def _without_lone_columns(
+    bw: sp.csr_matrix, bt: sp.csr_matrix
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(B w, B^T) without the columns that hold one movie. Such a column (a person in one
+    movie, a tag used once) only pairs its movie with itself, which the ``- d x`` term cancels,
+    so dropping it (and its weight from d) leaves H as it was, with fewer entries to read: on a
+    synthetic 100K catalogue with 300K people, 63% of the columns and 16% of the entries."""
+    keep = np.flatnonzero(np.diff(bt.indptr) >= 2)
+    if keep.shape[0] == bt.shape[0]:
+        return bw, bt
+    bw = sp.csr_matrix(bw[:, keep])
+    bw.sort_indices()
+    return bw, sp.csr_matrix(bt[keep])
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,19 @@ class HopGraph:
         return np.asarray(out)
 
     @cached_property
+    def _similar_rows(self) -> tuple[npt.NDArray[np.int64], sp.csr_matrix]:
+        """The rows of S that hold links, and S cut down to them: about one movie in twenty
+        has a similar_to link, so a product over those rows skips scanning every empty one."""
+        rows = np.flatnonzero(np.diff(self.similar.indptr)).astype(np.int64)
+        return rows, sp.csr_matrix(self.similar[rows])
+
+    def _add_similar(self, out: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> None:
+        """``out += S @ x`` in place, equal bit for bit (empty rows would add 0.0)."""
+        rows, compact = self._similar_rows
+        if rows.shape[0]:
+            out[rows] += compact @ x
+
+    @cached_property
     def _blocks(self) -> tuple[list[sp.csr_matrix], list[sp.csr_matrix]]:
         """(bt, bw) as row blocks for parallel mat-vecs: two each when the graph is large."""
         return row_blocks(self.bt), row_blocks(self.bw)
@@ -107,8 +144,7 @@ class HopGraph:
         bt, bw = self._blocks
         out = matvec(bw, matvec(bt, x) if column_sums is None else column_sums)
         out -= self.self_weight * x
-        if self.similar.nnz:
-            out += self.similar @ x
+        self._add_similar(out, x)
         return out
 
     def _apply_seeds(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -124,8 +160,13 @@ class HopGraph:
         if self.similar.nnz:
             s = np.zeros(self.bw.shape[0])
             s[seeds] = 1.0
-            out += self.similar @ s
+            self._add_similar(out, s)
         return out
+
+    def first_of_rows(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """``first`` of the 0/1 seed that is 1 on ``seeds`` (distinct rows), without building
+        and scanning the dense seed vector."""
+        return self._apply_seeds(np.asarray(seeds, dtype=np.int64))
 
     def first(self, seed: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """H @ seed, equal bit for bit to ``apply``: a 0/1 seed reads only the seeds' rows."""
@@ -177,6 +218,14 @@ class HopGraph:
             x = self.step(x)
             out[h] = x
         return out
+
+
+def hop_graph(bw: sp.csr_matrix, bt: sp.csr_matrix, similar: sp.csr_matrix) -> HopGraph:
+    """The HopGraph of B w, B^T and S, with lone columns dropped and d_i = sum_v (B w)[i, v]
+    (the same sums, in the same order, whether built from the graph or loaded from a file)."""
+    bw, bt = _without_lone_columns(sp.csr_matrix(bw), sp.csr_matrix(bt))
+    self_weight = np.asarray(bw @ np.ones(bw.shape[1])).reshape(-1)
+    return HopGraph(bw=bw, bt=bt, self_weight=self_weight, similar=sp.csr_matrix(similar))
 
 
 @dataclass(frozen=True)
@@ -408,12 +457,9 @@ class Catalog:
                 genres=_csr_load("genres", z),
                 popularity=z["popularity"],
                 ratings=ratings,
-                hop=HopGraph(
-                    bw=_csr_load("bw", z),
-                    bt=_csr_load("bt", z),
-                    self_weight=z["self_weight"],
-                    similar=_csr_load("similar", z),
-                ),
+                # rebuilt, not taken as saved: files written before lone columns were
+                # dropped get the leaner operator too
+                hop=hop_graph(_csr_load("bw", z), _csr_load("bt", z), _csr_load("similar", z)),
             )
 
 
@@ -449,7 +495,6 @@ def _build_hop(
     wcol = np.concatenate(colw) if colw else np.zeros(0)
     b = sp.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, offset))
     bw = sp.csr_matrix(b @ sp.diags(wcol)) if offset else b
-    self_weight = np.asarray(b @ wcol).reshape(-1) if offset else np.zeros(n)
 
     ws = float(weights.get(EdgeKind.SIMILAR_TO, 0.0))
     sf = edges.get(EdgeKind.SIMILAR_TO)
@@ -462,4 +507,4 @@ def _build_hop(
         similar = sp.csr_matrix((s + s.T) * ws)
     else:
         similar = sp.csr_matrix((n, n))
-    return HopGraph(bw=bw.tocsr(), bt=b.T.tocsr(), self_weight=self_weight, similar=similar)
+    return hop_graph(bw.tocsr(), b.T.tocsr(), similar)

@@ -113,9 +113,8 @@ class UserHistory:
             return [np.zeros(self.n_movies) for _ in range(hops)]
         while len(self._levels) < hops:
             if not self._levels:
-                seed = np.zeros(self.n_movies, dtype=np.float64)
-                seed[np.unique(np.asarray(self.positives, dtype=np.int64))] = 1.0
-                self._levels.append(hop.first(seed))
+                seeds = np.unique(np.asarray(self.positives, dtype=np.int64))
+                self._levels.append(hop.first_of_rows(seeds))
             else:  # reusing B^T of the last level when hop_levels_at already computed it
                 cols = self.derived.get(("column_sums", len(self._levels)))
                 last = self._levels[-1]
@@ -134,6 +133,20 @@ class UserHistory:
             stacked = np.maximum(np.stack(full), 0.0)  # counts: clear float round-off below 0
             self.derived[("levels", hops)] = stacked
         return stacked
+
+    def hop_sum(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
+        """``hop_levels(hop, hops).sum(axis=0)``, equal bit for bit (the levels added in
+        order), in a new array, without stacking the levels into a table first."""
+        if hops not in (1, 2, 3):
+            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        stacked = self.derived.get(("levels", hops))
+        if isinstance(stacked, np.ndarray):
+            return np.asarray(stacked.sum(axis=0))
+        full = self._full(hop, hops)
+        total = np.maximum(full[0], 0.0)
+        for level in full[1:]:
+            total += np.maximum(level, 0.0)
+        return total
 
     def hop_levels_at(
         self, hop: HopGraph, rows: npt.NDArray[np.int64], hops: int = MAX_HOPS

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
+import features.catalog as catalog_mod
 import features.graph.matvec as matvec_mod
 import features.state as state_mod
 from features.candidates import (
@@ -291,3 +293,43 @@ def test_apply_rows_counts_similar_to_links() -> None:
     rows = np.arange(cat.n_movies)[::-1]
     assert np.array_equal(cat.hop.apply_rows(x, rows), cat.hop.step(x)[rows])
     assert np.array_equal(cat.hop.apply_rows(x, rows[:3]), cat.hop.step(x)[rows[:3]])  # few
+
+
+@pytest.mark.parametrize("padded_max", [catalog_mod.PADDED_MAX, 0])
+def test_row_products_equal_the_full_product_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, padded_max: int
+) -> None:
+    """Rows of every length (empty ones too), in any order and repeated, through the padded
+    table and through scipy's slicing (``padded_max`` 0 forces it)."""
+    monkeypatch.setattr(catalog_mod, "PADDED_MAX", padded_max)
+    rng = np.random.default_rng(3)
+    m = sp.random(300, 400, density=0.05, format="csr", random_state=4)
+    m = sp.csr_matrix(m.multiply(rng.choice([0.05, 0.3, 0.8, 1.0], m.shape)))
+    keep = np.ones(300)
+    keep[5] = 0.0  # an empty row
+    m = sp.csr_matrix(sp.diags(keep) @ m)
+    m.eliminate_zeros()
+    assert m.indptr[6] == m.indptr[5]
+    x = rng.random(400) * 1e3 - 1.0
+    rows = np.r_[rng.choice(300, 120, replace=False), 5, 5, 7]
+    assert np.array_equal(catalog_mod._row_products(m, rows, x), (m @ x)[rows])
+    assert catalog_mod._row_products(m, np.zeros(0, dtype=np.int64), x).shape == (0,)
+
+
+def test_hop_sum_and_first_of_rows_equal_the_stacked_levels(
+    ml_store_and_catalog: tuple[LocalGraphStore, Catalog],
+) -> None:
+    """The candidates' summed levels and the seeds-only first hop, without the dense seed
+    vector or the stacked table, are the same numbers bit for bit."""
+    _, cat = ml_store_and_catalog
+    mine = cat.ratings[cat.ratings["user"] == "42"]
+    for hops in (1, 2, 3):
+        lazy = UserHistory.from_ratings(cat.n_movies, mine["movie"], mine["rating"])
+        eager = UserHistory.from_ratings(cat.n_movies, mine["movie"], mine["rating"])
+        assert np.array_equal(lazy.hop_sum(cat.hop, hops), eager.hop_levels(cat.hop, hops).sum(0))
+        assert np.array_equal(eager.hop_sum(cat.hop, hops), lazy.hop_sum(cat.hop, hops))  # cached
+    seeds = np.unique(np.asarray(lazy.positives))
+    dense = np.zeros(cat.n_movies)
+    dense[seeds] = 1.0
+    assert np.array_equal(cat.hop.first_of_rows(seeds), cat.hop.first(dense))
+    assert np.array_equal(cat.hop.first_of_rows(seeds), cat.hop.apply(dense))
