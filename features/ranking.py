@@ -32,26 +32,29 @@ class Slate:
         return int(self.indices.shape[0])
 
 
-def _logsumexp(x: npt.NDArray[np.float64]) -> float:
-    m = float(np.max(x))
-    return m + float(np.log(np.sum(np.exp(x - m))))
-
-
 def plackett_luce_log_probs(
     scores: npt.ArrayLike, order: npt.ArrayLike, temperature: float
 ) -> npt.NDArray[np.float64]:
     """Per-position log-probabilities of picking ``order`` (positions into ``scores``) one by
-    one without replacement from softmax(scores / temperature)."""
+    one without replacement from softmax(scores / temperature).
+
+    All positions at once: row j of a (picks x items) table masks the items picked before j,
+    and each row's log-sum-exp is taken about that row's own maximum (as a pick-by-pick loop
+    would), so a peaked softmax at a low temperature neither overflows nor loses the
+    remaining mass to cancellation."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for Plackett-Luce, got {temperature}")
     logits = np.asarray(scores, dtype=np.float64) / temperature
     picks = np.asarray(order, dtype=np.int64)
-    remaining = np.ones(logits.shape[0], dtype=bool)
-    out = np.empty(picks.shape[0], dtype=np.float64)
-    for j, p in enumerate(picks):
-        out[j] = logits[p] - _logsumexp(logits[remaining])
-        remaining[p] = False
-    return out
+    if picks.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64)
+    taken = np.zeros((picks.shape[0], logits.shape[0]), dtype=bool)
+    taken[np.arange(1, picks.shape[0]), picks[:-1]] = True
+    taken = np.logical_or.accumulate(taken, axis=0)  # row j: picks 0..j-1
+    masked = np.where(taken, -np.inf, logits)
+    top = masked.max(axis=1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(masked - top).sum(axis=1))
+    return logits[picks] - lse
 
 
 def rank(
