@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from features.graph.local import LocalGraphStore
 from serving.app import popularity_factory
 from serving.reclog import RecLog
+from serving.schemas.recommendations import Recommendations
 from tests.serving.conftest import AUTH, make_client
 
 
@@ -115,3 +116,15 @@ def test_arm_with_unloadable_policy_fails_at_start(
     with pytest.raises(ValueError, match="names policy 'models:/marquee@champion', but only"):  # noqa: SIM117
         with make_client(tmp_path, store, server_cp, factory=popularity_factory(), ab=ab):
             pass
+
+
+def test_body_is_the_documented_schema(api: TestClient) -> None:
+    """The route writes its JSON itself (no second validation by FastAPI): the body still
+    parses as the Recommendations schema, and OpenAPI still documents that schema."""
+    res = api.get("/v1/users/fan/recommendations", params={"k": 3})
+    assert res.status_code == 200 and res.headers["content-type"] == "application/json"
+    body = Recommendations.model_validate_json(res.content)
+    assert body.user == "fan" and len(body.items) == 3
+    spec = api.get("/openapi.json").json()
+    ok = spec["paths"]["/v1/users/{user}/recommendations"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/Recommendations")
