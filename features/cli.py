@@ -177,13 +177,14 @@ def ingest_recbole(
 @ingest_app.command("synthetic")
 def ingest_synthetic(
     ctx: typer.Context,
-    movies: Annotated[int, typer.Option(min=1, help="Number of movies.")] = 1000,
-    people: Annotated[int, typer.Option(min=0, help="Number of people (cast and crew).")] = 300,
-    users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 200,
-    ratings_per_user: Annotated[int, typer.Option(min=1, help="Ratings per user.")] = 30,
+    movies: Annotated[int, typer.Option(min=1, help="Number of movies.")] = 100_000,
+    people: Annotated[int, typer.Option(min=0, help="Number of people (cast and crew).")] = 300_000,
+    users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 10_000,
+    ratings_per_user: Annotated[int, typer.Option(min=1, help="Ratings per user.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same graph).")] = 0,
 ) -> None:
-    """Generate a synthetic graph of the given size (for tests and scale benchmarks)."""
+    """Generate a synthetic graph of the given size. The defaults are the scale the benchmarks
+    use (about 1.6M edges); pass smaller sizes for a quick look."""
     from features.importers.synthetic import generate_synthetic
 
     _ingest(

@@ -3,12 +3,16 @@
 Measures p50/p95 of: the policy recommender alone (history -> state -> actor -> ranking; first
 pass cold, second pass with the per-user state cache warm); sequential requests in-process
 (the ASGI app through httpx's ASGI transport, no socket: routing, validation, explanations,
-recommendation log in Redis); the same over
+recommendation log in Redis), timed by the client and, inside the app, from the ASGI call to
+its last message ("server": the service's own work, without the test client's); the same over
 HTTP (uvicorn on 127.0.0.1 in a subprocess, one worker); then throughput with 8 concurrent
-clients over HTTP. Users: 90 % known users of the graph, 10 % unknown (cold start).
+clients over HTTP. Users: 90 % known users of the graph, 10 % unknown (cold start). A known
+user's first request computes their state and candidates from the graph; later ones hit the
+per-user cache, so the figures depend on how often users repeat: "first_requests" says how many
+of the timed requests were a user's first (on the 10K-user synthetic graph nearly all).
 
-    marquee --home H ingest movielens            # or: ingest synthetic --movies 100000
-    marquee --home H train --timesteps 1500 --alias champion
+    marquee --home H ingest movielens            # or: ingest synthetic (100K movies, 300K
+    marquee --home H train --timesteps 1500 --alias champion    #  people, 10K users)
     python experiments/bench/serving_latency.py --home H [--requests 300] [--json]
 
 The home's champion must be registered (else the service falls back to popularity, and this
@@ -28,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -113,9 +118,15 @@ def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
     from serving.settings import Settings
 
     app = create_app(Settings(home=home))
+    server: list[float] = []
+
+    async def timed(scope: Any, receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        await app(scope, receive, send)
+        server.append(time.perf_counter() - t0)
 
     async def run() -> dict[str, object]:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=timed)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://bench") as api,
@@ -131,7 +142,9 @@ def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
 
             for u in users[:20]:
                 await get(u)
-            return {**_pcts([await get(u) for u in users]), "arms": arms}
+            server.clear()
+            client = _pcts([await get(u) for u in users])
+            return {**client, "server": _pcts(server), "arms": arms}
 
     return asyncio.run(run())
 
@@ -212,12 +225,18 @@ def main() -> None:
     home = args.home.expanduser().resolve()
     users = _users(home, args.requests, args.seed)
     counts = _counts(home)
+    earlier = set(users[:20])  # the warm-up requests of the in-process and HTTP runs
+    first = 0
+    for u in users:
+        first += u not in earlier and not u.startswith("new-user-")
+        earlier.add(u)
     result = {
         "home": str(home),
         "movies": counts.get("movies", 0),
         "users": counts.get("users", 0),
         "k": args.k,
         "requests": args.requests,
+        "first_requests": first,  # timed requests that were a known user's first
         "cpus": os.cpu_count(),
         "recommender": recommender_only(home, users, args.k),
         "in_process": in_process(home, users, args.k),
@@ -231,12 +250,15 @@ def main() -> None:
     rec = result["recommender"]
     print(
         f"graph {home} ({result['movies']} movies), k={args.k}, {args.requests} requests, "
-        f"90% known users, policy {rec['policy_version']}"  # type: ignore[index]
+        f"90% known users ({first} of them a user's first request), "
+        f"policy {rec['policy_version']}"  # type: ignore[index]
     )
     for phase in ("cold", "warm"):
         r = rec[phase]  # type: ignore[index]
         print(f"policy {phase:4s}    p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms")
     print(f"in-process     p50 {ip['p50_ms']:7.2f} ms   p95 {ip['p95_ms']:7.2f} ms")
+    sv = ip["server"]  # type: ignore[index]
+    print(f"  app alone    p50 {sv['p50_ms']:7.2f} ms   p95 {sv['p95_ms']:7.2f} ms")
     print(f"HTTP           p50 {seq['p50_ms']:7.2f} ms   p95 {seq['p95_ms']:7.2f} ms")
     print(
         f"HTTP x{conc['concurrency']}        p50"
