@@ -29,9 +29,8 @@ _SLACK = 64  # extra ranked rows cached so that newly seen movies rarely force a
 def khop_scores(
     catalog: Catalog, history: UserHistory, hops: int = MAX_HOPS
 ) -> npt.NDArray[np.float64]:
-    """Path-count score per movie row (0 for seen movies); the store's ``khop_scores``."""
-    if hops not in (1, 2, 3):
-        raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+    """Path-count score per movie row (0 for seen movies); the store's ``khop_scores``.
+    ``hop_sum`` refuses hops outside 1-3."""
     scores = history.hop_sum(catalog.hop, hops)
     scores[history.seen] = 0.0
     return scores

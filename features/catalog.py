@@ -147,9 +147,11 @@ class HopGraph:
         self._add_similar(out, x)
         return out
 
-    def _apply_seeds(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """H @ s for s = 1 on ``seeds`` (distinct rows): B^T s is counted from the seeds' rows
-        of B (exact small integers, as ``bt @ s`` gives) instead of a pass over all of B."""
+    def first_of_rows(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """H @ s for s = 1 on ``seeds`` (distinct rows), ``first`` without a dense seed vector:
+        B^T s is counted from the seeds' rows of B (exact small integers, as ``bt @ s`` gives)
+        instead of a pass over all of B."""
+        seeds = np.asarray(seeds, dtype=np.int64)
         starts, ends = self.bw.indptr[seeds], self.bw.indptr[seeds + 1]
         parts = [self.bw.indices[a:b] for a, b in zip(starts, ends, strict=True)]
         cols = np.concatenate([np.zeros(0, dtype=self.bw.indices.dtype), *parts])
@@ -163,16 +165,11 @@ class HopGraph:
             self._add_similar(out, s)
         return out
 
-    def first_of_rows(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """``first`` of the 0/1 seed that is 1 on ``seeds`` (distinct rows), without building
-        and scanning the dense seed vector."""
-        return self._apply_seeds(np.asarray(seeds, dtype=np.int64))
-
     def first(self, seed: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """H @ seed, equal bit for bit to ``apply``: a 0/1 seed reads only the seeds' rows."""
         x = seed.astype(np.float64)
         rows = np.flatnonzero(x)
-        return self._apply_seeds(rows) if np.all(x[rows] == 1.0) else self._apply_vector(x)
+        return self.first_of_rows(rows) if np.all(x[rows] == 1.0) else self._apply_vector(x)
 
     def step(
         self, x: npt.NDArray[np.float64], column_sums: npt.NDArray[np.float64] | None = None
@@ -507,4 +504,4 @@ def _build_hop(
         similar = sp.csr_matrix((s + s.T) * ws)
     else:
         similar = sp.csr_matrix((n, n))
-    return hop_graph(bw.tocsr(), b.T.tocsr(), similar)
+    return hop_graph(bw, b.T, similar)

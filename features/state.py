@@ -45,6 +45,11 @@ LEGACY_POOL_HOPS = (2, 3)  # what worlds saved without the setting were trained 
 ROWS_ONLY_MIN_NNZ = 200_000
 
 
+def _check_hops(hops: int) -> None:
+    if hops not in (1, 2, 3):
+        raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+
+
 @dataclass
 class UserHistory:
     """What one user has rated or otherwise seen, in order, with a cached hop-score table."""
@@ -125,8 +130,7 @@ class UserHistory:
         """(hops, n_movies) exact-h-hop path counts from the positives (seen not removed).
         Cached until a new positive arrives (deeper levels are computed when first asked);
         callers must not modify it."""
-        if hops not in (1, 2, 3):
-            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        _check_hops(hops)
         full = self._full(hop, hops)
         stacked = self.derived.get(("levels", hops))
         if not isinstance(stacked, np.ndarray):
@@ -137,8 +141,7 @@ class UserHistory:
     def hop_sum(self, hop: HopGraph, hops: int = MAX_HOPS) -> npt.NDArray[np.float64]:
         """``hop_levels(hop, hops).sum(axis=0)``, equal bit for bit (the levels added in
         order), in a new array, without stacking the levels into a table first."""
-        if hops not in (1, 2, 3):
-            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        _check_hops(hops)
         stacked = self.derived.get(("levels", hops))
         if isinstance(stacked, np.ndarray):
             return np.asarray(stacked.sum(axis=0))
@@ -154,8 +157,7 @@ class UserHistory:
         """``hop_levels(hop, hops)[:, rows]``, equal bit for bit, without a whole hop for the
         deepest level when it is not cached: half a hop (the column sums of the level before,
         kept) and then only the entries of rows not asked for before (values kept per row)."""
-        if hops not in (1, 2, 3):
-            raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        _check_hops(hops)
         rows = np.asarray(rows, dtype=np.int64)
         small = hop.bt.nnz < ROWS_ONLY_MIN_NNZ  # a whole pass is cheaper than the bookkeeping
         if small or not self.positives or len(self._levels) >= hops or hops == 1:
