@@ -21,7 +21,7 @@ class NoRatingsError(ValueError):
 
 
 def world_dir(home: Home) -> Path:
-    return home.models_dir / "world"
+    return home.world_dir
 
 
 def load_or_build_world(home: Home, rebuild: bool = False) -> SimulationWorld:

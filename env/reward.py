@@ -2,8 +2,9 @@
 
 A chosen movie's rating is drawn around the user's true utility for it (world-model prediction
 minus boredom) with Gaussian noise, rounded to half stars and clipped to 0.5..5, as MovieLens
-ratings are. The reward is (rating - 3) / 2, in [-1.25, 1]; choosing nothing costs a small
-penalty so that ignored slates are worse than neutral ones.
+ratings are. The reward is features.reward's scale, the one real feedback is rewarded on:
+(rating - 3) / 2, in [-1.25, 1]; choosing nothing costs a small penalty so that ignored slates
+are worse than neutral ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from env.world_model import RATING_MAX, RATING_MIN
+from features.reward import NO_CHOICE_PENALTY, rating_reward
 
 
 def draw_rating(utility: float, noise: float, rng: np.random.Generator) -> float:
@@ -25,9 +27,9 @@ def draw_rating(utility: float, noise: float, rng: np.random.Generator) -> float
 class RatingReward:
     """Reward (rating - 3) / 2 for a rated pick; ``no_choice_penalty`` when nothing is picked."""
 
-    no_choice_penalty: float = -0.1
+    no_choice_penalty: float = NO_CHOICE_PENALTY
 
     def __call__(self, rating: float | None) -> float:
         if rating is None:
             return float(self.no_choice_penalty)
-        return (float(rating) - 3.0) / 2.0
+        return rating_reward(rating)

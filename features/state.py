@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from features.catalog import Catalog, HopGraph
+from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
+from features.graph.hop import HopGraph
 from features.graph.schema import POSITIVE_RATING
 
 MAX_HOPS = 3

@@ -28,6 +28,12 @@ class Home:
         return self.root / "models"
 
     @property
+    def world_dir(self) -> Path:
+        """The trained world: the simulator's files and the ranking bundle the service loads
+        (features.bundle), kept together since a policy is only valid with its embeddings."""
+        return self.models_dir / "world"
+
+    @property
     def tracking_dir(self) -> Path:
         return self.root / "tracking"
 

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import redis
 from fastapi import FastAPI
@@ -21,25 +20,20 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.graph.store import GraphStore
+from serving import wiring
 from serving.ab import ABRouter, Arm
-from serving.deps import Services, get_sink
+from serving.deps import Services
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
-from serving.feedback.store import RedisFeedbackStore
 from serving.metrics import Metrics
-from serving.plex.ids import MovieIndex, PlexRef, new_movie_key
-from serving.plex.webhook import build_plex_webhook_router
+from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
-from serving.reclog import LoggedRecommendation, RecLog
 from serving.recommender import Recommender
-from serving.redis_conn import RedisHandle, connect
-from serving.routes import feedback, health, recommendations, web
+from serving.routes import feedback, health, plex_webhook, recommendations, web
 from serving.settings import Settings
+from serving.wiring import RecommenderFactory
 
 log = logging.getLogger(__name__)
-
-# (arm, graph store) -> the recommender serving that arm
-RecommenderFactory = Callable[[Arm, GraphStore], Recommender]
 
 
 def popularity_factory() -> RecommenderFactory:
@@ -97,62 +91,45 @@ def _build(
     redis_client: redis.Redis | None,
     factory: RecommenderFactory,
 ) -> Services:
-    home = settings.home_dir()
+    """Open what the app holds (serving.wiring builds the parts, as for the Plex jobs)."""
     opened: list[object] = []
     if store is None:
         from features.graph.factory import open_store
 
-        store = open_store(home.ensure())
+        store = open_store(settings.home_dir().ensure())
         opened.append(store)
-    if redis_client is not None:
-        handle = RedisHandle(client=redis_client, embedded=False, description="given client")
-    else:
-        url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        handle = connect(url, home.buffer_dir, timeout=settings.redis_timeout_seconds)
+    handle = wiring.open_redis(settings, redis_client)
+    if redis_client is None:
         opened.append(handle)
-    ab = ABRouter(settings.ab)
-    recommenders = {arm.name: factory(arm, store) for arm in ab.arms}
+    recommenders = wiring.ServiceRecommenders(settings, store, factory)
+    ab, by_arm = recommenders.ab, recommenders.by_arm
     metrics = Metrics()
     status: Callable[[], dict[str, str]] | None = None
-    if isinstance(factory, PolicyPool):
-        status = factory.status
-        factory.listeners[:] = [_policy_gauge(metrics, ab, recommenders)]
-        factory.start()
-        opened.append(factory)
-
-    def next_state(rec: LoggedRecommendation, movie: str | None, rating: float | None) -> Any:
-        recommender = recommenders.get(rec.arm)
-        if recommender is None or rec.state is None:
-            return None
-        return recommender.next_state(rec.user, rec.state, movie, rating)
-
-    prefix = settings.redis_prefix
-    reclog = RecLog(handle.client, prefix, settings.reclog_ttl_seconds)
-    feedback_store = RedisFeedbackStore(
-        handle.client,
-        prefix,
-        reclog,
-        next_state=next_state,
-        buffer_capacity=settings.buffer_capacity,
-        dedup_window_seconds=settings.feedback_dedup_seconds(),
-        stream_max_events=settings.feedback_stream_max_events,
-    )
+    pool = recommenders.pool
+    if pool is not None:
+        status = pool.status
+        pool.listeners[:] = [_policy_gauge(metrics, ab, by_arm)]
+        pool.start()
+        opened.append(pool)
+    reclog = wiring.reclog(handle.client, settings)
+    feedback_store = wiring.feedback_store(handle.client, settings, recommenders, reclog)
     sink = SpoolingFeedbackSink(feedback_store, settings.spool_file())
     metrics.watch(metrics.buffer_size, feedback_store.buffer_size)
     metrics.watch(metrics.spooled, sink.pending)
     for arm in ab.arms:
-        metrics.policy.labels(arm.name, arm.policy, recommenders[arm.name].policy_version).set(1)
+        metrics.policy.labels(arm.name, arm.policy, by_arm[arm.name].policy_version).set(1)
     return Services(
         settings=settings,
         store=store,
         ab=ab,
-        recommenders=recommenders,
+        recommenders=by_arm,
         sink=sink,
         metrics=metrics,
         reclog=reclog,
         redis=handle,
         closers=opened,
         policy_status=status,
+        resolve_movie=_movie_resolver(store),
     )
 
 
@@ -230,26 +207,18 @@ def create_app(
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
     app.include_router(web.router)
-    secret = cfg.plex_webhook_secret.get_secret_value() if cfg.plex_webhook_secret else None
-    app.include_router(
-        build_plex_webhook_router(get_sink, secret=secret, resolve_movie=_movie_resolver(app))
-    )
+    app.include_router(plex_webhook.router)
     return app
 
 
-def _movie_resolver(app: FastAPI) -> Callable[[PlexRef], str]:
+def _movie_resolver(store: GraphStore) -> Callable[[PlexRef], str]:
     """Plex items -> existing graph movie keys (IMDb, TMDB, title+year), else a new key.
-    The index is built from the store on the first webhook and kept for the app's store."""
-    cache: dict[int, MovieIndex] = {}
+    The index is built from the store on the first webhook, then kept."""
+    index: list[MovieIndex] = []
 
     def resolve(ref: PlexRef) -> str:
-        services = getattr(app.state, "services", None)
-        if services is None:
-            return new_movie_key(ref)
-        index = cache.get(id(services.store))
-        if index is None:
-            cache.clear()
-            index = cache[id(services.store)] = MovieIndex.from_store(services.store)
-        return index.resolve(ref)
+        if not index:
+            index.append(MovieIndex.from_store(store))
+        return index[0].resolve(ref)
 
     return resolve

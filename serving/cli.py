@@ -2,7 +2,7 @@
 
 ``serve`` runs the API under uvicorn (one worker; the policy watcher swaps new versions in),
 with an access log that masks webhook secrets and tokens in query strings. ``learn`` runs the
-online learner (serving.learner) as its own process beside the service. ``promote`` moves a
+online learner (agent.online) as its own process beside the service. ``promote`` moves a
 registry alias (champion by default) to a version, which running services pick up.
 """
 
@@ -17,13 +17,13 @@ import typer
 from rich.console import Console
 
 from marquee.home import Home
-from serving.plex.webhook import RedactSecretFilter
+from serving.log_redaction import RedactSecretFilter
 
 log = logging.getLogger(__name__)
 console = Console()
 
 # query parameters whose values never reach a log: the Plex webhook secret, Plex tokens, ...
-# One filter masks secrets in query strings everywhere (the Plex webhook's module owns it).
+# One filter masks secrets in query strings everywhere (serving.log_redaction).
 RedactQueryFilter = RedactSecretFilter
 
 
@@ -85,8 +85,8 @@ def learn_command(
     fresh: Annotated[bool, typer.Option(help="Ignore the checkpoint; start from source.")] = False,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
+    from agent.online import LearnerConfig, OnlineLearner
     from agent.registry import PolicyNotFoundError
-    from serving.learner import LearnerConfig, OnlineLearner
     from serving.redis_conn import connect
     from serving.settings import Settings
 

@@ -23,6 +23,7 @@ from features.graph.store import GraphStore
 from serving.ab import ABRouter
 from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
+from serving.plex.ids import PlexRef, new_movie_key
 from serving.reclog import RecLog
 from serving.recommender import Recommender
 from serving.redis_conn import RedisHandle
@@ -46,6 +47,10 @@ class Services:
     closers: list[object] = field(default_factory=list)
     # per registry ref, what it serves and why (None: no registry-backed arms)
     policy_status: Callable[[], dict[str, str]] | None = None
+    # Plex items -> graph movie keys (the app's resolves against its store)
+    resolve_movie: Callable[[PlexRef], str] = new_movie_key
+    # called for each Plex library.new delivery (None: nothing to do)
+    on_library_new: Callable[[PlexRef], None] | None = None
 
 
 async def get_services(request: Request) -> Services:
@@ -86,6 +91,19 @@ async def get_reclog(services: ServicesDep) -> RecLog | None:
     return services.reclog
 
 
+async def get_webhook_secret(settings: SettingsDep) -> str | None:
+    secret = settings.plex_webhook_secret
+    return secret.get_secret_value() if secret is not None else None
+
+
+async def get_movie_resolver(services: ServicesDep) -> Callable[[PlexRef], str]:
+    return services.resolve_movie
+
+
+async def get_library_new(services: ServicesDep) -> Callable[[PlexRef], None] | None:
+    return services.on_library_new
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[GraphStore, Depends(get_store)]
 ABDep = Annotated[ABRouter, Depends(get_ab)]
@@ -93,6 +111,9 @@ RecommendersDep = Annotated[dict[str, Recommender], Depends(get_recommenders)]
 SinkDep = Annotated[FeedbackSink, Depends(get_sink)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RecLogDep = Annotated["RecLog | None", Depends(get_reclog)]
+WebhookSecretDep = Annotated["str | None", Depends(get_webhook_secret)]
+MovieResolverDep = Annotated[Callable[[PlexRef], str], Depends(get_movie_resolver)]
+LibraryNewDep = Annotated["Callable[[PlexRef], None] | None", Depends(get_library_new)]
 
 
 def _check_token(request: Request, settings: Settings) -> None:

@@ -5,8 +5,11 @@ Each arm names a registry ref: an alias ("champion", "challenger"), a version nu
 gives each arm a ``SwappableRecommender`` whose current recommender is replaced by one
 reference assignment when the ref points at a new version (a request that already holds the
 old one finishes with it; nothing is dropped). A watcher thread polls the registry every
-``registry_poll_seconds``. Until a ref resolves (no registered model yet, no simulation world)
+``registry_poll_seconds``. Until a ref resolves (no registered model yet, no trained world)
 the arm serves the popularity recommender and says why in ``status``/readyz.
+
+Every version ranks with one features.ranker.Ranker over the ranking bundle saved with the
+trained world (features.bundle: catalogue, embeddings, settings), loaded on first need.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from features.bundle import RankingBundle
 from features.graph.store import GraphStore
+from features.ranker import Ranker
 from serving.ab import Arm
+from serving.policy_recommender import PolicyRecommender
 from serving.popularity import PopularityRecommender
 from serving.recommender import RecommendationResult, Recommender
 from serving.settings import Settings
@@ -71,9 +77,9 @@ def _note(arm: SwappableRecommender, text: str) -> None:
 class PolicyPool:
     """The default recommender factory (serving.app.RecommenderFactory) plus the watcher.
 
-    ``registry`` and ``world`` may be given (tests); by default they come from the settings'
-    home folder: the MLflow registry at ``home.tracking_uri`` and the saved simulation world
-    at ``agent.worlds.world_dir(home)``, loaded on first need.
+    ``registry`` and ``ranker`` may be given (tests); by default they come from the settings'
+    home folder: the MLflow registry at ``home.tracking_uri`` and the ranking bundle in
+    ``home.world_dir``, loaded on first need.
     """
 
     def __init__(
@@ -81,11 +87,11 @@ class PolicyPool:
         settings: Settings,
         *,
         registry: Any | None = None,
-        world: Any | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
         self.settings = settings
         self._registry = registry
-        self._world = world
+        self._ranker = ranker
         self._popularity: dict[int, PopularityRecommender] = {}
         self._arms: dict[str, SwappableRecommender] = {}  # by ref
         self._store: GraphStore | None = None
@@ -130,24 +136,18 @@ class PolicyPool:
             self._registry = PolicyRegistry(uri, model_name=self.settings.model_name)
         return self._registry
 
-    def world(self) -> Any:
-        """The RankingWorld of the saved simulation world (the policy's embeddings)."""
-        if self._world is None:
-            from agent.worlds import world_dir
-            from env.world import SimulationWorld
-            from serving.policy_recommender import RankingWorld
-
-            sim = SimulationWorld.load(world_dir(self.settings.home_dir()))
-            self._world = RankingWorld(
-                sim.catalog,
-                sim.embeddings,
+    def ranker(self) -> Ranker:
+        """The Ranker over the trained world's ranking bundle (the policies' embeddings)."""
+        if self._ranker is None:
+            bundle = RankingBundle.load(self.settings.home_dir().world_dir)
+            self._ranker = Ranker(
+                bundle,
                 max_candidates=self.settings.max_candidates,
                 hops=self.settings.candidate_hops,
-                pool_hops=sim.pool_hops,
                 cache_size=self.settings.state_cache_size,
                 cache_seconds=self.settings.state_cache_seconds,
             )
-        return self._world
+        return self._ranker
 
     def _version_of(self, registry: Any, ref: str) -> int | None:
         """The version number ``ref`` points at now (cheap: no artifact download)."""
@@ -166,8 +166,8 @@ class PolicyPool:
 
     def _load(self, registry: Any, version: int) -> Recommender:
         """The PolicyRecommender for one registered version (download, load, check shapes)."""
+        from agent.actor import actor_fn
         from agent.factory import load_agent, set_torch_threads
-        from serving.policy_recommender import PolicyRecommender, actor_fn
 
         set_torch_threads(self.settings.torch_threads)
         # PolicyRegistry.resolve downloads "models:/..." through MLflow's *global* registry
@@ -176,19 +176,19 @@ class PolicyPool:
 
         mlflow.set_tracking_uri(registry.tracking_uri)
         pv = registry.resolve(str(version))
-        world = self.world()
+        ranker = self.ranker()
         model = load_agent(str(pv.zip_path), algo=pv.algo)
         obs = int(np.prod(model.observation_space.shape or (0,)))
         act = int(np.prod(model.action_space.shape or (0,)))
-        if (obs, act) != (world.observation_size, world.action_size):
+        if (obs, act) != (ranker.observation_size, ranker.action_size):
             raise ValueError(
                 f"version {version} expects states of {obs} and actions of {act} values, but "
-                f"the simulation world gives {world.observation_size} and {world.action_size}: "
+                f"the ranking bundle gives {ranker.observation_size} and {ranker.action_size}: "
                 "it was trained on another world"
             )
         assert self._store is not None
         return PolicyRecommender(
-            world=world,
+            ranker=ranker,
             store=self._store,
             act=actor_fn(model),
             fallback=self.popularity(self._store),

@@ -1,6 +1,7 @@
 """Cold-start recommender from the graph alone: popular movies, within the user's liked genres.
 
-Popularity of a movie is the number of ratings >= schema.POSITIVE_RATING it received. A known
+Popularity here is features.popularity.liked_counts: the number of ratings >=
+schema.POSITIVE_RATING a movie received. A known
 user gets popular unseen movies in the genres they rated highly (store.user_affinity), scored
 by popularity times affinity; the rest of the slate, and unknown users, get popular movies in
 the genres asked for (``genres``), else popular movies overall.
@@ -16,8 +17,9 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from features.graph.schema import POSITIVE_RATING, USER_EDGES, EdgeKind, VertexKind, slug
+from features.graph.schema import USER_EDGES, EdgeKind, VertexKind, slug
 from features.graph.store import GraphStore
+from features.popularity import liked_counts
 from serving.recommender import RecommendationResult, ScoredItem
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,7 @@ class PopularityRecommender:
 
     def refresh(self) -> None:
         """Recompute popularity from the store (after imports or new ratings)."""
-        rated = self._store.edge_frame(EdgeKind.RATED)
-        positive = rated[rated["rating"] >= POSITIVE_RATING]
-        counts = positive.groupby("dst").size()
+        counts = liked_counts(self._store.edge_frame(EdgeKind.RATED))
         movies = self._store.vertex_frame(VertexKind.MOVIE)
         pop = pd.Series(0.0, index=movies["key"].astype(str))
         pop.loc[counts.index.astype(str).intersection(pop.index)] = counts.astype(float)

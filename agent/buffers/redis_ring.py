@@ -1,7 +1,8 @@
 """A fixed-capacity ring of transitions (s, a, r, s', done) kept in Redis, free of torch.
 
 The service pushes transitions built from real feedback and the learner samples them, from
-different processes, so the ring lives entirely in Redis:
+different processes, so the ring lives entirely in Redis. This module is the one place that
+knows its keys (``RingKeys``, under ``ring_prefix(service prefix)``) and its push script:
 
 - ``{prefix}:meta``  hash: obs_dim, action_dim, capacity (set once; every opener must agree)
 - ``{prefix}:count`` integer: how many transitions were ever pushed
@@ -45,6 +46,43 @@ return last
 )
 
 
+def ring_prefix(prefix: str) -> str:
+    """The ring's key prefix under a service's Redis prefix (``MARQUEE_REDIS_PREFIX``)."""
+    return f"{prefix}:buffer"
+
+
+@dataclass(frozen=True)
+class RingKeys:
+    """The Redis keys of the ring at ``prefix`` (module doc)."""
+
+    prefix: str
+
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+    @property
+    def count(self) -> str:
+        return f"{self.prefix}:count"
+
+    @property
+    def data(self) -> str:
+        return f"{self.prefix}:data"
+
+    def stored_capacity(self, client: redis.Redis) -> int | None:
+        """The capacity the ring was made with, or None before it exists."""
+        stored = client.hget(self.meta, "capacity")
+        return int(stored) if stored is not None else None  # type: ignore[arg-type]
+
+    def size(self, client: redis.Redis) -> int:
+        """Transitions held (0 before the first one), without knowing the dimensions."""
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(self.meta, "capacity")
+        pipe.get(self.count)
+        cap, count = pipe.execute()
+        return 0 if cap is None or count is None else min(int(count), int(cap))
+
+
 class RingConfigError(ValueError):
     """The ring in Redis was created with other dimensions or capacity than the caller's."""
 
@@ -86,15 +124,16 @@ class RedisRing:
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.capacity = capacity
-        self.meta_key = f"{prefix}:meta"
-        self.count_key = f"{prefix}:count"
-        self.data_key = f"{prefix}:data"
+        self.keys = RingKeys(prefix)
+        self.meta_key = self.keys.meta
+        self.count_key = self.keys.count
+        self.data_key = self.keys.data
         self.width = 2 * obs_dim + action_dim + 2
         self._push = client.register_script(_PUSH_SCRIPT)
         if adopt_capacity:  # a ring that already exists keeps the capacity it was made with
-            stored = client.hget(self.meta_key, "capacity")
+            stored = self.keys.stored_capacity(client)
             if stored is not None:
-                self.capacity = int(stored)
+                self.capacity = stored
         self._check_meta()
 
     def _check_meta(self) -> None:

@@ -49,13 +49,13 @@ class Args:
 
 def sample_rows(rec: PolicyRecommender, store: object, args: Args) -> list[Row]:
     """(action, candidates) for up to ``args.users`` random users with more than k candidates."""
-    world = rec.world
+    ranker = rec.ranker
     rng = np.random.default_rng(args.seed)
-    users = [str(u) for u in world.catalog.users]
+    users = [str(u) for u in ranker.bundle.catalog.users]
     picks = rng.choice(len(users), size=min(args.users, len(users)), replace=False)
     rows: list[Row] = []
     for i in picks.tolist():
-        prepared = world.prepare(store, users[i])  # type: ignore[arg-type]
+        prepared = ranker.prepare(store, users[i])  # type: ignore[arg-type]
         if prepared is None or prepared[1].shape[0] <= args.k:
             continue
         state, candidates = prepared
@@ -102,7 +102,7 @@ def main(args: Args) -> None:
         if not isinstance(rec, PolicyRecommender):
             raise SystemExit(f"{args.home}: no champion policy is served; train one first")
         rows = sample_rows(rec, store, args)
-        table = [measure(rows, rec.world.vectors, t, args) for t in args.temperatures]
+        table = [measure(rows, rec.ranker.vectors, t, args) for t in args.temperatures]
     pool.close()
     if args.json:
         print(json.dumps({"config": {**asdict(args), "home": str(args.home)}, "rows": table}))

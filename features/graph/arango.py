@@ -50,6 +50,7 @@ from features.graph.store import (
     Affinity,
     Direction,
     Explanation,
+    GraphStore,
     GraphStoreError,
     Neighbour,
     UnknownVertexError,
@@ -127,7 +128,7 @@ def _frame(
     return frame.sort_values(lead, kind="stable").reset_index(drop=True)
 
 
-class ArangoGraphStore:
+class ArangoGraphStore(GraphStore):
     """GraphStore on an ArangoDB database, reached through python-arango."""
 
     def __init__(

@@ -21,18 +21,21 @@ from features.graph.local_files import load_state, save_state
 from features.graph.local_state import GraphState, apply_batch
 from features.graph.schema import EDGE_SPECS, EdgeKind, VertexKind
 from features.graph.store import (
+    SEEN_EDGES,
     Affinity,
     Direction,
     Explanation,
+    GraphStore,
     GraphStoreError,
     Neighbour,
     UpsertReport,
+    UserMovies,
 )
 
 log = logging.getLogger(__name__)
 
 
-class LocalGraphStore:
+class LocalGraphStore(GraphStore):
     """The embedded GraphStore. With a ``path``, it loads the graph saved there (if any) and
     saves every upsert back to it atomically; without one, it lives in memory only."""
 
@@ -145,9 +148,24 @@ class LocalGraphStore:
         return q.explain(self._state, user, movie)
 
     def explain_many(self, user: str, movies: list[str]) -> list[Explanation | None]:
-        """``explain`` for each movie in one pass (not in the GraphStore protocol): unknown
-        movies get None; an unknown user raises UnknownVertexError."""
+        """``explain`` for each movie in one pass over the arrays."""
         return q.explain_many(self._state, user, movies)
+
+    def user_movies(self, user: str) -> UserMovies:
+        """From the arrays: no per-edge Python objects."""
+        state = self._state
+        movies, ratings, stamps = q.user_ratings(state, user)
+        keys = state.vertices[VertexKind.MOVIE].keys
+        return UserMovies(
+            rated=keys[movies],
+            ratings=np.asarray(ratings, dtype=np.float64),
+            timestamps=np.asarray(stamps, dtype=np.float64),
+            seen=keys[q.user_movie_positions(state, user, SEEN_EDGES)],
+        )
+
+    def revision(self) -> object:
+        """The current immutable graph version: every change makes a new one."""
+        return self._state
 
     def close(self) -> None:
         """Nothing to release: every upsert is already saved."""

@@ -12,13 +12,12 @@ once per weight map and cached on the state, which every upsert replaces.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
-from features.graph.matvec import matvec, row_blocks
+from features.graph.hop import HopGraph, incidence_hop
 from features.graph.schema import (
     CONTENT_EDGES,
     DEFAULT_HOP_WEIGHTS,
@@ -91,54 +90,19 @@ def user_ratings(state: GraphState, user: str) -> tuple[np.ndarray, np.ndarray, 
     return et.indices[r], et.columns["rating"][r], et.columns["timestamp"][r]
 
 
+def user_movie_positions(state: GraphState, user: str, edges: tuple[EdgeKind, ...]) -> np.ndarray:
+    """Positions of the movies the user reaches over ``edges`` (in edge order, repeats kept)."""
+    u = _index(state, VertexKind.USER, user)
+    parts = [state.edges[k].indices[_row(state.edges[k], u)] for k in edges]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def seen_movies(state: GraphState, user: str) -> np.ndarray:
     """Positions of movies the user rated, watched or marked not interested."""
-    u = _index(state, VertexKind.USER, user)
-    parts = [state.edges[k].indices[_row(state.edges[k], u)] for k in USER_EDGES]
-    return np.unique(np.concatenate(parts))
+    return np.unique(user_movie_positions(state, user, USER_EDGES))
 
 
 # --- k-hop -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HopOperator:
-    """H(x) = lt @ (c @ x) - deg * x: c stacks the binary incidences of the followed kinds
-    (a similar_to edge is a row joining its two movies), lt is c transposed with each row's
-    kind weight, deg[j] the weighted count of c's rows holding movie j."""
-
-    c: sparse.csr_matrix  # R x M, binary
-    lt: sparse.csr_matrix  # M x R
-    row_weight: np.ndarray  # R
-    deg: np.ndarray  # M
-    c_blocks: list[sparse.csr_matrix]
-    lt_blocks: list[sparse.csr_matrix]
-
-    @classmethod
-    def build(
-        cls, c: sparse.csr_matrix, lt: sparse.csr_matrix, row_weight: np.ndarray, deg: np.ndarray
-    ) -> HopOperator:
-        return cls(c, lt, row_weight, deg, row_blocks(c), row_blocks(lt))
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        y = matvec(self.lt_blocks, matvec(self.c_blocks, x))
-        y -= self.deg * x
-        return y
-
-    def apply_indicator(self, seeds: np.ndarray) -> np.ndarray:
-        """H(s) for s = 1 on ``seeds``, reading only the rows the seeds touch when few."""
-        n = self.c.shape[1]
-        pos, _ = _gather(self.lt.indptr, seeds)
-        y = np.bincount(self.lt.indices[pos], minlength=self.c.shape[0]).astype(np.float64)
-        rows = np.flatnonzero(y)
-        out: np.ndarray
-        if int(np.diff(self.c.indptr)[rows].sum()) * 4 < self.c.nnz:
-            pos, w = _gather(self.c.indptr, rows, y[rows] * self.row_weight[rows])
-            out = np.bincount(self.c.indices[pos], weights=w, minlength=n)
-        else:
-            out = matvec(self.lt_blocks, y)
-        out[seeds] -= self.deg[seeds]
-        return out
 
 
 def _similar_rows(state: GraphState) -> sparse.csr_matrix:
@@ -151,8 +115,9 @@ def _similar_rows(state: GraphState) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(a), et.n_dst))
 
 
-def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopOperator:
-    """The one-hop operator for ``weights`` (only kinds with a nonzero weight), cached."""
+def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopGraph:
+    """The one-hop operator (features.graph.hop) for ``weights`` (only kinds with a nonzero
+    weight), cached on the state."""
     w = check_hop_weights(weights)
     cache_key = ("hop", tuple(sorted((k.value, v) for k, v in w.items())))
     cached = state.cache.get(cache_key)
@@ -175,18 +140,9 @@ def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopOpe
         blocks.append(b)
         row_w.append(np.full(b.shape[0], w[kind]))
     c = sparse.csr_matrix(sparse.vstack(blocks, format="csr"))
-    c.sort_indices()
-    row_weight = np.concatenate(row_w)
-    lt = sparse.csr_matrix(c.T.tocsr())
-    lt.data = row_weight[lt.indices]
-    deg = np.bincount(c.indices, weights=row_weight[_row_of(c)], minlength=n)
-    op = HopOperator.build(c, lt, row_weight, deg)
+    op = incidence_hop(c, np.concatenate(row_w))
     state.cache[cache_key] = op
     return op
-
-
-def _row_of(m: sparse.csr_matrix) -> np.ndarray:
-    return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
 
 
 def _round_scores(x: np.ndarray) -> np.ndarray:
@@ -232,10 +188,10 @@ def khop_scores(
     seeds = np.unique(movies[ratings >= min_rating])
     if not len(seeds):
         return []
-    x = op.apply_indicator(seeds)
+    x = op.first_of_few_rows(seeds)
     total = x.copy()
     for _ in range(hops - 1):
-        x = op.apply(x)
+        x = op.step(x)
         total += x
     total = _round_scores(total)
     total[seen_movies(state, user)] = 0.0

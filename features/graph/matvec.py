@@ -1,9 +1,10 @@
 """Sparse matrix-vector products split over two threads, bit-identical to one product.
 
-Both hop operators (the embedded store's k-hop queries and the Catalog's state and candidate
-hops) spend their time in scipy's CSR mat-vec over about a million entries. scipy releases the
-GIL there, so a matrix cut into row blocks of equal nnz runs on both cores; each row is still
-summed in the same order as by the whole matrix, so results do not change by a bit.
+The hop operator (features.graph.hop: the embedded store's k-hop queries and the Catalog's
+state and candidate hops) spends its time in scipy's CSR mat-vec over about a million
+entries. scipy releases the GIL there, so a matrix cut into row blocks of equal nnz runs on
+both cores; each row is still summed in the same order as by the whole matrix, so results do
+not change by a bit.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from features.graph.batch import GraphBatch
@@ -132,6 +134,19 @@ class UpsertReport:
         return any(self.created.values()) or any(self.updated.values())
 
 
+@dataclass(frozen=True)
+class UserMovies:
+    """What one user did with movies: the movies they rated (keys, ratings, timestamps, in the
+    store's order) and the movies they watched or dismissed (``SEEN_EDGES``)."""
+
+    rated: npt.NDArray[np.object_]
+    ratings: npt.NDArray[np.float64]
+    timestamps: npt.NDArray[np.float64]
+    seen: npt.NDArray[np.object_]
+
+
+SEEN_EDGES: tuple[EdgeKind, ...] = (EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)
+
 FOLLOWABLE_EDGES: tuple[EdgeKind, ...] = (*CONTENT_EDGES, EdgeKind.SIMILAR_TO)
 
 
@@ -155,7 +170,11 @@ def check_hop_weights(weights: Mapping[EdgeKind, float]) -> dict[EdgeKind, float
 
 @runtime_checkable
 class GraphStore(Protocol):
-    """What every graph store offers. Keys are strings; kinds name collections."""
+    """What every graph store offers. Keys are strings; kinds name collections.
+
+    ``user_movies``, ``explain_many`` and ``revision`` have defaults written on the other
+    methods; a store that subclasses GraphStore inherits them and may override them with a
+    faster path of its own (the embedded store reads its arrays)."""
 
     def upsert(self, batch: GraphBatch) -> UpsertReport:
         """Apply a batch atomically: all of it or none. Edges must end at vertices that exist
@@ -218,3 +237,44 @@ class GraphStore(Protocol):
     def close(self) -> None:
         """Release connections or files."""
         ...
+
+    def user_movies(self, user: str) -> UserMovies:
+        """The user's rated, watched and dismissed movies; UnknownVertexError for an unknown
+        user. Default: through ``neighbours``."""
+        rated = self.neighbours(VertexKind.USER, user, EdgeKind.RATED, "out")
+        seen = [
+            nb.key
+            for edge in SEEN_EDGES
+            for nb in self.neighbours(VertexKind.USER, user, edge, "out")
+        ]
+        return UserMovies(
+            rated=np.array([nb.key for nb in rated], dtype=object),
+            ratings=np.array([_number(nb.attrs.get("rating")) for nb in rated], dtype=np.float64),
+            timestamps=np.array(
+                [_number(nb.attrs.get("timestamp")) for nb in rated], dtype=np.float64
+            ),
+            seen=np.array(seen, dtype=object),
+        )
+
+    def explain_many(self, user: str, movies: list[str]) -> list[Explanation | None]:
+        """``explain`` for each movie: None for an unknown movie or one without a path;
+        UnknownVertexError for an unknown user. Default: one ``explain`` call per movie."""
+        out: list[Explanation | None] = []
+        for movie in movies:
+            try:
+                out.append(self.explain(user, movie))
+            except UnknownVertexError as exc:
+                if exc.kind is VertexKind.USER:
+                    raise
+                out.append(None)
+        return out
+
+    def revision(self) -> object | None:
+        """A token that changes whenever the graph changes (compared by identity), or None
+        when the store cannot tell; caches of what was read from the store key on it."""
+        return None
+
+
+def _number(value: object) -> float:
+    """An optional numeric edge attribute as a float (missing or empty: 0)."""
+    return float(value or 0.0)  # type: ignore[arg-type]

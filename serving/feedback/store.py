@@ -16,7 +16,8 @@ Everything stays bounded on a long-running service:
 - the stream keeps about the newest ``stream_max_events`` events (``XADD MAXLEN ~``: Redis
   trims whole stream nodes, so the length can exceed the cap by up to one node, 100 entries
   by default);
-- the replay ring holds at most its capacity (agent.buffers.redis_ring).
+- the replay ring holds at most its capacity (agent.buffers.redis_ring, which owns its keys
+  and push script).
 
 Ids that older versions kept in the set ``{prefix}:feedback:ids`` (never trimmed) still count
 as seen, and each script call moves up to ``LEGACY_CHUNK`` of them into the sorted set (first
@@ -26,7 +27,8 @@ Joining: the event's recommendation_id names the logged slate (else the user's l
 that holds the movie). A transition is made when that slate logged a state and an action, the
 event's movie is on the slate (or the event names no movie), and ``next_state`` gives s' from
 what the event does to the user's history (serving.feedback.history: a rating joins it as that
-rating, other feedback marks the movie seen). Reward: serving.feedback.reward.reward.
+rating, other feedback marks the movie seen). Reward: ``reward`` (features.reward's scale,
+the simulator's).
 Transitions are not terminal (done = False).
 """
 
@@ -38,9 +40,15 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import redis
 
-from agent.buffers.redis_ring import RING_PUSH_LUA, RedisRing, RingConfigError
+from agent.buffers.redis_ring import (
+    RING_PUSH_LUA,
+    RedisRing,
+    RingConfigError,
+    RingKeys,
+    ring_prefix,
+)
+from features.reward import feedback_reward
 from serving.feedback.history import history_change
-from serving.feedback.reward import reward
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.schemas.feedback import FeedbackEvent
 
@@ -90,6 +98,11 @@ return flags
 )
 
 
+def reward(event: FeedbackEvent) -> float:
+    """The event's reward on the simulator's scale (features.reward.feedback_reward)."""
+    return feedback_reward(event.type.value, event.rating, event.completion)
+
+
 class RedisFeedbackStore:
     """Implements serving.feedback.sink.FeedbackSink on Redis."""
 
@@ -111,7 +124,8 @@ class RedisFeedbackStore:
         self.client = client
         self.reclog = reclog
         self.next_state = next_state
-        self.buffer_prefix = f"{prefix}:buffer"
+        self.buffer_prefix = ring_prefix(prefix)
+        self.ring_keys = RingKeys(self.buffer_prefix)
         self.buffer_capacity = buffer_capacity
         self.dedup_window_ms = max(1, round(dedup_window_seconds * 1000))
         self.stream_max_events = stream_max_events
@@ -138,9 +152,7 @@ class RedisFeedbackStore:
 
     def buffer_size(self) -> int:
         """Transitions in the replay ring (0 before the first one)."""
-        cap = self.client.hget(f"{self.buffer_prefix}:meta", "capacity")
-        count = self.client.get(f"{self.buffer_prefix}:count")
-        return 0 if cap is None or count is None else min(int(count), int(cap))
+        return self.ring_keys.size(self.client)
 
     def _transition(self, event: FeedbackEvent) -> bytes:
         if self.next_state is None:
@@ -179,12 +191,10 @@ class RedisFeedbackStore:
         for event in events:
             args += [event.event_id, event.model_dump_json(), self._transition(event)]
         ring = self._ring
-        keys = [self.seen_key, self.stream_key]
         if ring is not None:
-            keys += [ring.count_key, ring.data_key]
             args[0] = ring.capacity
-        else:  # no transition in this batch; the ring keys are never touched
-            keys += [f"{self.buffer_prefix}:count", f"{self.buffer_prefix}:data"]
+        # without a ring (no transition in this batch) its keys are named but never touched
+        keys = [self.seen_key, self.stream_key, self.ring_keys.count, self.ring_keys.data]
         keys.append(self.legacy_ids_key)
         flags = self._script(keys=keys, args=args)
         return [bool(f) for f in flags]

@@ -144,8 +144,8 @@ def push(
     logged so that watching a pushed movie teaches the policy. --from pushes a file instead.
     """
     from serving.plex.push import RecommendationFileError, load_recommendations
-    from serving.plex.service import ServiceConfigError, service_settings
     from serving.plex.state import PlexStateError, load_state, state_path
+    from serving.wiring import ServiceConfigError, service_settings
 
     if mode not in ("collection", "playlist"):
         raise _fail(f"--mode must be 'collection' or 'playlist', not {mode!r}", code=2)
@@ -266,7 +266,7 @@ def _recommend(
     import redis
 
     from serving.plex.recommend import plex_accounts, recommend_accounts
-    from serving.plex.service import ServiceRecommenders, reclog, service_redis
+    from serving.wiring import ServiceRecommenders, reclog, service_redis
 
     recommenders = ServiceRecommenders(settings, store)
     stack.callback(recommenders.close)
@@ -333,8 +333,8 @@ def poll(
     once, however often it is polled (and whether the webhook or a sync also saw it)."""
     from features.graph.store import GraphStoreError
     from serving.plex.ids import MovieIndex
-    from serving.plex.service import ServiceConfigError, service_settings
     from serving.plex.state import PlexStateError, load_state, state_path
+    from serving.wiring import ServiceConfigError, service_settings
 
     home = _home(ctx)
     try:
@@ -379,7 +379,7 @@ def _redis_sink(
     logged policy slate become transitions), and a report of each poll."""
     import redis
 
-    from serving.plex.service import ServiceRecommenders, feedback_store, service_redis
+    from serving.wiring import ServiceRecommenders, feedback_store, service_redis
 
     recommenders = ServiceRecommenders(settings, store)
     stack.callback(recommenders.close)
@@ -395,7 +395,7 @@ def _redis_sink(
             highlight=False,
         )
 
-    return feedback_store(handle, settings, recommenders), report
+    return feedback_store(handle.client, settings, recommenders), report
 
 
 def _poll_loop(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from serving.feedback.reward import WATCHED_POSITIVE
+from features.reward import WATCHED_POSITIVE
 from serving.schemas.feedback import FeedbackEvent, FeedbackType
 
 SOURCE_HISTORY = "plex-history"

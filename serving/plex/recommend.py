@@ -20,9 +20,9 @@ from features.graph.store import GraphStore
 from serving.plex.client import plex_errors, safe_url
 from serving.plex.ids import user_key
 from serving.plex.push import Recommendation
-from serving.plex.service import ServiceRecommenders
+from serving.presentation import present
 from serving.reclog import RecLog, log_served, new_recommendation_id
-from serving.routes.recommendations import present
+from serving.wiring import ServiceRecommenders
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Plex webhooks -> FeedbackEvents, and the FastAPI route that receives them.
+"""Plex webhook payloads -> FeedbackEvents (the route is serving.routes.plex_webhook).
 
 Plex POSTs multipart/form-data whose ``payload`` field is JSON (and sometimes a ``thumb`` file).
 Mapping: media.scrobble -> watched (>= 90 %); media.rate -> rated (Plex's 0-10 halved);
@@ -9,19 +9,13 @@ Event ids are derived from the payload, so a redelivered webhook is stored once.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import ValidationError
-
-from serving.feedback.reward import ABANDONED_EARLY
-from serving.feedback.sink import FeedbackSink
+from features.reward import ABANDONED_EARLY
 from serving.plex.events import (
     SOURCE_WEBHOOK,
     completion_percent,
@@ -160,74 +154,3 @@ def parse_webhook(
                 )
             )
     return ParsedWebhook(name, ref, events)
-
-
-_SECRET_IN_URL = re.compile(
-    r"((?:[?&]|^)(?:secret|token|x-plex-token|api_?key|access_token)=)[^&\s\"]*", re.IGNORECASE
-)
-
-
-class RedactSecretFilter(logging.Filter):
-    """Masks ``secret=``, token and API-key query parameters in log records (uvicorn's access
-    log prints query strings).
-    Install with ``logging.getLogger("uvicorn.access").addFilter(RedactSecretFilter())``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SECRET_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
-        if isinstance(record.msg, str):
-            record.msg = _SECRET_IN_URL.sub(r"\1***", record.msg)
-        return True
-
-
-def build_plex_webhook_router(
-    sink_dependency: Callable[..., FeedbackSink | Awaitable[FeedbackSink]],
-    *,
-    secret: str | None = None,
-    resolve_movie: MovieResolver = new_movie_key,
-    on_library_new: Callable[[PlexRef], None] | None = None,
-) -> APIRouter:
-    """A router with ``POST /v1/plex/webhook``. With ``secret``, Plex's webhook URL must carry
-    ``?secret=...`` (403 otherwise). ``resolve_movie`` maps a Plex item to a graph movie key."""
-    router = APIRouter(tags=["plex"])
-
-    @router.post("/v1/plex/webhook")
-    async def plex_webhook(
-        request: Request,
-        sink: FeedbackSink = Depends(sink_dependency),  # noqa: B008
-        given: str | None = Query(default=None, alias="secret", include_in_schema=False),
-    ) -> dict[str, Any]:
-        if secret is not None and (
-            given is None or not hmac.compare_digest(given.encode(), secret.encode())
-        ):
-            raise HTTPException(status_code=403, detail="wrong or missing webhook secret")
-        try:
-            form = await request.form()
-        except Exception as exc:  # starlette raises several kinds for a broken body
-            raise HTTPException(status_code=400, detail=f"body is not a form: {exc}") from None
-        payload = form.get("payload")
-        if payload is None:
-            raise HTTPException(status_code=400, detail="form has no 'payload' field")
-        if not isinstance(payload, str):
-            payload = (await payload.read()).decode("utf-8", errors="replace")
-        try:
-            parsed = parse_webhook(payload, resolve_movie)
-        except WebhookError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-        except ValidationError as exc:
-            msgs = "; ".join(e["msg"] for e in exc.errors())
-            raise HTTPException(
-                status_code=400, detail=f"payload gives invalid feedback: {msgs}"
-            ) from None
-        stored = sink.submit(parsed.events) if parsed.events else 0
-        if parsed.event == "library.new" and parsed.ref is not None and on_library_new is not None:
-            try:
-                on_library_new(parsed.ref)
-            except Exception:  # a failed clean-up must not make Plex retry the delivery
-                log.exception("library.new handler failed for ratingKey %s", parsed.ref.rating_key)
-        log.info("Plex webhook %s: %d events, %d new", parsed.event, len(parsed.events), stored)
-        return {"event": parsed.event, "events": len(parsed.events), "stored": stored}
-
-    return router

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from features.graph.schema import VertexKind
-from features.graph.store import Explanation, GraphStore, UnknownVertexError
-from serving.ab import Arm
 from serving.deps import (
     ABDep,
     MetricsDep,
@@ -20,63 +18,13 @@ from serving.deps import (
     StoreDep,
     require_read,
 )
+from serving.presentation import present
 from serving.reclog import log_served
-from serving.recommender import RecommendationResult
-from serving.schemas.recommendations import Recommendations, RecommendedMovie
+from serving.schemas.recommendations import Recommendations
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)])
-
-
-def _explain_all(store: GraphStore, user: str, movies: list[str]) -> list[Explanation | None]:
-    """store.explain for each movie (None where the user or movie is unknown), in one pass
-    when the store offers ``explain_many`` (the embedded one does)."""
-    many = getattr(store, "explain_many", None)
-    if many is not None:
-        try:
-            return list(many(user, movies))
-        except UnknownVertexError:  # unknown user: no graph path to show
-            return [None] * len(movies)
-    out: list[Explanation | None] = []
-    for movie in movies:
-        try:
-            out.append(store.explain(user, movie))
-        except UnknownVertexError:  # unknown user or movie
-            out.append(None)
-    return out
-
-
-def present(
-    store: GraphStore, user: str, result: RecommendationResult, rec_id: str, arm: Arm, known: bool
-) -> list[RecommendedMovie]:
-    """Attach title, year, poster and an explanation (a graph path when there is one)."""
-    out: list[RecommendedMovie] = []
-    paths = (
-        _explain_all(store, user, [i.movie for i in result.items])
-        if known
-        else [None] * len(result.items)
-    )
-    for rank, (item, path) in enumerate(zip(result.items, paths, strict=True), start=1):
-        movie = store.vertex(VertexKind.MOVIE, item.movie) or {}
-        year = int(movie.get("year") or 0)  # type: ignore[call-overload]
-        text = path.text if path is not None else (item.reason or "Recommended for you.")
-        out.append(
-            RecommendedMovie(
-                rank=rank,
-                movie=item.movie,
-                title=str(movie.get("title") or item.movie),
-                year=year or None,
-                poster_url=str(movie.get("poster_url") or "") or None,
-                score=item.score,
-                propensity=item.propensity,
-                explanation=text,
-                recommendation_id=rec_id,
-                policy_version=result.policy_version,
-                arm=arm.name,
-            )
-        )
-    return out
 
 
 @router.get("/v1/users/{user}/recommendations", response_model=Recommendations)

@@ -1,7 +1,7 @@
 """The feedback event: what a person did with a movie, from HTTP, a Plex webhook or history.
 
 Every source (POST /v1/feedback, the Plex webhook, the Plex history poller) produces these, and
-the online learner turns them into transitions. ``serving.feedback.reward`` maps them to rewards.
+the online learner turns them into transitions. ``features.reward`` maps them to rewards.
 """
 
 from __future__ import annotations

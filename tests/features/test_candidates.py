@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import features.catalog as catalog_mod
+import features.graph.hop as hop_mod
 import features.graph.matvec as matvec_mod
 import features.state as state_mod
 from features.candidates import (
@@ -295,13 +295,13 @@ def test_apply_rows_counts_similar_to_links() -> None:
     assert np.array_equal(cat.hop.apply_rows(x, rows[:3]), cat.hop.step(x)[rows[:3]])  # few
 
 
-@pytest.mark.parametrize("padded_max", [catalog_mod.PADDED_MAX, 0])
+@pytest.mark.parametrize("padded_max", [hop_mod.PADDED_MAX, 0])
 def test_row_products_equal_the_full_product_bit_for_bit(
     monkeypatch: pytest.MonkeyPatch, padded_max: int
 ) -> None:
     """Rows of every length (empty ones too), in any order and repeated, through the padded
     table and through scipy's slicing (``padded_max`` 0 forces it)."""
-    monkeypatch.setattr(catalog_mod, "PADDED_MAX", padded_max)
+    monkeypatch.setattr(hop_mod, "PADDED_MAX", padded_max)
     rng = np.random.default_rng(3)
     m = sp.random(300, 400, density=0.05, format="csr", random_state=4)
     m = sp.csr_matrix(m.multiply(rng.choice([0.05, 0.3, 0.8, 1.0], m.shape)))
@@ -312,8 +312,8 @@ def test_row_products_equal_the_full_product_bit_for_bit(
     assert m.indptr[6] == m.indptr[5]
     x = rng.random(400) * 1e3 - 1.0
     rows = np.r_[rng.choice(300, 120, replace=False), 5, 5, 7]
-    assert np.array_equal(catalog_mod._row_products(m, rows, x), (m @ x)[rows])
-    assert catalog_mod._row_products(m, np.zeros(0, dtype=np.int64), x).shape == (0,)
+    assert np.array_equal(hop_mod._row_products(m, rows, x), (m @ x)[rows])
+    assert hop_mod._row_products(m, np.zeros(0, dtype=np.int64), x).shape == (0,)
 
 
 def test_hop_sum_and_first_of_rows_equal_the_stacked_levels(

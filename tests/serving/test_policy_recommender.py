@@ -11,15 +11,18 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from agent.actor import actor_fn
 from agent.buffers.redis_ring import RedisRing
 from agent.factory import load_agent
 from agent.policies import AgentPolicy
+from features.bundle import RankingBundle
 from features.graph.batch import GraphBatch
 from features.graph.local import LocalGraphStore
 from features.graph.schema import EdgeKind, VertexKind
+from features.ranker import Ranker
 from serving.app import create_app
 from serving.feedback.store import RedisFeedbackStore
-from serving.policy_recommender import PolicyRecommender, RankingWorld, actor_fn
+from serving.policy_recommender import PolicyRecommender
 from serving.popularity import PopularityRecommender
 from serving.reclog import RecLog, log_served
 from serving.schemas.feedback import FeedbackEvent
@@ -34,8 +37,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
 
 
 @pytest.fixture(scope="module")
-def ranking(trained: TrainedHome) -> RankingWorld:
-    return RankingWorld(trained.world.catalog, trained.world.embeddings)
+def ranking(trained: TrainedHome) -> Ranker:
+    return Ranker(RankingBundle.load(trained.home.world_dir))
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +47,10 @@ def model(trained: TrainedHome) -> object:
 
 
 def _recommender(
-    trained: TrainedHome, ranking: RankingWorld, model: object, **kw: object
+    trained: TrainedHome, ranking: Ranker, model: object, **kw: object
 ) -> PolicyRecommender:
     return PolicyRecommender(
-        world=ranking,
+        ranker=ranking,
         store=trained.store,
         act=actor_fn(model),
         fallback=PopularityRecommender(trained.store),
@@ -62,7 +65,7 @@ def _seen(store: LocalGraphStore, user: str) -> set[str]:
 
 
 def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
-    trained: TrainedHome, ranking: RankingWorld, model: object
+    trained: TrainedHome, ranking: Ranker, model: object
 ) -> None:
     rec = _recommender(trained, ranking, model)
     user = str(trained.world.catalog.users[0])
@@ -79,11 +82,11 @@ def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
     assert not set(movies) & _seen(trained.store, user)
     assert all(i.propensity == 1.0 for i in result.items)
     # deterministic top-k: scores descending, no unchosen candidate scores higher
-    history = ranking.history(trained.store, user)
+    history = ranking.histories.read(trained.store, user)
     assert history is not None
     cands = ranking.candidates.generate(history)
     scores = ranking.vectors[cands] @ result.action
-    chosen = {ranking.row_of[m] for m in movies}
+    chosen = {ranking.histories.row_of[m] for m in movies}
     got = [i.score for i in result.items]
     assert got == sorted(got, reverse=True)
     rest = [s for c, s in zip(cands, scores, strict=True) if int(c) not in chosen]
@@ -91,7 +94,7 @@ def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
 
 
 def test_sampled_slates_carry_plackett_luce_propensities(
-    trained: TrainedHome, ranking: RankingWorld, model: object
+    trained: TrainedHome, ranking: Ranker, model: object
 ) -> None:
     rec = _recommender(trained, ranking, model, temperature=0.5, seed=7)
     user = str(trained.world.catalog.users[1])
@@ -102,13 +105,13 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     assert np.all((props > 0) & (props < 1))
     assert np.isclose(np.log(props).sum(), float(result.extra["log_propensity"]))
     # the first pick's propensity is its softmax probability over all candidates
-    history = ranking.history(trained.store, user)
+    history = ranking.histories.read(trained.store, user)
     assert history is not None and result.action is not None
     cands = ranking.candidates.generate(history)
     logits = (ranking.vectors[cands] @ result.action).astype(np.float64) / 0.5
     p = np.exp(logits - logits.max())
     p /= p.sum()
-    first = int(np.flatnonzero(cands == ranking.row_of[result.items[0].movie])[0])
+    first = int(np.flatnonzero(cands == ranking.histories.row_of[result.items[0].movie])[0])
     assert np.isclose(props[0], p[first], rtol=1e-5)
 
 
@@ -131,11 +134,11 @@ def _store_with_stranger() -> LocalGraphStore:
     [("unknown user", "nobody-like-this"), ("only unknown movies", "stranger")],
 )
 def test_users_without_usable_history_get_cold_start(
-    trained: TrainedHome, ranking: RankingWorld, model: object, case: str, user: str
+    trained: TrainedHome, ranking: Ranker, model: object, case: str, user: str
 ) -> None:
     store = _store_with_stranger() if case == "only unknown movies" else trained.store
     rec = PolicyRecommender(
-        world=ranking,
+        ranker=ranking,
         store=store,
         act=actor_fn(model),
         fallback=PopularityRecommender(store),
@@ -147,7 +150,7 @@ def test_users_without_usable_history_get_cold_start(
     assert result.extra == {"policy": "ddpg-v1", "served_by": "popularity"}
 
 
-def test_next_state(trained: TrainedHome, ranking: RankingWorld, model: object) -> None:
+def test_next_state(trained: TrainedHome, ranking: Ranker, model: object) -> None:
     rec = _recommender(trained, ranking, model)
     user = str(trained.world.catalog.users[2])
     result = rec.recommend(user, 5)
@@ -162,7 +165,7 @@ def test_next_state(trained: TrainedHome, ranking: RankingWorld, model: object) 
 
 
 def test_next_state_reflects_the_rating(
-    trained: TrainedHome, ranking: RankingWorld, model: object
+    trained: TrainedHome, ranking: Ranker, model: object
 ) -> None:
     rec = _recommender(trained, ranking, model)
     user = str(trained.world.catalog.users[2])
@@ -183,11 +186,11 @@ def test_next_state_reflects_the_rating(
 
 
 def test_rerating_a_rated_movie_replaces_its_rating(
-    trained: TrainedHome, ranking: RankingWorld, model: object
+    trained: TrainedHome, ranking: Ranker, model: object
 ) -> None:
     rec = _recommender(trained, ranking, model)
     user = str(trained.world.catalog.users[2])
-    history = ranking.history(trained.store, user)
+    history = ranking.histories.read(trained.store, user)
     assert history is not None and history.items
     state = ranking.builder.build(history)
     row, old = history.items[0], history.ratings[0]
@@ -205,7 +208,7 @@ def test_rerating_a_rated_movie_replaces_its_rating(
 
 
 def test_transitions_differing_only_in_feedback_differ_in_next_state(
-    trained: TrainedHome, ranking: RankingWorld, model: object, server_cp: tuple[redis.Redis, str]
+    trained: TrainedHome, ranking: Ranker, model: object, server_cp: tuple[redis.Redis, str]
 ) -> None:
     client, prefix = server_cp
     rec = _recommender(trained, ranking, model)
@@ -283,30 +286,6 @@ def test_endpoint_serves_the_registered_champion(
         assert "marquee_replay_buffer_size 1.0" in api.get("/metrics").text
         cold = api.get("/v1/users/new-person/recommendations?k=3").json()
         assert cold["cold_start"] and cold["policy_version"] == "popularity"
-
-
-class _ProtocolOnly:
-    """The same store seen only through the GraphStore protocol (no embedded fast path)."""
-
-    def __init__(self, store: LocalGraphStore) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
-
-def test_embedded_fast_path_reads_the_same_history(
-    trained: TrainedHome, ranking: RankingWorld
-) -> None:
-    slow_store = _ProtocolOnly(trained.store)
-    for user in [str(u) for u in trained.world.catalog.users[:20]]:
-        fast = ranking.history(trained.store, user)
-        slow = ranking.history(slow_store, user)  # type: ignore[arg-type]
-        assert fast is not None and slow is not None
-        assert fast.items == slow.items and fast.ratings == slow.ratings
-        assert np.array_equal(fast.seen, slow.seen) and fast.positives == slow.positives
-    assert ranking.history(slow_store, "nobody") is None  # type: ignore[arg-type]
-    assert ranking.history(trained.store, "nobody") is None
 
 
 def test_service_explores_by_default_and_temperature_zero_stays_deterministic(

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.feedback.reward import reward
+from serving import deps
 from serving.feedback.sink import InMemoryFeedbackSink
-from serving.plex.ids import PlexRef
-from serving.plex.webhook import RedactSecretFilter, build_plex_webhook_router, parse_webhook
+from serving.feedback.store import reward
+from serving.log_redaction import RedactSecretFilter
+from serving.plex.ids import PlexRef, new_movie_key
+from serving.plex.webhook import parse_webhook
+from serving.routes import plex_webhook
 from serving.schemas.feedback import FeedbackType
 
 SECRET = "hook-secret-42"
@@ -47,14 +51,24 @@ def payload(event: str, **meta: Any) -> dict[str, Any]:
     }
 
 
+def _webhook_app(
+    sink: InMemoryFeedbackSink, secret: str | None, on_new: Callable[[PlexRef], None] | None
+) -> FastAPI:
+    """The webhook route alone, its dependencies overridden (no services behind it)."""
+    app = FastAPI()
+    app.include_router(plex_webhook.router)
+    app.dependency_overrides[deps.get_sink] = lambda: sink
+    app.dependency_overrides[deps.get_webhook_secret] = lambda: secret
+    app.dependency_overrides[deps.get_movie_resolver] = lambda: new_movie_key
+    app.dependency_overrides[deps.get_library_new] = lambda: on_new
+    return app
+
+
 @pytest.fixture
 def app_parts() -> tuple[TestClient, InMemoryFeedbackSink, list[PlexRef]]:
     sink = InMemoryFeedbackSink()
     arrived: list[PlexRef] = []
-    app = FastAPI()
-    app.include_router(
-        build_plex_webhook_router(lambda: sink, secret=SECRET, on_library_new=arrived.append)
-    )
+    app = _webhook_app(sink, SECRET, arrived.append)
     return TestClient(app), sink, arrived
 
 
@@ -201,8 +215,7 @@ def test_wrong_or_missing_secret_is_403(
 
 def test_secret_is_optional() -> None:
     sink = InMemoryFeedbackSink()
-    app = FastAPI()
-    app.include_router(build_plex_webhook_router(lambda: sink))
+    app = _webhook_app(sink, None, None)
     assert post(TestClient(app), payload("media.play"), secret=None).json()["stored"] == 1
 
 

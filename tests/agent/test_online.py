@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,21 @@ from mlflow import MlflowClient
 
 from agent.buffers.redis_ring import RedisRing, Transitions
 from agent.factory import load_agent
+from agent.online import LearnerConfig, OnlineLearner, learner_dir, read_state
 from agent.registry import PolicyRegistry
 from marquee.home import Home
-from serving.learner import LearnerConfig, OnlineLearner, learner_dir, read_state
 from tests.serving.policy_home import TrainedHome, trained_home
+from tests.serving.redis_server import redis_client
 
 DEADLINE = 180.0  # hang guard for waits on subprocesses, not a speed check
 CAPACITY = 1_000
+
+
+@pytest.fixture
+def server_cp(tmp_path: Path) -> Iterator[tuple[redis.Redis, str]]:
+    """A real redis-server with a fresh key prefix."""
+    with redis_client("server", tmp_path) as cp:
+        yield cp
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +112,7 @@ def test_learner_waits_for_a_batch_of_transitions(
     )
     learner = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY)
     done: list[object] = []
-    caplog.set_level(logging.INFO, logger="serving.learner")
+    caplog.set_level(logging.INFO, logger="agent.online")
     thread = threading.Thread(target=lambda: done.append(learner.run()))
     thread.start()
     end = time.monotonic() + DEADLINE

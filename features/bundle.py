@@ -1,0 +1,95 @@
+"""RankingBundle: what ranking for real users needs from a trained world, and nothing more.
+
+A policy only makes sense with the catalogue and item embeddings it was trained on and the
+state settings it saw (the hops the state's graph pool averages). The service loads this
+bundle, never the simulation world with its simulated users' hidden tastes. ``artefacts``
+carries further named arrays a ranking may need (for example a retriever's per-item scores),
+saved beside the rest in ``ranking.npz``.
+
+Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
+``catalog.npz``, ``embeddings.npz``, optional ``ranking.json`` (settings) and ``ranking.npz``
+(artefacts); a world saved by env.world keeps its settings in ``world.json``, read as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from features.catalog import Catalog
+from features.embeddings import ItemEmbeddings
+from features.state import LEGACY_POOL_HOPS, POOL_HOPS
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.npz"
+EMBEDDINGS_FILE = "embeddings.npz"
+SETTINGS_FILE = "ranking.json"
+ARTEFACTS_FILE = "ranking.npz"
+WORLD_SETTINGS_FILE = "world.json"  # env.world's settings, where older bundles keep pool_hops
+
+
+@dataclass(frozen=True)
+class RankingBundle:
+    """Catalogue + embeddings + ranking settings + named arrays (module doc)."""
+
+    catalog: Catalog
+    embeddings: ItemEmbeddings
+    pool_hops: tuple[int, ...] = POOL_HOPS
+    artefacts: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.embeddings.check_catalog(self.catalog)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the bundle's files into ``folder`` (each to a temporary name, then renamed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.catalog.save(folder / CATALOG_FILE)
+        self.embeddings.save(folder / EMBEDDINGS_FILE)
+        tmp = folder / (SETTINGS_FILE + ".tmp")
+        tmp.write_text(json.dumps({"format": 1, "pool_hops": list(self.pool_hops)}))
+        tmp.replace(folder / SETTINGS_FILE)
+        if self.artefacts:
+            tmp_npz = folder / (ARTEFACTS_FILE + ".tmp.npz")
+            np.savez(tmp_npz, **dict(self.artefacts))  # type: ignore[arg-type]
+            tmp_npz.replace(folder / ARTEFACTS_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RankingBundle:
+        """The bundle in ``folder``; FileNotFoundError naming what is missing."""
+        folder = Path(folder)
+        missing = [f for f in (CATALOG_FILE, EMBEDDINGS_FILE) if not (folder / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: no ranking bundle, missing {', '.join(missing)}")
+        artefacts: dict[str, npt.NDArray[Any]] = {}
+        if (folder / ARTEFACTS_FILE).exists():
+            with np.load(folder / ARTEFACTS_FILE, allow_pickle=False) as z:
+                artefacts = {name: z[name] for name in z.files}
+        return cls(
+            catalog=Catalog.load(folder / CATALOG_FILE),
+            embeddings=ItemEmbeddings.load(folder / EMBEDDINGS_FILE),
+            pool_hops=_pool_hops(folder),
+            artefacts=artefacts,
+        )
+
+
+def _pool_hops(folder: Path) -> tuple[int, ...]:
+    """The state's pool hops: ranking.json, else the world's settings, else what worlds saved
+    before it was a setting were trained with."""
+    for name, key in ((SETTINGS_FILE, None), (WORLD_SETTINGS_FILE, "settings")):
+        path = folder / name
+        if path.exists():
+            meta = json.loads(path.read_text())
+            settings = meta if key is None else meta.get(key, {})
+            if "pool_hops" in settings:
+                return tuple(int(h) for h in settings["pool_hops"])
+    return LEGACY_POOL_HOPS

@@ -1,0 +1,72 @@
+"""A real user's history, read from any graph store into the rows of one catalogue.
+
+The store says what the user did (``GraphStore.user_movies``: rated, watched, dismissed);
+this module turns it into the ``UserHistory`` the state builder and the candidate generator
+read, as the simulator keeps one: ratings oldest first, watched and dismissed movies marked
+seen. Movies the catalogue does not hold (added to the graph after the policy's world was
+built) are ignored. ``with_rating`` is how one more rating joins a history (feedback's s').
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.catalog import Catalog
+from features.graph.store import GraphStore, UnknownVertexError
+from features.state import UserHistory
+
+log = logging.getLogger(__name__)
+
+
+class HistoryReader:
+    """Reads users' histories from a store in the rows of ``catalog`` (key -> row built once)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.n_movies = catalog.n_movies
+        self.keys: list[str] = [str(k) for k in catalog.movie_keys]
+        self.row_of: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+        self._index = pd.Index(self.keys, dtype=object)
+
+    def rows(self, keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """The catalogue rows of movie keys, -1 for keys it does not hold."""
+        arr = np.asarray(keys, dtype=object).reshape(-1)
+        if arr.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._index.get_indexer(arr), dtype=np.int64)
+
+    def read(self, store: GraphStore, user: str) -> UserHistory | None:
+        """The user's history, or None for a user the store does not hold."""
+        try:
+            found = store.user_movies(user)
+        except UnknownVertexError:
+            return None
+        rows = self.rows(found.rated)
+        keep = rows >= 0  # movies the policy's world does not know are ignored
+        rows, ratings, stamps = rows[keep], found.ratings[keep], found.timestamps[keep]
+        order = np.lexsort((rows, stamps))
+        history = UserHistory.from_ratings(self.n_movies, rows[order], ratings[order])
+        seen = self.rows(found.seen)
+        history.seen[seen[seen >= 0]] = True  # mark_seen for each
+        return history
+
+
+def with_rating(history: UserHistory, row: int, rating: float) -> UserHistory:
+    """``history`` with ``row`` rated ``rating`` as its latest entry (an earlier rating of the
+    same movie removed, so a rating the graph already holds is not counted twice); seen marks
+    are kept."""
+    if row in history.items:
+        keep = [i for i, m in enumerate(history.items) if m != row]
+        rebuilt = UserHistory.from_ratings(
+            history.n_movies,
+            [history.items[i] for i in keep],
+            [history.ratings[i] for i in keep],
+            min_rating=history.min_rating,
+        )
+        rebuilt.seen |= history.seen
+        history = rebuilt
+    history.add(row, rating)
+    return history

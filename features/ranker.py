@@ -1,0 +1,148 @@
+"""Ranker: a real user's slate from a graph store, as the simulator ranks a simulated one.
+
+One pass through features for a request: the user's history (features.history) gives the
+state (features.state) and the candidates (features.candidates), both cached per user; the
+caller's actor (a function state -> action, agent.actor for a trained policy) gives the
+action; ``features.ranking.rank`` orders the candidates. Everything a policy version needs
+beyond its actor comes from one RankingBundle, so every version of one world shares a Ranker
+(the hop precomputation and the cache are costly).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from features.bundle import RankingBundle
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator
+from features.graph.store import GraphStore
+from features.history import HistoryReader, with_rating
+from features.ranking import Slate, rank
+from features.state import StateBuilder
+
+log = logging.getLogger(__name__)
+
+Actor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+Prepared = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]  # (state, candidate rows)
+
+
+@dataclass(frozen=True)
+class RankedSlate:
+    """A slate for one user with the state and action behind it (what the service logs)."""
+
+    state: npt.NDArray[np.float32]
+    action: npt.NDArray[np.float32]
+    slate: Slate | None  # None when the user has seen the whole catalogue
+
+
+@dataclass(frozen=True)
+class _Cached:
+    token: object  # the store's revision it was read at (None: the store cannot tell)
+    made: float
+    value: Prepared | None
+
+
+class Ranker:
+    """History, state, candidates and ranking for one bundle (module doc).
+
+    The per-user (state, candidates) cache holds ``cache_size`` users; an entry lives while
+    the store's ``revision`` is the same object, or ``cache_seconds`` for a store without one.
+    """
+
+    def __init__(
+        self,
+        bundle: RankingBundle,
+        *,
+        max_candidates: int = 200,
+        hops: int = DEFAULT_CANDIDATE_HOPS,
+        cache_size: int = 10_000,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        catalog = bundle.catalog
+        self.bundle = bundle
+        self.vectors = bundle.embeddings.vectors
+        self.histories = HistoryReader(catalog)
+        self.builder = StateBuilder(catalog, bundle.embeddings, pool_hops=bundle.pool_hops)
+        self.candidates = CandidateGenerator(
+            catalog, max_candidates=min(max_candidates, catalog.n_movies), hops=hops
+        )
+        self.keys = self.histories.keys
+        self.cache_size = cache_size
+        self.cache_seconds = cache_seconds
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def observation_size(self) -> int:
+        return self.builder.observation_size
+
+    @property
+    def action_size(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def prepare(self, store: GraphStore, user: str) -> Prepared | None:
+        """(state, candidates) for a user with usable history, else None (cached; neither
+        depends on the policy, so every version shares them)."""
+        token = store.revision()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(user)
+            if (
+                hit is not None
+                and hit.token is token
+                and (token is not None or now - hit.made <= self.cache_seconds)
+            ):
+                self._cache.move_to_end(user)
+                return hit.value
+        history = self.histories.read(store, user)
+        value = None
+        if history is not None and history.items:
+            value = (self.builder.build(history), self.candidates.generate(history))
+        with self._lock:
+            self._cache[user] = _Cached(token, now, value)
+            self._cache.move_to_end(user)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def rank(
+        self,
+        store: GraphStore,
+        user: str,
+        act: Actor,
+        k: int,
+        temperature: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> RankedSlate | None:
+        """The user's top ``k`` by ``act``'s action (a Plackett-Luce sample when temperature
+        > 0), or None for a user without usable history (a cold start)."""
+        prepared = self.prepare(store, user)
+        if prepared is None:
+            return None
+        state, cands = prepared
+        action = act(state)
+        if cands.shape[0] == 0:
+            return RankedSlate(state, action, None)
+        return RankedSlate(state, action, rank(action, cands, self.vectors, k, temperature, rng))
+
+    def next_state(
+        self, store: GraphStore, user: str, movie: str | None, rating: float | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The state after ``movie`` joins the user's current history with ``rating`` (as the
+        simulator adds a chosen movie), or is only marked seen when ``rating`` is None."""
+        history = self.histories.read(store, user)
+        if history is None:
+            history = self.builder.new_history()
+        row = self.histories.row_of.get(movie) if movie is not None else None
+        if row is not None and rating is not None:
+            history = with_rating(history, row, rating)
+        elif row is not None and not history.seen[row]:
+            history.mark_seen(row)
+        return self.builder.build(history)
