@@ -1,18 +1,25 @@
 """The ArangoDB store's write planning: documents from a batch, the checks that keep bad input
 from writing anything, and the created/updated plan, all independent of how the writes are sent.
 
-``ArangoGraphStore.upsert`` (features.graph.arango) sends the plan in one stream transaction or
-by bulk import; these functions only read, through the ``Rows`` callable it passes (one AQL
-query in, its rows out, on the transaction or the database).
+arango_upsert sends the plan (in one stream transaction, in several, or by bulk import); these
+functions only read, through the ``Rows`` callable it passes (one AQL query in, its rows out, on
+the transaction or the database).
+
+Values JSON cannot hold: NaN is written as null and read back as NaN (the embedded store's
+"unknown" float). +-inf has no JSON form (python-arango would send ``Infinity``, which the server
+rejects as invalid JSON), so a batch holding one is refused before any request, naming the
+collection, row and column; the embedded store would keep it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from features.graph import arango_aql as aql
+from features.graph.arango_keys import check_key, edge_key, vertex_id
 from features.graph.batch import GraphBatch, GraphDataError
 from features.graph.schema import EDGE_SPECS, EdgeKind, VertexKind
 from features.graph.store import UpsertReport
@@ -35,15 +42,39 @@ def _to_json(value: object) -> object:
     return value
 
 
+def edge_endpoint_kinds(edge: EdgeKind) -> tuple[VertexKind, VertexKind]:
+    """(source kind, target kind) of an edge kind."""
+    spec = EDGE_SPECS[edge]
+    return spec.src, spec.dst
+
+
+def check_finite(batch: GraphBatch) -> None:
+    """Refuse +-inf in any float column, before any request (see the module doc)."""
+    frames: list[tuple[str, str, Any]] = [("vertex", k.value, f) for k, f in batch.vertices.items()]
+    frames += [("edge", k.value, f) for k, f in batch.edges.items()]
+    for what, name, frame in frames:
+        for column in frame.columns:
+            values = frame[column]
+            if values.dtype.kind != "f":
+                continue
+            bad = values.abs().to_numpy() == math.inf
+            if bad.any():
+                row = int(bad.argmax())
+                raise GraphDataError(
+                    f"{name} {what} row {row}: column {column!r} is {values.iloc[row]!r}; "
+                    "ArangoDB stores JSON, which has no infinity"
+                )
+
+
 def check_keys(batch: GraphBatch) -> None:
     """Refuse keys ArangoDB cannot hold, before any request."""
     for vkind, frame in batch.vertices.items():
         for i, key in enumerate(frame["key"]):
-            aql.check_key(key, f"{vkind.value} vertex row {i}")
+            check_key(key, f"{vkind.value} vertex row {i}")
     for ekind, frame in batch.edges.items():
         for i, (src, dst) in enumerate(zip(frame["src"], frame["dst"], strict=True)):
-            aql.check_key(src, f"{ekind.value} edge row {i} src")
-            aql.check_key(dst, f"{ekind.value} edge row {i} dst")
+            check_key(src, f"{ekind.value} edge row {i} src")
+            check_key(dst, f"{ekind.value} edge row {i} dst")
 
 
 def documents(batch: GraphBatch) -> Docs:
@@ -61,9 +92,9 @@ def documents(batch: GraphBatch) -> Docs:
             src, dst = str(r.pop("src")), str(r.pop("dst"))
             rows.append(
                 {
-                    "_key": aql.edge_key(src, dst),
-                    "_from": aql.vertex_id(spec.src, src),
-                    "_to": aql.vertex_id(spec.dst, dst),
+                    "_key": edge_key(src, dst),
+                    "_from": vertex_id(spec.src, src),
+                    "_to": vertex_id(spec.dst, dst),
                     **{str(k): _to_json(v) for k, v in r.items()},
                 }
             )
@@ -101,7 +132,7 @@ def check_endpoints(batch: GraphBatch, rows: Rows) -> None:
     in_batch = {k: set(f["key"]) for k, f in batch.vertices.items()}
     wanted: dict[VertexKind, set[str]] = {}
     for ekind, frame in batch.edges.items():
-        src_kind, dst_kind = aql.edge_endpoint_kinds(ekind)
+        src_kind, dst_kind = edge_endpoint_kinds(ekind)
         wanted.setdefault(src_kind, set()).update(frame["src"])
         wanted.setdefault(dst_kind, set()).update(frame["dst"])
     known: dict[VertexKind, set[str]] = {}
@@ -115,10 +146,39 @@ def check_endpoints(batch: GraphBatch, rows: Rows) -> None:
         edges = batch.edges.get(ekind)
         if edges is None:
             continue
-        for side, vkind in zip(("src", "dst"), aql.edge_endpoint_kinds(ekind), strict=True):
+        for side, vkind in zip(("src", "dst"), edge_endpoint_kinds(ekind), strict=True):
             for src, dst, key in zip(edges["src"], edges["dst"], edges[side], strict=True):
                 if key not in known[vkind]:
                     raise GraphDataError(
                         f"{ekind.value}: edge {src!r} -> {dst!r} names {side} {key!r}, which "
                         f"is not a {vkind.value} vertex in the store or the batch"
                     )
+
+
+Request = tuple[str, list[dict[str, Any]]]  # (collection, at most CHUNK documents)
+
+
+def write_parts(plan: Plan, max_bytes: int) -> list[list[Request]]:
+    """The plan's writes as requests of at most CHUNK documents, grouped into parts of at most
+    ``max_bytes`` of JSON (a request larger than that is a part of its own). Vertex collections
+    come before edge collections, so when a later part fails, every committed edge still ends
+    at committed vertices."""
+    order = [k.value for k in VertexKind] + [k.value for k in EdgeKind]
+    parts: list[list[Request]] = []
+    current: list[Request] = []
+    size = 0
+    for name in order:
+        if name not in plan:
+            continue
+        new, changed = plan[name]
+        for chunk in chunks(new + changed):
+            docs = list(chunk)
+            nbytes = len(json.dumps(docs))
+            if current and size + nbytes > max_bytes:
+                parts.append(current)
+                current, size = [], 0
+            current.append((name, docs))
+            size += nbytes
+    if current:
+        parts.append(current)
+    return parts

@@ -1,16 +1,24 @@
 """A local HTTP server speaking the part of ArangoDB's HTTP API that ArangoGraphStore uses.
 
 It lets the real python-arango client run against something on 127.0.0.1 where no ArangoDB can
-be installed. It keeps databases, collections (with their documents), graphs and indexes in
-memory, records every request, and answers:
+be installed. It keeps databases, collections, graphs and indexes in memory, records every
+request, and answers as ArangoDB 3.12 does (status codes per lib/Rest/GeneralResponse.cpp's
+error-to-status table, error numbers per errors.dat):
 
-- database, collection, graph (gharial) and index management;
-- the bulk import API (/_api/import, onDuplicate and complete honoured);
-- stream transactions (begin / commit / abort; writes inside one become visible on commit);
-- cursors (/_api/cursor, with batches), where it cannot run AQL: the few plain queries of
-  arango_aql used by upsert and counts (fetch_docs, existing_keys, write_docs, all_docs,
-  one_doc, counts) are recognised by their exact text and answered from memory; any other query
-  goes to ``on_query`` (set by a test to return canned rows) and otherwise fails with HTTP 501.
+- database, collection (with ``/revision``), graph (gharial) and index management;
+- bulk import (/_api/import): ``onDuplicate`` honoured; with ``complete=true`` one bad document
+  fails the whole request and writes nothing: a bad key 400/1221, an edge without _from/_to
+  400/1233, a duplicate under ``onDuplicate=error`` 409/1210;
+- stream transactions: a write to a collection not declared in ``write``/``exclusive`` fails
+  400/1652; the JSON size of a transaction's writes is capped (``max_transaction_bytes``; 512 MiB
+  as 3.12's default, tests set less) with 500/32 "resource limit exceeded", which aborts it; a
+  transaction idle longer than ``idle_timeout`` is aborted and forgotten (404/1655 afterwards);
+  writes become visible on commit only;
+- cursors with batches; ``failOnWarning`` turns a query's warnings into an error (400 with the
+  warning's number), else they come in ``extra.warnings``; a cursor opened inside a transaction
+  refuses a next-batch request that lacks the transaction header (what python-arango sends),
+  so code that lets such a cursor span batches fails here;
+- the AQL it can answer is in arango_test_queries (the store's plain queries, by exact text).
 
 It checks HTTP basic auth against one user and answers 401 as ArangoDB does.
 """
@@ -18,20 +26,23 @@ It checks HTTP basic auth against one user and answers 401 as ArangoDB does.
 from __future__ import annotations
 
 import base64
-import copy
 import itertools
 import json
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from features.graph import arango_aql as aql
-
-Collections = dict[str, dict[str, Any]]  # name -> {"type": 2|3, "docs": {key: doc}}
-QueryHook = Callable[[str, dict[str, Any]], list[Any]]
+from features.graph.arango_keys import key_problem
+from tests.features.arango_test_queries import (
+    Collections,
+    QueryFailed,
+    QueryHook,
+    answer,
+    written_collection,
+)
 
 
 @dataclass
@@ -49,21 +60,35 @@ class Recorded:
 class _Cursor:
     rows: list[Any]
     batch: int
+    trx: str | None
+
+
+@dataclass
+class _Trx:
+    database: str
+    write: set[str]
+    staged: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> staged collection
+    nbytes: int = 0
+    used_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class FakeArango:
-    """State and behaviour of the fake server; ``url`` is set once started."""
+    """State and behaviour of the test server; ``url`` is set once started."""
 
     username: str = "root"
     password: str = ""
+    max_transaction_bytes: int = 512 * 2**20
+    idle_timeout: float = 60.0
     databases: dict[str, Collections] = field(default_factory=lambda: {"_system": {}})
     graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
     indexes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    revisions: dict[str, int] = field(default_factory=dict)  # "db/collection" -> revision
     requests: list[Recorded] = field(default_factory=list)
     on_query: QueryHook | None = None
+    fail_next_commit: bool = False  # tests: the next commit fails as if the server went away
     url: str = ""
-    _trx: dict[str, tuple[str, Collections]] = field(default_factory=dict)
+    _trx: dict[str, _Trx] = field(default_factory=dict)
     _cursors: dict[str, _Cursor] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,6 +140,9 @@ class FakeArango:
     def docs(self, database: str, collection: str) -> dict[str, dict[str, Any]]:
         return self.databases[database][collection]["docs"]
 
+    def open_transactions(self) -> int:
+        return len(self._trx)
+
     # --- dispatch ------------------------------------------------------------------------------
 
     def handle(
@@ -122,8 +150,11 @@ class FakeArango:
     ) -> tuple[int, Any]:
         parts = urlsplit(target)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        body = json.loads(raw) if raw else None
         lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:  # e.g. the bare Infinity that JSON does not allow
+            return _error(400, 600, "VPackError: invalid JSON in the request body")
         with self._lock:
             self.requests.append(Recorded(method, parts.path, params, lowered, body))
             if not self._authorized(lowered.get("authorization", "")):
@@ -137,7 +168,7 @@ class FakeArango:
                 return _error(404, 1228, f"database not found: {database}")
             try:
                 return self._route(method, path, params, body, database, lowered)
-            except _Fail as fail:
+            except QueryFailed as fail:
                 return _error(fail.status, fail.num, fail.message)
 
     def _authorized(self, header: str) -> bool:
@@ -155,154 +186,239 @@ class FakeArango:
         database: str,
         headers: dict[str, str],
     ) -> tuple[int, Any]:
-        trx = headers.get("x-arango-trx-id")
-        cols = self._collections(database, trx)
+        trx_id = headers.get("x-arango-trx-id")
+        trx = self._live(trx_id) if trx_id is not None else None
+        cols = self.databases[database]
         segs = path.strip("/").split("/")
         if segs[:2] == ["_api", "version"]:
             return 200, {"server": "arango", "version": "3.12.0", "license": "community"}
         if segs[:2] == ["_api", "database"]:
             return self._database_api(method, segs[2:], body, database)
-        if segs == ["_api", "collection"]:
-            if method == "GET":
-                result = [
-                    {"id": str(i), "name": n, "isSystem": False, "type": c["type"], "status": 3}
-                    for i, (n, c) in enumerate(cols.items())
-                ]
-                return 200, {"error": False, "code": 200, "result": result}
-            if method == "POST":
-                name = body["name"]
-                if name in cols:
-                    raise _Fail(409, 1207, f"duplicate name: {name}")
-                cols[name] = {"type": int(body.get("type", 2)), "docs": {}}
-                return 200, {"error": False, "code": 200, "name": name, "type": cols[name]["type"]}
+        if segs[:2] == ["_api", "collection"]:
+            return self._collection_api(method, segs[2:], body, database)
         if segs[:2] == ["_api", "gharial"]:
             return self._graph_api(method, segs[2:], body, database)
         if segs == ["_api", "index"] and method == "POST":
-            name = params["collection"]
-            if name not in cols:
-                raise _Fail(404, 1203, f"collection or view not found: {name}")
-            found = self.indexes.setdefault(f"{database}/{name}", [])
-            same = [
-                ix for ix in found if ix["fields"] == body["fields"] and ix["type"] == body["type"]
-            ]
-            if same:
-                return 200, {**same[0], "isNewlyCreated": False, "error": False, "code": 200}
-            index = {**body, "id": f"{name}/{next(self._ids)}"}
-            found.append(index)
-            return 201, {**index, "isNewlyCreated": True, "error": False, "code": 201}
+            return self._index_api(params, body, database)
         if segs == ["_api", "import"] and method == "POST":
-            return self._import(cols, params, body)
+            if trx is not None:
+                raise QueryFailed(400, 1651, "the import API cannot run in a stream transaction")
+            return self._import(database, cols, params, body)
         if segs[:2] == ["_api", "transaction"]:
             return self._transaction_api(method, segs[2:], body, database)
         if segs[:2] == ["_api", "cursor"]:
-            return self._cursor_api(method, segs[2:], body, cols)
-        raise _Fail(501, 9, f"the fake server does not implement {method} {path}")
+            return self._cursor_api(method, segs[2:], body, database, trx_id, trx)
+        raise QueryFailed(501, 9, f"the test server does not implement {method} {path}")
 
-    # --- endpoints -----------------------------------------------------------------------------
+    # --- management endpoints ------------------------------------------------------------------
 
     def _database_api(
         self, method: str, rest: list[str], body: Any, database: str
     ) -> tuple[int, Any]:
         if database != "_system":
-            raise _Fail(403, 1230, "use the _system database for database operations")
+            raise QueryFailed(403, 1230, "use the _system database for database operations")
         if method == "GET" and not rest:
             return 200, {"error": False, "code": 200, "result": sorted(self.databases)}
         if method == "POST" and not rest:
             if body["name"] in self.databases:
-                raise _Fail(409, 1207, f"duplicate database name {body['name']}")
+                raise QueryFailed(409, 1207, f"duplicate database name {body['name']}")
             self.databases[body["name"]] = {}
             return 201, {"error": False, "code": 201, "result": True}
         if method == "DELETE" and len(rest) == 1:
             if rest[0] not in self.databases:
-                raise _Fail(404, 1228, "database not found")
+                raise QueryFailed(404, 1228, "database not found")
             del self.databases[rest[0]]
             return 200, {"error": False, "code": 200, "result": True}
-        raise _Fail(501, 9, "database call not implemented")
+        raise QueryFailed(501, 9, "database call not implemented")
+
+    def _collection_api(
+        self, method: str, rest: list[str], body: Any, database: str
+    ) -> tuple[int, Any]:
+        cols = self.databases[database]
+        if method == "GET" and not rest:
+            result = [
+                {"id": str(i), "name": n, "isSystem": False, "type": c["type"], "status": 3}
+                for i, (n, c) in enumerate(cols.items())
+            ]
+            return 200, {"error": False, "code": 200, "result": result}
+        if method == "POST" and not rest:
+            name = body["name"]
+            if name in cols:
+                raise QueryFailed(409, 1207, f"duplicate name: {name}")
+            cols[name] = {"type": int(body.get("type", 2)), "docs": {}}
+            return 200, {"error": False, "code": 200, "name": name, "type": cols[name]["type"]}
+        if method == "GET" and len(rest) == 2 and rest[1] == "revision":
+            if rest[0] not in cols:
+                raise QueryFailed(404, 1203, f"collection or view not found: {rest[0]}")
+            revision = str(self.revisions.get(f"{database}/{rest[0]}", 0))
+            return 200, {"error": False, "code": 200, "name": rest[0], "revision": revision}
+        raise QueryFailed(501, 9, "collection call not implemented")
 
     def _graph_api(self, method: str, rest: list[str], body: Any, database: str) -> tuple[int, Any]:
         graphs = self.graphs
         if method == "GET" and len(rest) == 1:
             graph = graphs.get(f"{database}/{rest[0]}")
             if graph is None:
-                raise _Fail(404, 1924, "graph not found")
+                raise QueryFailed(404, 1924, "graph not found")
             return 200, {"error": False, "code": 200, "graph": graph}
         if method == "POST" and not rest:
             key = f"{database}/{body['name']}"
             if key in graphs:
-                raise _Fail(409, 1925, "graph already exists")
+                raise QueryFailed(409, 1925, "graph already exists")
             graphs[key] = {**body, "_key": body["name"]}
             return 202, {"error": False, "code": 202, "graph": graphs[key]}
-        raise _Fail(501, 9, "graph call not implemented")
+        raise QueryFailed(501, 9, "graph call not implemented")
 
-    def _collections(self, database: str, trx: str | None) -> Collections:
+    def _index_api(self, params: dict[str, str], body: Any, database: str) -> tuple[int, Any]:
+        name = params["collection"]
+        if name not in self.databases[database]:
+            raise QueryFailed(404, 1203, f"collection or view not found: {name}")
+        found = self.indexes.setdefault(f"{database}/{name}", [])
+        same = [ix for ix in found if ix["fields"] == body["fields"] and ix["type"] == body["type"]]
+        if same:
+            return 200, {**same[0], "isNewlyCreated": False, "error": False, "code": 200}
+        index = {**body, "id": f"{name}/{next(self._ids)}"}
+        found.append(index)
+        return 201, {**index, "isNewlyCreated": True, "error": False, "code": 201}
+
+    def _bump(self, database: str, name: str) -> None:
+        key = f"{database}/{name}"
+        self.revisions[key] = self.revisions.get(key, 0) + 1
+
+    # --- imports -------------------------------------------------------------------------------
+
+    def _import(
+        self, database: str, cols: Collections, params: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
+        name = params["collection"]
+        if name not in cols:
+            raise QueryFailed(404, 1203, f"collection or view not found: {name}")
+        col = cols[name]
+        complete = params.get("complete") in ("1", "true", "True")
+        replace = params.get("onDuplicate") in ("replace", "update")
+        details: list[str] = []
+        good: list[dict[str, Any]] = []
+        for i, doc in enumerate(body):
+            if "_key" not in doc or key_problem(doc["_key"]) is not None:
+                fail = (400, 1221, f"at position {i}: invalid document key")
+            elif col["type"] == 3 and not ("_from" in doc and "_to" in doc):
+                fail = (400, 1233, f"at position {i}: missing '_from' or '_to' attribute")
+            elif doc["_key"] in col["docs"] and not replace:
+                fail = (409, 1210, f"at position {i}: unique constraint violated")
+            else:
+                good.append(doc)
+                continue
+            if complete:  # the whole request fails and writes nothing
+                raise QueryFailed(*fail)
+            details.append(fail[2])
+        created = sum(1 for d in good if d["_key"] not in col["docs"])
+        for doc in good:
+            col["docs"][doc["_key"]] = dict(doc)
+        if good:
+            self._bump(database, name)
+        return 201, {
+            "error": False,
+            "created": created,
+            "errors": len(details),
+            "empty": 0,
+            "updated": len(good) - created,
+            "ignored": 0,
+            "details": details,
+        }
+
+    # --- transactions --------------------------------------------------------------------------
+
+    def _live(self, trx_id: str) -> _Trx:
+        trx = self._trx.get(trx_id)
         if trx is None:
-            return self.databases[database]
-        if trx not in self._trx:
-            raise _Fail(404, 1655, f"transaction '{trx}' not found")
-        return self._trx[trx][1]
+            raise QueryFailed(404, 1655, f"transaction '{trx_id}' not found")
+        if time.monotonic() - trx.used_at > self.idle_timeout:
+            del self._trx[trx_id]  # the server aborts an idle transaction and forgets it
+            raise QueryFailed(404, 1655, f"transaction '{trx_id}' not found")
+        trx.used_at = time.monotonic()
+        return trx
 
     def _transaction_api(
         self, method: str, rest: list[str], body: Any, database: str
     ) -> tuple[int, Any]:
         if method == "POST" and rest == ["begin"]:
-            trx = str(next(self._ids))
-            self._trx[trx] = (database, copy.deepcopy(self.databases[database]))
-            return 201, {"error": False, "code": 201, "result": {"id": trx, "status": "running"}}
-        if len(rest) == 1 and rest[0] in self._trx and method in ("PUT", "DELETE"):
-            db_name, staged = self._trx.pop(rest[0])
-            status = "committed" if method == "PUT" else "aborted"
+            declared = body.get("collections", {})
+            write = set(_names(declared.get("write"))) | set(_names(declared.get("exclusive")))
+            trx_id = str(next(self._ids))
+            self._trx[trx_id] = _Trx(database, write)
+            return 201, {"error": False, "code": 201, "result": {"id": trx_id, "status": "running"}}
+        if len(rest) == 1 and method in ("PUT", "DELETE"):
+            trx = self._live(rest[0])
+            del self._trx[rest[0]]
             if method == "PUT":
-                self.databases[db_name] = staged
+                if self.fail_next_commit:
+                    self.fail_next_commit = False
+                    raise QueryFailed(503, 503, "service unavailable (test: commit refused)")
+                cols = self.databases[trx.database]
+                for name, staged in trx.staged.items():
+                    cols[name] = staged
+                    self._bump(trx.database, name)
+            status = "committed" if method == "PUT" else "aborted"
             return 200, {"error": False, "code": 200, "result": {"id": rest[0], "status": status}}
-        raise _Fail(404, 1655, "transaction not found")
+        raise QueryFailed(404, 1655, "transaction not found")
 
-    def _import(self, cols: Collections, params: dict[str, str], body: Any) -> tuple[int, Any]:
-        name = params["collection"]
-        if name not in cols:
-            raise _Fail(404, 1203, f"collection or view not found: {name}")
-        col = cols[name]
-        problems = []
-        for i, doc in enumerate(body):
-            if "_key" not in doc or aql.key_problem(doc["_key"]) is not None:
-                problems.append(f"at position {i}: invalid document key")
-            if col["type"] == 3 and not ("_from" in doc and "_to" in doc):
-                problems.append(f"at position {i}: edge attribute missing or invalid")
-        if problems and params.get("complete") in ("1", "true"):
-            raise _Fail(400, 1221, problems[0])
-        created = updated = 0
-        for doc in body:
-            if doc["_key"] in col["docs"]:
-                if params.get("onDuplicate") not in ("replace", "update"):
-                    raise _Fail(409, 1210, "unique constraint violated")
-                updated += 1
-            else:
-                created += 1
-            col["docs"][doc["_key"]] = dict(doc)
-        return 201, {
-            "error": False,
-            "created": created,
-            "errors": 0,
-            "empty": 0,
-            "updated": updated,
-            "ignored": 0,
-            "details": [],
-        }
+    def _view(self, database: str, trx: _Trx | None, writes_to: str | None) -> Collections:
+        """The collections a query sees: committed data, or a transaction's staged copies."""
+        cols = self.databases[database]
+        if trx is None:
+            return cols
+        if writes_to is not None:
+            if writes_to not in trx.write:
+                raise QueryFailed(
+                    400, 1652, f"unregistered collection used in transaction: {writes_to}"
+                )
+            if writes_to not in trx.staged and writes_to in cols:
+                col = cols[writes_to]
+                trx.staged[writes_to] = {"type": col["type"], "docs": dict(col["docs"])}
+        return {**cols, **trx.staged}
+
+    # --- cursors -------------------------------------------------------------------------------
 
     def _cursor_api(
-        self, method: str, rest: list[str], body: Any, cols: Collections
+        self,
+        method: str,
+        rest: list[str],
+        body: Any,
+        database: str,
+        trx_id: str | None,
+        trx: _Trx | None,
     ) -> tuple[int, Any]:
         if method == "POST" and not rest:
-            rows = self._run(body["query"], body.get("bindVars") or {}, cols)
-            cursor = _Cursor(rows, int(body.get("batchSize") or 1000))
-            return 201, self._batch(str(next(self._ids)), cursor, first=True)
+            query, bind = body["query"], body.get("bindVars") or {}
+            writes_to = written_collection(query, bind)
+            if trx is not None and writes_to is not None:
+                trx.nbytes += len(json.dumps(bind.get("docs", [])))
+                if trx.nbytes > self.max_transaction_bytes:
+                    del self._trx[str(trx_id)]  # the server aborts it
+                    raise QueryFailed(500, 32, "resource limit exceeded")
+            got = answer(query, bind, self._view(database, trx, writes_to), self.on_query)
+            if writes_to is not None and trx is None:
+                self._bump(database, writes_to)
+            options = body.get("options") or {}
+            if got.warnings and options.get("failOnWarning"):
+                first = got.warnings[0]
+                raise QueryFailed(400, int(first["code"]), str(first["message"]))
+            cursor = _Cursor(got.rows, int(body.get("batchSize") or 1000), trx_id)
+            extra = {"warnings": got.warnings, "stats": {}}
+            return 201, self._batch(str(next(self._ids)), cursor, first=True, extra=extra)
         if method == "POST" and len(rest) == 1 and rest[0] in self._cursors:
-            return 200, self._batch(rest[0], self._cursors[rest[0]], first=False)
+            cursor = self._cursors[rest[0]]
+            if cursor.trx is not None and cursor.trx != trx_id:
+                raise QueryFailed(404, 1600, "cursor not found (it belongs to a transaction)")
+            return 200, self._batch(rest[0], cursor, first=False, extra=None)
         if method == "DELETE" and len(rest) == 1:
             self._cursors.pop(rest[0], None)
             return 202, {"error": False, "code": 202}
-        raise _Fail(404, 1600, "cursor not found")
+        raise QueryFailed(404, 1600, "cursor not found")
 
-    def _batch(self, cid: str, cursor: _Cursor, *, first: bool) -> dict[str, Any]:
+    def _batch(
+        self, cid: str, cursor: _Cursor, *, first: bool, extra: dict[str, Any] | None
+    ) -> dict[str, Any]:
         out, cursor.rows = cursor.rows[: cursor.batch], cursor.rows[cursor.batch :]
         body: dict[str, Any] = {
             "error": False,
@@ -311,6 +427,8 @@ class FakeArango:
             "hasMore": bool(cursor.rows),
             "cached": False,
         }
+        if extra is not None:
+            body["extra"] = extra
         if cursor.rows:
             self._cursors[cid] = cursor
             body["id"] = cid
@@ -318,42 +436,11 @@ class FakeArango:
             self._cursors.pop(cid, None)
         return body
 
-    def _run(self, query: str, bind: dict[str, Any], cols: Collections) -> list[Any]:
-        """Answer the plain queries from memory; hand the rest to ``on_query``."""
-        name = bind.get("@collection", "")
-        if name and name not in cols:
-            raise _Fail(404, 1203, f"collection or view not found: {name}")
-        docs = cols[name]["docs"] if name else {}
 
-        def public(doc: dict[str, Any]) -> dict[str, Any]:
-            return {**doc, "_id": f"{name}/{doc['_key']}", "_rev": "_r1"}
-
-        def strip(doc: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
-
-        if query == aql.fetch_docs("x", [])[0]:
-            return [strip(public(docs[k])) for k in bind["keys"] if k in docs]
-        if query == aql.existing_keys("x", [])[0]:
-            return [k for k in bind["keys"] if k in docs]
-        if query == aql.all_docs("x")[0]:
-            return [strip(public(d)) for d in docs.values()]
-        if query == aql.one_doc("x", "k")[0]:
-            return [strip(public(docs[bind["key"]]))] if bind["key"] in docs else []
-        if query == aql.write_docs("x", [])[0]:
-            for doc in bind["docs"]:
-                docs[doc["_key"]] = dict(doc)
-            return []
-        if query == aql.counts()[0]:
-            return [{n: len(c["docs"]) for n, c in cols.items()}]
-        if self.on_query is not None:
-            return self.on_query(query, bind)
-        raise _Fail(501, 9, "the fake server cannot run this query")
-
-
-class _Fail(Exception):
-    def __init__(self, status: int, num: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.num, self.message = status, num, message
+def _names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _error(status: int, num: int, message: str) -> tuple[int, Any]:

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from features.graph import arango_aql as aql
+from features.graph import arango_khop_aql as khop_aql
 from features.graph.arango import ArangoGraphStore
 from features.graph.batch import GraphBatch, GraphDataError
 from features.graph.factory import open_store
@@ -322,15 +323,17 @@ def test_import_mode_uses_bulk_import(server: FakeArango) -> None:
 def test_large_batches_go_in_chunks_and_cursors_page(
     server: FakeArango, store: ArangoGraphStore
 ) -> None:
-    n = 5003
+    n = 10_003
     b = GraphBatch()
     b.add_vertices(VertexKind.TAG, pd.DataFrame({"key": [f"t{i}" for i in range(n)]}))
     assert store.upsert(b).created["tags"] == n
-    assert [len(r.body["bindVars"]["docs"]) for r in write_requests(server)] == [5000, 3]
+    assert [len(r.body["bindVars"]["docs"]) for r in write_requests(server)] == [5000, 5000, 3]
     server.requests.clear()
     frame = store.vertex_frame(VertexKind.TAG)
     assert len(frame) == n and frame["key"].tolist() == sorted(f"t{i}" for i in range(n))
-    assert len(server.calls("POST", "/_api/cursor")) == 1
+    [first] = server.calls("POST", "/_api/cursor")
+    assert first.body["options"]["stream"] is True  # a full read: stream cursor
+    assert first.body["options"]["failOnWarning"] is True
     assert len([r for r in server.requests if re.search(r"/_api/cursor/\d+$", r.path)]) == 1
 
 
@@ -349,27 +352,29 @@ class Canned:
         return [self.row]
 
 
-def test_khop_sends_builder_query_and_sorts_rounds_and_limits(
+def test_khop_by_aql_sends_builder_query_and_rounds_sorts_and_limits(
     server: FakeArango, store: ArangoGraphStore
 ) -> None:
     rows = [
         {"k": "b", "s": 1.0},
-        {"k": "a", "s": 1.0000000001},
+        {"k": "a", "s": 1.0000000001},  # equal to b after rounding to 32 significant bits
         {"k": "c", "s": 3.5},
-        {"k": "z", "s": 1e-12},
+        {"k": "z", "s": 1e-12},  # tiny but not zero: kept, as the embedded store keeps it
     ]
     server.on_query = canned = Canned({"found": True, "rows": rows})
     weights = {EdgeKind.DIRECTED: 1.0, EdgeKind.SIMILAR_TO: 0.5}
-    got = store.khop_scores("u1", hops=2, weights=weights, min_rating=3.5, limit=2)
+    got = store.khop_scores("u1", hops=2, weights=weights, min_rating=3.5, limit=2, engine="aql")
     assert got == [("c", 3.5), ("a", 1.0)]  # a == b after rounding: key order decides
-    assert store.khop_scores("u1", hops=2, weights=weights, min_rating=3.5) == [
-        ("c", 3.5),
-        ("a", 1.0),
-        ("b", 1.0),
-    ]
-    assert canned.asked[0] == aql.khop_scores("u1", hops=2, weights=weights, min_rating=3.5)
+    assert canned.asked[0] == khop_aql.khop_scores(
+        "u1", hops=2, weights=weights, min_rating=3.5, limit=2
+    )
     sent = server.queries()[0].body
     assert (sent["query"], sent["bindVars"]) == canned.asked[0]
+    assert sent["options"]["failOnWarning"] is True
+    full = store.khop_scores("u1", hops=2, weights=weights, min_rating=3.5, engine="aql")
+    assert full == [("c", 3.5), ("a", 1.0), ("b", 1.0), ("z", pytest.approx(1e-12, rel=1e-9))]
+    assert "@limit" not in canned.asked[1][0]
+    assert store.khop_scores("u1", hops=1, limit=0, engine="aql") == []
 
 
 @pytest.mark.parametrize(
