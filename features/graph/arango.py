@@ -90,7 +90,7 @@ class ArangoGraphStore(GraphStore):
         write_mode: WriteMode = "transaction",
         max_transaction_bytes: int = MAX_TRANSACTION_BYTES,
         khop_engine: KhopEngine = "mirror",
-        mirror_check_seconds: float = 0.0,
+        mirror_check_seconds: float = 1.0,
     ) -> None:
         if write_mode not in ("transaction", "import"):
             raise ValueError(f"write_mode must be 'transaction' or 'import', got {write_mode!r}")
@@ -118,7 +118,7 @@ class ArangoGraphStore(GraphStore):
         write_mode: WriteMode = "transaction",
         max_transaction_bytes: int = MAX_TRANSACTION_BYTES,
         khop_engine: KhopEngine = "mirror",
-        mirror_check_seconds: float = 0.0,
+        mirror_check_seconds: float = 1.0,
         request_timeout: float = 60.0,
     ) -> ArangoGraphStore:
         """Connect to ``database`` at ``url`` (creating it when ``create``) and set up the schema.
@@ -156,14 +156,18 @@ class ArangoGraphStore(GraphStore):
     def upsert(self, batch: GraphBatch) -> UpsertReport:
         """Apply a batch: all or none of it up to a transaction's size (arango_upsert)."""
         try:
-            return upsert(
+            report = upsert(
                 self._conn,
                 batch,
                 mode=self._write_mode,
                 max_transaction_bytes=self._max_transaction_bytes,
             )
-        finally:
+        except BaseException:
+            self.mirror.invalidate()  # a failed part may have committed earlier ones
+            raise
+        if report.changed:
             self.mirror.invalidate()
+        return report
 
     def counts(self) -> dict[str, int]:
         """Documents per collection, every kind listed."""

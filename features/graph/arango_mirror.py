@@ -12,8 +12,9 @@ significant bits makes immaterial). Per query the server is asked only for the u
 movies (user_movies: three edge-index lookups).
 
 Freshness: the snapshot is rebuilt when this store writes, and when the revision of any
-collection it was built from has changed (checked at most every ``check_seconds``; 0 = before
-every query, one small request per collection).
+collection it was built from has changed, checked at most every ``check_seconds`` (1 s by
+default, one small request per collection; 0 checks before every query). So another process's
+write shows in k-hop scores within that interval plus one rebuild.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _key(vertex_id: str) -> str:
 class MovieGraphMirror:
     """A read-only snapshot of the movie-to-movie graph held in ArangoDB (module doc)."""
 
-    def __init__(self, conn: Connection, *, check_seconds: float = 0.0) -> None:
+    def __init__(self, conn: Connection, *, check_seconds: float = 1.0) -> None:
         self._conn = conn
         self._check_seconds = check_seconds
         self._lock = threading.Lock()

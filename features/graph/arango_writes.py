@@ -61,7 +61,7 @@ def check_finite(batch: GraphBatch) -> None:
             if bad.any():
                 row = int(bad.argmax())
                 raise GraphDataError(
-                    f"{name} {what} row {row}: column {column!r} is {values.iloc[row]!r}; "
+                    f"{name} {what} row {row}: column {column!r} is {float(values.iloc[row])}; "
                     "ArangoDB stores JSON, which has no infinity"
                 )
 
@@ -160,25 +160,36 @@ Request = tuple[str, list[dict[str, Any]]]  # (collection, at most CHUNK documen
 
 def write_parts(plan: Plan, max_bytes: int) -> list[list[Request]]:
     """The plan's writes as requests of at most CHUNK documents, grouped into parts of at most
-    ``max_bytes`` of JSON (a request larger than that is a part of its own). Vertex collections
-    come before edge collections, so when a later part fails, every committed edge still ends
-    at committed vertices."""
+    ``max_bytes`` of JSON (only a single document larger than that makes a larger part).
+    Vertex collections come before edge collections, so when a later part fails, every
+    committed edge still ends at committed vertices."""
     order = [k.value for k in VertexKind] + [k.value for k in EdgeKind]
     parts: list[list[Request]] = []
     current: list[Request] = []
+    docs: list[dict[str, Any]] = []
     size = 0
+
+    def close_request(name: str) -> None:
+        nonlocal docs
+        if docs:
+            current.append((name, docs))
+            docs = []
+
     for name in order:
         if name not in plan:
             continue
         new, changed = plan[name]
-        for chunk in chunks(new + changed):
-            docs = list(chunk)
-            nbytes = len(json.dumps(docs))
-            if current and size + nbytes > max_bytes:
+        for doc in new + changed:
+            nbytes = len(json.dumps(doc)) + 1
+            if size + nbytes > max_bytes and (docs or current):
+                close_request(name)
                 parts.append(current)
                 current, size = [], 0
-            current.append((name, docs))
+            elif len(docs) == CHUNK:
+                close_request(name)
+            docs.append(doc)
             size += nbytes
+        close_request(name)
     if current:
         parts.append(current)
     return parts

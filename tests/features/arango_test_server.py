@@ -100,6 +100,9 @@ class FakeArango:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as ArangoDB
+            disable_nagle_algorithm = True
+
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
 
@@ -152,7 +155,7 @@ class FakeArango:
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         lowered = {k.lower(): v for k, v in headers.items()}
         try:
-            body = json.loads(raw) if raw else None
+            body = json.loads(raw, parse_constant=_not_json) if raw else None
         except ValueError:  # e.g. the bare Infinity that JSON does not allow
             return _error(400, 600, "VPackError: invalid JSON in the request body")
         with self._lock:
@@ -435,6 +438,10 @@ class FakeArango:
         else:
             self._cursors.pop(cid, None)
         return body
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _names(value: Any) -> list[str]:

@@ -132,26 +132,54 @@ def tiny_batch() -> GraphBatch:
     return make_tiny_batch()
 
 
-@pytest.fixture(params=["local", "arango"])
+# Stores whose server is the local ArangoDB test server: it runs the store's plain AQL (writes,
+# reads, a user's movies, the edges of the k-hop snapshot), not traversal lookups.
+PLAIN_AQL_ONLY: set[int] = set()
+
+
+def skip_unless_full_aql(store: GraphStore) -> None:
+    """Skip a test that needs AQL traversals when ``store`` talks to the local test server."""
+    if id(store) in PLAIN_AQL_ONLY:
+        pytest.skip("the local ArangoDB test server runs only the store's plain AQL")
+
+
+@pytest.fixture(params=["local", "arango-test-server", "arango", "arango-aql-khop"])
 def store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
-    """An empty store of each kind; ArangoDB only when MARQUEE_ARANGO_URL names a server.
-    The local store is in memory here; tests/features/test_local_store.py covers its saving."""
+    """An empty store of each kind. ``arango-test-server``: the ArangoDB store against the local
+    test server (tests/features/arango_test_server.py). ``arango`` (k-hop from the movie-graph
+    snapshot, the default) and ``arango-aql-khop`` (k-hop as one AQL query): a real ArangoDB,
+    only when MARQUEE_ARANGO_URL names one. The local store is in memory here;
+    tests/features/test_local_store.py covers its saving."""
     if request.param == "local":
         local = LocalGraphStore()
         yield local
         local.close()
         return
+    from features.graph.arango import ArangoGraphStore
+
+    if request.param == "arango-test-server":
+        from tests.features.arango_test_server import FakeArango
+
+        server = FakeArango(password="pw").start()
+        fake = ArangoGraphStore.connect(server.url, "marquee_test", password="pw", create=True)
+        PLAIN_AQL_ONLY.add(id(fake))
+        try:
+            yield fake
+        finally:
+            PLAIN_AQL_ONLY.discard(id(fake))
+            fake.close()
+            server.stop()
+        return
     url = os.environ.get("MARQUEE_ARANGO_URL")
     if not url:
         pytest.skip("MARQUEE_ARANGO_URL is not set: no ArangoDB server to test against")
-    from features.graph.arango import ArangoGraphStore
-
     arango = ArangoGraphStore.connect(
         url=url,
         database=f"marquee_test_{uuid4().hex[:8]}",
         username=os.environ.get("MARQUEE_ARANGO_USER", "root"),
         password=os.environ.get("MARQUEE_ARANGO_PASSWORD", ""),
         create=True,
+        khop_engine="aql" if request.param == "arango-aql-khop" else "mirror",
     )
     try:
         yield arango

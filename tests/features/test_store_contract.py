@@ -22,6 +22,7 @@ from features.graph.schema import (
 )
 from features.graph.store import GraphStore, UnknownVertexError
 from features.importers.synthetic import generate_synthetic
+from tests.features.conftest import skip_unless_full_aql
 
 DIRECTED_AND_SIMILAR = {EdgeKind.DIRECTED: 1.0, EdgeKind.SIMILAR_TO: 1.0}
 
@@ -165,6 +166,8 @@ def test_edge_may_end_at_a_vertex_of_the_same_batch(filled: GraphStore) -> None:
     batch.add_edges(EdgeKind.DIRECTED, pd.DataFrame({"src": ["ridley_scott"], "dst": ["10"]}))
     report = filled.upsert(batch)
     assert report.created.get("movies") == 1 and report.created.get("directed") == 1
+    assert filled.counts()["directed"] == 6
+    skip_unless_full_aql(filled)
     assert filled.co_people("5", min_shared=1) == [("1", 1), ("10", 1)]
 
 
@@ -317,6 +320,7 @@ def test_khop_rejects_bad_hops(filled: GraphStore, hops: int) -> None:
 
 
 def test_co_people(filled: GraphStore) -> None:
+    skip_unless_full_aql(filled)
     # People per movie: 1 {Scott, Weaver, O'Bannon}, 2 {Cameron, Weaver, Biehn},
     # 3 {Cameron, Biehn}, 4 {Cameron (directed and wrote: counted once)}.
     assert filled.co_people("2") == [("3", 2)]
@@ -327,6 +331,7 @@ def test_co_people(filled: GraphStore) -> None:
 
 
 def test_neighbours_directions(filled: GraphStore) -> None:
+    skip_unless_full_aql(filled)
     cast = filled.neighbours(VertexKind.MOVIE, "2", EdgeKind.ACTED_IN, "in")
     assert [(n.kind, n.key, dict(n.attrs)) for n in cast] == [
         (VertexKind.PERSON, "michael_biehn", {"order": 2}),
@@ -351,6 +356,7 @@ def test_neighbours_directions(filled: GraphStore) -> None:
 
 
 def test_user_affinity(filled: GraphStore) -> None:
+    skip_unless_full_aql(filled)
     # ann: 3 (5.0 -> w 1.0), 1 (4.0 -> 0.5), 7 (2.0 -> -0.5); n = 3.
     ann = filled.user_affinity("ann")
     assert ann.genres == pytest.approx({"sci_fi": 1.5 / 3, "action": 1 / 3, "romance": -0.5 / 3})
@@ -439,6 +445,7 @@ EXPLANATIONS = [
 def test_explain(
     filled: GraphStore, user: str, movie: str, edge: EdgeKind, seed: str, via: str, text: str
 ) -> None:
+    skip_unless_full_aql(filled)
     got = filled.explain(user, movie)
     assert got is not None
     assert (got.user, got.movie, got.edge, got.seed, got.via_key) == (user, movie, edge, seed, via)
@@ -446,6 +453,7 @@ def test_explain(
 
 
 def test_explain_prefers_the_newer_seed_on_equal_ratings(filled: GraphStore) -> None:
+    skip_unless_full_aql(filled)
     batch = GraphBatch()
     batch.add_edges(
         EdgeKind.RATED,
@@ -460,6 +468,7 @@ def test_explain_prefers_the_newer_seed_on_equal_ratings(filled: GraphStore) -> 
 
 
 def test_explain_without_a_path(filled: GraphStore) -> None:
+    skip_unless_full_aql(filled)
     assert filled.explain("ann", "8") is None  # Solaris has no edges
     assert filled.explain("cy", "1") is None  # cy liked nothing
 
@@ -484,6 +493,8 @@ UNKNOWN = [
 def test_unknown_vertices(
     filled: GraphStore, method: str, args: tuple[object, ...], message: str
 ) -> None:
+    if method != "khop_scores":
+        skip_unless_full_aql(filled)
     with pytest.raises(UnknownVertexError) as err:
         getattr(filled, method)(*args)
     assert str(err.value) == message
