@@ -131,10 +131,10 @@ def khop(
     if not len(positions) or limit == 0:
         return []
     op = hop_operator(state, weights)
-    x = op.apply_indicator(positions)
+    x = op.first_of_few_rows(positions)
     total = x.copy()
     for _ in range(hops - 1):
-        x = op.apply(x)
+        x = op.step(x)
         total += x
     total = round_scores(total)
     gone = np.array([mv.find(k) for k in seen], dtype=np.int64)
