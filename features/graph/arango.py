@@ -24,7 +24,7 @@ from features.graph import arango_lookup_aql as lookup
 from features.graph.arango_connection import Connection
 from features.graph.arango_keys import key_problem
 from features.graph.arango_khop_aql import khop_scores as khop_query
-from features.graph.arango_mirror import MovieGraphMirror, khop, round_scores
+from features.graph.arango_mirror import SOURCES, MovieGraphMirror, khop, round_scores
 from features.graph.arango_schema import drop_database, open_database
 from features.graph.arango_upsert import MAX_TRANSACTION_BYTES, WriteMode, upsert
 from features.graph.batch import GraphBatch
@@ -165,8 +165,8 @@ class ArangoGraphStore(GraphStore):
         except BaseException:
             self.mirror.invalidate()  # a failed part may have committed earlier ones
             raise
-        if report.changed:
-            self.mirror.invalidate()
+        if any(report.created[n] or report.updated[n] for n in SOURCES):
+            self.mirror.invalidate()  # ratings and views are not in the snapshot
         return report
 
     def counts(self) -> dict[str, int]:

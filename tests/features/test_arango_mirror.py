@@ -106,3 +106,14 @@ def test_same_scores_and_order_as_the_embedded_store(server: FakeArango, limit: 
         for hops in (1, 2, 3):
             want = local.khop_scores(user, hops=hops, min_rating=3.5, limit=limit)
             assert store.khop_scores(user, hops=hops, min_rating=3.5, limit=limit) == want
+
+
+def test_new_ratings_do_not_rebuild_the_snapshot(server: FakeArango) -> None:
+    store = connect(server)
+    store.upsert(make_tiny_batch())
+    store.khop_scores("ann")
+    b = GraphBatch()
+    b.add_edges(EdgeKind.RATED, pd.DataFrame({"src": ["cy"], "dst": ["1"], "rating": [5.0]}))
+    store.upsert(b)  # feedback: a rating, not part of the movie graph
+    assert dict(store.khop_scores("cy"))  # cy's new seed counts at once (asked per query)
+    assert store.mirror.builds == 1
