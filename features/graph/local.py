@@ -1,8 +1,8 @@
 """LocalGraphStore: the embedded default graph store, in process, on numpy and scipy.sparse.
 
 The graph lives in an immutable ``GraphState`` (features.graph.local_state) swapped in whole by
-each upsert; queries are in features.graph.local_queries; with a folder, every upsert is saved
-there atomically (features.graph.local_files).
+each upsert; queries are in features.graph.local_queries (explanations in local_explain); with
+a folder, every upsert is saved there atomically (features.graph.local_files).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.graph import local_explain
 from features.graph import local_queries as q
 from features.graph.batch import GraphBatch
 from features.graph.local_files import load_state, save_state
@@ -145,11 +146,11 @@ class LocalGraphStore(GraphStore):
         return q.user_affinity(self._state, user)
 
     def explain(self, user: str, movie: str) -> Explanation | None:
-        return q.explain(self._state, user, movie)
+        return local_explain.explain(self._state, user, movie)
 
     def explain_many(self, user: str, movies: list[str]) -> list[Explanation | None]:
         """``explain`` for each movie in one pass over the arrays."""
-        return q.explain_many(self._state, user, movies)
+        return local_explain.explain_many(self._state, user, movies)
 
     def user_movies(self, user: str) -> UserMovies:
         """From the arrays: no per-edge Python objects."""

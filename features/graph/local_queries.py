@@ -23,16 +23,13 @@ from features.graph.schema import (
     DEFAULT_HOP_WEIGHTS,
     EDGE_SPECS,
     PEOPLE_EDGES,
-    POSITIVE_RATING,
     USER_EDGES,
     EdgeKind,
     VertexKind,
 )
 from features.graph.store import (
-    EXPLANATION_PRIORITY,
     Affinity,
     Direction,
-    Explanation,
     Neighbour,
     UnknownVertexError,
     check_hop_weights,
@@ -42,18 +39,20 @@ if TYPE_CHECKING:
     from features.graph.local_state import EdgeTable, GraphState
 
 
-def _index(state: GraphState, kind: VertexKind, key: str) -> int:
+def vertex_position(state: GraphState, kind: VertexKind, key: str) -> int:
+    """The vertex's position in its table; UnknownVertexError when absent."""
     i = state.vertices[kind].find(key)
     if i < 0:
         raise UnknownVertexError(kind, key)
     return i
 
 
-def _row(et: EdgeTable, i: int) -> slice:
+def edge_row(et: EdgeTable, i: int) -> slice:
+    """The span of source ``i``'s entries in the edge table's CSR arrays."""
     return slice(int(et.indptr[i]), int(et.indptr[i + 1]))
 
 
-def _gather(
+def gather_rows(
     indptr: np.ndarray, rows: np.ndarray, row_weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Positions of all entries of CSR ``rows`` (in row order), and each entry's row weight."""
@@ -84,16 +83,16 @@ def _sorted_pairs(
 
 def user_ratings(state: GraphState, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(movie positions, ratings, timestamps) of the user's rated edges."""
-    u = _index(state, VertexKind.USER, user)
+    u = vertex_position(state, VertexKind.USER, user)
     et = state.edges[EdgeKind.RATED]
-    r = _row(et, u)
+    r = edge_row(et, u)
     return et.indices[r], et.columns["rating"][r], et.columns["timestamp"][r]
 
 
 def user_movie_positions(state: GraphState, user: str, edges: tuple[EdgeKind, ...]) -> np.ndarray:
     """Positions of the movies the user reaches over ``edges`` (in edge order, repeats kept)."""
-    u = _index(state, VertexKind.USER, user)
-    parts = [state.edges[k].indices[_row(state.edges[k], u)] for k in edges]
+    u = vertex_position(state, VertexKind.USER, user)
+    parts = [state.edges[k].indices[edge_row(state.edges[k], u)] for k in edges]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -224,10 +223,10 @@ def co_people(
         raise ValueError(f"co_people: min_shared must be >= 1, got {min_shared!r}")
     if limit is not None and limit < 0:
         raise ValueError(f"co_people: limit must be >= 0 or None, got {limit!r}")
-    m = _index(state, VertexKind.MOVIE, movie)
+    m = vertex_position(state, VertexKind.MOVIE, movie)
     p, pt = _people_matrices(state)
     persons = pt.indices[pt.indptr[m] : pt.indptr[m + 1]]
-    pos, _ = _gather(p.indptr, persons)
+    pos, _ = gather_rows(p.indptr, persons)
     counts = np.bincount(p.indices[pos], minlength=p.shape[1])
     counts[m] = 0
     cand = np.flatnonzero(counts >= min_shared)
@@ -245,10 +244,10 @@ def user_affinity(state: GraphState, user: str) -> Affinity:
         return Affinity({}, {})
     n = len(movies)
     ig = state.edges[EdgeKind.IN_GENRE]
-    pos, pw = _gather(ig.indptr, movies, w)
+    pos, pw = gather_rows(ig.indptr, movies, w)
     genre = np.bincount(ig.indices[pos], weights=pw, minlength=ig.n_dst) / n
     _, pt = _people_matrices(state)
-    pos, pw = _gather(pt.indptr, movies, w)
+    pos, pw = gather_rows(pt.indptr, movies, w)
     people = np.bincount(pt.indices[pos], weights=pw, minlength=pt.shape[1]) / n
 
     def nonzero(kind: VertexKind, values: np.ndarray) -> dict[str, float]:
@@ -276,11 +275,11 @@ def neighbours(
     """Vertices one ``edge`` away, sorted by (kind, key); outgoing before incoming on ties."""
     if direction not in ("out", "in", "any"):
         raise ValueError(f"neighbours: direction must be 'out', 'in' or 'any', got {direction!r}")
-    i = _index(state, kind, key)
+    i = vertex_position(state, kind, key)
     spec, et = EDGE_SPECS[edge], state.edges[edge]
     found: list[Neighbour] = []
     if direction in ("out", "any") and kind is spec.src:
-        r = _row(et, i)
+        r = edge_row(et, i)
         keys = state.vertices[spec.dst].keys
         for pos in range(r.start, r.stop):
             found.append(Neighbour(spec.dst, keys[et.indices[pos]], _attrs(et, pos)))
@@ -290,193 +289,3 @@ def neighbours(
         for j in range(int(indptr[i]), int(indptr[i + 1])):
             found.append(Neighbour(spec.src, keys[src[j]], _attrs(et, int(perm[j]))))
     return sorted(found, key=lambda nb: (nb.kind.value, nb.key))
-
-
-def _movie_links(state: GraphState, edge: EdgeKind, m: int) -> np.ndarray:
-    """Positions of the non-movie vertices linked to movie ``m`` by a content ``edge``."""
-    et = state.edges[edge]
-    if EDGE_SPECS[edge].src is VertexKind.MOVIE:
-        return et.indices[_row(et, m)]
-    indptr, src, _ = et.reverse
-    return src[int(indptr[m]) : int(indptr[m + 1])]
-
-
-def _similar_links(state: GraphState, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(linked movie, owner index into ``movies``) of every similar_to link of the movies, in
-    either direction, self-links dropped: ``_similar`` for many movies at once."""
-    et = state.edges[EdgeKind.SIMILAR_TO]
-    indptr, src, _ = et.reverse
-    parts = []
-    for ptr, other in ((et.indptr, et.indices), (indptr, src)):
-        pos, _ = _gather(ptr, movies)
-        parts.append((other[pos], np.repeat(np.arange(len(movies)), ptr[movies + 1] - ptr[movies])))
-    links = np.concatenate([parts[0][0], parts[1][0]])
-    owner = np.concatenate([parts[0][1], parts[1][1]])
-    keep = links != movies[owner]
-    return links[keep], owner[keep]
-
-
-def _similar(state: GraphState, m: int) -> np.ndarray:
-    et = state.edges[EdgeKind.SIMILAR_TO]
-    indptr, src, _ = et.reverse
-    both = np.concatenate([et.indices[_row(et, m)], src[int(indptr[m]) : int(indptr[m + 1])]])
-    return both[both != m]
-
-
-def _label(state: GraphState, kind: VertexKind, i: int, column: str) -> str:
-    vt = state.vertices[kind]
-    return str(vt.columns[column][i]) or str(vt.keys[i])
-
-
-def explain(state: GraphState, user: str, movie: str) -> Explanation | None:
-    """The best path seed -[edge]- via -[edge]- movie (priority as in store.Explanation)."""
-    movies, ratings, stamps = user_ratings(state, user)
-    m = _index(state, VertexKind.MOVIE, movie)
-    positive = (ratings >= POSITIVE_RATING) & (movies != m)
-    movies, ratings, stamps = movies[positive], ratings[positive], stamps[positive]
-    if not len(movies):
-        return None
-    order = np.lexsort((state.vertices[VertexKind.MOVIE].key_rank[movies], -stamps, -ratings))
-    for edge in EXPLANATION_PRIORITY:
-        via_kind: VertexKind | None = None
-        via = -1
-        if edge is EdgeKind.SIMILAR_TO:
-            linked = np.isin(movies, _similar(state, m))
-            seed = int(np.flatnonzero(linked[order])[0]) if linked.any() else -1
-        else:
-            targets = _movie_links(state, edge, m)
-            seed = -1
-            if len(targets):
-                spec = EDGE_SPECS[edge]
-                via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
-                rank = state.vertices[via_kind].key_rank
-                for k, s in enumerate(order):
-                    common = np.intersect1d(targets, _movie_links(state, edge, int(movies[s])))
-                    if len(common):
-                        seed, via = k, int(common[np.argmin(rank[common])])
-                        break
-        if seed < 0:
-            continue
-        s = int(order[seed])
-        return _explanation(
-            state, user, movie, m, int(movies[s]), float(ratings[s]), edge, via_kind, via
-        )
-    return None
-
-
-def _explanation(
-    state: GraphState,
-    user: str,
-    movie: str,
-    m: int,
-    seed: int,
-    rating: float,
-    edge: EdgeKind,
-    via_kind: VertexKind | None,
-    via: int,
-) -> Explanation:
-    return Explanation(
-        user=user,
-        movie=movie,
-        movie_title=_label(state, VertexKind.MOVIE, m, "title"),
-        seed=str(state.vertices[VertexKind.MOVIE].keys[seed]),
-        seed_title=_label(state, VertexKind.MOVIE, seed, "title"),
-        seed_rating=rating,
-        edge=edge,
-        via_kind=via_kind,
-        via_key="" if via_kind is None else str(state.vertices[via_kind].keys[via]),
-        via_name="" if via_kind is None else _label(state, via_kind, via, "name"),
-    )
-
-
-def _links_of(
-    state: GraphState, edge: EdgeKind, movies: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(vertex positions, owner index into ``movies``) of every content-``edge`` link of the
-    movies: ``_movie_links`` for many movies at once."""
-    et = state.edges[edge]
-    if EDGE_SPECS[edge].src is VertexKind.MOVIE:
-        indptr, other = et.indptr, et.indices
-    else:
-        indptr, other, _ = et.reverse
-    pos, _ = _gather(indptr, movies)
-    owner = np.repeat(np.arange(len(movies)), indptr[movies + 1] - indptr[movies])
-    return other[pos], owner
-
-
-def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explanation | None]:
-    """``explain`` for each of ``movies``, equal to it, in one pass over the user's positives
-    per edge kind (what a served slate needs). Unknown movies get None; an unknown user raises
-    UnknownVertexError as ``explain`` does.
-
-    For each linked vertex v the best seed linked to v (first in the seed order) is found
-    once; a movie's best seed is then the best of those over its own vertices, and its via
-    vertex the lowest key among its vertices with that seed: exactly the seed-by-seed search.
-    """
-    rated, ratings, stamps = user_ratings(state, user)
-    mv = state.vertices[VertexKind.MOVIE]
-    out: list[Explanation | None] = [None] * len(movies)
-    idx = np.array([mv.find(m) for m in movies], dtype=np.int64)
-    positive = ratings >= POSITIVE_RATING
-    seeds, s_rating = rated[positive].astype(np.int64), ratings[positive]
-    own = np.isin(idx, seeds)
-    for k in np.flatnonzero(own):  # a liked movie is explained by its other seeds: one by one
-        out[k] = explain(state, user, movies[k])
-    pending = np.flatnonzero((idx >= 0) & ~own)
-    if not len(seeds) or not len(pending):
-        return out
-    order = np.lexsort((mv.key_rank[seeds], -stamps[positive], -s_rating))
-    place = np.empty(len(seeds), dtype=np.int64)  # each seed's position in the order
-    place[order] = np.arange(len(seeds))
-
-    def found(k: int, best: int, edge: EdgeKind, via_kind: VertexKind | None, via: int) -> None:
-        s = int(order[best])
-        out[k] = _explanation(
-            state,
-            user,
-            movies[k],
-            int(idx[k]),
-            int(seeds[s]),
-            float(s_rating[s]),
-            edge,
-            via_kind,
-            via,
-        )
-
-    for edge in EXPLANATION_PRIORITY:
-        if not len(pending):
-            break
-        done = np.zeros(len(pending), dtype=bool)
-        if edge is EdgeKind.SIMILAR_TO:  # per pending movie, the best seed it is similar to
-            links, owner = _similar_links(state, idx[pending])
-            by_movie = np.argsort(seeds, kind="stable")
-            at = np.minimum(np.searchsorted(seeds[by_movie], links), len(seeds) - 1)
-            hit = seeds[by_movie[at]] == links
-            best = np.full(len(pending), len(seeds))
-            np.minimum.at(best, owner[hit], place[by_movie[at[hit]]])
-            for j in np.flatnonzero(best < len(seeds)).tolist():
-                found(int(pending[j]), int(best[j]), edge, None, -1)
-                done[j] = True
-        else:
-            spec = EDGE_SPECS[edge]
-            via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
-            s_via, s_owner = _links_of(state, edge, seeds)
-            t_via, t_owner = _links_of(state, edge, idx[pending])
-            if len(s_via) and len(t_via):
-                by = np.lexsort((place[s_owner], s_via))  # per vertex, best seed first
-                v_sorted = s_via[by]
-                first = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
-                vias, best = v_sorted[first], place[s_owner[by[first]]]
-                at = np.minimum(np.searchsorted(vias, t_via), len(vias) - 1)
-                hit = vias[at] == t_via
-                t_via, t_owner, t_best = t_via[hit], t_owner[hit], best[at[hit]]
-                rank = state.vertices[via_kind].key_rank
-                pick = np.lexsort((rank[t_via], t_best, t_owner))
-                owners = t_owner[pick]
-                lead = pick[np.r_[True, owners[1:] != owners[:-1]]] if len(pick) else pick
-                for r in lead.tolist():
-                    j = int(t_owner[r])
-                    found(int(pending[j]), int(t_best[r]), edge, via_kind, int(t_via[r]))
-                    done[j] = True
-        pending = pending[~done]
-    return out
