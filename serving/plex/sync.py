@@ -50,6 +50,77 @@ class SyncReport:
     watermarks: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Scan:
+    """What the library listings returned, by ratingKey, and the libraries' new watermarks."""
+
+    changed: dict[int, Movie] = field(default_factory=dict)
+    rated: dict[int, Movie] = field(default_factory=dict)
+    viewed: dict[int, Movie] = field(default_factory=dict)
+    library_updated_at: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """One sync's working set: the saved state, the next one, and the batch being built."""
+
+    state: PlexState
+    new_state: PlexState
+    existing: pd.DataFrame  # the graph's movie vertices, by key
+    index: MovieIndex
+    report: SyncReport = field(default_factory=SyncReport)
+    known: dict[int, str] = field(default_factory=dict)  # ratingKey -> key, synced this run
+    movie_rows: list[dict[str, Any]] = field(default_factory=list)
+    people: dict[str, str] = field(default_factory=dict)
+    genres: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    edges: dict[EdgeKind, list[dict[str, Any]]] = field(
+        default_factory=lambda: {k: [] for k in EdgeKind}
+    )
+    events: list[FeedbackEvent] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, state: PlexState, movies: pd.DataFrame) -> _Run:
+        existing = movies.set_index("key", drop=False)
+        return cls(
+            state=state,
+            new_state=PlexState(
+                library_updated_at=dict(state.library_updated_at),
+                history_viewed_at=state.history_viewed_at,
+                poll_viewed_at=state.poll_viewed_at,
+                rated_at=state.rated_at,
+                movie_keys=dict(state.movie_keys),
+            ),
+            existing=existing,
+            index=MovieIndex(existing, state.movie_keys),
+        )
+
+    def graph_key(self, rating_key: int) -> str | None:
+        """The graph key of a Plex movie synced now or before (and still in the graph)."""
+        if rating_key in self.known:
+            return self.known[rating_key]
+        key = self.state.movie_keys.get(str(rating_key))
+        return key if key is not None and key in self.existing.index else None
+
+    def batch(self) -> GraphBatch:
+        batch = GraphBatch()
+        if self.movie_rows:
+            batch.add_vertices(VertexKind.MOVIE, pd.DataFrame(self.movie_rows))
+        for kind, names in (
+            (VertexKind.PERSON, self.people),
+            (VertexKind.GENRE, self.genres),
+            (VertexKind.USER, self.users),
+        ):
+            if names:
+                batch.add_vertices(
+                    kind, pd.DataFrame({"key": list(names), "name": list(names.values())})
+                )
+        for kind, rows in self.edges.items():
+            if rows:
+                batch.add_edges(kind, pd.DataFrame(rows))
+        return batch.deduplicated()
+
+
 def _quiet(items: Iterable[Any]) -> list[Any]:
     """plexapi objects with auto-reload off: every attribute we read is in the XML we fetched."""
     out = list(items)
@@ -124,98 +195,93 @@ class PlexSync:
         return make_ref(movie.ratingKey, movie.title, movie.year, guids)
 
     def run(self, *, full: bool = False) -> SyncReport:
-        """Sync what changed since the last run (everything with ``full``). Raises PlexError."""
+        """Sync what changed since the last run (everything with ``full``). Raises PlexError.
+
+        Three passes fill one batch: the library (changed movies and their people and
+        genres), the history (every account's views, the owner's viewed movies) and the
+        ratings (the owner's); then the graph takes the batch, the sink the events, and only
+        then are the new watermarks saved."""
         state = load_state(self.state_file)
         if full:
             state = PlexState(movie_keys=state.movie_keys)
         accounts = self._accounts()
-        owner = accounts[OWNER_ACCOUNT_ID]
+        scan = self._scan(state)
+        run = _Run.start(state, self.store.vertex_frame(VertexKind.MOVIE))
+        run.new_state.library_updated_at.update(scan.library_updated_at)
+        self._library_pass(run, scan.changed)
+        self._history_pass(run, accounts, scan.viewed)
+        self._ratings_pass(run, accounts[OWNER_ACCOUNT_ID], scan.rated)
+        return self._finish(run)
+
+    def _sections(self) -> list[Any]:
         with plex_errors(self._url, "listing libraries"):
-            sections = [
+            return [
                 s
                 for s in self.server.library.sections()
                 if s.type == "movie" and s.title not in self.exclude_sections
             ]
 
-        existing = self.store.vertex_frame(VertexKind.MOVIE).set_index("key", drop=False)
-        index = MovieIndex(existing, state.movie_keys)
-        new_state = PlexState(
-            library_updated_at=dict(state.library_updated_at),
-            history_viewed_at=state.history_viewed_at,
-            poll_viewed_at=state.poll_viewed_at,
-            rated_at=state.rated_at,
-            movie_keys=dict(state.movie_keys),
-        )
-
-        changed: dict[int, Movie] = {}
-        rated: dict[int, Movie] = {}
-        viewed: dict[int, Movie] = {}
-        for section in sections:
+    def _scan(self, state: PlexState) -> _Scan:
+        """Per movie library: movies changed, rated and viewed since the watermarks."""
+        scan = _Scan()
+        for section in self._sections():
             skey = str(section.key)
             wm = state.library_updated_at.get(skey, 0)
             for m in self._list(skey, {"updatedAt>>": wm} if wm else None):
-                changed[m.ratingKey] = m
-                new_state.library_updated_at[skey] = max(
-                    new_state.library_updated_at.get(skey, 0), to_epoch(m.updatedAt or m.addedAt)
+                scan.changed[m.ratingKey] = m
+                scan.library_updated_at[skey] = max(
+                    scan.library_updated_at.get(skey, wm), to_epoch(m.updatedAt or m.addedAt)
                 )
             rflt = {"lastRatedAt>>": state.rated_at} if state.rated_at else {"userRating>>": 0}
-            rated.update({m.ratingKey: m for m in self._list(skey, rflt) if m.userRating})
+            scan.rated.update({m.ratingKey: m for m in self._list(skey, rflt) if m.userRating})
             vflt = {"lastViewedAt>>": state.history_viewed_at} if state.history_viewed_at else None
-            viewed.update({m.ratingKey: m for m in self._list(skey, vflt) if m.viewCount})
+            scan.viewed.update({m.ratingKey: m for m in self._list(skey, vflt) if m.viewCount})
+        return scan
 
-        batch = GraphBatch()
-        report = SyncReport()
-        known: dict[int, str] = {}  # ratingKey -> graph key, for movies that will exist
-        movie_rows: list[dict[str, Any]] = []
-        people: dict[str, str] = {}
-        genres: dict[str, str] = {}
-        edges: dict[EdgeKind, list[dict[str, Any]]] = {k: [] for k in EdgeKind}
+    def _library_pass(self, run: _Run, changed: dict[int, Movie]) -> None:
+        """Changed movies (matched to graph keys or given new ones), people and genres."""
         for movie in self._details(sorted(changed)):
             ref = self.ref(movie)
-            key = index.find(ref)
+            key = run.index.find(ref)
             if key is None:
-                key = index.resolve(ref)
-                report.new_movies += int(key not in existing.index)
-            index.add(key, imdb_id=ref.imdb_id, tmdb_id=ref.tmdb_id, title=ref.title, year=ref.year)
-            known[movie.ratingKey] = key
-            new_state.movie_keys[str(movie.ratingKey)] = key
-            movie_rows.append(self._movie_row(key, ref, movie, existing))
+                key = run.index.resolve(ref)
+                run.report.new_movies += int(key not in run.existing.index)
+            run.index.add(
+                key, imdb_id=ref.imdb_id, tmdb_id=ref.tmdb_id, title=ref.title, year=ref.year
+            )
+            run.known[movie.ratingKey] = key
+            run.new_state.movie_keys[str(movie.ratingKey)] = key
+            run.movie_rows.append(self._movie_row(key, ref, movie, run.existing))
             for name in _tags(movie.genres):
-                genres[slug(name)] = name
-                edges[EdgeKind.IN_GENRE].append({"src": key, "dst": slug(name)})
+                run.genres[slug(name)] = name
+                run.edges[EdgeKind.IN_GENRE].append({"src": key, "dst": slug(name)})
             for kind, tags in (
                 (EdgeKind.DIRECTED, _tags(movie.directors)),
                 (EdgeKind.WROTE, _tags(movie.writers)),
                 (EdgeKind.ACTED_IN, _tags(movie.roles)),
             ):
                 for order, name in enumerate(tags):
-                    people[slug(name)] = name
+                    run.people[slug(name)] = name
                     row: dict[str, Any] = {"src": slug(name), "dst": key}
                     if kind is EdgeKind.ACTED_IN:
                         row["order"] = order
-                    edges[kind].append(row)
+                    run.edges[kind].append(row)
 
-        def graph_key(rating_key: int) -> str | None:
-            if rating_key in known:
-                return known[rating_key]
-            key = state.movie_keys.get(str(rating_key))
-            return key if key is not None and key in existing.index else None
-
-        users: dict[str, str] = {}
-        events: list[FeedbackEvent] = []
+    def _history_pass(self, run: _Run, accounts: dict[int, str], viewed: dict[int, Movie]) -> None:
+        """Watched edges and events from every account's history, and the owner's views."""
         watched: dict[tuple[str, str], int] = {}
-        for entry in self._history(state.history_viewed_at):
-            hkey = graph_key(entry.ratingKey)
+        for entry in self._history(run.state.history_viewed_at):
+            hkey = run.graph_key(entry.ratingKey)
             account = accounts.get(entry.accountID)
             if hkey is None or account is None:
-                report.skipped_history += 1
+                run.report.skipped_history += 1
                 continue
             ukey = user_key(account)
-            users[ukey] = account
+            run.users[ukey] = account
             ts = to_epoch(entry.viewedAt)
             watched[(ukey, hkey)] = max(watched.get((ukey, hkey), 0), ts)
-            new_state.history_viewed_at = max(new_state.history_viewed_at, ts)
-            events.append(
+            run.new_state.history_viewed_at = max(run.new_state.history_viewed_at, ts)
+            run.events.append(
                 history_event(
                     account_id=entry.accountID,
                     user=ukey,
@@ -224,20 +290,25 @@ class PlexSync:
                     viewed_at=ts,
                 )
             )
+        owner = accounts[OWNER_ACCOUNT_ID]
         owner_key = user_key(owner)
         for m in viewed.values():
-            mkey = graph_key(m.ratingKey)
+            mkey = run.graph_key(m.ratingKey)
             if mkey is not None and m.lastViewedAt is not None:
-                users[owner_key] = owner
+                run.users[owner_key] = owner
                 ts = to_epoch(m.lastViewedAt)
                 watched[(owner_key, mkey)] = max(watched.get((owner_key, mkey), 0), ts)
-                new_state.history_viewed_at = max(new_state.history_viewed_at, ts)
+                run.new_state.history_viewed_at = max(run.new_state.history_viewed_at, ts)
         for (ukey, mkey), ts in watched.items():
-            edges[EdgeKind.WATCHED].append(
+            run.edges[EdgeKind.WATCHED].append(
                 {"src": ukey, "dst": mkey, "timestamp": ts, "completion": 100.0}
             )
+
+    def _ratings_pass(self, run: _Run, owner: str, rated: dict[int, Movie]) -> None:
+        """Rated edges and events from the owner's ratings."""
+        owner_key = user_key(owner)
         for m in rated.values():
-            mkey = graph_key(m.ratingKey)
+            mkey = run.graph_key(m.ratingKey)
             event = None
             if mkey is not None:
                 event = rating_event(
@@ -250,42 +321,26 @@ class PlexSync:
                 )
             if event is None or event.rating is None:
                 continue
-            users[owner_key] = owner
+            run.users[owner_key] = owner
             ts = to_epoch(m.lastRatedAt)
-            new_state.rated_at = max(new_state.rated_at, ts)
-            edges[EdgeKind.RATED].append(
+            run.new_state.rated_at = max(run.new_state.rated_at, ts)
+            run.edges[EdgeKind.RATED].append(
                 {"src": owner_key, "dst": mkey, "rating": event.rating, "timestamp": ts}
             )
-            events.append(event)
+            run.events.append(event)
 
-        if movie_rows:
-            batch.add_vertices(VertexKind.MOVIE, pd.DataFrame(movie_rows))
-        if people:
-            batch.add_vertices(
-                VertexKind.PERSON,
-                pd.DataFrame({"key": list(people), "name": list(people.values())}),
-            )
-        if genres:
-            batch.add_vertices(
-                VertexKind.GENRE, pd.DataFrame({"key": list(genres), "name": list(genres.values())})
-            )
-        if users:
-            batch.add_vertices(
-                VertexKind.USER, pd.DataFrame({"key": list(users), "name": list(users.values())})
-            )
-        for kind, rows in edges.items():
-            if rows:
-                batch.add_edges(kind, pd.DataFrame(rows))
-        batch = batch.deduplicated()
-
+    def _finish(self, run: _Run) -> SyncReport:
+        """Upsert the batch, submit the events, then save the watermarks."""
+        batch = run.batch()
         if len(batch):
             self.store.upsert(batch)
-        report.movies = len(movie_rows)
-        report.watched = len(edges[EdgeKind.WATCHED])
-        report.rated = len(edges[EdgeKind.RATED])
-        report.events = len(events)
-        if self.sink is not None and events:
-            report.events_new = self.sink.submit(events)
+        report, new_state = run.report, run.new_state
+        report.movies = len(run.movie_rows)
+        report.watched = len(run.edges[EdgeKind.WATCHED])
+        report.rated = len(run.edges[EdgeKind.RATED])
+        report.events = len(run.events)
+        if self.sink is not None and run.events:
+            report.events_new = self.sink.submit(run.events)
         save_state(self.state_file, new_state)
         report.watermarks = {
             "library_updated_at": new_state.library_updated_at,
