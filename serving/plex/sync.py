@@ -106,18 +106,18 @@ class _Run:
         batch = GraphBatch()
         if self.movie_rows:
             batch.add_vertices(VertexKind.MOVIE, pd.DataFrame(self.movie_rows))
-        for kind, names in (
+        for vkind, names in (
             (VertexKind.PERSON, self.people),
             (VertexKind.GENRE, self.genres),
             (VertexKind.USER, self.users),
         ):
             if names:
                 batch.add_vertices(
-                    kind, pd.DataFrame({"key": list(names), "name": list(names.values())})
+                    vkind, pd.DataFrame({"key": list(names), "name": list(names.values())})
                 )
-        for kind, rows in self.edges.items():
+        for ekind, rows in self.edges.items():
             if rows:
-                batch.add_edges(kind, pd.DataFrame(rows))
+                batch.add_edges(ekind, pd.DataFrame(rows))
         return batch.deduplicated()
 
 

