@@ -8,12 +8,13 @@ Fits the global mean, the user + item bias model and biased MF (env.world_model)
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tyro
 
 from env.world import BUNDLED_MOVIELENS
 from env.world_model import WorldModel, fit_biases, rmse
@@ -21,18 +22,20 @@ from features.catalog import Catalog
 from features.importers.movielens import load_movielens
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--data", type=Path, default=BUNDLED_MOVIELENS, help="MovieLens folder")
-    ap.add_argument("--test-fraction", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--factors", type=int, default=16)
-    ap.add_argument("--reg", type=float, default=0.15)
-    ap.add_argument("--iterations", type=int, default=12)
-    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = ap.parse_args(argv)
+@dataclass
+class Args:
+    """World-model RMSE on held-out ratings."""
+
+    data: Path = BUNDLED_MOVIELENS  # MovieLens folder
+    test_fraction: float = 0.1
+    seed: int = 0
+    factors: int = 16
+    reg: float = 0.15
+    iterations: int = 12
+    json: bool = False  # print JSON instead of a table
+
+
+def main(args: Args) -> dict[str, object]:
 
     cat = Catalog.from_batch(load_movielens(args.data))
     r = cat.ratings
@@ -94,4 +97,4 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -13,14 +13,15 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # single core, before numpy loads its BLAS
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+import tyro  # noqa: E402
 
 import env  # noqa: E402
 from env.movie_rec_env import MovieRecEnv  # noqa: E402
@@ -49,15 +50,17 @@ def run(e: gym.Env, steps: int, seed: int) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--world", type=Path, default=None, help="a saved world folder")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+@dataclass
+class Args:
+    """Environment speed under a random policy."""
+
+    steps: int = 20000
+    seed: int = 0
+    world: Path | None = None  # a saved world folder (default: build from the bundled sample)
+    json: bool = False
+
+
+def main(args: Args) -> dict[str, object]:
 
     t = time.perf_counter()
     world = SimulationWorld.load(args.world) if args.world else SimulationWorld.from_movielens()
@@ -95,4 +98,4 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -21,7 +21,6 @@ script stops). Uses MARQUEE_REDIS_URL if set, else the embedded Redis in the hom
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -31,11 +30,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import tyro
 
 from marquee.home import Home
 
@@ -211,17 +212,19 @@ def over_http(home: Path, users: list[str], k: int, concurrency: int) -> dict[st
         proc.wait(timeout=30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--home", type=Path, default=Path(os.environ.get("MARQUEE_HOME", ".marquee"))
-    )
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
+@dataclass
+class Args:
+    """Serving latency and throughput."""
+
+    home: Path = field(default_factory=lambda: Path(os.environ.get("MARQUEE_HOME", ".marquee")))
+    requests: int = 300
+    k: int = 10
+    concurrency: int = 8
+    seed: int = 0
+    json: bool = False  # print the figures as JSON
+
+
+def main(args: Args) -> None:
     home = args.home.expanduser().resolve()
     users = _users(home, args.requests, args.seed)
     counts = _counts(home)
@@ -230,7 +233,7 @@ def main() -> None:
     for u in users:
         first += u not in earlier and not u.startswith("new-user-")
         earlier.add(u)
-    result = {
+    result: dict[str, Any] = {
         "home": str(home),
         "movies": counts.get("movies", 0),
         "users": counts.get("users", 0),
@@ -268,4 +271,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))
