@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,106 +18,20 @@ import pandas as pd
 from plexapi.server import PlexServer
 from plexapi.video import Movie
 
-from features.graph.batch import GraphBatch
 from features.graph.schema import EdgeKind, VertexKind, slug
 from features.graph.store import GraphStore
 from serving.feedback.sink import FeedbackSink
 from serving.plex.client import plex_errors, safe_url
 from serving.plex.events import history_event, rating_event, to_epoch
-from serving.plex.ids import MovieIndex, PlexRef, make_ref, user_key
+from serving.plex.ids import PlexRef, make_ref, user_key
 from serving.plex.state import PlexState, load_state, save_state
-from serving.schemas.feedback import FeedbackEvent
+from serving.plex.sync_run import SyncReport, SyncRun, SyncScan
 
 log = logging.getLogger(__name__)
 
 DETAIL_BATCH = 50  # ratingKeys per /library/metadata/k1,k2,... request
 OWNER_ACCOUNT_ID = 1  # the server owner's local account id
 PLACEHOLDER_LIBRARY = "Recommendations"  # serving.plex.placeholders.LIBRARY_NAME: not real movies
-
-
-@dataclass
-class SyncReport:
-    """What one sync saw and stored."""
-
-    movies: int = 0  # movie vertices upserted
-    new_movies: int = 0  # of which the graph did not hold before
-    watched: int = 0
-    rated: int = 0
-    events: int = 0  # feedback events built
-    events_new: int = 0  # of which the sink had not seen
-    skipped_history: int = 0  # history entries for items that are not movies we know
-    watermarks: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Scan:
-    """What the library listings returned, by ratingKey, and the libraries' new watermarks."""
-
-    changed: dict[int, Movie] = field(default_factory=dict)
-    rated: dict[int, Movie] = field(default_factory=dict)
-    viewed: dict[int, Movie] = field(default_factory=dict)
-    library_updated_at: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Run:
-    """One sync's working set: the saved state, the next one, and the batch being built."""
-
-    state: PlexState
-    new_state: PlexState
-    existing: pd.DataFrame  # the graph's movie vertices, by key
-    index: MovieIndex
-    report: SyncReport = field(default_factory=SyncReport)
-    known: dict[int, str] = field(default_factory=dict)  # ratingKey -> key, synced this run
-    movie_rows: list[dict[str, Any]] = field(default_factory=list)
-    people: dict[str, str] = field(default_factory=dict)
-    genres: dict[str, str] = field(default_factory=dict)
-    users: dict[str, str] = field(default_factory=dict)
-    edges: dict[EdgeKind, list[dict[str, Any]]] = field(
-        default_factory=lambda: {k: [] for k in EdgeKind}
-    )
-    events: list[FeedbackEvent] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, state: PlexState, movies: pd.DataFrame) -> _Run:
-        existing = movies.set_index("key", drop=False)
-        return cls(
-            state=state,
-            new_state=PlexState(
-                library_updated_at=dict(state.library_updated_at),
-                history_viewed_at=state.history_viewed_at,
-                poll_viewed_at=state.poll_viewed_at,
-                rated_at=state.rated_at,
-                movie_keys=dict(state.movie_keys),
-            ),
-            existing=existing,
-            index=MovieIndex(existing, state.movie_keys),
-        )
-
-    def graph_key(self, rating_key: int) -> str | None:
-        """The graph key of a Plex movie synced now or before (and still in the graph)."""
-        if rating_key in self.known:
-            return self.known[rating_key]
-        key = self.state.movie_keys.get(str(rating_key))
-        return key if key is not None and key in self.existing.index else None
-
-    def batch(self) -> GraphBatch:
-        batch = GraphBatch()
-        if self.movie_rows:
-            batch.add_vertices(VertexKind.MOVIE, pd.DataFrame(self.movie_rows))
-        for vkind, names in (
-            (VertexKind.PERSON, self.people),
-            (VertexKind.GENRE, self.genres),
-            (VertexKind.USER, self.users),
-        ):
-            if names:
-                batch.add_vertices(
-                    vkind, pd.DataFrame({"key": list(names), "name": list(names.values())})
-                )
-        for ekind, rows in self.edges.items():
-            if rows:
-                batch.add_edges(ekind, pd.DataFrame(rows))
-        return batch.deduplicated()
 
 
 def _quiet(items: Iterable[Any]) -> list[Any]:
@@ -206,7 +119,7 @@ class PlexSync:
             state = PlexState(movie_keys=state.movie_keys)
         accounts = self._accounts()
         scan = self._scan(state)
-        run = _Run.start(state, self.store.vertex_frame(VertexKind.MOVIE))
+        run = SyncRun.start(state, self.store.vertex_frame(VertexKind.MOVIE))
         run.new_state.library_updated_at.update(scan.library_updated_at)
         self._library_pass(run, scan.changed)
         self._history_pass(run, accounts, scan.viewed)
@@ -221,9 +134,9 @@ class PlexSync:
                 if s.type == "movie" and s.title not in self.exclude_sections
             ]
 
-    def _scan(self, state: PlexState) -> _Scan:
+    def _scan(self, state: PlexState) -> SyncScan:
         """Per movie library: movies changed, rated and viewed since the watermarks."""
-        scan = _Scan()
+        scan = SyncScan()
         for section in self._sections():
             skey = str(section.key)
             wm = state.library_updated_at.get(skey, 0)
@@ -238,7 +151,7 @@ class PlexSync:
             scan.viewed.update({m.ratingKey: m for m in self._list(skey, vflt) if m.viewCount})
         return scan
 
-    def _library_pass(self, run: _Run, changed: dict[int, Movie]) -> None:
+    def _library_pass(self, run: SyncRun, changed: dict[int, Movie]) -> None:
         """Changed movies (matched to graph keys or given new ones), people and genres."""
         for movie in self._details(sorted(changed)):
             ref = self.ref(movie)
@@ -267,7 +180,9 @@ class PlexSync:
                         row["order"] = order
                     run.edges[kind].append(row)
 
-    def _history_pass(self, run: _Run, accounts: dict[int, str], viewed: dict[int, Movie]) -> None:
+    def _history_pass(
+        self, run: SyncRun, accounts: dict[int, str], viewed: dict[int, Movie]
+    ) -> None:
         """Watched edges and events from every account's history, and the owner's views."""
         watched: dict[tuple[str, str], int] = {}
         for entry in self._history(run.state.history_viewed_at):
@@ -304,7 +219,7 @@ class PlexSync:
                 {"src": ukey, "dst": mkey, "timestamp": ts, "completion": 100.0}
             )
 
-    def _ratings_pass(self, run: _Run, owner: str, rated: dict[int, Movie]) -> None:
+    def _ratings_pass(self, run: SyncRun, owner: str, rated: dict[int, Movie]) -> None:
         """Rated edges and events from the owner's ratings."""
         owner_key = user_key(owner)
         for m in rated.values():
@@ -329,7 +244,7 @@ class PlexSync:
             )
             run.events.append(event)
 
-    def _finish(self, run: _Run) -> SyncReport:
+    def _finish(self, run: SyncRun) -> SyncReport:
         """Upsert the batch, submit the events, then save the watermarks."""
         batch = run.batch()
         if len(batch):
