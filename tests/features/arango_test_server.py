@@ -5,7 +5,8 @@ be installed. It keeps databases, collections, graphs and indexes in memory, rec
 request, and answers as ArangoDB 3.12 does (status codes per lib/Rest/GeneralResponse.cpp's
 error-to-status table, error numbers per errors.dat):
 
-- database, collection (with ``/revision``), graph (gharial) and index management;
+- database, collection (with ``/revision``), graph (gharial) and index management
+  (arango_test_admin);
 - bulk import (/_api/import): ``onDuplicate`` honoured; with ``complete=true`` one bad document
   fails the whole request and writes nothing: a bad key 400/1221, an edge without _from/_to
   400/1233, a duplicate under ``onDuplicate=error`` 409/1210;
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from features.graph.arango_keys import key_problem
+from tests.features import arango_test_admin as admin
 from tests.features.arango_test_queries import (
     Collections,
     QueryFailed,
@@ -196,13 +198,13 @@ class FakeArango:
         if segs[:2] == ["_api", "version"]:
             return 200, {"server": "arango", "version": "3.12.0", "license": "community"}
         if segs[:2] == ["_api", "database"]:
-            return self._database_api(method, segs[2:], body, database)
+            return admin.database_api(self.databases, method, segs[2:], body, database)
         if segs[:2] == ["_api", "collection"]:
-            return self._collection_api(method, segs[2:], body, database)
+            return admin.collection_api(cols, self.revisions, method, segs[2:], body, database)
         if segs[:2] == ["_api", "gharial"]:
-            return self._graph_api(method, segs[2:], body, database)
+            return admin.graph_api(self.graphs, method, segs[2:], body, database)
         if segs == ["_api", "index"] and method == "POST":
-            return self._index_api(params, body, database)
+            return admin.index_api(cols, self.indexes, next(self._ids), params, body, database)
         if segs == ["_api", "import"] and method == "POST":
             if trx is not None:
                 raise QueryFailed(400, 1651, "the import API cannot run in a stream transaction")
@@ -214,75 +216,6 @@ class FakeArango:
         raise QueryFailed(501, 9, f"the test server does not implement {method} {path}")
 
     # --- management endpoints ------------------------------------------------------------------
-
-    def _database_api(
-        self, method: str, rest: list[str], body: Any, database: str
-    ) -> tuple[int, Any]:
-        if database != "_system":
-            raise QueryFailed(403, 1230, "use the _system database for database operations")
-        if method == "GET" and not rest:
-            return 200, {"error": False, "code": 200, "result": sorted(self.databases)}
-        if method == "POST" and not rest:
-            if body["name"] in self.databases:
-                raise QueryFailed(409, 1207, f"duplicate database name {body['name']}")
-            self.databases[body["name"]] = {}
-            return 201, {"error": False, "code": 201, "result": True}
-        if method == "DELETE" and len(rest) == 1:
-            if rest[0] not in self.databases:
-                raise QueryFailed(404, 1228, "database not found")
-            del self.databases[rest[0]]
-            return 200, {"error": False, "code": 200, "result": True}
-        raise QueryFailed(501, 9, "database call not implemented")
-
-    def _collection_api(
-        self, method: str, rest: list[str], body: Any, database: str
-    ) -> tuple[int, Any]:
-        cols = self.databases[database]
-        if method == "GET" and not rest:
-            result = [
-                {"id": str(i), "name": n, "isSystem": False, "type": c["type"], "status": 3}
-                for i, (n, c) in enumerate(cols.items())
-            ]
-            return 200, {"error": False, "code": 200, "result": result}
-        if method == "POST" and not rest:
-            name = body["name"]
-            if name in cols:
-                raise QueryFailed(409, 1207, f"duplicate name: {name}")
-            cols[name] = {"type": int(body.get("type", 2)), "docs": {}}
-            return 200, {"error": False, "code": 200, "name": name, "type": cols[name]["type"]}
-        if method == "GET" and len(rest) == 2 and rest[1] == "revision":
-            if rest[0] not in cols:
-                raise QueryFailed(404, 1203, f"collection or view not found: {rest[0]}")
-            revision = str(self.revisions.get(f"{database}/{rest[0]}", 0))
-            return 200, {"error": False, "code": 200, "name": rest[0], "revision": revision}
-        raise QueryFailed(501, 9, "collection call not implemented")
-
-    def _graph_api(self, method: str, rest: list[str], body: Any, database: str) -> tuple[int, Any]:
-        graphs = self.graphs
-        if method == "GET" and len(rest) == 1:
-            graph = graphs.get(f"{database}/{rest[0]}")
-            if graph is None:
-                raise QueryFailed(404, 1924, "graph not found")
-            return 200, {"error": False, "code": 200, "graph": graph}
-        if method == "POST" and not rest:
-            key = f"{database}/{body['name']}"
-            if key in graphs:
-                raise QueryFailed(409, 1925, "graph already exists")
-            graphs[key] = {**body, "_key": body["name"]}
-            return 202, {"error": False, "code": 202, "graph": graphs[key]}
-        raise QueryFailed(501, 9, "graph call not implemented")
-
-    def _index_api(self, params: dict[str, str], body: Any, database: str) -> tuple[int, Any]:
-        name = params["collection"]
-        if name not in self.databases[database]:
-            raise QueryFailed(404, 1203, f"collection or view not found: {name}")
-        found = self.indexes.setdefault(f"{database}/{name}", [])
-        same = [ix for ix in found if ix["fields"] == body["fields"] and ix["type"] == body["type"]]
-        if same:
-            return 200, {**same[0], "isNewlyCreated": False, "error": False, "code": 200}
-        index = {**body, "id": f"{name}/{next(self._ids)}"}
-        found.append(index)
-        return 201, {**index, "isNewlyCreated": True, "error": False, "code": 201}
 
     def _bump(self, database: str, name: str) -> None:
         key = f"{database}/{name}"
