@@ -10,11 +10,11 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from env.choice import MultinomialLogitChoice
+from env.choice import ChoiceModel
 from env.reward import RatingReward, draw_rating
 from env.user_model import SimulatedUser, UserModelConfig
 from env.world import SPLITS, SimulationWorld, default_world
-from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.context import SlateContext
 from features.ranking import rank
 from features.state import StateBuilder, UserHistory
@@ -33,9 +33,12 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
 
     ## Action Space
     ``Box(-1, 1, (d,), float32)``: a direction in item-embedding space (d = the world's
-    embedding dim, 16 by default). Candidates (graph traversal from the user's positives plus
-    popular fallbacks, minus seen) are scored ``e_i . a`` by ``features.ranking.rank``; the
+    embedding dim, 16 by default). Candidates (the world's retriever's top ``n_retrieved``,
+    graph traversal from the user's positives, popular fallbacks, minus seen) are scored
+    ``base_i + e_i . a`` by ``features.ranking.rank``, base being the retriever's score
+    standardised over the candidates (so a zero action serves the retriever's ranking); the
     top ``slate_size`` form the slate (a Plackett-Luce sample if ``ranking_temperature`` > 0).
+    Worlds without a retriever score ``e_i . a`` alone.
 
     ## Observation Space
     ``Box(-1, 1, (n,), float32)`` from ``features.state.StateBuilder``: user vector, pooled
@@ -66,9 +69,11 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
     - ``candidate_hops`` (2): traversal depth for graph candidates. Deeper reaches more but is
       dominated by hub movies (on ml-latest-small two users' top-150 graph candidates overlap
       by Jaccard ~0.1 at 1 hop, ~0.33 at 2, ~0.6 at 3); features.candidates says why 2.
+    - ``n_retrieved`` (100): how many of the retriever's best movies join the candidates.
     - ``ranking_temperature`` (0.0: deterministic top-k).
     - ``user_config``, ``choice``, ``reward``: the swappable parts (their modules document
-      their defaults).
+      their defaults). ``choice`` defaults to the world's (``SimulationWorld.choice_model``:
+      calibrated on real next interactions when the world has a consumption model).
 
     Reset options: ``{"user": key}`` runs that user (any user of the world); unknown keys or
     users raise ValueError. All randomness comes from ``self.np_random``.
@@ -85,9 +90,10 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         max_candidates: int = 200,
         candidate_hops: int = DEFAULT_CANDIDATE_HOPS,
         history_size: int = 10,
+        n_retrieved: int = 100,
         ranking_temperature: float = 0.0,
         user_config: UserModelConfig | None = None,
-        choice: MultinomialLogitChoice | None = None,
+        choice: ChoiceModel | None = None,
         reward: RatingReward | None = None,
         render_mode: str | None = None,
     ):
@@ -123,14 +129,19 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.history_size = history_size
         self.ranking_temperature = ranking_temperature
         self.user_config = user_config or UserModelConfig()
-        self.choice = choice or MultinomialLogitChoice()
+        self.choice = choice or world.choice_model()
         self.reward_fn = reward or RatingReward()
         self.render_mode = render_mode
         self.state_builder = StateBuilder(
             world.catalog, world.embeddings, pool_hops=world.pool_hops
         )
+        self.retriever = world.retriever
         self.candidates = CandidateGenerator(
-            world.catalog, max_candidates=max_candidates, hops=candidate_hops
+            world.catalog,
+            max_candidates=max_candidates,
+            hops=candidate_hops,
+            retriever=self.retriever,
+            n_retrieved=n_retrieved,
         )
         self._emb = world.embeddings.vectors
         d = world.embeddings.dim
@@ -163,6 +174,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         n = min(self.history_size, movies.shape[0])
         history = UserHistory.from_ratings(self.world.catalog.n_movies, movies[:n], ratings[:n])
         row = self.world.model.user_index(key)
+        consumption = self.world.consumption
         self._cands = None
         self._user = SimulatedUser(
             key=key,
@@ -171,6 +183,11 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             history=history,
             config=self.user_config,
             genre_share=self.world.genre_share,
+            propensity=(
+                None
+                if consumption is None
+                else consumption.predict_user(consumption.user_index(key))
+            ),
         )
         self._last_info = {"user": key, "history_size": n}
         return self.state_builder.build(history), dict(self._last_info)
@@ -191,21 +208,27 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             raise ValueError("action contains NaN or infinite values")
         a = np.clip(a, -1.0, 1.0)
         cands = self._current_candidates(user)
-        slate = rank(a, cands, self._emb, self.slate_size, self.ranking_temperature, self.np_random)
+        base = base_scores(self.retriever, user.history, cands)
+        slate = rank(
+            a, cands, self._emb, self.slate_size, self.ranking_temperature, self.np_random, base
+        )
         return self._respond(user, cands, slate.indices, slate.propensities)
 
     def slate_context(self, rng: np.random.Generator) -> SlateContext:
         """What a slate policy may see now (features.context.SlateContext): candidates, slate
         size, history, embeddings, and the true utility (read only by the oracle baseline)."""
         user = self._require_user()
+        cands = self._current_candidates(user)
         return SlateContext(
-            candidates=self._current_candidates(user),
+            candidates=cands,
             k=self.slate_size,
             history=user.history,
             catalog=self.world.catalog,
             embeddings=self._emb,
             rng=rng,
             true_utility=user.utility,
+            base=base_scores(self.retriever, user.history, cands),
+            retrievers=self.world.retrievers,
         )
 
     def step_slate(
@@ -247,7 +270,9 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         rng = self.np_random
         cand_utility = user.utility(cands)
         slate_utility = user.utility(rows)
-        pos = self.choice.choose(slate_utility, rng)
+        pos = self.choice.choose(
+            slate_utility, rng, user.propensity_of(rows), user.boredom_of(rows)
+        )
         if pos is None:
             chosen, rating, utility = -1, None, float("nan")
         else:

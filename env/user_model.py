@@ -55,9 +55,12 @@ class SimulatedUser:
         history: UserHistory,
         config: UserModelConfig,
         genre_share: npt.NDArray[np.float64] | None = None,
+        propensity: npt.NDArray[np.float64] | None = None,
     ):
         self.key = key
         self.predicted = predicted  # world-model rating of every movie row
+        # consumption propensity of every movie row (env.consumption), None in worlds without
+        self.propensity = propensity
         self.genres = genres  # dense movies x genres 0/1
         # Each genre row divided by the movie's genre count; pass it in to share it.
         self._genre_share = (
@@ -69,10 +72,18 @@ class SimulatedUser:
         self.config = config
         self.boredom = np.zeros(genres.shape[1], dtype=np.float64)
 
+    def boredom_of(self, movies: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Mean boredom over each movie's genres, in [0, 1]."""
+        return np.asarray(self._genre_share[movies] @ self.boredom)
+
     def utility(self, movies: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """True utility (rating points) of movie rows: prediction minus boredom penalty."""
-        penalty = self._genre_share[movies] @ self.boredom
+        penalty = self.boredom_of(movies)
         return np.asarray(self.predicted[movies] - self.config.boredom_weight * penalty)
+
+    def propensity_of(self, movies: npt.NDArray[np.int64]) -> npt.NDArray[np.float64] | None:
+        """Consumption propensity of movie rows, None when the world has no such model."""
+        return None if self.propensity is None else np.asarray(self.propensity[movies])
 
     def observe(self, slate: npt.NDArray[np.int64], chosen: int | None) -> None:
         """Update boredom after seeing ``slate`` and picking ``chosen`` (a movie row or None)."""

@@ -1,10 +1,14 @@
 """SimulationWorld: everything an environment needs, built once and saved to a folder.
 
 A world bundles the Catalog (movies, genres, ratings, hop graph), the agent's item embeddings
-(fitted on the training users' ratings only), the world model (fitted on all ratings: the
-simulated users' true tastes) and a seeded train/test split of the users, so that evaluation
-runs on users whose ratings the embeddings never saw. Environments share one world;
-``gymnasium.make("marquee/MovieRec-v0", world=world)`` is then cheap.
+and retriever (fitted on the training users' ratings only), the world model and the
+consumption model (fitted on all ratings: the simulated users' true tastes and what they tend
+to watch), the choice model's weights (fitted by maximum likelihood on real next interactions,
+``env.calibration``) and a seeded train/test split of the users, so that evaluation runs on
+users whose ratings the embeddings never saw. Worlds saved before the consumption model and
+retriever existed load without them and simulate with the original rating-only choice.
+Environments share one world; ``gymnasium.make("marquee/MovieRec-v0", world=world)`` is then
+cheap.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from env.calibration import fit_choice
+from env.choice import CalibratedChoice, ChoiceModel, MultinomialLogitChoice
+from env.consumption import ConsumptionModel
 from env.world_model import WorldModel
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
+from features.retrieval import EaseRetriever, ItemBias, Retriever, RP3Beta
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,34 @@ class SimulationWorld:
     train_users: npt.NDArray[np.str_]
     test_users: npt.NDArray[np.str_]
     settings: dict[str, Any] = field(default_factory=dict)
+    consumption: ConsumptionModel | None = None
+    retriever: EaseRetriever | None = None
+
+    def choice_model(self) -> ChoiceModel:
+        """The calibrated choice model when this world has a consumption model (its fitted
+        weights, else the defaults), the original rating-only one otherwise."""
+        if self.consumption is None:
+            return MultinomialLogitChoice()
+        weights = self.settings.get("choice", {})
+        return CalibratedChoice(**{k: float(v) for k, v in weights.items()})
+
+    @functools.cached_property
+    def train_ratings(self) -> Any:
+        """The catalogue's ratings of the training users (what the agent's side may see)."""
+        r = self.catalog.ratings
+        return r[r["user"].isin(set(self.train_users.tolist()))]
+
+    @functools.cached_property
+    def retrievers(self) -> dict[str, Retriever]:
+        """Scorers the baselines rank by, all fitted on the training users' ratings: the
+        EASE retriever (when the world has one), RP3beta over the graph and item bias."""
+        out: dict[str, Retriever] = {
+            "rp3beta": RP3Beta.fit(self.catalog, self.train_ratings),
+            "item-bias": ItemBias.fit(self.train_ratings, self.catalog.n_movies),
+        }
+        if self.retriever is not None:
+            out["ease"] = self.retriever
+        return out
 
     @property
     def pool_hops(self) -> tuple[int, ...]:
@@ -57,6 +93,12 @@ class SimulationWorld:
             raise ValueError(
                 f"world model covers {self.model.n_items} movies, catalog {self.catalog.n_movies}"
             )
+        for name, n in (
+            ("consumption model", None if self.consumption is None else self.consumption.n_items),
+            ("retriever", None if self.retriever is None else self.retriever.n_movies),
+        ):
+            if n is not None and n != self.catalog.n_movies:
+                raise ValueError(f"{name} covers {n} movies, catalog {self.catalog.n_movies}")
 
     # ---- building --------------------------------------------------------------------------
     @classmethod
@@ -69,8 +111,11 @@ class SimulationWorld:
         reg: float = 0.15,
         test_fraction: float = 0.2,
         seed: int = 0,
+        calibrate: bool = True,
     ) -> SimulationWorld:
-        """Split users (seeded), fit embeddings on the train users, world model on all."""
+        """Split users (seeded), fit embeddings and the retriever on the train users, the world
+        and consumption models on all; with ``calibrate``, fit the choice weights too (about
+        20 s on ml-latest-small), else keep ``CalibratedChoice``'s defaults."""
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         users = catalog.users
@@ -93,7 +138,11 @@ class SimulationWorld:
             reg=reg,
             seed=seed,
         )
-        settings = {
+        consumption = ConsumptionModel.fit(
+            r["user"].to_numpy(), r["movie"].to_numpy(), catalog.n_movies, seed=seed
+        )
+        retriever = EaseRetriever.fit(train_r, catalog.n_movies)
+        settings: dict[str, Any] = {
             "dim": dim,
             "factors": factors,
             "reg": reg,
@@ -101,8 +150,12 @@ class SimulationWorld:
             "seed": seed,
             "pool_hops": list(POOL_HOPS),
         }
+        if calibrate:
+            fit = fit_choice(r, catalog.n_movies, seed=seed)
+            settings["choice"] = {"w_rating": fit.w_rating, "w_propensity": fit.w_propensity}
+            settings["choice_fit"] = fit.as_dict()
         log.info("world: %d train users, %d test users", train.shape[0], test.shape[0])
-        return cls(catalog, emb, model, train, test, settings)
+        return cls(catalog, emb, model, train, test, settings, consumption, retriever)
 
     @classmethod
     def from_store(cls, store: GraphStore, **kwargs: Any) -> SimulationWorld:
@@ -174,6 +227,10 @@ class SimulationWorld:
         self.embeddings.save(tmp / "embeddings.npz")
         self.model.save(tmp / "world_model.npz")
         np.savez(tmp / "users.npz", train=self.train_users, test=self.test_users)
+        if self.consumption is not None:
+            self.consumption.save(tmp / "consumption.npz")
+        if self.retriever is not None:
+            self.retriever.save(tmp / "retriever.npz")
         (tmp / "world.json").write_text(json.dumps({"format": 1, "settings": self.settings}))
         if folder.exists():
             old = folder.with_name(folder.name + ".old")
@@ -202,6 +259,16 @@ class SimulationWorld:
             train_users=train,
             test_users=test,
             settings=dict(meta.get("settings", {})),
+            consumption=(
+                ConsumptionModel.load(folder / "consumption.npz")
+                if (folder / "consumption.npz").exists()
+                else None
+            ),
+            retriever=(
+                EaseRetriever.load(folder / "retriever.npz")
+                if (folder / "retriever.npz").exists()
+                else None
+            ),
         )
 
 

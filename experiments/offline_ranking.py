@@ -1,20 +1,24 @@
 """Offline ranking evaluation on real logged ratings, no simulator in the loop at test time.
 
 Protocols (agent/evaluation/offline.py): (a) full ranking with each user's ratings split 80/20
-in time order, Precision/Recall/NDCG@k; (b) the DRR protocol, ranking only each user's test
-items with relevant = rating >= 4, Precision/NDCG@k. Most-popular, item-bias, a biased-MF
-rating predictor and EASE are reported beside the agent, and two-stage rows
-(agent/evaluation/two_stage.py): the agent reranking the top n of EASE or of most-popular, and
-z-scored blends of EASE and the agent. Every n and weight given is printed (a sweep; nothing is
-picked on the test part). "random" is the floor and "oracle (test labels)" the ceiling of each
-protocol: the oracle reads the test ratings and is printed only to show what is attainable.
+in time order, Precision/Recall/NDCG@k and how personal the top-k lists are (distinct movies,
+the largest share of lists one movie is in); (b) the DRR protocol, ranking only each user's
+test items with relevant = rating >= 4, Precision/NDCG@k; and cold start: 20% of the users
+keep only their first 10 interactions, the rest of theirs is ranked as in (a).
 
-To keep the agent honest, everything it uses comes from the train part only: the catalogue's
-ratings, its item embeddings, the simulator it trains in (world model fitted on the train
-part), and each user's state (built from their train history). Most-popular, item-bias and
-EASE are fitted on the same train part.
+Rows: "served" is exactly what ``marquee serve`` ranks at temperature 0: the candidate
+generator's candidates (the retriever's top N, graph candidates, popular fallbacks) scored
+base + e . a by features.ranking.rank, then every other movie below them. "retriever (a = 0)"
+is the same with a zero action, i.e. what the agent adds to. Beside them: most-popular,
+item-bias, a biased-MF rating predictor, EASE (Steck 2019, binary, l2 = 500: the baseline),
+RP3beta over the knowledge graph, "random" (the floor) and "oracle (test labels)" (the ceiling:
+it reads the test ratings and is printed only to show what is attainable).
 
-    .venv/bin/python -m experiments.offline_ranking [--timesteps 40000] [--json]
+Everything the agent uses comes from the train part only: the catalogue's ratings, its item
+embeddings and retriever, the simulator it trains in (world, consumption and choice models
+fitted on the train part), and each user's state. The baselines are fitted on the same part.
+
+    .venv/bin/python -m experiments.offline_ranking [--data PATH] [--timesteps 40000] [--json]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from agent.config import AgentConfig
 from agent.evaluation.offline import (
     Scorer,
     TimeSplit,
+    cold_split,
     evaluate_drr,
     evaluate_full_ranking,
     oracle_scorer,
@@ -42,16 +47,16 @@ from agent.evaluation.offline import (
     random_scorer,
     time_split,
 )
-from agent.evaluation.two_stage import rerank_top_n, zscore_blend
 from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from agent.training import TrainConfig, train
 from env.world import BUNDLED_MOVIELENS, SimulationWorld
 from env.world_model import WorldModel
-from features.candidates import CandidateGenerator
+from features.candidates import CandidateGenerator, base_scores
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.movielens import load_movielens
+from features.retrieval import RP3Beta
 from features.state import StateBuilder, UserHistory
 from marquee.home import Home
 
@@ -63,17 +68,16 @@ class Args:
     """Offline ranking evaluation."""
 
     data: Path = BUNDLED_MOVIELENS
+    """A MovieLens folder: latest-small CSVs, ML-1M .dat or ML-100K u.data/u.item."""
     train_fraction: float = 0.8
     k: int = 10
     timesteps: int = 40_000
     dim: int = 16
     seed: int = 0
     ease_l2: float = 500.0
-    rerank_n: tuple[int, ...] = (20, 50, 100, 200)
-    """Candidate-set sizes for "the agent reranks the retriever's top n" rows (all printed)."""
-    blend_weights: tuple[float, ...] = (0.25, 1.0)
-    """Agent weights w for "z(EASE) + w z(agent)" rows (all printed: a sweep, not a pick)."""
+    cold_first_n: int = 10
     skip_agent: bool = False
+    skip_cold: bool = False
     json: bool = False
 
 
@@ -108,42 +112,66 @@ def ease_scorer(split: TimeSplit, l2: float) -> Scorer:
     return lambda users: model.scores(x[users])
 
 
-def agent_scorer(
-    split: TimeSplit, world: SimulationWorld, model: object, candidates_only: bool = False
+class _Histories:
+    """Each user's train-part history in the world's catalogue rows, oldest first."""
+
+    def __init__(self, split: TimeSplit, world: SimulationWorld) -> None:
+        self.split, self.world = split, world
+        cat = world.catalog
+        rows = cat.index_of(list(split.item_keys))
+        self.position = np.full(cat.n_movies, -1, dtype=np.int64)
+        self.position[rows] = np.arange(rows.shape[0])
+        self.rows = rows
+
+    def __call__(self, user: int) -> UserHistory:
+        key = str(self.split.user_keys[user])
+        if not self.world.has_user(key):
+            return UserHistory(self.world.catalog.n_movies)
+        movies, ratings = self.world.user_ratings(key)
+        return UserHistory.from_ratings(self.world.catalog.n_movies, movies, ratings)
+
+
+def rp3beta_scorer(split: TimeSplit, world: SimulationWorld) -> Scorer:
+    """RP3beta over the train part's ratings and the graph's content edges."""
+    histories = _Histories(split, world)
+    walk = RP3Beta.fit(world.catalog)
+    return lambda users: np.stack([walk.scores(histories(int(u)))[histories.rows] for u in users])
+
+
+def served_scorer(
+    split: TimeSplit, world: SimulationWorld, model: object | None
 ) -> Scorer:
-    """The actor's action for each user's train-part state, dotted with every item. With
-    ``candidates_only`` the product's own candidate set (graph traversal + popular fallbacks,
-    as served) is ranked first and every other item after it, as the service would."""
+    """What the service ranks at temperature 0 (module doc): candidates scored base + e . a,
+    every other movie below them in retriever order. ``model`` None: a zero action."""
     cat = world.catalog
-    rows = cat.index_of(list(split.item_keys))
-    emb = world.embeddings.vectors[rows].astype(np.float64)
+    histories = _Histories(split, world)
     builder = StateBuilder(cat, world.embeddings, pool_hops=world.pool_hops)
-    policy = AgentPolicy(model)
-    generator = CandidateGenerator(cat)
-    position = np.full(cat.n_movies, -1, dtype=np.int64)
-    position[rows] = np.arange(rows.shape[0])
-    actions: dict[int, np.ndarray] = {}  # the actor is deterministic: one action per user
+    policy = AgentPolicy(model) if model is not None else None
+    generator = CandidateGenerator(cat, retriever=world.retriever)
+    emb = world.embeddings.vectors.astype(np.float64)
+    zero = np.zeros(world.embeddings.dim, dtype=np.float32)
 
     def score(users: np.ndarray) -> np.ndarray:
-        out = np.empty((len(users), split.n_items))
+        out = np.full((len(users), split.n_items), -1e9)
         for i, u in enumerate(users):
-            history: UserHistory | None = None
-            if int(u) not in actions or candidates_only:
-                movies, ratings = world.user_ratings(str(split.user_keys[u]))
-                history = UserHistory.from_ratings(cat.n_movies, movies, ratings)
-                actions.setdefault(int(u), policy.action(builder.build(history)))
-            out[i] = emb @ actions[int(u)]
-            if candidates_only and history is not None:
-                cands = position[generator.generate(history)]
-                boost = np.zeros(split.n_items)
-                boost[cands[cands >= 0]] = 1e6
-                out[i] += boost
+            history = histories(int(u))
+            if not history.items:
+                continue
+            action = policy.action(builder.build(history)) if policy is not None else zero
+            cands = generator.generate(history)
+            base = base_scores(world.retriever, history, cands)
+            s = emb[cands] @ action + (0.0 if base is None else base)
+            if world.retriever is not None:
+                rest = world.retriever.scores(history)[histories.rows]
+                out[i] = (rest - rest.max()) / max(float(np.ptp(rest)), 1e-12) - 1e6
+            pos = histories.position[cands]
+            out[i, pos[pos >= 0]] = s[pos >= 0]
         return out
 
     return score
 
 
-def train_part_world(args: Args, split: TimeSplit) -> SimulationWorld:
+def part_world(args: Args, split: TimeSplit) -> SimulationWorld:
     """A catalogue whose ratings are the train part only, and the world built on it."""
     batch = load_movielens(args.data).deduplicated()
     train = split.train
@@ -164,45 +192,53 @@ def train_part_world(args: Args, split: TimeSplit) -> SimulationWorld:
     return SimulationWorld.build(catalog, dim=args.dim, test_fraction=0.0, seed=args.seed)
 
 
+def train_agent(args: Args, world: SimulationWorld) -> tuple[object, float]:
+    """The agent trained in the train part's simulator; (model, seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(
+            agent=AgentConfig(seed=args.seed),
+            timesteps=args.timesteps,
+            eval_every=10**9,
+            checkpoint_every=10**9,
+            register=False,
+        )
+        result = train(Home(Path(tmp)), world, cfg)
+        return load_agent(str(result.model_path)), result.seconds
+
+
+def scorers_for(
+    args: Args, split: TimeSplit, with_oracle: bool = True
+) -> tuple[dict[str, Scorer], dict[str, float]]:
+    """Every model's scorer on one split (the agent trained on its train part)."""
+    scorers: dict[str, Scorer] = {}
+    if with_oracle:
+        scorers["oracle (test labels)"] = oracle_scorer(split)
+    scorers["random"] = random_scorer(split, args.seed)
+    scorers["most-popular"] = popularity_scorer(split)
+    scorers["item-bias"] = item_bias_scorer(split)
+    scorers["mf-rating"] = mf_scorer(split, args.seed)
+    t = time.perf_counter()
+    scorers["ease"] = ease_scorer(split, args.ease_l2)
+    timings = {"ease_fit_s": time.perf_counter() - t}
+    if args.skip_agent:
+        return scorers, timings
+    t = time.perf_counter()
+    world = part_world(args, split)
+    timings["world_build_s"] = time.perf_counter() - t
+    scorers["rp3beta"] = rp3beta_scorer(split, world)
+    scorers["retriever (a = 0)"] = served_scorer(split, world, None)
+    model, seconds = train_agent(args, world)
+    timings["agent_train_s"] = seconds
+    scorers["served"] = served_scorer(split, world, model)
+    return scorers, timings
+
+
 def main(args: Args) -> dict[str, object]:
     logging.basicConfig(level=logging.WARNING)
     logger.info("config %s", asdict(args))
     rated = load_movielens(args.data).deduplicated().edges[EdgeKind.RATED]
     split = time_split(rated, args.train_fraction)
-    scorers: dict[str, Scorer] = {
-        "oracle (test labels)": oracle_scorer(split),
-        "random": random_scorer(split, args.seed),
-        "most-popular": popularity_scorer(split),
-        "item-bias": item_bias_scorer(split),
-        "mf-rating": mf_scorer(split, args.seed),
-    }
-    t = time.perf_counter()
-    scorers["ease"] = ease_scorer(split, args.ease_l2)
-    timings = {"ease_fit_s": time.perf_counter() - t}
-    if not args.skip_agent:
-        world = train_part_world(args, split)
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(
-                agent=AgentConfig(seed=args.seed),
-                timesteps=args.timesteps,
-                eval_every=10**9,
-                checkpoint_every=10**9,
-                register=False,
-            )
-            result = train(Home(Path(tmp)), world, cfg)
-            model = load_agent(str(result.model_path))
-        timings["agent_train_s"] = result.seconds
-        ddpg = agent_scorer(split, world, model)
-        scorers["ddpg"] = ddpg
-        scorers["ddpg-candidates"] = agent_scorer(split, world, model, candidates_only=True)
-        rated = split.train_matrix()
-        for n in args.rerank_n:
-            scorers[f"ddpg > ease top-{n}"] = rerank_top_n(scorers["ease"], ddpg, n, rated)
-            scorers[f"ddpg > pop top-{n}"] = rerank_top_n(scorers["most-popular"], ddpg, n, rated)
-        for w in args.blend_weights:
-            scorers[f"z(ease) + {w:g} z(ddpg)"] = zscore_blend(
-                {"ease": scorers["ease"], "ddpg": ddpg}, {"ease": 1.0, "ddpg": w}, rated
-            )
+    scorers, timings = scorers_for(args, split)
     rows = []
     for name, scorer in scorers.items():
         a = evaluate_full_ranking(scorer, split, args.k)
@@ -215,22 +251,48 @@ def main(args: Args) -> dict[str, object]:
                 "a_ndcg": a["ndcg"],
                 "b_precision": b["precision"],
                 "b_ndcg": b["ndcg"],
+                f"distinct_top{args.k}": int(a["distinct_topk"]),
+                f"max_top{args.k}_share": a["max_topk_share"],
             }
         )
-    out = {"config": {k: str(v) for k, v in asdict(args).items()}, "rows": rows, **timings}
+    out: dict[str, object] = {
+        "config": {k: str(v) for k, v in asdict(args).items()},
+        "users": {"a": int(a["users"]), "b": int(b["users"])},
+        "rows": rows,
+        **timings,
+    }
+    if not args.skip_cold:
+        cold = cold_split(rated, args.cold_first_n, seed=args.seed)
+        cold_scorers, cold_timings = scorers_for(args, cold, with_oracle=False)
+        cold_rows = []
+        for name, scorer in cold_scorers.items():
+            c = evaluate_full_ranking(scorer, cold, args.k)
+            cold_rows.append({"model": name, "precision": c["precision"], "ndcg": c["ndcg"]})
+        out["cold"] = {"users": int(c["users"]), "rows": cold_rows, **cold_timings}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"protocol (a) users {int(a['users'])}, protocol (b) users {int(b['users'])}")
-        print(
-            f"{'model':24s} {'a P@k':>7s} {'a R@k':>7s} {'a NDCG':>7s} {'b P@k':>7s} {'b NDCG':>7s}"
-        )
-        for r in rows:
-            print(
-                f"{r['model']:24s} {r['a_precision']:7.4f} {r['a_recall']:7.4f} "
-                f"{r['a_ndcg']:7.4f} {r['b_precision']:7.4f} {r['b_ndcg']:7.4f}"
-            )
+        _print_table(out, args.k)
     return out
+
+
+def _print_table(out: dict[str, object], k: int) -> None:
+    print(f"users: {out['users']}")
+    print(
+        f"{'model':22s} {'a P@k':>7s} {'a R@k':>7s} {'a NDCG':>7s} {'b P@k':>7s} {'b NDCG':>7s}"
+        f" {'distinct':>8s} {'max share':>9s}"
+    )
+    for r in out["rows"]:  # type: ignore[attr-defined]
+        print(
+            f"{r['model']:22s} {r['a_precision']:7.4f} {r['a_recall']:7.4f} {r['a_ndcg']:7.4f} "
+            f"{r['b_precision']:7.4f} {r['b_ndcg']:7.4f} {r[f'distinct_top{k}']:8d} "
+            f"{r[f'max_top{k}_share']:9.3f}"
+        )
+    cold = out.get("cold")
+    if isinstance(cold, dict):
+        print(f"cold start ({cold['users']} users, first interactions only): P@k / NDCG@k")
+        for r in cold["rows"]:
+            print(f"  {r['model']:22s} {r['precision']:7.4f} {r['ndcg']:7.4f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Candidate generation: graph traversal from the user's positives, plus popular fallbacks.
+"""Candidate generation: a retriever's top N, graph traversal from the user's positives, plus
+popular fallbacks.
+
+With a retriever (``features.retrieval``), its ``n_retrieved`` best unseen movies come first;
+the graph candidates not among them follow, then popular fallbacks, up to ``max_candidates``.
 
 Graph candidates use the store's k-hop path-count semantics (``features.graph.store``):
 score = sum_{h=1..hops} H^h s over the Catalog's hop operator, seen movies and zero scores
@@ -13,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.catalog import Catalog
+from features.retrieval import Retriever, zscores
 from features.state import MAX_HOPS, UserHistory
 
 # Graph candidates come from 1-2 hops by default: at 3 hops path counts are dominated by hub
@@ -64,6 +69,29 @@ def _at_least(scores: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
     return np.flatnonzero(scores > 0)
 
 
+def retriever_scores(retriever: Retriever, history: UserHistory) -> npt.NDArray[np.float64]:
+    """The retriever's scores for the history as it is now, cached on the history until it
+    changes (any new interaction changes them, not only a positive one)."""
+    key = ("retriever", retriever.name)
+    size = (len(history.items), int(np.count_nonzero(history.seen)))
+    hit = history.derived.get(key)
+    if isinstance(hit, tuple) and hit[0] == size:
+        return hit[1]  # type: ignore[no-any-return]
+    scores = retriever.scores(history)
+    history.derived[key] = (size, scores)
+    return scores
+
+
+def base_scores(
+    retriever: Retriever | None, history: UserHistory, candidates: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64] | None:
+    """The ranking's base: the retriever's scores at the candidates, standardised over them
+    (None without a retriever). One function for the simulator and the service."""
+    if retriever is None:
+        return None
+    return zscores(retriever_scores(retriever, history)[candidates])
+
+
 class CandidateGenerator:
     """Fixed-size candidate sets for a user (module doc)."""
 
@@ -74,6 +102,8 @@ class CandidateGenerator:
         max_candidates: int = 200,
         graph_share: float = 0.75,
         hops: int = DEFAULT_CANDIDATE_HOPS,
+        retriever: Retriever | None = None,
+        n_retrieved: int = 100,
     ):
         if max_candidates <= 0:
             raise ValueError(f"max_candidates must be positive, got {max_candidates}")
@@ -81,6 +111,10 @@ class CandidateGenerator:
             raise ValueError(f"graph_share must be in [0, 1], got {graph_share}")
         if hops not in (1, 2, 3):
             raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
+        if n_retrieved < 0:
+            raise ValueError(f"n_retrieved must be >= 0, got {n_retrieved}")
+        self.retriever = retriever
+        self.n_retrieved = min(n_retrieved, max_candidates) if retriever is not None else 0
         self.catalog = catalog
         self.max_candidates = max_candidates
         self.n_graph = round(max_candidates * graph_share)
@@ -88,8 +122,13 @@ class CandidateGenerator:
         self._popular = catalog.popular_order()
 
     def generate(self, history: UserHistory) -> npt.NDArray[np.int64]:
-        """Candidate movie rows: graph ones first (best first), then popular fallbacks."""
+        """Candidate movie rows: retrieved ones first (best first), then graph ones (best
+        first), then popular fallbacks."""
         graph = self._graph(history) if history.positives and self.n_graph else _EMPTY
+        if self.n_retrieved:
+            top = self._retrieved(history)
+            extra = graph[~np.isin(graph, top)]
+            graph = np.concatenate([top, extra])[: self.max_candidates]
         need = self.max_candidates - graph.shape[0]
         if need <= 0:
             return graph
@@ -100,6 +139,18 @@ class CandidateGenerator:
         span = min(pop.shape[0], need + int(np.count_nonzero(history.seen)) + graph.shape[0])
         fallback = pop[:span][~taken[pop[:span]]][:need]
         return np.concatenate([graph, fallback]).astype(np.int64)
+
+    def _retrieved(self, history: UserHistory) -> npt.NDArray[np.int64]:
+        """The retriever's best ``n_retrieved`` unseen rows, best first (ties by row)."""
+        assert self.retriever is not None
+        scores = retriever_scores(self.retriever, history).copy()
+        scores[history.seen] = -np.inf
+        n = min(self.n_retrieved, int(np.count_nonzero(~history.seen)))
+        if n == 0:
+            return _EMPTY
+        part = np.argpartition(-scores, n - 1)[:n]
+        order = np.lexsort((part, -scores[part]))
+        return part[order].astype(np.int64)
 
     def _graph(self, history: UserHistory) -> npt.NDArray[np.int64]:
         """The best n_graph unseen rows by path count. The ranked list (with some slack) is

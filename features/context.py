@@ -6,13 +6,14 @@ Baselines and the agent (agent.policies) rank from it; the simulator builds it e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from features.catalog import Catalog
+from features.retrieval import Retriever
 from features.state import UserHistory
 
 Rows = npt.NDArray[np.int64]
@@ -21,7 +22,9 @@ Rows = npt.NDArray[np.int64]
 @dataclass(frozen=True)
 class SlateContext:
     """What a policy may use at one step. ``true_utility`` is the simulator's ground truth:
-    only the oracle baseline reads it."""
+    only the oracle baseline reads it. ``base`` is the ranking's base score per candidate
+    (``features.candidates.base_scores``), ``retrievers`` the named scorers baselines rank by
+    (fitted on training users only)."""
 
     candidates: Rows
     k: int
@@ -30,3 +33,5 @@ class SlateContext:
     embeddings: npt.NDArray[np.float32]
     rng: np.random.Generator
     true_utility: Callable[[Rows], npt.NDArray[np.float64]] | None = None
+    base: npt.NDArray[np.float64] | None = None
+    retrievers: Mapping[str, Retriever] = field(default_factory=dict)

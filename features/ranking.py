@@ -1,6 +1,9 @@
 """The one action-to-ranking function, shared by the simulator and the service.
 
-An action a is a direction in item-embedding space; candidate i scores ``e_i . a``. With
+An action a is a direction in item-embedding space; candidate i scores ``base_i + e_i . a``,
+where base_i is a retriever's score for the candidate (``features.retrieval``, standardised over
+the candidates), so a zero action reproduces the retriever and the agent learns corrections to
+it; without a base the score is ``e_i . a`` alone. With
 temperature 0 the slate is the deterministic top-k (ties keep candidate order); with temperature
 T > 0 the slate is a Plackett-Luce sample of k candidates without replacement from
 softmax(scores / T), drawn with the Gumbel top-k trick, and each position's propensity (the
@@ -64,11 +67,13 @@ def rank(
     k: int,
     temperature: float = 0.0,
     rng: np.random.Generator | None = None,
+    base: npt.ArrayLike | None = None,
 ) -> Slate:
-    """Rank candidates by ``embeddings[i] . action`` and return a slate of ``min(k, n)`` items.
+    """Rank candidates by ``base + embeddings[i] . action``; a slate of ``min(k, n)`` items.
 
-    ``embeddings`` is the (n_items, d) matrix; ``action`` has shape (d,). ``rng`` is needed only
-    when temperature > 0 (a fresh unseeded generator is used if omitted, so pass one to be
+    ``embeddings`` is the (n_items, d) matrix; ``action`` has shape (d,); ``base`` (optional)
+    holds one finite score per candidate, in candidate order. ``rng`` is needed only when
+    temperature > 0 (a fresh unseeded generator is used if omitted, so pass one to be
     reproducible).
     """
     if k <= 0:
@@ -94,6 +99,13 @@ def rank(
             f"min {int(cands.min())}, max {int(cands.max())}"
         )
     scores = (emb[cands] @ a).astype(np.float64)
+    if base is not None:
+        b = np.asarray(base, dtype=np.float64).reshape(-1)
+        if b.shape != scores.shape:
+            raise ValueError(f"base has {b.shape[0]} scores for {scores.shape[0]} candidates")
+        if not np.all(np.isfinite(b)):
+            raise ValueError("base scores contain NaN or infinite values")
+        scores = scores + b
     n = min(k, cands.shape[0])
     if temperature == 0.0:
         order = np.argsort(-scores, kind="stable")[:n]

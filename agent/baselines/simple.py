@@ -1,11 +1,17 @@
-"""Baseline rankers, each a SlatePolicy: random, most-popular, graph, MF-greedy and oracle."""
+"""Baseline rankers, each a SlatePolicy: random, most-popular, item-bias, MF-greedy, EASE,
+RP3beta (the graph baseline) and the oracle.
+
+EASE, RP3beta and item-bias rank the candidates by the world's retrievers
+(``SlateContext.retrievers``, fitted on the training users only): EASE-greedy is what the
+agent's ranking serves with a zero action.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 
-from features.candidates import khop_scores
+from features.candidates import retriever_scores
 from features.context import Rows, SlateContext
 
 
@@ -35,17 +41,40 @@ class MostPopularPolicy:
         return _top(ctx.candidates, pop, ctx.k)
 
 
-class GraphPolicy:
-    """Pure traversal: k-hop weighted path counts from the user's positives; popularity
-    breaks ties (and ranks the fallbacks that no path reaches)."""
+class _RetrieverPolicy:
+    """Greedy by one of the context's retrievers; popularity breaks ties."""
 
-    name = "graph"
+    name = ""
 
     def select(self, obs: npt.NDArray[np.float32], ctx: SlateContext) -> Rows:
-        paths = khop_scores(ctx.catalog, ctx.history)[ctx.candidates]
+        retriever = ctx.retrievers.get(self.name)
+        if retriever is None:
+            raise ValueError(
+                f"the {self.name!r} baseline needs the world's {self.name} retriever; this "
+                "world has none (rebuild it with `marquee train --rebuild-world`)"
+            )
+        scores = retriever_scores(retriever, ctx.history)[ctx.candidates]
         pop = ctx.catalog.popularity[ctx.candidates].astype(np.float64)
-        order = np.lexsort((-pop, -paths))[: ctx.k]
+        order = np.lexsort((-pop, -scores))[: ctx.k]
         return ctx.candidates[order]
+
+
+class EASEPolicy(_RetrieverPolicy):
+    """EASE-greedy: the retriever the agent's ranking adds its corrections to."""
+
+    name = "ease"
+
+
+class GraphPolicy(_RetrieverPolicy):
+    """The graph baseline: RP3beta random walks over ratings and content edges."""
+
+    name = "rp3beta"
+
+
+class ItemBiasPolicy(_RetrieverPolicy):
+    """Each movie's shrunk mean rating, the same for everyone."""
+
+    name = "item-bias"
 
 
 class MFGreedyPolicy:
@@ -76,5 +105,14 @@ class OraclePolicy:
 
 
 BASELINES = {
-    p.name: p for p in (RandomPolicy, MostPopularPolicy, GraphPolicy, MFGreedyPolicy, OraclePolicy)
+    p.name: p
+    for p in (
+        RandomPolicy,
+        MostPopularPolicy,
+        ItemBiasPolicy,
+        MFGreedyPolicy,
+        EASEPolicy,
+        GraphPolicy,
+        OraclePolicy,
+    )
 }

@@ -5,6 +5,12 @@
     Precision@k, Recall@k, NDCG@k.
 (b) DRR protocol (Liu et al., 2018): only the user's own test items are ranked; relevant =
     rating >= 4. Precision@k, NDCG@k over users with at least k test ratings.
+Cold start (``cold_split``): a seeded share of the users keep only their first n interactions
+    in the train part; everything after them is their test part, ranked as in (a).
+
+Protocol (a) also reports how personal the top k lists are: the number of distinct movies
+across all users' lists (``distinct_topk``) and the largest share of lists that one movie
+appears in (``max_topk_share``).
 """
 
 from __future__ import annotations
@@ -75,6 +81,33 @@ def time_split(ratings: pd.DataFrame, train_fraction: float = 0.8) -> TimeSplit:
     )
 
 
+def cold_split(
+    ratings: pd.DataFrame, first_n: int = 10, cold_fraction: float = 0.2, seed: int = 0
+) -> TimeSplit:
+    """A seeded ``cold_fraction`` of the users with more than ``first_n`` ratings keep only
+    their first ``first_n`` (in time) in the train part; the rest of theirs is the test part.
+    Every other user is wholly in the train part."""
+    if first_n <= 0 or not 0.0 < cold_fraction < 1.0:
+        raise ValueError(f"need first_n > 0 and cold_fraction in (0, 1), got {first_n}, "
+                         f"{cold_fraction}")
+    full = time_split(ratings, 0.5)  # only for its indexing; parts rebuilt below
+    frame = pd.concat([full.train, full.test]).sort_values(
+        ["user", "timestamp", "item"], kind="stable"
+    )
+    rank = frame.groupby("user").cumcount().to_numpy()
+    size = frame.groupby("user")["item"].transform("size").to_numpy()
+    rng = np.random.default_rng(seed)
+    cold_users = rng.random(full.n_users) < cold_fraction
+    cold = cold_users[frame["user"].to_numpy()] & (size > first_n)
+    in_test = cold & (rank >= first_n)
+    return TimeSplit(
+        user_keys=full.user_keys,
+        item_keys=full.item_keys,
+        train=frame[~in_test].reset_index(drop=True),
+        test=frame[in_test].reset_index(drop=True),
+    )
+
+
 def popularity_scorer(split: TimeSplit) -> Scorer:
     """Most-popular: every user gets the train interaction counts."""
     counts = np.bincount(split.train["item"].to_numpy(), minlength=split.n_items).astype(float)
@@ -107,6 +140,7 @@ def evaluate_full_ranking(
     test_items = split.test.groupby("user")["item"].apply(set)
     users = test_items.index.to_numpy()
     p, r, n = [], [], []
+    shown = np.zeros(split.n_items, dtype=np.int64)
     for start in range(0, len(users), batch):
         chunk = users[start : start + batch]
         scores = np.asarray(scorer(chunk), dtype=np.float64).copy()
@@ -115,6 +149,7 @@ def evaluate_full_ranking(
         top = np.argpartition(-scores, k, axis=1)[:, :k]
         for row, u in enumerate(chunk):
             ranked = top[row][np.argsort(-scores[row, top[row]], kind="stable")].tolist()
+            shown[ranked] += 1
             rel = test_items[u]
             p.append(precision_at_k(ranked, rel, k))
             r.append(recall_at_k(ranked, rel, k))
@@ -124,6 +159,8 @@ def evaluate_full_ranking(
         "recall": float(np.mean(r)),
         "ndcg": float(np.mean(n)),
         "users": float(len(users)),
+        "distinct_topk": float(np.count_nonzero(shown)),
+        "max_topk_share": float(shown.max() / max(len(users), 1)),
     }
 
 

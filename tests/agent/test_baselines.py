@@ -8,7 +8,7 @@ import pytest
 from agent.baselines.simple import BASELINES, OraclePolicy
 from env.movie_rec_env import MovieRecEnv
 from env.world import SimulationWorld
-from features.candidates import khop_scores
+from features.candidates import retriever_scores
 
 
 @pytest.fixture
@@ -38,11 +38,20 @@ def test_most_popular_orders_by_rating_count(env: MovieRecEnv) -> None:
     assert pops[-1] >= np.sort(env.world.catalog.popularity[ctx.candidates])[-ctx.k]
 
 
-def test_graph_orders_by_path_counts(env: MovieRecEnv) -> None:
+@pytest.mark.parametrize("name", ["ease", "rp3beta", "item-bias"])
+def test_retriever_baselines_order_by_their_scores(env: MovieRecEnv, name: str) -> None:
     ctx = env.slate_context(np.random.default_rng(0))
-    slate = BASELINES["graph"]().select(np.zeros(1, np.float32), ctx)
-    paths = khop_scores(ctx.catalog, ctx.history)[slate]
-    assert list(paths) == sorted(paths, reverse=True)
+    slate = BASELINES[name]().select(np.zeros(1, np.float32), ctx)
+    scores = retriever_scores(ctx.retrievers[name], ctx.history)
+    assert list(scores[slate]) == sorted(scores[slate], reverse=True)
+    assert scores[slate][-1] >= np.sort(scores[ctx.candidates])[-ctx.k]
+
+
+def test_retriever_baseline_without_its_retriever_is_refused(env: MovieRecEnv) -> None:
+    ctx = env.slate_context(np.random.default_rng(0))
+    bare = type(ctx)(**{**ctx.__dict__, "retrievers": {}})
+    with pytest.raises(ValueError, match="needs the world's ease retriever"):
+        BASELINES["ease"]().select(np.zeros(1, np.float32), bare)
 
 
 def test_oracle_picks_the_highest_true_utility(env: MovieRecEnv) -> None:

@@ -1,0 +1,183 @@
+"""Fit the choice model's weights by maximum likelihood on real next interactions.
+
+Replay: each user's ratings are split in time (the first ``fit_fraction`` form their past);
+the world model (rating) and the consumption model (propensity) are fitted on the past of all
+users; each later interaction then becomes a slate of the movie really chosen plus
+``negatives`` movies the user had not consumed, half drawn by popularity and half uniformly
+(what a recommender might have shown), in random order. The conditional-logit likelihood of
+the real choice gives w_rating and w_propensity. Users are split in two: weights are fitted on
+one part and the log-likelihood and top-k accuracy are reported on the other, for the
+calibrated model and for the original rating-only model (``MultinomialLogitChoice``).
+
+Not identified from rating logs, so not fitted: the position effect (slates are shuffled here)
+and the "nothing" utility (a rating log never shows an ignored slate).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.optimize import minimize
+
+from env.choice import RATING_PIVOT, CalibratedChoice, MultinomialLogitChoice
+from env.consumption import ConsumptionModel
+from env.world_model import WorldModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChoiceFit:
+    """Fitted weights and held-out figures of each choice model."""
+
+    w_rating: float
+    w_propensity: float
+    fit_events: int
+    heldout_events: int
+    slate_size: int
+    heldout: dict[str, dict[str, float]]  # model -> {log_likelihood, top1, top3}
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Slates:
+    rating: npt.NDArray[np.float64]  # (events, slate) rating utilities; column 0 is the choice
+    propensity: npt.NDArray[np.float64]
+    user: npt.NDArray[np.int64]  # event's user index (for the user split)
+
+
+def replay_slates(
+    ratings: pd.DataFrame,
+    n_items: int,
+    *,
+    fit_fraction: float = 0.8,
+    negatives: int = 9,
+    seed: int = 0,
+) -> _Slates:
+    """Slates of (real next choice + sampled negatives) with the two utility features."""
+    r = ratings.sort_values(["user", "timestamp", "movie"], kind="stable")
+    users = r["user"].astype(str).to_numpy()
+    rank = r.groupby("user").cumcount().to_numpy()
+    size = r.groupby("user")["movie"].transform("size").to_numpy()
+    past = rank < np.ceil(size * fit_fraction)
+    p = r[past]
+    world = WorldModel.fit(
+        p["user"].astype(str).to_numpy(),
+        p["movie"].to_numpy(),
+        p["rating"].to_numpy(),
+        n_items,
+        seed=seed,
+    )
+    consumption = ConsumptionModel.fit(
+        p["user"].astype(str).to_numpy(), p["movie"].to_numpy(), n_items, seed=seed
+    )
+    pop = np.bincount(p["movie"].to_numpy(), minlength=n_items).astype(np.float64) + 1.0
+    pop /= pop.sum()
+    rng = np.random.default_rng(seed)
+    ev = r[~past]
+    keys = ev["user"].astype(str).to_numpy()
+    chosen = ev["movie"].to_numpy().astype(np.int64)
+    n = chosen.shape[0]
+    half = negatives // 2
+    neg = np.concatenate(
+        [
+            rng.choice(n_items, size=(n, half), p=pop),
+            rng.integers(n_items, size=(n, negatives - half)),
+        ],
+        axis=1,
+    )
+    clash = neg == chosen[:, None]
+    while np.any(clash):  # a negative must not be the real choice
+        neg[clash] = rng.integers(n_items, size=int(clash.sum()))
+        clash = neg == chosen[:, None]
+    slate = np.concatenate([chosen[:, None], neg], axis=1)
+    ukeys, uidx = np.unique(keys, return_inverse=True)
+    rating = np.empty(slate.shape)
+    prop = np.empty(slate.shape)
+    for j, key in enumerate(ukeys):
+        rows = np.flatnonzero(uidx == j)
+        wr = world.predict_user(world.user_index(key)) if key in set(world.user_keys) else None
+        cr = consumption.predict_user(consumption.user_index(key))
+        rating[rows] = wr[slate[rows]] if wr is not None else world.mu
+        prop[rows] = cr[slate[rows]]
+    del users
+    return _Slates(rating, prop, uidx.astype(np.int64))
+
+
+def _log_likelihood(u: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per-event log-probability of column 0 under a softmax over each row."""
+    top = u.max(axis=1, keepdims=True)
+    return np.asarray(u[:, 0] - top[:, 0] - np.log(np.exp(u - top).sum(axis=1)))
+
+
+def _figures(u: npt.NDArray[np.float64]) -> dict[str, float]:
+    ranks = (u[:, 1:] > u[:, :1]).sum(axis=1)  # how many negatives beat the real choice
+    return {
+        "log_likelihood": float(_log_likelihood(u).mean()),
+        "top1": float(np.mean(ranks == 0)),
+        "top3": float(np.mean(ranks < 3)),
+    }
+
+
+def fit_choice(
+    ratings: pd.DataFrame,
+    n_items: int,
+    *,
+    heldout_fraction: float = 0.3,
+    negatives: int = 9,
+    seed: int = 0,
+) -> ChoiceFit:
+    """Maximum-likelihood w_rating, w_propensity on one part of the users, figures on the
+    other (module doc). ``ratings`` has columns user, movie (row), rating, timestamp."""
+    s = replay_slates(ratings, n_items, negatives=negatives, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    n_users = int(s.user.max()) + 1
+    held_users = rng.random(n_users) < heldout_fraction
+    held = held_users[s.user]
+    xr, xp = s.rating - RATING_PIVOT, s.propensity
+
+    def loss(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        u = w[0] * xr[~held] + w[1] * xp[~held]
+        top = u.max(axis=1, keepdims=True)
+        e = np.exp(u - top)
+        prob = e / e.sum(axis=1, keepdims=True)
+        ll = u[:, 0] - top[:, 0] - np.log(e.sum(axis=1))
+        grad = [
+            float(np.mean((prob * xr[~held]).sum(axis=1) - xr[~held][:, 0])),
+            float(np.mean((prob * xp[~held]).sum(axis=1) - xp[~held][:, 0])),
+        ]
+        return -float(ll.mean()), np.asarray(grad)
+
+    res = minimize(loss, np.array([1.0, 1.0]), jac=True, method="L-BFGS-B")
+    w_r, w_p = (float(v) for v in res.x)
+    old = MultinomialLogitChoice()
+    heldout = {
+        "uniform": {
+            "log_likelihood": float(-np.log(negatives + 1)),
+            "top1": 1.0 / (negatives + 1),
+            "top3": 3.0 / (negatives + 1),
+        },
+        "rating only (original)": _figures(s.rating[held] / old.temperature),
+        "propensity only": _figures(xp[held]),
+        "calibrated": _figures(w_r * xr[held] + w_p * xp[held]),
+    }
+    log.info("choice weights: rating %.3f, propensity %.3f", w_r, w_p)
+    return ChoiceFit(
+        w_rating=w_r,
+        w_propensity=w_p,
+        fit_events=int((~held).sum()),
+        heldout_events=int(held.sum()),
+        slate_size=negatives + 1,
+        heldout=heldout,
+    )
+
+
+def calibrated_choice(fit: ChoiceFit, **priors: float) -> CalibratedChoice:
+    """The choice model with fitted weights and the given priors (position, nothing)."""
+    return CalibratedChoice(w_rating=fit.w_rating, w_propensity=fit.w_propensity, **priors)
