@@ -109,7 +109,10 @@ def evaluate_command(
 
     home: Home = ctx.obj
     world = _world(home)
-    names = policies or [*BASELINES, "champion"]
+    names = policies or [
+        *(n for n in BASELINES if n != "ease" or world.retriever is not None),
+        "champion",
+    ]
     chosen: list[SlatePolicy] = []
     curve: list[tuple[int, float]] = []
     registry = PolicyRegistry(home.tracking_uri)

@@ -125,6 +125,26 @@ def _figures(u: npt.NDArray[np.float64]) -> dict[str, float]:
     }
 
 
+def fit_logit_weights(features: list[npt.NDArray[np.float64]]) -> list[float]:
+    """Maximum-likelihood weights of a conditional logit: each feature is an (events, slate)
+    table whose column 0 holds the option that was chosen."""
+    if not features or any(f.shape != features[0].shape for f in features):
+        raise ValueError("features must be equally shaped (events, slate) tables")
+    x = np.stack(features)  # (features, events, slate)
+
+    def loss(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        u = np.tensordot(w, x, axes=1)
+        top = u.max(axis=1, keepdims=True)
+        e = np.exp(u - top)
+        prob = e / e.sum(axis=1, keepdims=True)
+        ll = u[:, 0] - top[:, 0] - np.log(e.sum(axis=1))
+        grad = ((prob[None] * x).sum(axis=2) - x[:, :, 0]).mean(axis=1)
+        return -float(ll.mean()), np.asarray(grad)
+
+    res = minimize(loss, np.ones(x.shape[0]), jac=True, method="L-BFGS-B")
+    return [float(v) for v in res.x]
+
+
 def fit_choice(
     ratings: pd.DataFrame,
     n_items: int,
@@ -141,21 +161,7 @@ def fit_choice(
     held_users = rng.random(n_users) < heldout_fraction
     held = held_users[s.user]
     xr, xp = s.rating - RATING_PIVOT, s.propensity
-
-    def loss(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
-        u = w[0] * xr[~held] + w[1] * xp[~held]
-        top = u.max(axis=1, keepdims=True)
-        e = np.exp(u - top)
-        prob = e / e.sum(axis=1, keepdims=True)
-        ll = u[:, 0] - top[:, 0] - np.log(e.sum(axis=1))
-        grad = [
-            float(np.mean((prob * xr[~held]).sum(axis=1) - xr[~held][:, 0])),
-            float(np.mean((prob * xp[~held]).sum(axis=1) - xp[~held][:, 0])),
-        ]
-        return -float(ll.mean()), np.asarray(grad)
-
-    res = minimize(loss, np.array([1.0, 1.0]), jac=True, method="L-BFGS-B")
-    w_r, w_p = (float(v) for v in res.x)
+    w_r, w_p = fit_logit_weights([xr[~held], xp[~held]])
     old = MultinomialLogitChoice()
     heldout = {
         "uniform": {

@@ -23,8 +23,10 @@ fitted on the train part), and each user's state. The baselines are fitted on th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -78,6 +80,10 @@ class Args:
     cold_first_n: int = 10
     skip_agent: bool = False
     skip_cold: bool = False
+    agent: Path | None = None
+    """Load this trained agent (a .zip from a run on the same split) instead of training."""
+    save_agent: Path | None = None
+    """Keep a copy of the protocol (a) agent here (for experiments.sim_fidelity --agent)."""
     json: bool = False
 
 
@@ -138,9 +144,7 @@ def rp3beta_scorer(split: TimeSplit, world: SimulationWorld) -> Scorer:
     return lambda users: np.stack([walk.scores(histories(int(u)))[histories.rows] for u in users])
 
 
-def served_scorer(
-    split: TimeSplit, world: SimulationWorld, model: object | None
-) -> Scorer:
+def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None) -> Scorer:
     """What the service ranks at temperature 0 (module doc): candidates scored base + e . a,
     every other movie below them in retriever order. ``model`` None: a zero action."""
     cat = world.catalog
@@ -192,8 +196,13 @@ def part_world(args: Args, split: TimeSplit) -> SimulationWorld:
     return SimulationWorld.build(catalog, dim=args.dim, test_fraction=0.0, seed=args.seed)
 
 
-def train_agent(args: Args, world: SimulationWorld) -> tuple[object, float]:
-    """The agent trained in the train part's simulator; (model, seconds)."""
+def train_agent(
+    args: Args, world: SimulationWorld, save: Path | None = None
+) -> tuple[object, float]:
+    """The agent trained in the train part's simulator (or loaded from ``args.agent``);
+    (model, seconds)."""
+    if args.agent is not None:
+        return load_agent(str(args.agent)), 0.0
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
             agent=AgentConfig(seed=args.seed),
@@ -203,15 +212,17 @@ def train_agent(args: Args, world: SimulationWorld) -> tuple[object, float]:
             register=False,
         )
         result = train(Home(Path(tmp)), world, cfg)
+        if save is not None:
+            shutil.copyfile(result.model_path, save)
         return load_agent(str(result.model_path)), result.seconds
 
 
 def scorers_for(
-    args: Args, split: TimeSplit, with_oracle: bool = True
+    args: Args, split: TimeSplit, cold: bool = False
 ) -> tuple[dict[str, Scorer], dict[str, float]]:
     """Every model's scorer on one split (the agent trained on its train part)."""
     scorers: dict[str, Scorer] = {}
-    if with_oracle:
+    if not cold:
         scorers["oracle (test labels)"] = oracle_scorer(split)
     scorers["random"] = random_scorer(split, args.seed)
     scorers["most-popular"] = popularity_scorer(split)
@@ -227,7 +238,9 @@ def scorers_for(
     timings["world_build_s"] = time.perf_counter() - t
     scorers["rp3beta"] = rp3beta_scorer(split, world)
     scorers["retriever (a = 0)"] = served_scorer(split, world, None)
-    model, seconds = train_agent(args, world)
+    if cold:  # another train part: another agent, never a loaded one
+        args = dataclasses.replace(args, agent=None)
+    model, seconds = train_agent(args, world, None if cold else args.save_agent)
     timings["agent_train_s"] = seconds
     scorers["served"] = served_scorer(split, world, model)
     return scorers, timings
@@ -263,7 +276,7 @@ def main(args: Args) -> dict[str, object]:
     }
     if not args.skip_cold:
         cold = cold_split(rated, args.cold_first_n, seed=args.seed)
-        cold_scorers, cold_timings = scorers_for(args, cold, with_oracle=False)
+        cold_scorers, cold_timings = scorers_for(args, cold, cold=True)
         cold_rows = []
         for name, scorer in cold_scorers.items():
             c = evaluate_full_ranking(scorer, cold, args.k)

@@ -72,6 +72,8 @@ class Args:
     seed: int = 0
     timesteps: int = 40_000
     """Agent training steps in the train part's simulator."""
+    agent: Path | None = None
+    """A trained agent for this split (experiments.offline_ranking --save-agent) to reuse."""
     eval_seeds: int = 3
     episodes: int = 60
     """Episodes per evaluation seed and policy."""
@@ -116,7 +118,9 @@ def main(args: Args) -> dict[str, object]:
     logging.basicConfig(level=logging.WARNING)
     rated = load_movielens(args.data).deduplicated().edges[EdgeKind.RATED]
     split = time_split(rated, args.train_fraction)
-    offline = OfflineArgs(data=args.data, seed=args.seed, timesteps=args.timesteps)
+    offline = OfflineArgs(
+        data=args.data, seed=args.seed, timesteps=args.timesteps, agent=args.agent
+    )
     world = part_world(offline, split)
     model, _ = train_agent(offline, world)
     real_scorers: dict[str, Scorer] = {
@@ -129,9 +133,9 @@ def main(args: Args) -> dict[str, object]:
         "agent": served_scorer(split, world, model),
     }
     real = {name: evaluate_full_ranking(s, split, 10) for name, s in real_scorers.items()}
-    policies: list[SlatePolicy] = [
-        BASELINES[n]() for n in POLICIES if n != "agent"
-    ] + [AgentPolicy(model, name="agent")]
+    policies: list[SlatePolicy] = [BASELINES[n]() for n in POLICIES if n != "agent"] + [
+        AgentPolicy(model, name="agent")
+    ]
     sims: dict[str, ChoiceModel] = {
         "rating-only choice (original)": MultinomialLogitChoice(),
         "calibrated choice": world.choice_model(),

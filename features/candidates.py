@@ -127,7 +127,9 @@ class CandidateGenerator:
         graph = self._graph(history) if history.positives and self.n_graph else _EMPTY
         if self.n_retrieved:
             top = self._retrieved(history)
-            extra = graph[~np.isin(graph, top)]
+            taken_top = np.zeros(self.catalog.n_movies, dtype=bool)
+            taken_top[top] = True
+            extra = graph[~taken_top[graph]]
             graph = np.concatenate([top, extra])[: self.max_candidates]
         need = self.max_candidates - graph.shape[0]
         if need <= 0:

@@ -88,8 +88,9 @@ def cold_split(
     their first ``first_n`` (in time) in the train part; the rest of theirs is the test part.
     Every other user is wholly in the train part."""
     if first_n <= 0 or not 0.0 < cold_fraction < 1.0:
-        raise ValueError(f"need first_n > 0 and cold_fraction in (0, 1), got {first_n}, "
-                         f"{cold_fraction}")
+        raise ValueError(
+            f"need first_n > 0 and cold_fraction in (0, 1), got {first_n}, {cold_fraction}"
+        )
     full = time_split(ratings, 0.5)  # only for its indexing; parts rebuilt below
     frame = pd.concat([full.train, full.test]).sort_values(
         ["user", "timestamp", "item"], kind="stable"

@@ -15,6 +15,7 @@ import features.state as state_mod
 from features.candidates import (
     DEFAULT_CANDIDATE_HOPS,
     CandidateGenerator,
+    base_scores,
     khop_scores,
     top_rows,
 )
@@ -333,3 +334,44 @@ def test_hop_sum_and_first_of_rows_equal_the_stacked_levels(
     dense[seeds] = 1.0
     assert np.array_equal(cat.hop.first_of_rows(seeds), cat.hop.first(dense))
     assert np.array_equal(cat.hop.first_of_rows(seeds), cat.hop.apply(dense))
+
+
+class _Fixed:
+    """A retriever with fixed scores (movie row i scores scores[i])."""
+
+    name = "fixed"
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self._scores = scores
+        self.calls = 0
+
+    def scores(self, history: UserHistory) -> np.ndarray:
+        self.calls += 1
+        return self._scores.copy()
+
+
+def test_retrieved_candidates_come_first_then_graph_then_popular() -> None:
+    cat = tiny_catalog()
+    fixed = _Fixed(np.arange(cat.n_movies, dtype=np.float64))  # the last rows score best
+    gen = CandidateGenerator(cat, max_candidates=6, retriever=fixed, n_retrieved=2)
+    h = UserHistory.from_ratings(cat.n_movies, [cat.n_movies - 1, 0], [5.0, 4.0])
+    cands = gen.generate(h)
+    assert list(cands[:2]) == [cat.n_movies - 2, cat.n_movies - 3]  # best unseen, in order
+    assert not h.seen[cands].any()
+    assert np.unique(cands).shape == cands.shape
+    plain = CandidateGenerator(cat, max_candidates=6).generate(h)
+    rest = [c for c in plain if c not in cands[:2]]
+    assert list(cands[2:]) == rest[: 6 - 2]
+
+
+def test_retriever_scores_are_cached_until_the_history_changes() -> None:
+    cat = tiny_catalog()
+    fixed = _Fixed(np.ones(cat.n_movies))
+    h = UserHistory.from_ratings(cat.n_movies, [0], [2.0])
+    base_scores(fixed, h, np.arange(3))
+    base_scores(fixed, h, np.arange(3))
+    assert fixed.calls == 1
+    h.add(1, 2.0)  # not a positive, yet the scores change
+    base_scores(fixed, h, np.arange(3))
+    assert fixed.calls == 2
+    assert base_scores(None, h, np.arange(3)) is None

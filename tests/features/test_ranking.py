@@ -132,3 +132,29 @@ def test_plackett_luce_all_at_once_equals_pick_by_pick(temperature: float) -> No
     assert np.all(np.isfinite(got)) and np.all(got <= 0.0)
     assert np.allclose(got, _pick_by_pick(scores, order, temperature), rtol=1e-12, atol=1e-12)
     assert plackett_luce_log_probs(scores, order[:0], temperature).shape == (0,)
+
+
+def test_base_scores_are_added_and_a_zero_action_keeps_the_base_order(emb: np.ndarray) -> None:
+    cands = np.arange(emb.shape[0])
+    base = np.linspace(1.0, -1.0, emb.shape[0])[::-1].copy()
+    zero = rank(np.zeros(emb.shape[1]), cands, emb, 5, base=base)
+    assert list(zero.indices) == list(np.argsort(-base, kind="stable")[:5])
+    a = np.ones(emb.shape[1])
+    both = rank(a, cands, emb, 5, base=base)
+    expect = np.argsort(-(emb @ a + base), kind="stable")[:5]
+    assert list(both.indices) == list(expect)
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        (np.zeros(3), "base has 3 scores for"),
+        ("nan", "base scores contain NaN"),
+    ],
+)
+def test_bad_base(emb: np.ndarray, base: object, message: str) -> None:
+    cands = np.arange(emb.shape[0])
+    if isinstance(base, str):
+        base = np.full(emb.shape[0], np.nan)
+    with pytest.raises(ValueError, match=message):
+        rank(np.zeros(emb.shape[1]), cands, emb, 3, base=base)  # type: ignore[arg-type]
