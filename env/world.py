@@ -28,6 +28,7 @@ from env.calibration import fit_choice
 from env.choice import CalibratedChoice, ChoiceModel, MultinomialLogitChoice
 from env.consumption import ConsumptionModel
 from env.world_model import WorldModel
+from features.bundle import RETRIEVER_FILE
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
@@ -230,7 +231,7 @@ class SimulationWorld:
         if self.consumption is not None:
             self.consumption.save(tmp / "consumption.npz")
         if self.retriever is not None:
-            self.retriever.save(tmp / "retriever.npz")
+            self.retriever.save(tmp / RETRIEVER_FILE)
         (tmp / "world.json").write_text(json.dumps({"format": 1, "settings": self.settings}))
         if folder.exists():
             old = folder.with_name(folder.name + ".old")
@@ -265,8 +266,8 @@ class SimulationWorld:
                 else None
             ),
             retriever=(
-                EaseRetriever.load(folder / "retriever.npz")
-                if (folder / "retriever.npz").exists()
+                EaseRetriever.load(folder / RETRIEVER_FILE)
+                if (folder / RETRIEVER_FILE).exists()
                 else None
             ),
         )

@@ -7,8 +7,10 @@ carries further named arrays a ranking may need (for example a retriever's per-i
 saved beside the rest in ``ranking.npz``.
 
 Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
-``catalog.npz``, ``embeddings.npz``, optional ``ranking.json`` (settings) and ``ranking.npz``
-(artefacts); a world saved by env.world keeps its settings in ``world.json``, read as well.
+``catalog.npz``, ``embeddings.npz``, optional ``retriever.npz`` (the EASE retriever whose
+standardised scores are the ranking's base, ``features.retrieval``), ``ranking.json``
+(settings) and ``ranking.npz`` (artefacts); a world saved by env.world keeps its settings in
+``world.json``, read as well. Bundles without a retriever rank by e . a alone, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy.typing as npt
 
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
+from features.retrieval import EaseRetriever
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ CATALOG_FILE = "catalog.npz"
 EMBEDDINGS_FILE = "embeddings.npz"
 SETTINGS_FILE = "ranking.json"
 ARTEFACTS_FILE = "ranking.npz"
+RETRIEVER_FILE = "retriever.npz"
 WORLD_SETTINGS_FILE = "world.json"  # env.world's settings, where older bundles keep pool_hops
 
 
@@ -44,9 +48,15 @@ class RankingBundle:
     embeddings: ItemEmbeddings
     pool_hops: tuple[int, ...] = POOL_HOPS
     artefacts: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
+    retriever: EaseRetriever | None = None
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
+        if self.retriever is not None and self.retriever.n_movies != self.catalog.n_movies:
+            raise ValueError(
+                f"the retriever covers {self.retriever.n_movies} movies, the catalogue "
+                f"{self.catalog.n_movies}: it was fitted for another catalogue"
+            )
 
     def save(self, folder: str | Path) -> Path:
         """Write the bundle's files into ``folder`` (each to a temporary name, then renamed)."""
@@ -57,6 +67,8 @@ class RankingBundle:
         tmp = folder / (SETTINGS_FILE + ".tmp")
         tmp.write_text(json.dumps({"format": 1, "pool_hops": list(self.pool_hops)}))
         tmp.replace(folder / SETTINGS_FILE)
+        if self.retriever is not None:
+            self.retriever.save(folder / RETRIEVER_FILE)
         if self.artefacts:
             tmp_npz = folder / (ARTEFACTS_FILE + ".tmp.npz")
             np.savez(tmp_npz, **dict(self.artefacts))  # type: ignore[arg-type]
@@ -79,6 +91,11 @@ class RankingBundle:
             embeddings=ItemEmbeddings.load(folder / EMBEDDINGS_FILE),
             pool_hops=_pool_hops(folder),
             artefacts=artefacts,
+            retriever=(
+                EaseRetriever.load(folder / RETRIEVER_FILE)
+                if (folder / RETRIEVER_FILE).exists()
+                else None
+            ),
         )
 
 

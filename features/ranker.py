@@ -3,9 +3,10 @@
 One pass through features for a request: the user's history (features.history) gives the
 state (features.state) and the candidates (features.candidates), both cached per user; the
 caller's actor (a function state -> action, agent.actor for a trained policy) gives the
-action; ``features.ranking.rank`` orders the candidates. Everything a policy version needs
-beyond its actor comes from one RankingBundle, so every version of one world shares a Ranker
-(the hop precomputation and the cache are costly).
+action; ``features.ranking.rank`` orders the candidates by base + e . a, base being the
+bundle's retriever's standardised score (``features.candidates.base_scores``), as in the
+simulator. Everything a policy version needs beyond its actor comes from one RankingBundle, so
+every version of one world shares a Ranker (the hop precomputation and the cache are costly).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from features.bundle import RankingBundle
-from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.graph.store import GraphStore
 from features.history import HistoryReader, with_rating
 from features.ranking import Slate, rank
@@ -30,7 +32,15 @@ from features.state import StateBuilder
 log = logging.getLogger(__name__)
 
 Actor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-Prepared = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]  # (state, candidate rows)
+
+
+class Prepared(NamedTuple):
+    """What a user's request needs before the actor: state, candidate rows, and the
+    retriever's base score per candidate (None without a retriever)."""
+
+    state: npt.NDArray[np.float32]
+    candidates: npt.NDArray[np.int64]
+    base: npt.NDArray[np.float64] | None
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,12 @@ class Ranker:
         self.vectors = bundle.embeddings.vectors
         self.histories = HistoryReader(catalog)
         self.builder = StateBuilder(catalog, bundle.embeddings, pool_hops=bundle.pool_hops)
+        self.retriever = bundle.retriever
         self.candidates = CandidateGenerator(
-            catalog, max_candidates=min(max_candidates, catalog.n_movies), hops=hops
+            catalog,
+            max_candidates=min(max_candidates, catalog.n_movies),
+            hops=hops,
+            retriever=self.retriever,
         )
         self.keys = self.histories.keys
         self.cache_size = cache_size
@@ -88,7 +102,7 @@ class Ranker:
         return int(self.vectors.shape[1])
 
     def prepare(self, store: GraphStore, user: str) -> Prepared | None:
-        """(state, candidates) for a user with usable history, else None (cached; neither
+        """(state, candidates, base) for a user with usable history, else None (cached; none
         depends on the policy, so every version shares them)."""
         token = store.revision()
         now = time.monotonic()
@@ -104,7 +118,10 @@ class Ranker:
         history = self.histories.read(store, user)
         value = None
         if history is not None and history.items:
-            value = (self.builder.build(history), self.candidates.generate(history))
+            cands = self.candidates.generate(history)
+            value = Prepared(
+                self.builder.build(history), cands, base_scores(self.retriever, history, cands)
+            )
         with self._lock:
             self._cache[user] = _Cached(token, now, value)
             self._cache.move_to_end(user)
@@ -126,11 +143,12 @@ class Ranker:
         prepared = self.prepare(store, user)
         if prepared is None:
             return None
-        state, cands = prepared
+        state, cands, base = prepared
         action = act(state)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
-        return RankedSlate(state, action, rank(action, cands, self.vectors, k, temperature, rng))
+        slate = rank(action, cands, self.vectors, k, temperature, rng, base)
+        return RankedSlate(state, action, slate)
 
     def next_state(
         self, store: GraphStore, user: str, movie: str | None, rating: float | None = None

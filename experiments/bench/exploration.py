@@ -56,10 +56,9 @@ def sample_rows(rec: PolicyRecommender, store: object, args: Args) -> list[Row]:
     rows: list[Row] = []
     for i in picks.tolist():
         prepared = ranker.prepare(store, users[i])  # type: ignore[arg-type]
-        if prepared is None or prepared[1].shape[0] <= args.k:
+        if prepared is None or prepared.candidates.shape[0] <= args.k:
             continue
-        state, candidates = prepared
-        rows.append((rec.act(state), candidates))
+        rows.append((rec.act(prepared.state), prepared.candidates, prepared.base))
     return rows
 
 
@@ -69,11 +68,11 @@ def measure(
     """Sampled slates at ``temperature`` against the deterministic ones, over every user."""
     rng = np.random.default_rng(args.seed)
     overlap, first, props, distinct = [], [], [], []
-    for action, candidates in rows:
-        det = rank(action, candidates, vectors, args.k, 0.0).indices
+    for action, candidates, base in rows:
+        det = rank(action, candidates, vectors, args.k, 0.0, base=base).indices
         shown: set[int] = set()
         for _ in range(args.slates):
-            slate = rank(action, candidates, vectors, args.k, temperature, rng)
+            slate = rank(action, candidates, vectors, args.k, temperature, rng, base)
             overlap.append(len(set(det.tolist()) & set(slate.indices.tolist())) / args.k)
             first.append(float(slate.indices[0] == det[0]))
             props.extend(slate.propensities.tolist())

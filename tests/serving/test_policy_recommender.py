@@ -16,6 +16,7 @@ from agent.buffers.redis_ring import RedisRing
 from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from features.bundle import RankingBundle
+from features.candidates import base_scores
 from features.graph.batch import GraphBatch
 from features.graph.local import LocalGraphStore
 from features.graph.schema import EdgeKind, VertexKind
@@ -108,7 +109,9 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     history = ranking.histories.read(trained.store, user)
     assert history is not None and result.action is not None
     cands = ranking.candidates.generate(history)
-    logits = (ranking.vectors[cands] @ result.action).astype(np.float64) / 0.5
+    base = base_scores(ranking.retriever, history, cands)
+    assert base is not None  # the trained world's bundle carries its retriever
+    logits = ((ranking.vectors[cands] @ result.action).astype(np.float64) + base) / 0.5
     p = np.exp(logits - logits.max())
     p /= p.sum()
     first = int(np.flatnonzero(cands == ranking.histories.row_of[result.items[0].movie])[0])
