@@ -42,7 +42,8 @@ Scores = npt.NDArray[np.float64]
 class Retriever(Protocol):
     """Scores every movie row for one user's history (higher is better; seen not removed)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def scores(self, history: UserHistory) -> Scores: ...
 

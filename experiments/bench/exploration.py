@@ -31,7 +31,7 @@ from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Row = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+Row = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float64] | None]
 
 
 @dataclass
