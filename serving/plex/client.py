@@ -55,6 +55,7 @@ class PlexSettings:
     url: str
     token: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    plextv_url: str | None = None  # PLEX_TV_URL: a stand-in for https://plex.tv (tests)
 
     @classmethod
     def from_env(cls, timeout: float = DEFAULT_TIMEOUT) -> PlexSettings:
@@ -67,7 +68,8 @@ class PlexSettings:
                 f"set {' and '.join(missing)} (the Plex server's address, e.g. "
                 "http://127.0.0.1:32400, and an X-Plex-Token)"
             )
-        return cls(url=url, token=token, timeout=timeout)
+        plextv = os.environ.get("PLEX_TV_URL", "").strip() or None
+        return cls(url=url, token=token, timeout=timeout, plextv_url=plextv)
 
 
 @contextmanager
@@ -106,7 +108,10 @@ def _status(exc: Exception) -> str:
 
 def connect(settings: PlexSettings) -> PlexServer:
     """A connected PlexServer; raises PlexAuthError, PlexTimeoutError or PlexConnectionError."""
+    from serving.plex.plextv import PlexTvSession
+
+    session = PlexTvSession(settings.plextv_url)
     with plex_errors(settings.url, "connecting", settings.timeout):
-        server = PlexServer(settings.url, settings.token, timeout=settings.timeout)
+        server = PlexServer(settings.url, settings.token, session=session, timeout=settings.timeout)
     log.info("connected to Plex %r at %s", server.friendlyName, safe_url(settings.url))
     return server

@@ -38,6 +38,7 @@ class FakeMovie:
     countries: list[str] = field(default_factory=list)
     studio: str = ""
     summary: str = ""
+    tagline: str = ""
     updated_at: int = 1_600_000_000
     added_at: int = 1_600_000_000
     user_rating: float | None = None
@@ -63,6 +64,10 @@ class FakeList:
     title: str
     items: list[int]
     section: int = 0
+    owner: int = 1  # the account a playlist belongs to
+    labels: list[str] = field(default_factory=list)
+    summary: str = ""
+    sort: int = 0  # a collection's order: 0 release date, 1 alphabetical, 2 custom
 
 
 class PlexTestServer(StubHTTPServer):
@@ -78,11 +83,14 @@ class PlexTestServer(StubHTTPServer):
             2: {"title": "TV Shows", "type": "show", "location": "/media/tv"},
         }
         self.accounts: dict[int, str] = {0: "", 1: "alice", 2: "bob"}
+        self.user_tokens: dict[str, int] = {}  # other people's server tokens -> account id
+        self.movie_filters: dict[int, str] = {}  # account id -> plex.tv filterMovies
         self.movies: dict[int, FakeMovie] = {}
         self.history: list[FakeHistory] = []
         self.collections: dict[int, FakeList] = {}
         self.playlists: dict[int, FakeList] = {}
         self.refreshed: list[int] = []
+        self.edits: list[tuple[int, dict[str, str]]] = []  # movie metadata edits, in order
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.hang = False
         self.fail_path: str | None = None  # answer 500 for request paths starting with this
@@ -117,6 +125,7 @@ class PlexTestServer(StubHTTPServer):
             "year": m.year,
             "studio": m.studio,
             "summary": m.summary,
+            "tagline": m.tagline,
             "thumb": f"/library/metadata/{m.rating_key}/thumb/{m.updated_at}",
             "duration": m.duration,
             "addedAt": m.added_at,
@@ -160,9 +169,10 @@ class PlexTestServer(StubHTTPServer):
                     "title": item.title,
                     "leafCount": str(len(item.items)),
                     "smart": "0",
+                    "summary": item.summary,
                 },
             )
-        return ET.Element(
+        el = ET.Element(
             "Directory",
             {
                 "ratingKey": str(item.key),
@@ -173,8 +183,37 @@ class PlexTestServer(StubHTTPServer):
                 "librarySectionID": str(item.section),
                 "childCount": str(len(item.items)),
                 "smart": "0",
+                "summary": item.summary,
+                "collectionSort": str(item.sort),
             },
         )
+        for label in item.labels:
+            ET.SubElement(el, "Label", {"tag": label})
+        return el
+
+    def visible(self, account: int, item: FakeList) -> bool:
+        """Whether the sharing filter of ``account`` lets it see this collection (Plex applies
+        'label!=' and 'label=' restrictions to collections as to movies)."""
+        if account == 1:
+            return True
+        labels = {x.lower() for x in item.labels}
+        for part in self.movie_filters.get(account, "").split("|"):
+            key, _, values = part.partition("=")
+            wanted = {v.lower() for v in unquote(values).split(",") if v}
+            if key == "label!" and labels & wanted:
+                return False
+            if key == "label" and wanted and not labels & wanted:
+                return False
+        return True
+
+    def ordered(self, item: FakeList) -> list[int]:
+        """A collection's items in its sort order (playlists: always as stored)."""
+        if item.sort == 2 or item.section == 0:
+            return list(item.items)
+        movies = [self.movies[k] for k in item.items if k in self.movies]
+        if item.sort == 1:
+            return [m.rating_key for m in sorted(movies, key=lambda m: m.title)]
+        return [m.rating_key for m in sorted(movies, key=lambda m: (m.year, m.title))]
 
 
 def _b64(path: str) -> str:
@@ -192,6 +231,7 @@ def _passes(value: float | None, op: str, wanted: float) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     plex: PlexTestServer
     protocol_version = "HTTP/1.1"
+    account = 0  # who is asking: 1 the owner, else the account of the token
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
@@ -256,7 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         plex.requests.append((method, path, query))
         token = self.headers.get("X-Plex-Token") or (query.get("X-Plex-Token") or [""])[0]
-        if token != plex.token:
+        self.account = 1 if token == plex.token else plex.user_tokens.get(token, 0)
+        if not self.account:
             body = b"<html><head><title>Unauthorized</title></head><body>401</body></html>"
             self._send(401, body, "text/html")
             return
@@ -325,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
                 dirs.append(d)
             self._xml(_root(dirs))
             return True
+        if method == "PUT" and seg[:2] == ["library", "sections"] and seg[3:] == ["all"]:
+            return self._edit(q)
         if seg[:2] == ["library", "sections"] and len(seg) == 4 and seg[3] == "all":
             return self._section_all(int(seg[2]), one)
         if seg[:2] == ["library", "sections"] and len(seg) == 4 and seg[3] == "refresh":
@@ -385,7 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
             items = [
                 plex.list_xml(c, playlist=False)
                 for c in plex.collections.values()
-                if c.section == section
+                if c.section == section and plex.visible(self.account, c)
             ]
             self._container(items, librarySectionID=section)
             return True
@@ -433,6 +476,30 @@ class _Handler(BaseHTTPRequestHandler):
         self._container(items)
         return True
 
+    def _edit(self, q: dict[str, list[str]]) -> bool:
+        """PUT /library/sections/<id>/all?type=..&id=..&summary.value=..&label[0].tag.tag=..:
+        plexapi's field and tag edits of movies and collections."""
+        plex = self.plex
+        one = {k: v[0] for k, v in q.items()}
+        if self.account != 1:
+            self._send(403, b"<html>Forbidden</html>", "text/html")
+            return True
+        for key in (int(k) for k in one["id"].split(",")):
+            target: Any = plex.collections.get(key) or plex.movies.get(key)
+            if target is None:
+                return False
+            for name in ("summary", "tagline", "title"):
+                if f"{name}.value" in one and hasattr(target, name):
+                    setattr(target, name, one[f"{name}.value"])
+            labels = [v for k, v in sorted(one.items()) if k.startswith("label[") and
+                      k.endswith("].tag.tag")]  # fmt: skip
+            if isinstance(target, FakeList) and (labels or "label[].tag.tag-" in one):
+                target.labels = labels
+            if isinstance(target, FakeMovie):
+                plex.edits.append((key, dict(one)))
+        self._xml(ET.Element("MediaContainer", {"size": "0"}))
+        return True
+
     def _lists(
         self,
         method: str,
@@ -449,24 +516,106 @@ class _Handler(BaseHTTPRequestHandler):
             if missing or not uri.startswith(f"server://{MACHINE_ID}/"):
                 self._send(400, b"<html>Bad Request</html>", "text/html")
                 return True
-            item = FakeList(plex.new_key(), one["title"], keys, int(one.get("sectionId", 0) or 0))
-            store[item.key] = item
-            self._xml(_root([plex.list_xml(item, playlist)]))
-            return True
-        if method == "DELETE" and len(seg) == (2 if playlist else 3):
-            if store.pop(int(seg[-1]), None) is None:
-                return False
-            self._send(200, b"", "text/xml")
+            if not playlist and self.account != 1:
+                self._send(403, b"<html>Forbidden</html>", "text/html")
+                return True
+            made = FakeList(plex.new_key(), one["title"], keys, int(one.get("sectionId", 0) or 0))
+            made.owner = self.account
+            store[made.key] = made
+            self._xml(_root([plex.list_xml(made, playlist)]))
             return True
         if method == "GET" and playlist and len(seg) == 1:
             items = [
                 plex.list_xml(p, True)
                 for p in store.values()
-                if "title" not in one or one["title"].lower() in p.title.lower()
+                if p.owner == self.account
+                and ("title" not in one or one["title"].lower() in p.title.lower())
             ]
             self._container(items)
             return True
+        base = 1 if playlist else 2  # index of the list's key in the path
+        if len(seg) <= base or not seg[base].isdigit():
+            return False
+        item = store.get(int(seg[base]))
+        if item is None:
+            return False
+        mine = item.owner == self.account if playlist else plex.visible(self.account, item)
+        if not mine:
+            return False  # as Plex: another person's list does not exist for you
+        rest = seg[base + 1 :]
+        if not playlist and not rest and method == "GET":
+            el = plex.list_xml(item, False)
+            if one.get("includePreferences") == "1":
+                prefs = ET.SubElement(el, "Preferences")
+                ET.SubElement(prefs, "Setting", {
+                    "id": "collectionSort", "label": "Collection sort", "type": "int",
+                    "default": "0", "value": str(item.sort),
+                    "enumValues": "0:Release date|1:Alphabetical|2:Custom",
+                })  # fmt: skip
+            self._container([el])
+            return True
+        if not playlist and rest == ["prefs"] and method == "PUT":
+            if self.account != 1:
+                return False
+            item.sort = int(one.get("collectionSort", item.sort))
+            self._xml(ET.Element("MediaContainer", {"size": "0"}))
+            return True
+        if method == "DELETE" and not rest:
+            if playlist or self.account == 1:
+                store.pop(item.key)
+                self._send(200, b"", "text/xml")
+                return True
+            return False
+        if method == "PUT" and playlist and not rest:  # playlist edits: ?summary.value=...
+            if "summary.value" in one:
+                item.summary = one["summary.value"]
+            if "title.value" in one:
+                item.title = one["title.value"]
+            self._xml(ET.Element("MediaContainer", {"size": "0"}))
+            return True
+        if method == "GET" and rest in (["children"], ["items"]):
+            keys = plex.ordered(item)
+            children = []
+            for k in keys:
+                el = plex.movie_xml(plex.movies[k], full=False, guids=False)
+                if playlist:
+                    el.set("playlistItemID", str(_item_id(k)))
+                children.append(el)
+            self._container(children, ratingKey=item.key, title=item.title)
+            return True
+        if method == "PUT" and rest == ["items"]:
+            uri = unquote(one["uri"])
+            keys = [int(k) for k in uri.rsplit("/library/metadata/", 1)[1].split(",")]
+            if any(k not in plex.movies for k in keys):
+                self._send(400, b"<html>Bad Request</html>", "text/html")
+                return True
+            item.items.extend(k for k in keys if k not in item.items)
+            self._xml(_root([plex.list_xml(item, playlist)]))
+            return True
+        if method == "DELETE" and len(rest) == 2 and rest[0] == "items":
+            key = int(rest[1]) - (_item_id(0) if playlist else 0)
+            if key not in item.items:
+                return False
+            item.items.remove(key)
+            self._xml(_root([plex.list_xml(item, playlist)]))
+            return True
+        if method == "PUT" and len(rest) == 3 and rest[0] == "items" and rest[2] == "move":
+            offset = _item_id(0) if playlist else 0
+            key = int(rest[1]) - offset
+            if key not in item.items:
+                return False
+            item.items.remove(key)
+            after = int(one["after"]) - offset if "after" in one else None
+            at = 0 if after is None else item.items.index(after) + 1
+            item.items.insert(at, key)
+            self._xml(_root([plex.list_xml(item, playlist)]))
+            return True
         return False
+
+
+def _item_id(rating_key: int) -> int:
+    """A playlist item's id (Plex numbers them apart from the movies' ratingKeys)."""
+    return 900_000 + rating_key
 
 
 def _root(children: list[ET.Element]) -> ET.Element:
