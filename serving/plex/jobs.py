@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,7 +113,7 @@ def push_round(
             )
         shown = k or limit
         fallback = _hide_from_others(server, people, recs, mode, warn)
-        missing: dict[str, Recommendation] = {}
+        missing: dict[str, list[Recommendation]] = {}
         for user, user_recs in recs.items():
             person = by_name.get(user)
             user_mode = "playlist" if user in fallback else mode
@@ -134,17 +135,23 @@ def push_round(
                 f"{result.title}: {len(result.pushed)} movies, {len(result.missing)} not in "
                 f"Plex{labels.get(user, '')}"
             )
-            for r in user_recs[:shown] if source is None else user_recs:
-                if r.movie in result.missing and r.score > getattr(
-                    missing.get(r.movie), "score", -1
-                ):
-                    missing[r.movie] = r
+            top = user_recs[:shown] if source is None else user_recs
+            missing[user] = [
+                replace(r, score=_percentile(i, len(user_recs)))
+                for i, r in enumerate(top)
+                if r.movie in result.missing
+            ]
         if placeholders is not None:
             if store is None:
                 store = stack.enter_context(open_store(home))
-            _placeholders(
-                store, server, placeholders, list(missing.values()), set(rating_keys), say
-            )
+            _placeholders(store, server, placeholders, missing, set(rating_keys), say)
+
+
+def _percentile(rank: int, ranked: int) -> float:
+    """A calibrated match: the share of the person's ranked candidates this pick beats (rank
+    0 of 200 -> 1.0, rank 19 of 200 -> 0.905), comparable across policies whatever their
+    score scale. With a recommendations file the ranking is the file's list."""
+    return 1.0 - rank / max(ranked, 1)
 
 
 def list_summary(user: str, version: str, now: datetime | None = None) -> str:
@@ -227,31 +234,62 @@ def _placeholders(
     store: GraphStore,
     server: PlexServer,
     folder: Path,
-    recs: list[Recommendation],
+    recs: dict[str, list[Recommendation]],
     in_plex: set[str],
     say: Say,
 ) -> None:
+    """One placeholder folder per person under ``folder`` (their reasons stay theirs), one
+    Plex library over it; after the scan, each placeholder's plot, tagline and label are set
+    through Plex's API (Plex's agents read no .nfo; the .nfo stays for Jellyfin/Kodi/Emby)."""
     from features.graph.schema import VertexKind
-    from serving.plex.placeholders import PlaceholderLibrary, PlaceholderMovie, ensure_plex_library
+    from serving.plex.placeholders import (
+        PlaceholderLibrary,
+        PlaceholderMovie,
+        annotate_placeholders,
+        ensure_plex_library,
+        safe_name,
+    )
 
-    movies = []
-    for rec in recs:
-        v = store.vertex(VertexKind.MOVIE, rec.movie) or {}
-        movies.append(
-            PlaceholderMovie(
-                key=rec.movie,
-                title=str(v.get("title") or rec.title or rec.movie),
-                year=int(v.get("year") or rec.year or 0),  # type: ignore[call-overload]
-                imdb_id=str(v.get("imdb_id") or ""),
-                tmdb_id=int(v.get("tmdb_id") or 0),  # type: ignore[call-overload]
-                plot=str(v.get("summary") or ""),
-                reason=rec.reason,
-                score=rec.score,
+    written = removed = 0
+    by_folder: dict[Path, tuple[str, PlaceholderMovie]] = {}
+    users = set(recs)
+    for old in folder.iterdir() if folder.is_dir() else []:
+        if (
+            old.is_dir()
+            and not old.name.startswith(".")
+            and old.name not in {safe_name(u) for u in users}
+        ):
+            removed += len(PlaceholderLibrary(old).sync([]).removed)
+    for user, user_recs in recs.items():
+        movies = []
+        for rec in user_recs:
+            v = store.vertex(VertexKind.MOVIE, rec.movie) or {}
+            movies.append(
+                PlaceholderMovie(
+                    key=rec.movie,
+                    title=str(v.get("title") or rec.title or rec.movie),
+                    year=int(v.get("year") or rec.year or 0),  # type: ignore[call-overload]
+                    imdb_id=str(v.get("imdb_id") or ""),
+                    tmdb_id=int(v.get("tmdb_id") or 0),  # type: ignore[call-overload]
+                    plot=str(v.get("overview") or v.get("summary") or ""),
+                    reason=rec.reason,
+                    score=rec.score,
+                    audience=user,
+                )
             )
-        )
-    report = PlaceholderLibrary(folder).sync(movies, in_plex=in_plex)
-    ensure_plex_library(server, folder.resolve())
-    say(f"placeholders: {len(report.written)} written, {len(report.removed)} removed")
+        library = PlaceholderLibrary(folder / safe_name(user))
+        report = library.sync(movies, in_plex=in_plex)
+        written += len(report.written)
+        removed += len(report.removed)
+        for key, path in library.existing().items():
+            movie = next((m for m in movies if m.key == key), None)
+            if movie is not None:
+                by_folder[path.resolve()] = (user, movie)
+    section = ensure_plex_library(server, folder.resolve())
+    edited = annotate_placeholders(section, by_folder)
+    say(
+        f"placeholders: {written} written, {removed} removed, {edited} described through Plex's API"
+    )
 
 
 def printing_sink(print_json: Say) -> tuple[FeedbackSink, Callable[[PollResult], None]]:

@@ -17,7 +17,7 @@ import subprocess
 import textwrap
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ CACHE_DIR = ".marquee-cache"
 LIBRARY_NAME = "Recommendations"
 POSTER_SIZE = (400, 600)
 _UNSAFE = re.compile(r"[^\w \-.,()'&!+]")
+_AKA = re.compile(r"\s*\((?:a\.k\.a\.|aka)\s[^)]*\)", re.IGNORECASE)
 
 
 class PlaceholderError(RuntimeError):
@@ -51,7 +52,8 @@ class PlaceholderMovie:
     tmdb_id: int = 0
     plot: str = ""
     reason: str = ""
-    score: float = 0.0  # 0..1, shown as "NN% match"
+    score: float = 0.0  # 0..1, shown as "NN% match": a calibrated match (rank percentile)
+    audience: str = ""  # whose recommendation this is ("" : shown as "you")
 
 
 @dataclass
@@ -62,7 +64,8 @@ class PlaceholderReport:
 
 def safe_name(title: str, year: int = 0, imdb_id: str = "", tmdb_id: int = 0) -> str:
     """A folder/file name for a movie: no separators, no leading dots, bounded length."""
-    text = unicodedata.normalize("NFKC", title)
+    text = _AKA.sub("", unicodedata.normalize("NFKC", title))  # MovieLens' alternate titles
+    text = re.sub(r"\s*:\s+", " - ", text).replace(":", "-")  # "Alien: X" -> "Alien - X"
     text = _UNSAFE.sub(" ", text.replace("/", " ").replace("\\", " "))
     text = re.sub(r"\.{2,}", ".", text)
     text = re.sub(r"\s+", " ", text).strip(" .-")[:100].strip(" .-")
@@ -150,7 +153,7 @@ def make_poster(movie: PlaceholderMovie, out: Path) -> Path:
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(229, 160, 13), outline="white", width=4)
     draw.text((cx, cy - 10), f"{pct}%", font=_font(30), fill="black", anchor="mm")
     draw.text((cx, cy + 20), "match", font=_font(18), fill="black", anchor="mm")
-    draw.text((24, h - 40), "Recommended for you", font=small, fill="white")
+    draw.text((24, h - 40), f"For {movie.audience or 'you'}", font=small, fill="white")
     img.save(out, "JPEG", quality=88)
     return out
 
@@ -160,6 +163,7 @@ class PlaceholderLibrary:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.changed = False  # whether the last write() changed any file
 
     def _template(self) -> Path:
         cache = self.root / CACHE_DIR
@@ -205,9 +209,13 @@ class PlaceholderLibrary:
         video = folder / f"{stem}.mp4"
         if not video.exists():
             shutil.copyfile(self._template(), video)
-        (folder / f"{stem}.nfo").write_text(nfo_xml(movie), encoding="utf-8")
-        make_poster(movie, folder / "poster.jpg")
-        (folder / MARKER).write_text(json.dumps(asdict(movie), indent=2), encoding="utf-8")
+        changed = _write_if_changed(folder / f"{stem}.nfo", nfo_xml(movie))
+        marker = json.dumps(asdict(movie), indent=2)
+        changed |= _write_if_changed(folder / MARKER, marker)
+        poster = folder / "poster.jpg"
+        if changed or not poster.exists():
+            make_poster(movie, poster)
+        self.changed = changed
         return folder
 
     def remove(self, keys: Iterable[str]) -> list[str]:
@@ -241,7 +249,8 @@ class PlaceholderLibrary:
         report.removed = self.remove([k for k in self.existing() if k not in wanted])
         for movie in wanted.values():
             self.write(movie)
-            report.written.append(movie.key)
+            if self.changed:  # unchanged placeholders are left alone (no needless rescans)
+                report.written.append(movie.key)
         log.info(
             "placeholders: %d written, %d removed in %s",
             len(report.written),
@@ -249,6 +258,17 @@ class PlaceholderLibrary:
             self.root,
         )
         return report
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds it; True when it was written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.write_text(text, encoding="utf-8")
+    return True
 
 
 def ensure_plex_library(server: Any, root: Path, name: str = LIBRARY_NAME) -> Any:
@@ -274,3 +294,43 @@ def ensure_plex_library(server: Any, root: Path, name: str = LIBRARY_NAME) -> An
             raise PlexError(f"Plex library {name!r} exists but holds {section.type}, not movies")
         section.update()
     return section
+
+
+def placeholder_text(movie: PlaceholderMovie) -> tuple[str, str]:
+    """The plot and tagline Plex shows for a placeholder: what Marquee knows of the movie, and
+    why it is recommended to its person (no one else's reasons)."""
+    pct = round(movie.score * 100)
+    who = movie.audience or "you"
+    plot = movie.plot.strip() or (f"{movie.title} ({movie.year})" if movie.year else movie.title)
+    why = f"Recommended for {who}: {movie.reason}" if movie.reason else f"Recommended for {who}."
+    return f"{plot}\n\n{why}\nNot in this server yet.", f"{pct}% match for {who}"
+
+
+def annotate_placeholders(
+    section: Any, placeholders: Mapping[Path, tuple[str, PlaceholderMovie]]
+) -> int:
+    """Set plot, tagline and the person's label of each scanned placeholder through the API
+    (only where they differ). Returns how many were edited; ones not scanned yet are done by
+    the next push."""
+    from serving.plex.plextv import user_label
+
+    url = safe_url(section._server._baseurl)
+    edited = 0
+    with plex_errors(url, f"describing placeholders in {section.title!r}"):
+        for item in section.all():
+            found = [placeholders.get(Path(f).resolve().parent) for f in item.locations]
+            hit = next((f for f in found if f is not None), None)
+            if hit is None:
+                continue
+            user, movie = hit
+            plot, tagline = placeholder_text(movie)
+            label = user_label(user)
+            if (
+                item.summary == plot
+                and item.tagline == tagline
+                and label in {t.tag for t in item.labels}
+            ):
+                continue
+            item.batchEdits().editSummary(plot).editTagline(tagline).addLabel(label).saveEdits()
+            edited += 1
+    return edited

@@ -104,10 +104,14 @@ class PlexPusher:
         self._url = safe_url(server._baseurl)
 
     def _movie_section(self, name: str | None) -> Any:
+        from serving.plex.placeholders import LIBRARY_NAME
+
         with plex_errors(self._url, "listing libraries"):
             sections = [s for s in self.server.library.sections() if s.type == "movie"]
         if name is not None:
             sections = [s for s in sections if s.title == name]
+        else:  # never the placeholder library (only --section can name it)
+            sections = [s for s in sections if not s.title.startswith(LIBRARY_NAME)]
         if not sections:
             raise PlexError(
                 f"Plex at {self._url} has no movie library" + (f" named {name!r}" if name else "")

@@ -13,6 +13,13 @@ from serving.plex.client import PlexSettings, connect
 from tests.serving.plex.plex_test_server import PlexTestServer, sample_server
 
 
+@pytest.fixture(autouse=True)
+def no_real_plextv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the real plex.tv: unless a test points PLEX_TV_URL at the plex.tv
+    stand-in, it is an address that refuses connections (pushes then go as the owner)."""
+    monkeypatch.setenv("PLEX_TV_URL", "http://127.0.0.1:9")
+
+
 @pytest.fixture
 def plex() -> Iterator[PlexTestServer]:
     server = sample_server()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class FakeMovie:
     view_count: int = 0
     last_viewed_at: int | None = None
     duration: int = 6_000_000
+    file: str = ""  # the media file (placeholders found by a scan)
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +113,27 @@ class PlexTestServer(StubHTTPServer):
             self._next_key += 1
             return self._next_key
 
+    def scan(self, section: int) -> None:
+        """As Plex's video files scanner: one movie per "<Title> (<Year>)" folder holding a video
+        under the section's folder (any depth); movies whose file went away are dropped."""
+        root = self.sections[section]["location"]
+        found: dict[str, tuple[str, int]] = {}
+        for dirpath, _dirs, files in os.walk(root):
+            if ".marquee-cache" in dirpath:
+                continue
+            for name in files:
+                match = re.fullmatch(r"(.+) \((\d{4})\)(?: \{[^}]*\})?\.mp4", name)
+                if match:
+                    found[os.path.join(dirpath, name)] = (match[1], int(match[2]))
+        held = {m.file: k for k, m in self.movies.items() if m.section == section}
+        for path, key in held.items():
+            if path not in found:
+                del self.movies[key]
+        for path, (title, year) in found.items():
+            if path not in held:
+                key = self.new_key()
+                self.movies[key] = FakeMovie(key, title, year, section=section, file=path)
+
     def paths(self, method: str = "GET") -> list[str]:
         return [p for m, p, _ in self.requests if m == method]
 
@@ -142,7 +166,9 @@ class PlexTestServer(StubHTTPServer):
         if m.last_rated_at:
             attrs["lastRatedAt"] = m.last_rated_at
         el = ET.Element("Video", {k: str(v) for k, v in attrs.items() if v not in ("", None)})
-        ET.SubElement(el, "Media", {"id": str(m.rating_key), "duration": str(m.duration)})
+        media = ET.SubElement(el, "Media", {"id": str(m.rating_key), "duration": str(m.duration)})
+        if m.file:
+            ET.SubElement(media, "Part", {"id": str(m.rating_key), "file": m.file})
         for tag, values in (
             ("Genre", m.genres),
             ("Country", m.countries),
@@ -152,6 +178,8 @@ class PlexTestServer(StubHTTPServer):
         ):
             for i, v in enumerate(values):
                 ET.SubElement(el, tag, {"id": str(100 + i), "tag": v, "filter": f"x={i}"})
+        for label in m.labels:
+            ET.SubElement(el, "Label", {"tag": label})
         if full or guids:
             for g in m.guids:
                 ET.SubElement(el, "Guid", {"id": g})
@@ -191,7 +219,7 @@ class PlexTestServer(StubHTTPServer):
             ET.SubElement(el, "Label", {"tag": label})
         return el
 
-    def visible(self, account: int, item: FakeList) -> bool:
+    def visible(self, account: int, item: FakeList | FakeMovie) -> bool:
         """Whether the sharing filter of ``account`` lets it see this collection (Plex applies
         'label!=' and 'label=' restrictions to collections as to movies)."""
         if account == 1:
@@ -372,6 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._section_all(int(seg[2]), one)
         if seg[:2] == ["library", "sections"] and len(seg) == 4 and seg[3] == "refresh":
             plex.refreshed.append(int(seg[2]))
+            plex.scan(int(seg[2]))
             self._xml(ET.Element("MediaContainer", {"size": "0"}))
             return True
         if method == "GET" and seg[:2] == ["library", "metadata"] and len(seg) == 3:
@@ -432,7 +461,11 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._container(items, librarySectionID=section)
             return True
-        movies = [m for m in plex.movies.values() if m.section == section]
+        movies = [
+            m
+            for m in plex.movies.values()
+            if m.section == section and plex.visible(self.account, m)
+        ]
         for name, attr in (
             ("updatedAt", "updated_at"),
             ("lastRatedAt", "last_rated_at"),
@@ -493,7 +526,7 @@ class _Handler(BaseHTTPRequestHandler):
                     setattr(target, name, one[f"{name}.value"])
             labels = [v for k, v in sorted(one.items()) if k.startswith("label[") and
                       k.endswith("].tag.tag")]  # fmt: skip
-            if isinstance(target, FakeList) and (labels or "label[].tag.tag-" in one):
+            if labels or "label[].tag.tag-" in one:
                 target.labels = labels
             if isinstance(target, FakeMovie):
                 plex.edits.append((key, dict(one)))

@@ -68,7 +68,8 @@ def test_push_with_placeholders(plex: PlexTestServer, env: Home, tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     assert "placeholders: 1 written, 0 removed" in result.output
-    assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == ["tt-unknown"]
+    mine = folder / "alice"  # one folder per person
+    assert [p.name for p in mine.iterdir() if not p.name.startswith(".")] == ["tt-unknown"]
     assert any(s["title"] == "Recommendations" for s in plex.sections.values())
 
 

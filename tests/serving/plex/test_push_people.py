@@ -4,6 +4,7 @@ other by sharing filters, lists updated in place in Marquee's order, filled to t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,12 @@ from features.graph.local import LocalGraphStore
 from features.graph.schema import EdgeKind, VertexKind
 from marquee.home import Home
 from serving.plex.cli import plex_app
+from serving.plex.placeholders import MARKER
 from tests.serving.plex.plex_test_server import FakeMovie, PlexTestServer
 from tests.serving.plex.plextv_test_server import PlexTvTestServer
 from tests.serving.plex.service_home import ingest_graph, plex_env
 
+ALIEN_OVERVIEW = "The crew of the Nostromo answers a distress call."
 EXTRA = [(f"{9000 + i}", f"Extra {i}", 2000 + i, f"tt90000{i:02d}") for i in range(6)]
 
 
@@ -40,16 +43,18 @@ def home_with_library(tmp_path: Path, plex: PlexTestServer) -> Home:
     home = Home(tmp_path / "home")
     ingest_graph(home)
     batch = GraphBatch()
+    movies = [*EXTRA, ("348", "Alien", 1979, "tt0078748")]
     batch.add_vertices(
         VertexKind.MOVIE,
         pd.DataFrame(
             {
-                "key": [m[0] for m in EXTRA],
-                "title": [m[1] for m in EXTRA],
-                "year": [m[2] for m in EXTRA],
-                "imdb_id": [m[3] for m in EXTRA],
-                "tmdb_id": [int(m[0]) for m in EXTRA],
-                "genres": ["" for _ in EXTRA],
+                "key": [m[0] for m in movies],
+                "title": [m[1] for m in movies],
+                "year": [m[2] for m in movies],
+                "imdb_id": [m[3] for m in movies],
+                "tmdb_id": [int(m[0]) for m in movies],
+                "genres": ["" for _ in EXTRA] + ["Sci-Fi|Horror"],
+                "summary": ["" for _ in EXTRA] + [ALIEN_OVERVIEW],
             }
         ),
     )
@@ -151,3 +156,52 @@ def test_refused_filters_fall_back_to_playlists(
     assert "did not allow a sharing filter for bob" in " ".join(out.split())
     assert [c.title for c in plex.collections.values()] == ["Recommended for alice"]
     assert [(p.title, p.owner) for p in plex.playlists.values()] == [("Recommended for bob", 2)]
+
+
+def test_placeholders_per_person_described_through_the_api(
+    plex: PlexTestServer,
+    tv: PlexTvTestServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server_cp: tuple[redis.Redis, str],
+) -> None:
+    plex_env(monkeypatch, plex, Home(tmp_path / "home"), server_cp, tv.url)
+    home = home_with_library(tmp_path, plex)
+    folder = tmp_path / "placeholders"
+    for user in ("alice", "bob"):  # the black clip ffmpeg would make (Plex never plays it here)
+        cache = folder / user / ".marquee-cache"
+        cache.mkdir(parents=True)
+        (cache / "black-1s.mp4").write_bytes(b"not really a video")
+    out = push(home, "--limit", "5", "--k", "5", "--placeholders", str(folder))
+    assert "placeholders: 4 written, 0 removed, 4 described through Plex's API" in out
+    for user, other in (("alice", "bob"), ("bob", "alice")):
+        names = sorted(p.name for p in (folder / user).iterdir() if not p.name.startswith("."))
+        assert names == ["Alien (1979) {imdb-tt0078748}", "The Thing (1982) {imdb-tt0084787}"]
+        for name in names:
+            marker = json.loads((folder / user / name / MARKER).read_text())
+            assert marker["audience"] == user and other not in json.dumps(marker)
+            assert 0.5 < marker["score"] <= 1.0  # a rank percentile, not a capped raw score
+    (section,) = [k for k, s in plex.sections.items() if s["title"] == "Recommendations"]
+    placeholders = [m for m in plex.movies.values() if m.section == section]
+    assert len(placeholders) == 4
+    for m in placeholders:
+        user = Path(m.file).parent.parent.name
+        assert m.labels == [f"marquee-for-{user}"]
+        assert f"Recommended for {user}" in m.summary and m.tagline.endswith(f"match for {user}")
+        assert ("bob" if user == "alice" else "alice") not in m.summary + m.tagline
+    alien = next(m for m in placeholders if m.title == "Alien" and "/alice/" in m.file)
+    assert alien.summary.startswith(ALIEN_OVERVIEW)
+
+    # bob, with his own token, sees only his placeholders; the push never wrote into them
+    bob = PlexServer(plex.url, "server-token-bob", timeout=5)
+    (recs,) = [s for s in bob.library.sections() if s.title == "Recommendations"]
+    assert sorted(m.title for m in recs.all()) == ["Alien", "The Thing"]
+    assert {c.section for c in plex.collections.values()} == {1}
+
+    # a second push rewrites nothing and edits nothing
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    edits = len(plex.edits)
+    out = push(home, "--limit", "5", "--k", "5", "--placeholders", str(folder))
+    assert "placeholders: 0 written, 0 removed, 0 described" in out
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    assert len(plex.edits) == edits

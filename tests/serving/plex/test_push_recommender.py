@@ -82,9 +82,10 @@ def test_push_recommender_with_placeholders(
     folder = tmp_path / "placeholders"
     result = CliRunner().invoke(plex_app, ["push", "--placeholders", str(folder)], obj=home)
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    mine = folder / "alice"  # one folder per person
+    names = sorted(p.name for p in mine.iterdir() if not p.name.startswith("."))
     assert names == ["Alien (1979) {imdb-tt0078748}", "The Thing (1982) {imdb-tt0084787}"]
-    (nfo_file,) = (folder / names[0]).glob("*.nfo")
+    (nfo_file,) = (mine / names[0]).glob("*.nfo")
     nfo = nfo_file.read_text()
     assert "<title>Alien</title>" in nfo and "Recommended (" in nfo
 
