@@ -22,13 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from features.graph.store import GraphStore
 from serving import wiring
 from serving.ab import ABRouter, Arm
+from serving.breaker import CircuitBreaker
 from serving.deps import Services
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
-from serving.metrics import Metrics
+from serving.metrics import Metrics, method_label
 from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
 from serving.recommender import Recommender
+from serving.request_limits import BodyLimitMiddleware
 from serving.routes import feedback, health, plex_webhook, recommendations, web
 from serving.settings import Settings
 from serving.wiring import RecommenderFactory
@@ -54,7 +56,9 @@ def popularity_factory() -> RecommenderFactory:
 
 
 class LatencyMiddleware:
-    """Times each HTTP request into the latency histogram, labelled by route template."""
+    """Times each HTTP request into the latency histogram, labelled by route template (or
+    "unmatched") and method (a known one or "other"): closed sets, so no client can grow the
+    number of series."""
 
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
         self.app = app
@@ -80,7 +84,7 @@ class LatencyMiddleware:
             if m is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
-                m.latency.labels(template, scope["method"], str(status)).observe(
+                m.latency.labels(template, method_label(scope["method"]), str(status)).observe(
                     time.perf_counter() - start
                 )
 
@@ -113,8 +117,9 @@ def _build(
         opened.append(pool)
     reclog = wiring.reclog(handle.client, settings)
     feedback_store = wiring.feedback_store(handle.client, settings, recommenders, reclog)
-    sink = SpoolingFeedbackSink(feedback_store, settings.spool_file())
-    metrics.watch(metrics.buffer_size, feedback_store.buffer_size)
+    breaker = CircuitBreaker()
+    sink = SpoolingFeedbackSink(feedback_store, settings.spool_file(), breaker)
+    metrics.watch(metrics.buffer_size, lambda: breaker.call(feedback_store.buffer_size))
     metrics.watch(metrics.spooled, sink.pending)
     for arm in ab.arms:
         metrics.policy.labels(arm.name, arm.policy, by_arm[arm.name].policy_version).set(1)
@@ -130,6 +135,7 @@ def _build(
         closers=opened,
         policy_status=status,
         resolve_movie=_movie_resolver(store),
+        breaker=breaker,
     )
 
 
@@ -149,10 +155,11 @@ def _policy_gauge(
 
 
 async def _replay_loop(sink: SpoolingFeedbackSink, every: float) -> None:
-    """Move spooled feedback into Redis once it is back."""
+    """In the background, never in front of a request: while the breaker is open, try Redis
+    (one PING); once it answers, move spooled feedback into it."""
     while True:
         await asyncio.sleep(every)
-        if not sink.has_pending():
+        if not sink.breaker.is_open and not sink.has_pending():
             continue
         try:
             await run_in_threadpool(sink.replay)
@@ -200,6 +207,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = None
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     app.add_middleware(
         LatencyMiddleware, metrics=lambda: getattr(app.state.services, "metrics", None)
     )

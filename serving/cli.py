@@ -107,7 +107,12 @@ def learn_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    handle = connect(url, home.buffer_dir, timeout=settings.redis_timeout_seconds)
+    handle = connect(
+        url,
+        home.buffer_dir,
+        timeout=settings.redis_timeout_seconds,
+        aof_fsync=settings.embedded_redis_fsync,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

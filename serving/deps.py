@@ -21,6 +21,7 @@ from fastapi import Depends, HTTPException, Request
 
 from features.graph.store import GraphStore
 from serving.ab import ABRouter
+from serving.breaker import CircuitBreaker
 from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
 from serving.plex.ids import PlexRef, new_movie_key
@@ -51,6 +52,8 @@ class Services:
     resolve_movie: Callable[[PlexRef], str] = new_movie_key
     # called for each Plex library.new delivery (None: nothing to do)
     on_library_new: Callable[[PlexRef], None] | None = None
+    # open after a Redis timeout: nothing waits on Redis until the background probe succeeds
+    breaker: CircuitBreaker | None = None
 
 
 async def get_services(request: Request) -> Services:
@@ -96,6 +99,15 @@ async def get_webhook_secret(settings: SettingsDep) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
+async def get_api_token(settings: SettingsDep) -> str | None:
+    token = settings.api_token
+    return token.get_secret_value() if token is not None else None
+
+
+async def get_breaker(services: ServicesDep) -> CircuitBreaker | None:
+    return services.breaker
+
+
 async def get_movie_resolver(services: ServicesDep) -> Callable[[PlexRef], str]:
     return services.resolve_movie
 
@@ -112,8 +124,18 @@ SinkDep = Annotated[FeedbackSink, Depends(get_sink)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RecLogDep = Annotated["RecLog | None", Depends(get_reclog)]
 WebhookSecretDep = Annotated["str | None", Depends(get_webhook_secret)]
+BreakerDep = Annotated["CircuitBreaker | None", Depends(get_breaker)]
+ApiTokenDep = Annotated["str | None", Depends(get_api_token)]
 MovieResolverDep = Annotated[Callable[[PlexRef], str], Depends(get_movie_resolver)]
 LibraryNewDep = Annotated["Callable[[PlexRef], None] | None", Depends(get_library_new)]
+
+
+def bearer_matches(request: Request, expected: str) -> bool:
+    """Does the request carry ``Authorization: Bearer <expected>``? Constant-time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
 def _check_token(request: Request, settings: Settings) -> None:

@@ -1,7 +1,9 @@
 """A logging filter that masks secrets in query strings (uvicorn's access log prints them).
 
-Masks the values of ``secret=`` (the Plex webhook secret), ``token=``, ``X-Plex-Token=``,
-``api_key=``/``apikey=`` and ``access_token=`` in a record's message and arguments.
+Masks the value of any query parameter whose name looks like a secret (contains token, key,
+secret, password/passwd/pwd, auth, signature/sig, session or credential: ``secret=`` of the
+Plex webhook, ``X-Plex-Token=``, ``api_token=``, ``apikey=``...) in a record's message and
+arguments.
 Install with ``logging.getLogger("uvicorn.access").addFilter(RedactSecretFilter())``.
 """
 
@@ -13,7 +15,10 @@ import re
 log = logging.getLogger(__name__)
 
 _SECRET_IN_URL = re.compile(
-    r"((?:[?&]|^)(?:secret|token|x-plex-token|api_?key|access_token)=)[^&\s\"]*", re.IGNORECASE
+    r"((?:[?&;]|^)[^=&?;/\s\"]*"
+    r"(?:token|key|secret|passw|pwd|auth|sig|session|credential)[^=&?;/\s\"]*=)"
+    r"[^&;\s\"]*",
+    re.IGNORECASE,
 )
 
 

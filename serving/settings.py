@@ -7,6 +7,7 @@ Nested A/B configuration comes as JSON, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="marquee", min_length=1, description="Redis key prefix.")
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    embedded_redis_fsync: Literal["always", "everysec"] = Field(
+        default="always",
+        description="AOF fsync policy of the embedded Redis: 'always' acknowledges a write "
+        "only once it is on disk (nothing acknowledged is lost to a crash or power cut); "
+        "'everysec' may lose the last second or two to a power cut or an OS crash.",
+    )
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token for write endpoints; unset refuses writes."
     )
@@ -94,6 +101,15 @@ class Settings(BaseSettings):
         "about 315 bytes each, so some 65 MB at the default.",
     )
     max_feedback_batch: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(
+        default=2_000_000,
+        ge=1024,
+        description="Largest request body on any route (413 beyond). A full feedback batch is "
+        "~300 KB; a Plex webhook with its thumbnail a few hundred KB.",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, description="Deepest JSON nesting accepted in a body (400 beyond)."
+    )
     spool_path: Path | None = Field(
         default=None, description="Default: <home>/buffer/feedback.spool"
     )

@@ -105,7 +105,12 @@ def open_redis(settings: Settings, client: redis.Redis | None = None) -> RedisHa
     if client is not None:
         return RedisHandle(client=client, embedded=False, description="given client")
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return connect(url, settings.home_dir().buffer_dir, timeout=settings.redis_timeout_seconds)
+    return connect(
+        url,
+        settings.home_dir().buffer_dir,
+        timeout=settings.redis_timeout_seconds,
+        aof_fsync=settings.embedded_redis_fsync,
+    )
 
 
 @contextmanager

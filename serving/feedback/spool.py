@@ -2,6 +2,10 @@
 into Redis when it is back: none lost (each append is fsynced before we answer), none doubled
 (the Redis store is idempotent by event id, so a replay cut short can simply run again).
 
+Redis is tried through a circuit breaker (serving.breaker): after the first timeout, events go
+straight to the spool without waiting on Redis, and replay runs only in the background (the
+app's replay loop), never in front of a submit, so a hung Redis never queues requests.
+
 The spool holds one JSON event per line. A line left half-written by a crash is skipped with a
 warning naming its line number; every whole line is replayed.
 """
@@ -16,23 +20,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import redis
 from pydantic import ValidationError
 
+from serving.breaker import REDIS_DOWN, BreakerOpen, CircuitBreaker
 from serving.feedback.store import RedisFeedbackStore
 from serving.schemas.feedback import FeedbackEvent
 
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK = 500
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+__all__ = ["REDIS_DOWN", "SpoolingFeedbackSink"]
 
 
 class SpoolingFeedbackSink:
     """A FeedbackSink: the Redis store when Redis answers, the spool file when it does not."""
 
-    def __init__(self, store: RedisFeedbackStore, path: Path) -> None:
+    def __init__(
+        self, store: RedisFeedbackStore, path: Path, breaker: CircuitBreaker | None = None
+    ) -> None:
         self.store = store
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -62,20 +69,21 @@ class SpoolingFeedbackSink:
 
     def submit(self, events: Sequence[FeedbackEvent]) -> int:
         """New events stored in Redis, or, when Redis is down, the number spooled."""
+        return self.submit_outcome(events)[0]
+
+    def submit_outcome(self, events: Sequence[FeedbackEvent]) -> tuple[int, bool]:
+        """(new events stored in Redis, False), or (events spooled, True) when Redis is down
+        or the breaker is open. Spooled events are on disk (fsynced) when this returns."""
         if not events:
-            return 0
-        if self.has_pending():
-            try:
-                self.replay()
-            except REDIS_DOWN:
-                return self._spool(events)
+            return 0, False
         try:
-            return self.store.submit(events)
+            return self.breaker.call(lambda: self.store.submit(events)), False
         except REDIS_DOWN as exc:
-            log.warning(
-                "redis unavailable (%s); spooling %d events", type(exc).__name__, len(events)
-            )
-            return self._spool(events)
+            if not isinstance(exc, BreakerOpen):
+                log.warning(
+                    "redis unavailable (%s); spooling %d events", type(exc).__name__, len(events)
+                )
+            return self._spool(events), True
 
     def _spool(self, events: Sequence[FeedbackEvent]) -> int:
         data = "".join(e.model_dump_json() + "\n" for e in events).encode()
@@ -104,7 +112,10 @@ class SpoolingFeedbackSink:
 
     def replay(self) -> int:
         """Move spooled events into Redis, then empty the spool; returns how many were new.
-        Raises redis errors if Redis is still down (the spool is then left as it was)."""
+        Raises redis errors if Redis is still down (the spool is then left as it was). With the
+        breaker open it first tries Redis once (a PING), and closes the breaker if it answers."""
+        if self.breaker.is_open and not self.breaker.probe(self.store.client.ping):
+            raise BreakerOpen(self.breaker.reason or "redis down")
         with self._locked():
             if not self.has_pending():
                 return 0
@@ -113,15 +124,18 @@ class SpoolingFeedbackSink:
             for event in self._read():
                 chunk.append(event)
                 if len(chunk) >= REPLAY_CHUNK:
-                    new += self.store.submit(chunk)
+                    new += self._submit_chunk(chunk)
                     chunk = []
             if chunk:
-                new += self.store.submit(chunk)
+                new += self._submit_chunk(chunk)
             with open(self.path, "r+b") as fh:  # every line is in Redis now
                 fh.truncate(0)
                 os.fsync(fh.fileno())
         log.info("replayed spooled feedback: %d new events", new)
         return new
+
+    def _submit_chunk(self, chunk: list[FeedbackEvent]) -> int:
+        return self.breaker.call(lambda: self.store.submit(chunk))
 
     def count(self) -> int:
         return self.store.count()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from features.reward import ABANDONED_EARLY
 from serving.plex.events import (
     SOURCE_WEBHOOK,
@@ -25,12 +27,15 @@ from serving.plex.events import (
     to_datetime,
 )
 from serving.plex.ids import PlexRef, make_ref, new_movie_key, user_key
+from serving.plex.webhook_payload import PlexMetadata, PlexPayload, field_errors
+from serving.request_limits import BodyTooDeep, loads_bounded
 from serving.schemas.feedback import FeedbackEvent, FeedbackType
 
 log = logging.getLogger(__name__)
 
 HANDLED = ("media.scrobble", "media.rate", "media.play", "media.stop", "library.new")
 MAX_PAYLOAD = 1_000_000  # bytes of JSON; Plex sends a few KB
+MAX_DEPTH = 32  # JSON nesting; Plex nests 3 levels
 
 MovieResolver = Callable[[PlexRef], str]
 
@@ -48,63 +53,56 @@ class ParsedWebhook:
     events: list[FeedbackEvent]
 
 
-def _num(meta: dict[str, Any], name: str) -> float | None:
-    value = meta.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise WebhookError(f"Metadata.{name} is not a number: {value!r}") from None
-
-
-def _guid_ids(meta: dict[str, Any]) -> list[str]:
-    ids = [str(g.get("id", "")) for g in meta.get("Guid") or [] if isinstance(g, dict)]
-    if meta.get("guid"):
-        ids.append(str(meta["guid"]))
+def _guid_ids(meta: PlexMetadata) -> list[str]:
+    ids = [g.id for g in meta.Guid or []]
+    if meta.guid:
+        ids.append(meta.guid)
     return ids
 
 
 def parse_webhook(
     payload: str | bytes, resolve_movie: MovieResolver = new_movie_key
 ) -> ParsedWebhook:
-    """Parse one ``payload`` field. Raises WebhookError naming what is malformed."""
+    """Parse one ``payload`` field. Raises WebhookError naming what is malformed (the field,
+    for a wrong type, a non-finite number or an out-of-range time)."""
     if len(payload) > MAX_PAYLOAD:
         raise WebhookError(f"payload is larger than {MAX_PAYLOAD} bytes")
     try:
-        data = json.loads(payload)
+        data = loads_bounded(payload, MAX_DEPTH)
+    except BodyTooDeep as exc:
+        raise WebhookError(f"payload: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WebhookError(f"payload is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WebhookError("payload is not a JSON object")
-    name = data.get("event")
-    if not isinstance(name, str) or not name:
+    if not isinstance(data.get("event"), str) or not data["event"]:
         raise WebhookError("payload has no 'event'")
-    meta = data.get("Metadata")
+    try:
+        body = PlexPayload.model_validate(data)
+    except ValidationError as exc:
+        raise WebhookError(f"{data['event'][:100]}: {field_errors(exc)}") from None
+    name = body.event
+    meta = body.Metadata
     if name not in HANDLED:
         return ParsedWebhook(name, None, [])
-    if not isinstance(meta, dict):
+    if meta is None:
         raise WebhookError(f"{name}: payload has no 'Metadata' object")
-    if meta.get("type") != "movie":
+    if meta.type != "movie":
         return ParsedWebhook(name, None, [])  # episodes, tracks...: not ours
-    rating_key = meta.get("ratingKey")
-    if rating_key in (None, ""):
+    if meta.ratingKey in (None, ""):
         raise WebhookError(f"{name}: Metadata has no 'ratingKey'")
-    year = _num(meta, "year")
-    ref = make_ref(rating_key, str(meta.get("title") or ""), int(year or 0), _guid_ids(meta))
+    ref = make_ref(meta.ratingKey, meta.title or "", int(meta.year or 0), _guid_ids(meta))
     if name == "library.new":
         return ParsedWebhook(name, ref, [])
 
-    account = data.get("Account")
-    if not isinstance(account, dict) or not str(account.get("title") or "").strip():
+    account = body.Account
+    if account is None or not (account.title or "").strip():
         raise WebhookError(f"{name}: payload has no 'Account.title'")
-    account_name = str(account["title"]).strip()
-    account_id = account.get("id", "")
+    account_name = (account.title or "").strip()
+    account_id = "" if account.id is None else account.id
     user = user_key(account_name)
     movie = resolve_movie(ref)
-    offset = _num(meta, "viewOffset")
-    duration = _num(meta, "duration")
-    viewed_at = _num(meta, "lastViewedAt")
+    offset, duration, viewed_at = meta.viewOffset, meta.duration, meta.lastViewedAt
     base = (name, account_id, account_name, ref.rating_key)
     when = to_datetime(viewed_at) if viewed_at else None
 
@@ -123,15 +121,12 @@ def parse_webhook(
             )
         )
     elif name == "media.rate":
-        raw = data.get("rating", meta.get("userRating"))
+        raw = body.rating if body.rating is not None else meta.userRating
         if raw is None:
             raise WebhookError("media.rate: payload has no 'rating'")
-        try:
-            stars = plex_to_stars(float(raw))
-        except (TypeError, ValueError):
-            raise WebhookError(f"media.rate: rating is not a number: {raw!r}") from None
+        stars = plex_to_stars(raw)
         if stars is not None:  # a cleared rating says nothing
-            rated_at = _num(meta, "lastRatedAt")
+            rated_at = meta.lastRatedAt
             fields_ts = to_datetime(rated_at) if rated_at else (when or to_datetime(None))
             events.append(
                 make(

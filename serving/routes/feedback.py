@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from features.graph.schema import VertexKind
 from features.graph.store import GraphStore
 from serving.deps import MetricsDep, SettingsDep, SinkDep, StoreDep, require_write
+from serving.feedback.spool import SpoolingFeedbackSink
+from serving.request_limits import BodyTooDeep, loads_bounded
 from serving.schemas.feedback import FeedbackEvent
 from serving.schemas.recommendations import FeedbackAccepted
 
@@ -73,14 +75,30 @@ def validate_events(
     "/v1/feedback",
     response_model=FeedbackAccepted,
     dependencies=[Depends(require_write)],
-    responses={422: {"description": "Invalid events; nothing was stored."}},
+    responses={
+        400: {"description": "JSON nested too deep; nothing was stored."},
+        401: {"description": "Missing or wrong bearer token."},
+        403: {"description": "No API token configured: writes are refused."},
+        202: {
+            "description": "Redis is down: the events are in the local fsynced spool and "
+            "will be stored when it is back (`new` counts them all).",
+            "model": FeedbackAccepted,
+        },
+        413: {"description": "Body too large."},
+        422: {"description": "Invalid events; nothing was stored."},
+        503: {"description": "Feedback store unavailable; retry."},
+    },
 )
 async def post_feedback(
     request: Request, settings: SettingsDep, store: StoreDep, sink: SinkDep, metrics: MetricsDep
 ) -> Any:
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        body = loads_bounded(raw, settings.max_json_depth)
+    except BodyTooDeep as exc:
+        return JSONResponse(
+            status_code=400, content={"detail": [_error(["body"], str(exc), "json_too_deep")]}
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return JSONResponse(
             status_code=422,
@@ -94,10 +112,16 @@ async def post_feedback(
     if errors:
         return JSONResponse(status_code=422, content={"detail": errors})
     try:
-        new = await run_in_threadpool(sink.submit, events)
+        if isinstance(sink, SpoolingFeedbackSink):
+            new, spooled = await run_in_threadpool(sink.submit_outcome, events)
+        else:
+            new, spooled = await run_in_threadpool(sink.submit, events), False
     except redis.RedisError as exc:
         log.error("feedback store failed: %s", type(exc).__name__)
         raise HTTPException(status_code=503, detail="feedback store unavailable; retry") from None
     for event in events:
         metrics.feedback.labels(type=event.type.value).inc()
-    return FeedbackAccepted(received=len(events), new=new)
+    accepted = FeedbackAccepted(received=len(events), new=new, spooled=spooled)
+    if spooled:  # on disk (fsynced), not yet in Redis: accepted, stored later
+        return JSONResponse(status_code=202, content=accepted.model_dump())
+    return accepted

@@ -21,19 +21,26 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> Any:
-    """Ready when the graph and a recommender per arm are loaded. Redis down is "degraded":
-    recommendations are still served, feedback is spooled locally."""
+    """Ready when the graph and a recommender per arm are loaded. Redis down or hung is
+    "degraded", with the reason: recommendations are still served, feedback is spooled
+    locally. A plain ``def``: FastAPI runs it in the threadpool, never on the event loop."""
     redis_ok = False
-    if services.redis is not None:
+    breaker = services.breaker
+    reason: str | None = None
+    if breaker is not None and breaker.is_open:  # never wait on a Redis known to be down
+        reason = f"{breaker.reason}; open {breaker.open_for():.0f} s; feedback is spooled"
+    elif services.redis is not None:
+        client = services.redis.client
         try:
-            redis_ok = bool(services.redis.client.ping())
-        except Exception:  # any failure of the ping means "not reachable now"
-            redis_ok = False
+            redis_ok = bool(breaker.call(client.ping) if breaker else client.ping())
+        except Exception as exc:  # any failure of the ping means "not reachable now"
+            reason = f"redis {type(exc).__name__}"
     arms = {a.name: a.name in services.recommenders for a in services.ab.arms}
     ready = all(arms.values())
     body: dict[str, Any] = {
         "status": ("ready" if redis_ok else "degraded") if ready else "not ready",
         "redis": "ok" if redis_ok else "unreachable",
+        **({"reason": reason} if reason else {}),
         "arms": {
             name: services.recommenders[name].policy_version if ok else None
             for name, ok in arms.items()

@@ -1,9 +1,11 @@
 """POST /v1/plex/webhook: Plex's webhook deliveries become feedback (serving.plex.webhook).
 
-With a webhook secret configured (MARQUEE_PLEX_WEBHOOK_SECRET), Plex's webhook URL must carry
-``?secret=...`` (403 otherwise). Parsing (which may build the movie index from the graph) and
-storing (a Redis script, a spool fsync) block, so they run in the threadpool, as /v1/feedback
-does.
+A delivery is a write, so it must be authenticated: Plex's webhook URL carries
+``?secret=<MARQUEE_PLEX_WEBHOOK_SECRET>`` (Plex cannot send headers), or the request carries
+``Authorization: Bearer <MARQUEE_API_TOKEN>``. With neither configured every delivery is refused
+(403), as for /v1/feedback; a wrong or missing credential is 401. Parsing (which may build
+the movie index from the graph) and storing (a Redis script, a spool fsync) block, so they run
+in the threadpool, as /v1/feedback does.
 """
 
 from __future__ import annotations
@@ -16,27 +18,62 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import LibraryNewDep, MovieResolverDep, SinkDep, WebhookSecretDep
+from serving.deps import (
+    ApiTokenDep,
+    LibraryNewDep,
+    MovieResolverDep,
+    SinkDep,
+    WebhookSecretDep,
+    bearer_matches,
+)
 from serving.plex.webhook import ParsedWebhook, WebhookError, parse_webhook
+from serving.plex.webhook_payload import field_errors
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["plex"])
 
 
-@router.post("/v1/plex/webhook")
+def check_webhook_auth(
+    request: Request, secret: str | None, token: str | None, given: str | None
+) -> None:
+    """The webhook secret in the query, or the API token as a bearer; 403 with neither set."""
+    if secret is None and token is None:
+        raise HTTPException(
+            status_code=403,
+            detail="webhook writes are refused: configure MARQUEE_PLEX_WEBHOOK_SECRET (and "
+            "?secret=... in Plex's webhook URL) or MARQUEE_API_TOKEN",
+        )
+    if (
+        secret is not None
+        and given is not None
+        and hmac.compare_digest(given.encode(), secret.encode())
+    ):
+        return
+    if token is not None and bearer_matches(request, token):
+        return
+    raise HTTPException(status_code=401, detail="wrong or missing webhook secret")
+
+
+@router.post(
+    "/v1/plex/webhook",
+    responses={
+        400: {"description": "Not a Plex webhook form, or a payload field is invalid."},
+        401: {"description": "Wrong or missing secret / bearer token."},
+        403: {"description": "No webhook secret and no API token configured."},
+        413: {"description": "Body too large."},
+    },
+)
 async def plex_webhook(
     request: Request,
     sink: SinkDep,
     secret: WebhookSecretDep,
+    token: ApiTokenDep,
     resolve_movie: MovieResolverDep,
     on_library_new: LibraryNewDep,
     given: Annotated[str | None, Query(alias="secret", include_in_schema=False)] = None,
 ) -> dict[str, Any]:
-    if secret is not None and (
-        given is None or not hmac.compare_digest(given.encode(), secret.encode())
-    ):
-        raise HTTPException(status_code=403, detail="wrong or missing webhook secret")
+    check_webhook_auth(request, secret, token, given)
     try:
         form = await request.form()
     except Exception as exc:  # starlette raises several kinds for a broken body
@@ -54,9 +91,8 @@ async def plex_webhook(
         except WebhookError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
         except ValidationError as exc:
-            msgs = "; ".join(e["msg"] for e in exc.errors())
             raise HTTPException(
-                status_code=400, detail=f"payload gives invalid feedback: {msgs}"
+                status_code=400, detail=f"payload gives invalid feedback: {field_errors(exc)}"
             ) from None
         stored = sink.submit(parsed.events) if parsed.events else 0
         if parsed.event == "library.new" and parsed.ref is not None and on_library_new is not None:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from features.graph.schema import VertexKind
 from serving.deps import (
     ABDep,
+    BreakerDep,
     MetricsDep,
     RecLogDep,
     RecommendersDep,
@@ -36,6 +37,7 @@ async def recommendations(
     recommenders: RecommendersDep,
     metrics: MetricsDep,
     reclog: RecLogDep,
+    breaker: BreakerDep,
     k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
     genres: Annotated[
         list[str] | None,
@@ -59,7 +61,7 @@ async def recommendations(
 
     def serve() -> Response:
         result = recommender.recommend(user, size, genres=wanted)
-        record, logged = log_served(reclog, user, arm.name, result)
+        record, logged = log_served(reclog, user, arm.name, result, breaker)
         known = store.vertex(VertexKind.USER, user) is not None
         metrics.recommendations.labels(arm=arm.name).inc()
         body = Recommendations(

@@ -31,8 +31,11 @@ class FeedbackEvent(BaseModel):
     recommendation_id: str | None = Field(default=None, max_length=200)
     user: str | None = Field(default=None, max_length=200)
     movie: str | None = Field(default=None, max_length=200, description="Graph movie key.")
-    rating: float | None = Field(default=None, ge=0.5, le=5.0)
-    completion: float | None = Field(default=None, ge=0.0, le=100.0, description="Percent.")
+    # strict: a JSON number, never "4" or true (which pydantic would otherwise read as 1.0)
+    rating: float | None = Field(default=None, ge=0.5, le=5.0, strict=True, allow_inf_nan=False)
+    completion: float | None = Field(
+        default=None, ge=0.0, le=100.0, strict=True, allow_inf_nan=False, description="Percent."
+    )
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     source: str = Field(default="http", max_length=40)
 

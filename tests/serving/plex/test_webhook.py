@@ -52,13 +52,17 @@ def payload(event: str, **meta: Any) -> dict[str, Any]:
 
 
 def _webhook_app(
-    sink: InMemoryFeedbackSink, secret: str | None, on_new: Callable[[PlexRef], None] | None
+    sink: InMemoryFeedbackSink,
+    secret: str | None,
+    on_new: Callable[[PlexRef], None] | None,
+    token: str | None = None,
 ) -> FastAPI:
     """The webhook route alone, its dependencies overridden (no services behind it)."""
     app = FastAPI()
     app.include_router(plex_webhook.router)
     app.dependency_overrides[deps.get_sink] = lambda: sink
     app.dependency_overrides[deps.get_webhook_secret] = lambda: secret
+    app.dependency_overrides[deps.get_api_token] = lambda: token
     app.dependency_overrides[deps.get_movie_resolver] = lambda: new_movie_key
     app.dependency_overrides[deps.get_library_new] = lambda: on_new
     return app
@@ -164,16 +168,16 @@ def test_same_webhook_twice_is_stored_once(
         ),
         (
             json.dumps(payload("media.stop", viewOffset="soon")),
-            "Metadata.viewOffset is not a number: 'soon'",
+            "media.stop: Metadata.viewOffset: Input should be a valid number",
         ),
         (json.dumps(payload("media.rate")), "media.rate: payload has no 'rating'"),
         (
             json.dumps({**payload("media.rate"), "rating": "great"}),
-            "media.rate: rating is not a number: 'great'",
+            "media.rate: rating: Input should be a valid number",
         ),
         (
             json.dumps({**payload("media.play"), "Account": {"id": 1, "title": "A" * 300}}),
-            "payload gives invalid feedback: String should have at most 200 characters",
+            "payload gives invalid feedback: user: String should have at most 200 characters",
         ),
     ],
 )
@@ -199,7 +203,7 @@ def test_form_without_payload_is_400(
 
 
 @pytest.mark.parametrize("secret", [None, "", "hook-secret-4", "hook-secret-42x"])
-def test_wrong_or_missing_secret_is_403(
+def test_wrong_or_missing_secret_is_401(
     app_parts: tuple[TestClient, InMemoryFeedbackSink, list],
     secret: str | None,
     caplog: pytest.LogCaptureFixture,
@@ -207,16 +211,49 @@ def test_wrong_or_missing_secret_is_403(
     caplog.set_level(logging.DEBUG)
     client, sink, _ = app_parts
     response = post(client, payload("media.play"), secret=secret)
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert len(sink) == 0
     ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
     assert SECRET not in ours and SECRET not in response.text  # (httpx here is the test client)
 
 
-def test_secret_is_optional() -> None:
+def test_with_no_secret_and_no_token_configured_writes_are_refused() -> None:
     sink = InMemoryFeedbackSink()
-    app = _webhook_app(sink, None, None)
-    assert post(TestClient(app), payload("media.play"), secret=None).json()["stored"] == 1
+    client = TestClient(_webhook_app(sink, None, None))
+    for given in (None, "", "anything"):
+        response = post(client, payload("media.play"), secret=given)
+        assert response.status_code == 403 and "MARQUEE_PLEX_WEBHOOK_SECRET" in response.text
+    assert len(sink) == 0
+
+
+def test_the_api_token_as_bearer_also_authorises_a_delivery() -> None:
+    sink = InMemoryFeedbackSink()
+    client = TestClient(_webhook_app(sink, None, None, token="tok-1"))
+    files = {"payload": (None, json.dumps(payload("media.play")))}
+    wrong = client.post("/v1/plex/webhook", files=files, headers={"Authorization": "Bearer x"})
+    assert wrong.status_code == 401 and len(sink) == 0
+    assert post(client, payload("media.play"), secret="tok-1").status_code == 401  # not a secret
+    ok = client.post("/v1/plex/webhook", files=files, headers={"Authorization": "Bearer tok-1"})
+    assert ok.status_code == 200 and ok.json()["stored"] == 1
+
+
+def test_either_credential_works_when_both_are_configured() -> None:
+    sink = InMemoryFeedbackSink()
+    client = TestClient(_webhook_app(sink, SECRET, None, token="tok-1"))
+    assert post(client, payload("media.play", viewOffset=1)).status_code == 200
+    files = {"payload": (None, json.dumps(payload("media.play", viewOffset=2)))}
+    ok = client.post("/v1/plex/webhook", files=files, headers={"Authorization": "Bearer tok-1"})
+    assert ok.status_code == 200 and len(sink) == 2
+
+
+def test_secret_looking_query_parameters_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.access.any")
+    logger.addFilter(RedactSecretFilter())
+    url = "/v1/x?api_token=T1&apikey=T2&password=T3&client_secret=T4&sig=T5&page=2&k=10"
+    with caplog.at_level(logging.INFO, logger="test.access.any"):
+        logger.info('"%s %s"', "GET", url)
+    assert not any(f"T{i}" in caplog.text for i in range(1, 6))
+    assert "page=2&k=10" in caplog.text
 
 
 def test_library_new_calls_back_without_feedback(
