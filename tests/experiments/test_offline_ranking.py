@@ -78,6 +78,7 @@ def test_baseline_rows_on_any_layout(tmp_path: Path, layout: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two small worlds and two brief trainings; ~1 min on a quiet machine
 def test_served_rows_with_a_briefly_trained_agent(tmp_path: Path) -> None:
     folder = _write_100k(tmp_path / "ml-100k")
     out = main(Args(data=folder, timesteps=200, cold_first_n=5))
