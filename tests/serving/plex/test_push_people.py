@@ -5,6 +5,7 @@ other by sharing filters, lists updated in place in Marquee's order, filled to t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ EXTRA = [(f"{9000 + i}", f"Extra {i}", 2000 + i, f"tt90000{i:02d}") for i in ran
 
 
 @pytest.fixture
-def tv(plex: PlexTestServer) -> PlexTvTestServer:
+def tv(plex: PlexTestServer) -> Iterator[PlexTvTestServer]:
     server = PlexTvTestServer(plex)
     server.add_user(2, "bob")
     with server:
