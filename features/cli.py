@@ -25,6 +25,7 @@ from marquee.home import Home, resolve_home
 if TYPE_CHECKING:
     from features.graph.batch import GraphBatch
     from features.graph.store import GraphStore, UpsertReport
+    from features.importers.repairs import Repairs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,21 @@ HETREC_ENV = "MARQUEE_HETREC_DIR"
 
 out = Console()
 err = Console(stderr=True)
+
+Strict = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse bad optional values (years, timestamps, ids, title decoration, encoding) "
+        "instead of repairing them: the first one ends the import with its file and line.",
+    ),
+]
+
+
+def _repairs(strict: bool) -> Repairs:
+    from features.importers.repairs import Repairs
+
+    return Repairs(strict=strict)
 
 
 def _home(ctx: typer.Context) -> Home:
@@ -58,10 +74,15 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _ingest(
-    ctx: typer.Context, what: str, source: Path | None, build: Callable[[GraphStore], GraphBatch]
+    ctx: typer.Context,
+    what: str,
+    source: Path | None,
+    build: Callable[[GraphStore], GraphBatch],
+    repairs: Repairs | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     """Open the store, build and validate the batch (merged with what the graph holds), upsert
-    it once, print what changed."""
+    it once, print what changed, then the repairs made and any ``notes`` the build left."""
     from features.graph.batch import GraphDataError
     from features.graph.store import GraphStoreError
     from features.importers.merge import merge_with_existing
@@ -77,6 +98,12 @@ def _ingest(
     except GraphStoreError as exc:
         raise _fail(f"graph store: {exc}", code=1) from None
     _print_report(what, source, report)
+    if repairs is not None and repairs.kinds:
+        out.print(f"Repaired {repairs.total:,} values (--strict refuses them):", highlight=False)
+        for line in repairs.lines():
+            out.print(f"  {line}", highlight=False, soft_wrap=True)
+    for note in notes or []:
+        out.print(note, highlight=False, soft_wrap=True)
 
 
 def _print_report(what: str, source: Path | None, report: UpsertReport) -> None:
@@ -106,13 +133,15 @@ def ingest_movielens(
             "Default: the bundled ml-latest-small sample."
         ),
     ] = None,
+    strict: Strict = False,
 ) -> None:
     """Import MovieLens movies, users, ratings, genres and tags."""
     from features.datasets import bundled_movielens
     from features.importers.movielens import load_movielens
 
     folder = path if path is not None else bundled_movielens()
-    _ingest(ctx, "MovieLens", folder, lambda _store: load_movielens(folder))
+    fixes = _repairs(strict)
+    _ingest(ctx, "MovieLens", folder, lambda _store: load_movielens(folder, fixes), fixes)
 
 
 @ingest_app.command("hetrec")
@@ -125,6 +154,7 @@ def ingest_hetrec(
             "Import MovieLens first: side data joins only movies whose IMDb ids agree."
         ),
     ] = None,
+    strict: Strict = False,
 ) -> None:
     """Add HetRec 2011 directors, genres, countries, tags and posters to the graph's movies."""
     from features.importers.hetrec import load_hetrec
@@ -135,9 +165,10 @@ def ingest_hetrec(
             raise _fail(f"give the HetRec folder as PATH or set {HETREC_ENV}")
         path = Path(env)
     folder = path
+    fixes = _repairs(strict)
 
     def build(store: GraphStore) -> GraphBatch:
-        batch, report = load_hetrec(folder, store)
+        batch, report = load_hetrec(folder, store, fixes)
         err.print(
             f"HetRec: {report.agreeing:,} of {report.hetrec_movies:,} movies agree on the IMDb "
             f"id ({report.imdb_mismatch:,} disagree, {report.not_in_graph:,} not in the graph); "
@@ -146,7 +177,7 @@ def ingest_hetrec(
         )
         return batch
 
-    _ingest(ctx, "HetRec", folder, build)
+    _ingest(ctx, "HetRec", folder, build, fixes)
 
 
 @ingest_app.command("recbole")
@@ -155,23 +186,32 @@ def ingest_recbole(
     path: Annotated[
         Path, typer.Argument(help="A RecBole atomic data set folder (.inter, .item, .link, .kg).")
     ],
+    strict: Strict = False,
 ) -> None:
     """Import a RecBole data set: interactions, items and mapped knowledge-graph relations."""
     from features.importers.recbole import load_recbole
 
+    fixes = _repairs(strict)
+    notes: list[str] = []
+
     def build(_store: GraphStore) -> GraphBatch:
-        batch, report = load_recbole(path)
+        batch, report = load_recbole(path, fixes)
+        if report.mapped:
+            notes.append("Knowledge-graph triples mapped, per relation:")
+            notes.extend(f"  {k}: {v:,}" for k, v in sorted(report.mapped.items()))
+        if report.performances:
+            notes.append(f"  ({report.performances:,} through performance records)")
         if report.unknown_relations:
-            left = ", ".join(f"{k} ({v:,})" for k, v in report.unknown_relations.items())
-            err.print(f"RecBole: relations left out (no mapping): {left}", highlight=False)
+            total = sum(report.unknown_relations.values())
+            notes.append(f"Relations not mapped (left out, {total:,} triples):")
+            notes.extend(f"  {k}: {v:,}" for k, v in report.unknown_relations.items())
         if report.unlinked_triples:
-            err.print(
-                f"RecBole: {report.unlinked_triples:,} triples left out (film end not an item)",
-                highlight=False,
+            notes.append(
+                f"{report.unlinked_triples:,} mapped triples left out: their film is no item"
             )
         return batch
 
-    _ingest(ctx, "RecBole", path, build)
+    _ingest(ctx, "RecBole", path, build, fixes, notes)
 
 
 @ingest_app.command("synthetic")

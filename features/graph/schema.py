@@ -27,8 +27,14 @@ class EdgeKind(StrEnum):
     ACTED_IN = "acted_in"
     DIRECTED = "directed"
     WROTE = "wrote"
+    PRODUCED = "produced"
+    SHOT = "shot"  # the cinematographer
+    SCORED = "scored"  # the composer
     IN_GENRE = "in_genre"
     TAGGED = "tagged"
+    FROM_COUNTRY = "from_country"  # movie -> tag vertex naming the country
+    IN_LANGUAGE = "in_language"  # movie -> tag vertex naming the language
+    MADE_BY = "made_by"  # movie -> tag vertex naming the production company
     RATED = "rated"
     WATCHED = "watched"
     NOT_INTERESTED = "not_interested"
@@ -82,10 +88,16 @@ EDGE_SPECS: dict[EdgeKind, EdgeSpec] = {
     ),
     EdgeKind.DIRECTED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.WROTE: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
+    EdgeKind.PRODUCED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
+    EdgeKind.SHOT: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
+    EdgeKind.SCORED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.IN_GENRE: EdgeSpec(VertexKind.MOVIE, VertexKind.GENRE),
     EdgeKind.TAGGED: EdgeSpec(
         VertexKind.MOVIE, VertexKind.TAG, (Column("weight", "float32", 1.0),)
     ),
+    EdgeKind.FROM_COUNTRY: EdgeSpec(VertexKind.MOVIE, VertexKind.TAG),
+    EdgeKind.IN_LANGUAGE: EdgeSpec(VertexKind.MOVIE, VertexKind.TAG),
+    EdgeKind.MADE_BY: EdgeSpec(VertexKind.MOVIE, VertexKind.TAG),
     EdgeKind.RATED: EdgeSpec(
         VertexKind.USER, VertexKind.MOVIE, (Column("rating", "float32", float("nan")), _TS)
     ),
@@ -104,10 +116,23 @@ CONTENT_EDGES: tuple[EdgeKind, ...] = (
     EdgeKind.ACTED_IN,
     EdgeKind.DIRECTED,
     EdgeKind.WROTE,
+    EdgeKind.PRODUCED,
+    EdgeKind.SHOT,
+    EdgeKind.SCORED,
     EdgeKind.IN_GENRE,
     EdgeKind.TAGGED,
+    EdgeKind.FROM_COUNTRY,
+    EdgeKind.IN_LANGUAGE,
+    EdgeKind.MADE_BY,
 )
-PEOPLE_EDGES: tuple[EdgeKind, ...] = (EdgeKind.ACTED_IN, EdgeKind.DIRECTED, EdgeKind.WROTE)
+PEOPLE_EDGES: tuple[EdgeKind, ...] = (
+    EdgeKind.ACTED_IN,
+    EdgeKind.DIRECTED,
+    EdgeKind.WROTE,
+    EdgeKind.PRODUCED,
+    EdgeKind.SHOT,
+    EdgeKind.SCORED,
+)
 USER_EDGES: tuple[EdgeKind, ...] = (EdgeKind.RATED, EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)
 
 # Default weight per edge kind for k-hop path counts: sharing a director says more than
@@ -116,8 +141,14 @@ DEFAULT_HOP_WEIGHTS: dict[EdgeKind, float] = {
     EdgeKind.DIRECTED: 1.0,
     EdgeKind.WROTE: 0.8,
     EdgeKind.ACTED_IN: 0.5,
+    EdgeKind.SCORED: 0.4,
+    EdgeKind.SHOT: 0.4,
+    EdgeKind.PRODUCED: 0.3,
     EdgeKind.TAGGED: 0.3,
+    EdgeKind.MADE_BY: 0.1,
     EdgeKind.IN_GENRE: 0.05,
+    EdgeKind.FROM_COUNTRY: 0.02,
+    EdgeKind.IN_LANGUAGE: 0.02,
     EdgeKind.SIMILAR_TO: 1.0,
 }
 

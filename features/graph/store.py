@@ -23,6 +23,7 @@ k-hop path counts
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -80,8 +81,8 @@ class Explanation:
     """Why a movie is recommended to a user: one path from a movie they liked.
 
     The path is seed movie -[edge]- via vertex -[edge]- movie (or seed -[similar_to]- movie,
-    with ``via_key`` empty). Choice among paths: edge priority similar_to, directed, wrote,
-    acted_in, tagged, in_genre; then the seed's rating (higher first), its timestamp (newer
+    with ``via_key`` empty). Choice among paths: edge kind in EXPLANATION_PRIORITY order (the
+    most specific first); then the seed's rating (higher first), its timestamp (newer
     first), the seed key, the via key (ascending).
     """
 
@@ -98,27 +99,54 @@ class Explanation:
 
     @property
     def text(self) -> str:
-        """One sentence a person can read."""
+        """One sentence a person can read. A via vertex without a real name (a Freebase
+        entity keyed "m.0abc") is named by its kind only: "has the same director"."""
         liked = f"You rated {self.seed_title} {self.seed_rating:g}/5"
-        phrase = {
-            EdgeKind.DIRECTED: "the same director",
-            EdgeKind.WROTE: "the same writer",
-            EdgeKind.ACTED_IN: "the same actor",
-            EdgeKind.TAGGED: "the same tag",
-            EdgeKind.IN_GENRE: "the same genre",
-        }
         if self.edge is EdgeKind.SIMILAR_TO:
             return f"{liked}; {self.movie_title} is similar to it."
-        return f"{liked}; {self.movie_title} has {phrase[self.edge]}, {self.via_name}."
+        phrase = f"{self.movie_title} has {_SAME[self.edge]}"
+        if not is_machine_name(self.via_name):
+            phrase += f", {self.via_name}"
+        return f"{liked}; {phrase}."
 
 
+_SAME: dict[EdgeKind, str] = {
+    EdgeKind.DIRECTED: "the same director",
+    EdgeKind.WROTE: "the same writer",
+    EdgeKind.ACTED_IN: "the same actor",
+    EdgeKind.PRODUCED: "the same producer",
+    EdgeKind.SHOT: "the same cinematographer",
+    EdgeKind.SCORED: "the same composer",
+    EdgeKind.TAGGED: "the same tag",
+    EdgeKind.MADE_BY: "the same production company",
+    EdgeKind.IN_GENRE: "the same genre",
+    EdgeKind.FROM_COUNTRY: "the same country",
+    EdgeKind.IN_LANGUAGE: "the same language",
+}
+_MACHINE_ID = re.compile(r"^[mg][._][0-9a-z_]{2,}$")
+
+
+def is_machine_name(name: str) -> bool:
+    """True when ``name`` names nothing a person knows: empty, or a Freebase machine id
+    ("m.0abc", "g.11b...", or its key form "m_0abc")."""
+    name = name.strip()
+    return not name or bool(_MACHINE_ID.match(name))
+
+
+# Most specific first: a shared person or tag explains more than a shared genre or country.
 EXPLANATION_PRIORITY: tuple[EdgeKind, ...] = (
     EdgeKind.SIMILAR_TO,
     EdgeKind.DIRECTED,
     EdgeKind.WROTE,
     EdgeKind.ACTED_IN,
+    EdgeKind.SCORED,
+    EdgeKind.SHOT,
+    EdgeKind.PRODUCED,
     EdgeKind.TAGGED,
+    EdgeKind.MADE_BY,
     EdgeKind.IN_GENRE,
+    EdgeKind.FROM_COUNTRY,
+    EdgeKind.IN_LANGUAGE,
 )
 
 

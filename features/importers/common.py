@@ -1,8 +1,6 @@
-"""Pieces shared by the importers: titles with years, genre and tag vertices and edges."""
+"""Pieces shared by the importers: genre and tag vertices and edges."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
@@ -11,40 +9,11 @@ from features.graph.schema import slug
 
 NO_GENRES = {"(no genres listed)", "unknown", ""}
 
-_TITLE_YEAR = r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[–-]\s*\d{0,4})?\)\s*$"
-
 
 def slugs(names: pd.Series) -> pd.Series:
     """``schema.slug`` of each name, computed once per distinct name."""
     table = {n: slug(n) for n in pd.unique(names)}
     return names.map(table)
-
-
-# MovieLens files "The Terminator" as "Terminator, The" (and "Cité des enfants perdus, La").
-_TRAILING_ARTICLE = re.compile(
-    r"^(?P<base>.+?), (?P<article>The|A|An|Les|Le|La|L'|Il|Das|Der|Die|El|Los|Las|Un|Une)"
-    r"(?P<rest>(?: \(.*\))?)$"
-)
-
-
-def _article_first(match: re.Match[str]) -> str:
-    article = match["article"]
-    joiner = "" if article.endswith("'") else " "
-    return f"{article}{joiner}{match['base']}{match['rest']}"
-
-
-def split_title(titles: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """MovieLens titles "Terminator, The (1984)" -> ("The Terminator", 1984): the year comes
-    off, a trailing article moves to the front (as people, and Plex, write titles); a title
-    without a year keeps year 0."""
-    titles = titles.astype(str).str.strip()
-    parts = titles.str.extract(_TITLE_YEAR)
-    has_year = parts["year"].notna()
-    clean = titles.where(~has_year, parts["title"]).str.replace(
-        _TRAILING_ARTICLE, _article_first, regex=True
-    )
-    years = parts["year"].fillna("0").astype("int64").to_numpy()
-    return clean, years
 
 
 def clean_genres(genres: pd.Series) -> pd.Series:

@@ -19,12 +19,15 @@ from features.graph.batch import GraphBatch, GraphDataError
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.common import genre_links, slugs, tag_links
 from features.importers.merge import FrameSource, merge_with_existing
+from features.importers.repairs import Repairs
 from features.importers.tables import Table, read_table
 
 log = logging.getLogger(__name__)
 
 
-def _tsv(path: Path, columns: tuple[str, ...], *, header: bool, extra: bool = False) -> Table:
+def _tsv(
+    path: Path, fixes: Repairs, columns: tuple[str, ...], *, header: bool, extra: bool = False
+) -> Table:
     """A HetRec file: tab-separated Latin-1, no quoting."""
     return read_table(
         path,
@@ -34,6 +37,7 @@ def _tsv(path: Path, columns: tuple[str, ...], *, header: bool, extra: bool = Fa
         encoding="latin-1",
         quoted=False,
         extra_columns=extra,
+        repairs=fixes,
     )
 
 
@@ -50,17 +54,22 @@ class HetrecReport:
     tagged_edges: int
 
 
-def load_hetrec(folder: Path, graph: FrameSource) -> tuple[GraphBatch, HetrecReport]:
+def load_hetrec(
+    folder: Path, graph: FrameSource, repairs: Repairs | None = None
+) -> tuple[GraphBatch, HetrecReport]:
     """Parse and validate HetRec side files and join them to ``graph``'s movies (nothing is
     stored). Raises GraphDataError when the graph holds no movies, ImportFileError for bad
-    files."""
+    files; bad optional values are repaired and counted in ``repairs``."""
     folder = Path(folder)
+    fixes = repairs if repairs is not None else Repairs()
     movies = graph.vertex_frame(VertexKind.MOVIE)
     if len(movies) == 0:
         raise GraphDataError("the graph holds no movies: import MovieLens before HetRec")
     movies = movies.set_index("key", drop=False)
 
-    mt = _tsv(folder / "movies.dat", ("id", "imdbID", "imdbPictureURL"), header=True, extra=True)
+    mt = _tsv(
+        folder / "movies.dat", fixes, ("id", "imdbID", "imdbPictureURL"), header=True, extra=True
+    )
     het_ids = mt.ints("id")
     mt.check_unique("id", het_ids)
     imdb = mt.ints("imdbID")
@@ -79,7 +88,10 @@ def load_hetrec(folder: Path, graph: FrameSource) -> tuple[GraphBatch, HetrecRep
     known = pd.Index(het["key"])
 
     dt = _tsv(
-        folder / "movie_directors.dat", ("movieID", "directorID", "directorName"), header=True
+        folder / "movie_directors.dat",
+        fixes,
+        ("movieID", "directorID", "directorName"),
+        header=True,
     )
     d_movies = dt.ints("movieID").astype(str)
     dt.check_known("movieID", d_movies, known, "movie id (not in movies.dat)")
@@ -92,24 +104,24 @@ def load_hetrec(folder: Path, graph: FrameSource) -> tuple[GraphBatch, HetrecRep
     )
     directors = directors[directors["dst"].isin(agree_keys)]
 
-    gt = _tsv(folder / "movie_genres.dat", ("movieID", "genre"), header=True)
+    gt = _tsv(folder / "movie_genres.dat", fixes, ("movieID", "genre"), header=True)
     g_movies = gt.ints("movieID").astype(str)
     gt.check_known("movieID", g_movies, known, "movie id (not in movies.dat)")
     g_frame = pd.DataFrame({"movie": g_movies, "genre": gt.text("genre").to_numpy()})
     g_frame = g_frame[g_frame["movie"].isin(agree_keys)]
 
-    ct = _tsv(folder / "movie_countries.dat", ("movieID", "country"), header=False)
+    ct = _tsv(folder / "movie_countries.dat", fixes, ("movieID", "country"), header=False)
     c_movies = ct.ints("movieID").astype(str)
     ct.check_known("movieID", c_movies, known, "movie id (not in movies.dat)")
     c_frame = pd.DataFrame({"movie": c_movies, "country": ct.text("country", required=False)})
     c_frame = c_frame[(c_frame["country"] != "") & c_frame["movie"].isin(agree_keys)]
     countries = c_frame.drop_duplicates().groupby("movie", sort=False)["country"].agg("|".join)
 
-    tt = _tsv(folder / "tags.dat", ("id", "value"), header=False)
+    tt = _tsv(folder / "tags.dat", fixes, ("id", "value"), header=False)
     tag_ids = tt.ints("id")
     tt.check_unique("id", tag_ids)
     tag_text = pd.Series(tt.text("value").to_numpy(), index=tag_ids)
-    mtt = _tsv(folder / "movie_tags.dat", ("movieID", "tagID", "tagWeight"), header=False)
+    mtt = _tsv(folder / "movie_tags.dat", fixes, ("movieID", "tagID", "tagWeight"), header=False)
     mt_movies = mtt.ints("movieID").astype(str)
     mtt.check_known("movieID", mt_movies, known, "movie id (not in movies.dat)")
     mt_tags = mtt.ints("tagID")
@@ -133,6 +145,7 @@ def load_hetrec(folder: Path, graph: FrameSource) -> tuple[GraphBatch, HetrecRep
     batch.add_vertices(VertexKind.TAG, _new_only(tag_v, graph.vertex_frame(VertexKind.TAG)))
     batch.add_edges(EdgeKind.TAGGED, tag_e)
     batch = merge_with_existing(batch, graph)
+    fixes.log_summary("HetRec")
 
     report = HetrecReport(
         hetrec_movies=len(het),

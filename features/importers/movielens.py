@@ -19,9 +19,11 @@ import pandas as pd
 
 from features.graph.batch import GraphBatch
 from features.graph.schema import EdgeKind, VertexKind
-from features.importers.common import clean_genres, genre_links, split_title, tag_links
+from features.importers.common import clean_genres, genre_links, tag_links
 from features.importers.errors import ImportFileError
+from features.importers.repairs import Repairs
 from features.importers.tables import Table, read_table
+from features.importers.titles import table_titles
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,21 @@ def detect_format(folder: Path) -> Format:
     )
 
 
-def load_movielens(folder: Path) -> GraphBatch:
-    """Parse and validate a MovieLens folder into a GraphBatch (nothing is stored)."""
+def load_movielens(folder: Path, repairs: Repairs | None = None) -> GraphBatch:
+    """Parse and validate a MovieLens folder into a GraphBatch (nothing is stored). Bad values
+    in optional columns are repaired and counted in ``repairs`` (strict: raised)."""
     folder = Path(folder)
     fmt = detect_format(folder)
     log.info("reading MovieLens (%s format) from %s", fmt, folder)
+    fixes = repairs if repairs is not None else Repairs()
     if fmt == "latest":
-        return _latest(folder)
-    if fmt == "1m":
-        return _ml1m(folder)
-    return _ml100k(folder)
+        batch = _latest(folder, fixes)
+    elif fmt == "1m":
+        batch = _ml1m(folder, fixes)
+    else:
+        batch = _ml100k(folder, fixes)
+    fixes.log_summary("MovieLens")
+    return batch
 
 
 def _ratings(table: Table, cols: tuple[str, str, str, str], movie_ids: np.ndarray) -> pd.DataFrame:
@@ -64,7 +71,7 @@ def _ratings(table: Table, cols: tuple[str, str, str, str], movie_ids: np.ndarra
     movies = table.ints(movie_col)
     table.check_known(movie_col, movies, pd.Index(movie_ids), "movie id (not in the movie file)")
     rating = table.floats(rating_col, low=RATING_RANGE[0], high=RATING_RANGE[1])
-    ts = table.ints(ts_col)
+    ts = table.timestamps(ts_col)
     return pd.DataFrame(
         {
             "src": users.astype(str),
@@ -107,11 +114,13 @@ def _assemble(
     return batch
 
 
-def _latest(folder: Path) -> GraphBatch:
-    mt = read_table(folder / "movies.csv", ("movieId", "title", "genres"), sep=",", header=True)
+def _latest(folder: Path, fixes: Repairs) -> GraphBatch:
+    mt = read_table(
+        folder / "movies.csv", ("movieId", "title", "genres"), sep=",", header=True, repairs=fixes
+    )
     ids = mt.ints("movieId")
     mt.check_unique("movieId", ids)
-    title, year = split_title(mt.text("title"))
+    title, year = table_titles(mt, "title", required=False)
     movies = pd.DataFrame(
         {
             "key": ids.astype(str),
@@ -122,10 +131,12 @@ def _latest(folder: Path) -> GraphBatch:
     )
     links_path = folder / "links.csv"
     if links_path.exists():
-        lt = read_table(links_path, ("movieId", "imdbId", "tmdbId"), sep=",", header=True)
+        lt = read_table(
+            links_path, ("movieId", "imdbId", "tmdbId"), sep=",", header=True, repairs=fixes
+        )
         link_ids = lt.ints("movieId")
         lt.check_known("movieId", link_ids, pd.Index(ids), "movie id (not in movies.csv)")
-        imdb = lt.ints("imdbId", required=False)
+        imdb = lt.ints("imdbId", required=False, prefix="tt")
         links = pd.DataFrame(
             {
                 "key": link_ids.astype(str),
@@ -138,23 +149,36 @@ def _latest(folder: Path) -> GraphBatch:
         log.info("%s: no links.csv, movies get no IMDb/TMDB ids", folder)
 
     rt = read_table(
-        folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), sep=",", header=True
+        folder / "ratings.csv",
+        ("userId", "movieId", "rating", "timestamp"),
+        sep=",",
+        header=True,
+        repairs=fixes,
     )
     rated = _ratings(rt, ("userId", "movieId", "rating", "timestamp"), ids)
 
     tags = None
     tags_path = folder / "tags.csv"
     if tags_path.exists():
-        tt = read_table(tags_path, ("userId", "movieId", "tag", "timestamp"), sep=",", header=True)
+        tt = read_table(
+            tags_path,
+            ("userId", "movieId", "tag", "timestamp"),
+            sep=",",
+            header=True,
+            repairs=fixes,
+        )
         tag_movies = tt.ints("movieId")
         tt.check_known("movieId", tag_movies, pd.Index(ids), "movie id (not in movies.csv)")
         tt.ints("userId")
-        tt.ints("timestamp")
-        tags = pd.DataFrame({"movie": tag_movies.astype(str), "tag": tt.text("tag").to_numpy()})
+        tt.timestamps("timestamp")
+        text = tt.text("tag", required=False)
+        empty = (text == "").to_numpy()
+        tt.repair("tag", empty, "empty tag, row left out", "{value} is empty")
+        tags = pd.DataFrame({"movie": tag_movies.astype(str), "tag": text.to_numpy()})[~empty]
     return _assemble(movies, rated, np.array([], dtype=object), tags)
 
 
-def _ml1m(folder: Path) -> GraphBatch:
+def _ml1m(folder: Path, fixes: Repairs) -> GraphBatch:
     mt = read_table(
         folder / "movies.dat",
         ("MovieID", "Title", "Genres"),
@@ -162,10 +186,11 @@ def _ml1m(folder: Path) -> GraphBatch:
         header=False,
         encoding="latin-1",
         quoted=False,
+        repairs=fixes,
     )
     ids = mt.ints("MovieID")
     mt.check_unique("MovieID", ids)
-    title, year = split_title(mt.text("Title"))
+    title, year = table_titles(mt, "Title", required=False)
     movies = pd.DataFrame(
         {
             "key": ids.astype(str),
@@ -176,28 +201,38 @@ def _ml1m(folder: Path) -> GraphBatch:
     )
     cols = ("UserID", "MovieID", "Rating", "Timestamp")
     rt = read_table(
-        folder / "ratings.dat", cols, sep="::", header=False, encoding="latin-1", quoted=False
+        folder / "ratings.dat",
+        cols,
+        sep="::",
+        header=False,
+        encoding="latin-1",
+        quoted=False,
+        repairs=fixes,
     )
     rated = _ratings(rt, cols, ids)
     user_keys = _optional_user_keys(
-        folder / "users.dat", ("UserID", "Gender", "Age", "Occupation", "Zip-code"), "::"
+        folder / "users.dat", ("UserID", "Gender", "Age", "Occupation", "Zip-code"), "::", fixes
     )
     return _assemble(movies, rated, user_keys)
 
 
-def _optional_user_keys(path: Path, columns: tuple[str, ...], sep: str) -> np.ndarray:
+def _optional_user_keys(
+    path: Path, columns: tuple[str, ...], sep: str, fixes: Repairs
+) -> np.ndarray:
     """User keys from an optional users file (ML-1M users.dat, ML-100K u.user; the id is the
     first column), so users without ratings still become vertices; empty when absent."""
     if not path.exists():
         return np.array([], dtype=object)
-    table = read_table(path, columns, sep=sep, header=False, encoding="latin-1", quoted=False)
+    table = read_table(
+        path, columns, sep=sep, header=False, encoding="latin-1", quoted=False, repairs=fixes
+    )
     return table.ints(columns[0]).astype(str).astype(object)
 
 
 _ITEM_FIXED = ("movie id", "movie title", "release date", "video release date", "IMDb URL")
 
 
-def _ml100k(folder: Path) -> GraphBatch:
+def _ml100k(folder: Path, fixes: Repairs) -> GraphBatch:
     gt = read_table(
         folder / "u.genre",
         ("genre", "index"),
@@ -205,6 +240,7 @@ def _ml100k(folder: Path) -> GraphBatch:
         header=False,
         encoding="latin-1",
         quoted=False,
+        repairs=fixes,
     )
     names = gt.text("genre")
     order = gt.ints("index")
@@ -216,10 +252,11 @@ def _ml100k(folder: Path) -> GraphBatch:
         header=False,
         encoding="latin-1",
         quoted=False,
+        repairs=fixes,
     )
     ids = it.ints("movie id")
     it.check_unique("movie id", ids)
-    title, year = split_title(it.text("movie title", required=False))
+    title, year = table_titles(it, "movie title", required=False)
     released = it.text("release date", required=False).str.extract(r"(\d{4})$")[0]
     year = np.where(year > 0, year, released.fillna("0").astype("int64").to_numpy())
     flags = np.column_stack([it.ints(g, required=False) for g in genre_names])
@@ -234,9 +271,9 @@ def _ml100k(folder: Path) -> GraphBatch:
     )
     movies["genres"] = clean_genres(movies["genres"])
     cols = ("user id", "item id", "rating", "timestamp")
-    rt = read_table(folder / "u.data", cols, sep="\t", header=False, quoted=False)
+    rt = read_table(folder / "u.data", cols, sep="\t", header=False, quoted=False, repairs=fixes)
     rated = _ratings(rt, cols, ids)
     user_keys = _optional_user_keys(
-        folder / "u.user", ("user id", "age", "gender", "occupation", "zip code"), "|"
+        folder / "u.user", ("user id", "age", "gender", "occupation", "zip code"), "|", fixes
     )
     return _assemble(movies, rated, user_keys)

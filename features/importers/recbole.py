@@ -4,37 +4,22 @@ A RecBole data set folder holds ``<name>.inter`` (user_id, item_id, rating, time
 optionally ``<name>.item`` (item_id, movie_title, release_year, genre), ``<name>.link``
 (item_id -> entity_id) and ``<name>.kg`` (head_id, relation_id, tail_id). Headers name each
 field as ``name:type``; fields are tab-separated. Items become movies, entities linked to an
-item stand for that movie, and the triples whose relation is in ``RELATIONS`` become edges.
+item stand for that movie, and the triples whose relation ``freebase`` maps become edges.
 Triples with other relations are counted per relation and logged, never mixed in.
 
-Relation mapping (Freebase names, as in RecBole's KB4Rec-derived ``.kg`` files):
+The relation mapping (every Freebase film relation naming a person, genre, subject, company,
+country or language, in both directions) lives in ``freebase``.
 
-============================  ===========  ============================================
-relation                      edge kind    which end is the film
-============================  ===========  ============================================
-film.film.directed_by         directed     head (tail: the director, a person)
-film.director.film            directed     tail (head: the director)
-film.film.written_by          wrote        head (tail: the writer)
-film.writer.film              wrote        tail (head: the writer)
-film.film.starring            acted_in     head (tail: the actor)
-film.actor.film               acted_in     tail (head: the actor)
-film.film.genre               in_genre     head (tail: the genre)
-film.film.sequel              similar_to   both (each end must be a linked film)
-film.film.prequel             similar_to   both
-============================  ===========  ============================================
-
-People and genres met only as KG entities have no names there, so they are keyed and named by
-their entity id (slugged). Ids that are integers keep their value as key (MovieLens-style);
-other tokens go through ``schema.slug``.
+Ids that are integers keep their value as key (MovieLens-style); other tokens go through
+``schema.slug``. Titles read "The Name" however the file writes them ("Name, The"); a bad
+optional value (year, timestamp, title decoration) is repaired and counted in ``repairs``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -43,25 +28,13 @@ from features.graph.batch import GraphBatch
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.common import genre_links, slugs
 from features.importers.errors import ImportFileError
+from features.importers.freebase import map_triples
+from features.importers.repairs import Repairs
 from features.importers.tables import Table, read_table
+from features.importers.titles import table_titles
 
 log = logging.getLogger(__name__)
 
-FilmEnd = Literal["head", "tail", "both"]
-
-RELATIONS: dict[str, tuple[EdgeKind, FilmEnd]] = {
-    "film.film.directed_by": (EdgeKind.DIRECTED, "head"),
-    "film.director.film": (EdgeKind.DIRECTED, "tail"),
-    "film.film.written_by": (EdgeKind.WROTE, "head"),
-    "film.writer.film": (EdgeKind.WROTE, "tail"),
-    "film.film.starring": (EdgeKind.ACTED_IN, "head"),
-    "film.actor.film": (EdgeKind.ACTED_IN, "tail"),
-    "film.film.genre": (EdgeKind.IN_GENRE, "head"),
-    "film.film.sequel": (EdgeKind.SIMILAR_TO, "both"),
-    "film.film.prequel": (EdgeKind.SIMILAR_TO, "both"),
-}
-
-_PEOPLE_EDGES = (EdgeKind.DIRECTED, EdgeKind.WROTE, EdgeKind.ACTED_IN)
 RATING_RANGE = (0.5, 5.0)
 
 
@@ -74,6 +47,7 @@ class RecboleReport:
     mapped: dict[str, int] = field(default_factory=dict)
     unknown_relations: dict[str, int] = field(default_factory=dict)
     unlinked_triples: int = 0  # mapped relation, but the film end is no linked item
+    performances: int = 0  # acting triples resolved through performance records
 
 
 def _find(folder: Path, suffix: str, required: bool) -> Path | None:
@@ -88,7 +62,7 @@ def _find(folder: Path, suffix: str, required: bool) -> Path | None:
     return found[0]
 
 
-def _atomic(path: Path, required: tuple[str, ...]) -> Table:
+def _atomic(path: Path, required: tuple[str, ...], repairs: Repairs) -> Table:
     """Read an atomic file whose header names fields ``name:type``; columns get the names."""
     try:
         with path.open(encoding="utf-8", newline="") as fh:
@@ -103,7 +77,7 @@ def _atomic(path: Path, required: tuple[str, ...]) -> Table:
     if missing:
         hint = " (fields must be tab-separated)" if len(fields) == 1 and " " in head else ""
         raise ImportFileError(path, f"missing columns {missing}; found {fields}{hint}", 1)
-    table = read_table(path, tuple(fields), sep="\t", header=True, quoted=False)
+    table = read_table(path, tuple(fields), sep="\t", header=True, quoted=False, repairs=repairs)
     table.frame.columns = names
     return table
 
@@ -117,9 +91,10 @@ def _keys(tokens: pd.Series) -> np.ndarray:
     return out
 
 
-def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
+def load_recbole(folder: Path, repairs: Repairs | None = None) -> tuple[GraphBatch, RecboleReport]:
     """Parse and validate a RecBole atomic data set folder (nothing is stored)."""
     folder = Path(folder)
+    fixes = repairs if repairs is not None else Repairs()
     if not folder.is_dir():
         raise ImportFileError(folder, "not a folder (expected a RecBole data set folder)")
     inter_path = _find(folder, ".inter", required=True)
@@ -131,20 +106,23 @@ def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
     batch = GraphBatch()
     movies = pd.DataFrame({"key": pd.Series(dtype=object)})
     if item_path is not None:
-        it = _atomic(item_path, ("item_id",))
+        it = _atomic(item_path, ("item_id",), fixes)
         keys = _keys(it.text("item_id"))
         it.check_unique("item_id", keys)
         movies = pd.DataFrame({"key": keys})
         cols = set(it.frame.columns)
         if "movie_title" in cols:
-            movies["title"] = it.text("movie_title", required=False).to_numpy()
+            title, year = table_titles(it, "movie_title", required=False)
+            movies["title"] = title.to_numpy()
+            movies["year"] = year
         if "release_year" in cols:
-            movies["year"] = it.ints("release_year", required=False)
+            year = it.years("release_year")
+            movies["year"] = np.where(year > 0, year, movies.get("year", 0))
         if "genre" in cols:
             genres = it.text("genre", required=False).str.split().str.join("|")
             movies["genres"] = genres.to_numpy()
 
-    t = _atomic(inter_path, ("user_id", "item_id"))
+    t = _atomic(inter_path, ("user_id", "item_id"), fixes)
     users = _keys(t.text("user_id"))
     items = _keys(t.text("item_id"))
     if item_path is not None:
@@ -152,7 +130,7 @@ def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
     else:
         movies = pd.DataFrame({"key": pd.unique(items)})
     cols = set(t.frame.columns)
-    ts = t.floats("timestamp").astype("int64") if "timestamp" in cols else np.zeros(len(t), "int64")
+    ts = t.timestamps("timestamp") if "timestamp" in cols else np.zeros(len(t), "int64")
     edges = pd.DataFrame({"src": users, "dst": items, "timestamp": ts})
     if "rating" in cols:
         edges["rating"] = t.floats("rating", low=RATING_RANGE[0], high=RATING_RANGE[1])
@@ -172,7 +150,7 @@ def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
             raise ImportFileError(
                 kg_path, "a .kg file needs a .link file mapping items to entities"
             )
-        report = _knowledge(batch, report, kg_path, link_path, pd.Index(movies["key"]))
+        report = _knowledge(batch, report, kg_path, link_path, pd.Index(movies["key"]), fixes)
     batch = batch.deduplicated()
     log.info(
         "RecBole: %d interactions, %d items; KG edges per relation %s",
@@ -180,6 +158,7 @@ def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
         report.items,
         report.mapped,
     )
+    fixes.log_summary("RecBole")
     if report.unknown_relations:
         log.warning(
             "RecBole: left out %d triples with unmapped relations: %s",
@@ -190,16 +169,21 @@ def load_recbole(folder: Path) -> tuple[GraphBatch, RecboleReport]:
 
 
 def _knowledge(
-    batch: GraphBatch, report: RecboleReport, kg_path: Path, link_path: Path, items: pd.Index
+    batch: GraphBatch,
+    report: RecboleReport,
+    kg_path: Path,
+    link_path: Path,
+    items: pd.Index,
+    fixes: Repairs,
 ) -> RecboleReport:
     """Add KG triples with mapped relations to ``batch``; count the rest."""
-    lt = _atomic(link_path, ("item_id", "entity_id"))
+    lt = _atomic(link_path, ("item_id", "entity_id"), fixes)
     link_items = _keys(lt.text("item_id"))
     lt.check_known("item_id", link_items, items, "item")
     film_of = pd.Series(link_items, index=lt.text("entity_id").to_numpy())
     film_of = film_of[~film_of.index.duplicated(keep="first")]
 
-    kt = _atomic(kg_path, ("head_id", "relation_id", "tail_id"))
+    kt = _atomic(kg_path, ("head_id", "relation_id", "tail_id"), fixes)
     kg = pd.DataFrame(
         {
             "head": kt.text("head_id").to_numpy(),
@@ -207,36 +191,12 @@ def _knowledge(
             "tail": kt.text("tail_id").to_numpy(),
         }
     )
-    known = kg["rel"].isin(RELATIONS.keys()).to_numpy()
-    unknown = dict(sorted(Counter(kg.loc[~known, "rel"]).items()))
-    mapped: dict[str, int] = {}
-    unlinked = 0
-    for rel, group in kg[known].groupby("rel", sort=True):
-        kind, end = RELATIONS[str(rel)]
-        heads = group["head"].map(film_of)
-        tails = group["tail"].map(film_of)
-        if end == "both":
-            ok = heads.notna() & tails.notna()
-            frame = pd.DataFrame({"src": heads[ok], "dst": tails[ok]})
-        else:
-            film, other = (heads, group["tail"]) if end == "head" else (tails, group["head"])
-            ok = film.notna()
-            other_keys = slugs(other[ok])
-            if kind is EdgeKind.IN_GENRE:
-                frame = pd.DataFrame({"src": film[ok], "dst": other_keys})
-                vkind = VertexKind.GENRE
-            else:
-                frame = pd.DataFrame({"src": other_keys, "dst": film[ok]})
-                vkind = VertexKind.PERSON
-            names = pd.DataFrame({"key": other_keys, "name": other[ok]}).drop_duplicates("key")
-            batch.add_vertices(vkind, names)
-        unlinked += int((~ok).sum())
-        mapped[str(rel)] = int(ok.sum())
-        batch.add_edges(kind, frame)
+    kg_report = map_triples(kg, film_of, batch)
     return RecboleReport(
         interactions=report.interactions,
         items=report.items,
-        mapped=mapped,
-        unknown_relations=unknown,
-        unlinked_triples=unlinked,
+        mapped=kg_report.mapped,
+        unknown_relations=kg_report.unmapped,
+        unlinked_triples=kg_report.unlinked,
+        performances=kg_report.performances,
     )

@@ -12,13 +12,14 @@ import io
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.importers.errors import ImportFileError
+from features.importers.repairs import Repairs
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ def _name(sep: str) -> str:
     return _DELIMITERS.get(sep, repr(sep))
 
 
-def _decode(path: Path, encoding: str) -> str:
+def _decode(path: Path, encoding: str, repairs: Repairs) -> str:
+    """The file's text. Lines that are not valid ``encoding`` (a stray Latin-1 "é" in a UTF-8
+    file) are read as Windows-1252 and counted as repairs."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -41,9 +44,22 @@ def _decode(path: Path, encoding: str) -> str:
         raise ImportFileError(path, f"cannot read: {exc.strerror}") from None
     try:
         return raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ImportFileError(path, f"not valid {encoding} text", line) from None
+    except UnicodeDecodeError:
+        pass
+    out, bad = [], []
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            out.append(line.decode(encoding))
+        except UnicodeDecodeError:
+            bad.append(n)
+            out.append(line.decode("cp1252", errors="replace"))
+    repairs.add(
+        f"{path.name}: not valid {encoding} text, read as Windows-1252",
+        path,
+        bad,
+        f"not valid {encoding} text",
+    )
+    return "\n".join(out)
 
 
 @dataclass
@@ -53,6 +69,7 @@ class Table:
     path: Path
     frame: pd.DataFrame
     lines: np.ndarray  # line number of each row, aligned with ``frame``
+    repairs: Repairs = field(default_factory=Repairs)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -72,8 +89,24 @@ class Table:
             raise self.fail(self._first(empty), f"column {col!r} is empty")
         return series.fillna("").astype(object).str.strip()
 
-    def ints(self, col: str, *, required: bool = True) -> np.ndarray:
-        """An integer column as int64 (empty fields give 0 unless ``required``)."""
+    def repair(self, col: str, bad: np.ndarray, what: str, error: str) -> None:
+        """Count the rows ``bad`` (a mask) as repaired: "column 'col': what". ``error`` is the
+        strict-mode message for the first; ``{value}`` in it becomes that row's value."""
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            value = self.frame[col].iloc[int(rows[0])]
+            self.repairs.add(
+                f"{self.path.name} column {col!r}: {what}",
+                self.path,
+                [int(n) for n in self.lines[rows[:3]]],
+                f"column {col!r}: " + error.format(value=repr(value)),
+                total=len(rows),
+            )
+
+    def ints(self, col: str, *, required: bool = True, prefix: str = "") -> np.ndarray:
+        """An integer column as int64. A required column must hold integers everywhere. In an
+        optional one empty fields give 0, "862.0" and ``prefix``+digits ("tt0114709") are read
+        as the integer, and anything else becomes 0 (unknown); each such repair is counted."""
         series = self.frame[col]
         empty = series.isna().to_numpy()
         if required and empty.any():
@@ -85,12 +118,89 @@ class Table:
             pass
         filled = filled.astype(str)
         ok = filled.str.fullmatch(_INT).to_numpy(dtype=bool)
+        if not required:
+            return self._tolerant_ints(col, filled, ok, prefix)
         if not ok.all():
             i = self._first(~ok)
             raise self.fail(i, f"column {col!r}: {filled.iloc[i]!r} is not an integer")
         big = np.array([not -(2**63) <= int(v) < 2**63 for v in filled], dtype=bool)
         i = self._first(big)
         raise self.fail(i, f"column {col!r}: {filled.iloc[i]!r} is out of the integer range")
+
+    def _tolerant_ints(
+        self, col: str, filled: pd.Series, ok: np.ndarray, prefix: str
+    ) -> np.ndarray:
+        text = filled.str.strip()
+        out = np.zeros(len(text), dtype="int64")
+        decimal = ~ok & text.str.fullmatch(r"[+-]?\d+\.0*").to_numpy(dtype=bool)
+        prefixed = np.zeros(len(text), dtype=bool)
+        if prefix:
+            prefixed = ~ok & text.str.fullmatch(re.escape(prefix) + r"\d+").to_numpy(dtype=bool)
+        digits = text.where(~prefixed, text.str[len(prefix) :]).str.split(".").str[0]
+        usable = ok | decimal | prefixed
+        fits = np.zeros(len(text), dtype=bool)
+        for i in np.flatnonzero(usable):
+            value = int(digits.iloc[i])
+            if -(2**63) <= value < 2**63:
+                out[i] = value
+                fits[i] = True
+        self.repair(
+            col,
+            decimal & fits,
+            "written with decimals, read as an integer",
+            "{value} is not an integer",
+        )
+        self.repair(col, prefixed & fits, f"{prefix!r} prefix removed", "{value} is not an integer")
+        self.repair(col, ~fits, "not an integer, left unknown", "{value} is not an integer")
+        return out
+
+    def years(self, col: str, *, low: int = 1870, high: int = 2100) -> np.ndarray:
+        """An optional year column: as ``ints(required=False)``, and years outside
+        [low, high] ("0000", "9999") become 0 (unknown), counted."""
+        years = self.ints(col, required=False)
+        odd = (years != 0) & ((years < low) | (years > high))
+        self.repair(
+            col,
+            odd,
+            f"not a year in {low}..{high}, left unknown",
+            "{value} is not a plausible year",
+        )
+        return np.where(odd, 0, years)
+
+    def timestamps(self, col: str) -> np.ndarray:
+        """An optional timestamp column as epoch seconds (int64). Numbers are seconds (decimals
+        dropped; values above 1e11 are milliseconds); ISO dates ("2015-03-01 12:00:00") are
+        converted; anything else becomes 0 (unknown). Conversions are counted."""
+        text = self.frame[col].fillna("").astype(str).str.strip()
+        empty = (text == "").to_numpy()
+        numbers = pd.to_numeric(text.where(~empty, "0"), errors="coerce").to_numpy("float64")
+        numeric = np.isfinite(numbers) & (np.abs(numbers) < 2**62)
+        millis = numeric & (numbers > 1e11)
+        out = np.where(numeric, numbers, 0.0)
+        out = np.where(millis, out / 1000.0, out).astype("int64")
+        dates = ~numeric & ~empty
+        if dates.any():
+            parsed = pd.to_datetime(text[dates], errors="coerce", utc=True, format="ISO8601")
+            good = parsed.notna().to_numpy()
+            seconds = np.zeros(int(dates.sum()), dtype="int64")
+            epoch = pd.Timestamp(0, tz="UTC")
+            seconds[good] = ((parsed[good] - epoch) // pd.Timedelta(seconds=1)).to_numpy("int64")
+            out[dates] = seconds
+            dated = np.zeros(len(text), dtype=bool)
+            dated[np.flatnonzero(dates)[good]] = True
+            self.repair(
+                col,
+                dated,
+                "a date, converted to epoch seconds",
+                "{value} is not a number of seconds",
+            )
+            self.repair(
+                col, dates & ~dated, "not a timestamp, left unknown", "{value} is not an integer"
+            )
+        self.repair(
+            col, millis, "milliseconds, converted to seconds", "{value} is not a number of seconds"
+        )
+        return out
 
     def floats(
         self, col: str, *, low: float | None = None, high: float | None = None
@@ -143,10 +253,13 @@ def read_table(
     encoding: str = "utf-8",
     quoted: bool = True,
     extra_columns: bool = False,
+    repairs: Repairs | None = None,
 ) -> Table:
     """Read a delimited file. With ``header`` the first line must name ``columns`` (extra ones
-    allowed only with ``extra_columns``); without, fields are named ``columns`` in order."""
-    text = _decode(path, encoding)
+    allowed only with ``extra_columns``); without, fields are named ``columns`` in order.
+    Repairs (here: lines in a wrong encoding; later: values) are counted in ``repairs``."""
+    repairs = repairs if repairs is not None else Repairs()
+    text = _decode(path, encoding, repairs)
     if text.startswith("\ufeff"):
         text = text[1:]
     first = 2 if header else 1
@@ -198,7 +311,7 @@ def read_table(
             int(lines[0]),
         )
     log.debug("read %s: %d rows", path, len(frame))
-    return Table(path, frame[list(columns)], lines)
+    return Table(path, frame[list(columns)], lines, repairs)
 
 
 def _check_header(

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from marquee.cli import app
 from tests.features.importers.conftest import DATA, LATEST, write_folder
 from tests.features.importers.test_hetrec import HETREC
+from tests.features.importers.test_recbole import KG_FULL, LINK_FULL, TINY
 
 runner = CliRunner()
 
@@ -126,9 +127,42 @@ def test_ingest_recbole(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = _run(home, "ingest", "recbole", str(DATA / "recbole_tiny"))
     assert result.exit_code == 0, result.output
-    assert "film.film.language (2)" in result.stderr
+    assert "film.film.language: 2" in result.stdout  # mapped, per relation
     stats = _stats(home)
     assert stats["edges"]["directed"] == 3 and stats["edges"]["rated"] == 4
+
+
+def test_ingest_recbole_lists_unmapped_relations(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "rb", {p.name: p.read_bytes() for p in TINY.iterdir()})
+    write_folder(folder, {"tiny.kg": KG_FULL, "tiny.link": LINK_FULL})
+    result = _run(tmp_path / "home", "ingest", "recbole", str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("Relations not mapped (left out, 4 triples):")
+    assert lines[start + 1 : start + 4] == [
+        "  film.film.rating: 2",
+        "  film.film.edited_by: 1",
+        "  film.film.estimated_budget: 1",
+    ]
+
+
+def test_ingest_repairs_are_summarised_and_strict_refuses(tmp_path: Path, latest: Path) -> None:
+    write_folder(latest, {"links.csv": "movieId,imdbId,tmdbId\n1,tt0114709,862.0\n2,,x\n"})
+    home = tmp_path / "home"
+    strict = _run(home, "ingest", "movielens", str(latest), "--strict")
+    assert strict.exit_code == 2
+    assert strict.stderr.strip() == (
+        f"error: {latest / 'links.csv'} line 2: column 'imdbId': 'tt0114709' is not an "
+        "integer (strict: not repaired)"
+    )
+    assert _stats(home)["vertices"]["movies"] == 0  # nothing stored
+    result = _run(home, "ingest", "movielens", str(latest))
+    assert result.exit_code == 0, result.output
+    assert "Repaired 3 values (--strict refuses them):" in result.stdout
+    assert (
+        "  links.csv column 'tmdbId': not an integer, left unknown: 1 (links.csv:3)"
+        in result.stdout.splitlines()
+    )
 
 
 def test_ingest_recbole_missing_folder(tmp_path: Path) -> None:

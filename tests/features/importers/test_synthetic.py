@@ -32,11 +32,23 @@ def test_other_seed_other_batch() -> None:
     assert not a.equals(b)
 
 
+SYNTHETIC_LEAVES_OUT = {
+    EdgeKind.PRODUCED,
+    EdgeKind.SHOT,
+    EdgeKind.SCORED,
+    EdgeKind.FROM_COUNTRY,
+    EdgeKind.IN_LANGUAGE,
+    EdgeKind.MADE_BY,
+}
+
+
 def test_small_graph_is_well_formed_and_loads() -> None:
     batch = generate_synthetic(**SMALL)
     keys = {k: set(f["key"]) for k, f in batch.vertices.items()}
     assert len(keys[VertexKind.MOVIE]) == 500 and len(keys[VertexKind.USER]) == 40
-    for kind in EdgeKind:
+    # Every kind the synthetic graph models (not the Freebase-only crew and facet kinds).
+    assert set(batch.edges) == set(EdgeKind) - SYNTHETIC_LEAVES_OUT
+    for kind in batch.edges:
         frame = batch.edges[kind]
         assert len(frame), kind
         assert set(frame["src"]) <= keys[EDGE_SPECS[kind].src], kind
@@ -50,7 +62,7 @@ def test_small_graph_is_well_formed_and_loads() -> None:
     store = LocalGraphStore()
     report = store.upsert(batch)
     expected = {k.value: len(batch.vertices[k]) for k in VertexKind}
-    expected.update({k.value: len(batch.edges[k]) for k in EdgeKind})
+    expected.update({k.value: len(batch.edges.get(k, ())) for k in EdgeKind})
     assert report.created == expected
 
 
