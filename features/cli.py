@@ -268,3 +268,6 @@ def graph_stats(
     for name, n in edges.items():
         table.add_row("edge", name, f"{n:,}")
     out.print(table)
+
+
+from features import cli_remote as _cli_remote  # noqa: E402,F401  (registers tmdb and trakt)

@@ -29,7 +29,7 @@ class EdgeKind(StrEnum):
     WROTE = "wrote"
     PRODUCED = "produced"
     SHOT = "shot"  # the cinematographer
-    SCORED = "scored"  # the composer
+    COMPOSED = "composed"  # the composer (of the score)
     IN_GENRE = "in_genre"
     TAGGED = "tagged"
     FROM_COUNTRY = "from_country"  # movie -> tag vertex naming the country
@@ -73,6 +73,8 @@ VERTEX_COLUMNS: dict[VertexKind, tuple[Column, ...]] = {
         Column("countries", "str", ""),
         Column("summary", "str", ""),
         Column("studio", "str", ""),
+        Column("runtime", "int64", 0),  # minutes
+        Column("original_language", "str", ""),  # ISO 639-1, "en"
     ),
     VertexKind.PERSON: (Column("name", "str", ""),),
     VertexKind.GENRE: (Column("name", "str", ""),),
@@ -90,7 +92,7 @@ EDGE_SPECS: dict[EdgeKind, EdgeSpec] = {
     EdgeKind.WROTE: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.PRODUCED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.SHOT: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
-    EdgeKind.SCORED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
+    EdgeKind.COMPOSED: EdgeSpec(VertexKind.PERSON, VertexKind.MOVIE),
     EdgeKind.IN_GENRE: EdgeSpec(VertexKind.MOVIE, VertexKind.GENRE),
     EdgeKind.TAGGED: EdgeSpec(
         VertexKind.MOVIE, VertexKind.TAG, (Column("weight", "float32", 1.0),)
@@ -118,7 +120,7 @@ CONTENT_EDGES: tuple[EdgeKind, ...] = (
     EdgeKind.WROTE,
     EdgeKind.PRODUCED,
     EdgeKind.SHOT,
-    EdgeKind.SCORED,
+    EdgeKind.COMPOSED,
     EdgeKind.IN_GENRE,
     EdgeKind.TAGGED,
     EdgeKind.FROM_COUNTRY,
@@ -131,7 +133,7 @@ PEOPLE_EDGES: tuple[EdgeKind, ...] = (
     EdgeKind.WROTE,
     EdgeKind.PRODUCED,
     EdgeKind.SHOT,
-    EdgeKind.SCORED,
+    EdgeKind.COMPOSED,
 )
 USER_EDGES: tuple[EdgeKind, ...] = (EdgeKind.RATED, EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)
 
@@ -141,7 +143,7 @@ DEFAULT_HOP_WEIGHTS: dict[EdgeKind, float] = {
     EdgeKind.DIRECTED: 1.0,
     EdgeKind.WROTE: 0.8,
     EdgeKind.ACTED_IN: 0.5,
-    EdgeKind.SCORED: 0.4,
+    EdgeKind.COMPOSED: 0.4,
     EdgeKind.SHOT: 0.4,
     EdgeKind.PRODUCED: 0.3,
     EdgeKind.TAGGED: 0.3,

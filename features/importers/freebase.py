@@ -19,7 +19,7 @@ film.writer.film, ...film_story_credits
 film.film.starring / film.actor.film          acted_in      person (via CVTs)
 film.film.produced_by, ...executive_prod...   produced      person
 film.film.cinematography / ...cinematographer shot          person
-film.film.music / film.music_contributor.film scored        person
+film.film.music / film.music_contributor.film composed     person
 film.film.genre / ...films_in_this_genre      in_genre      genre
 film.film.subjects / film.film_subject.films  tagged        tag
 film.film.production_companies / ...films     made_by       tag
@@ -57,7 +57,7 @@ _FORWARD: dict[str, EdgeKind] = {  # film.film.X: head is the film
     "film.film.produced_by": EdgeKind.PRODUCED,
     "film.film.executive_produced_by": EdgeKind.PRODUCED,
     "film.film.cinematography": EdgeKind.SHOT,
-    "film.film.music": EdgeKind.SCORED,
+    "film.film.music": EdgeKind.COMPOSED,
     "film.film.genre": EdgeKind.IN_GENRE,
     "film.film.subjects": EdgeKind.TAGGED,
     "film.film.production_companies": EdgeKind.MADE_BY,
@@ -72,7 +72,7 @@ _INVERSE: dict[str, EdgeKind] = {  # X.film: tail is the film
     "film.producer.film": EdgeKind.PRODUCED,
     "film.producer.films_executive_produced": EdgeKind.PRODUCED,
     "film.cinematographer.film": EdgeKind.SHOT,
-    "film.music_contributor.film": EdgeKind.SCORED,
+    "film.music_contributor.film": EdgeKind.COMPOSED,
     "film.film_genre.films_in_this_genre": EdgeKind.IN_GENRE,
     "film.film_subject.films": EdgeKind.TAGGED,
     "film.production_company.films": EdgeKind.MADE_BY,

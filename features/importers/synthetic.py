@@ -4,7 +4,7 @@ Real data sets are small (MovieLens latest-small has 9.7K movies); the stores mu
 catalogue scale (100K movies, 1M+ edges). Popularity of movies, people, genres and tags follows a
 Zipf law so that a few vertices have huge degrees, as in real catalogues, which is what makes
 traversals expensive. The same arguments always give the same batch. It models cast,
-directors, writers, genres, tags, similar_to and users; not the crew (produced, shot, scored)
+directors, writers, genres, tags, similar_to and users; not the crew (produced, shot, composed)
 and facet (country, language, company) kinds only Freebase and TMDB data carry.
 """
 

@@ -100,7 +100,7 @@ def test_every_relation_in_both_directions(tmp_path: Path) -> None:
         ("m_prod2", "10"),
     ]
     assert _pairs(batch, EdgeKind.SHOT) == [("m_dp1", "10"), ("m_dp1", "30")]
-    assert _pairs(batch, EdgeKind.SCORED) == [("m_comp1", "10"), ("m_comp1", "20")]
+    assert _pairs(batch, EdgeKind.COMPOSED) == [("m_comp1", "10"), ("m_comp1", "20")]
     assert ("10", "m_genre1") in _pairs(batch, EdgeKind.IN_GENRE)
     assert _pairs(batch, EdgeKind.TAGGED) == [("10", "m_subj1"), ("30", "m_subj1")]
     assert _pairs(batch, EdgeKind.MADE_BY) == [("10", "m_co1"), ("20", "m_co1")]
@@ -154,7 +154,7 @@ def _explanation(edge: EdgeKind, via_name: str) -> Explanation:
 
 @pytest.mark.parametrize("name", ["", "m.0bwh6", "m_0bwh6", "g.11bc2x"])
 def test_unnamed_entities_are_named_by_their_kind(name: str) -> None:
-    text = _explanation(EdgeKind.SCORED, name).text
+    text = _explanation(EdgeKind.COMPOSED, name).text
     assert text == "You rated Toy Story 5/5; Heat has the same composer."
 
 

@@ -35,7 +35,7 @@ def test_other_seed_other_batch() -> None:
 SYNTHETIC_LEAVES_OUT = {
     EdgeKind.PRODUCED,
     EdgeKind.SHOT,
-    EdgeKind.SCORED,
+    EdgeKind.COMPOSED,
     EdgeKind.FROM_COUNTRY,
     EdgeKind.IN_LANGUAGE,
     EdgeKind.MADE_BY,
