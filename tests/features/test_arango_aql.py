@@ -12,7 +12,7 @@ import pytest
 from features.graph import arango_aql as aql
 from features.graph import arango_khop_aql as khop_aql
 from features.graph import arango_lookup_aql as lookup
-from features.graph.schema import DEFAULT_HOP_WEIGHTS, EdgeKind, VertexKind
+from features.graph.schema import CONTENT_EDGES, DEFAULT_HOP_WEIGHTS, EdgeKind, VertexKind
 
 # A value no query text may contain: it must travel as a bind variable.
 HOSTILE = "x' RETURN 1 //\"`@@movies"
