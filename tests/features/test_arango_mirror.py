@@ -12,7 +12,7 @@ import pytest
 from features.graph.arango import ArangoGraphStore
 from features.graph.batch import GraphBatch
 from features.graph.local import LocalGraphStore
-from features.graph.schema import EdgeKind, VertexKind
+from features.graph.schema import CONTENT_EDGES, EdgeKind, VertexKind
 from features.importers.synthetic import generate_synthetic
 from tests.features.arango_test_server import FakeArango
 from tests.features.conftest import make_tiny_batch
@@ -46,9 +46,8 @@ def test_edges_are_pulled_once_and_again_after_a_write(server: FakeArango) -> No
     store.upsert(make_tiny_batch())
     server.requests.clear()
     first = store.khop_scores("ann")
-    assert sorted(pulls(server)) == sorted(
-        ["movies", "acted_in", "directed", "wrote", "in_genre", "tagged", "similar_to"]
-    )
+    followed = (*CONTENT_EDGES, EdgeKind.SIMILAR_TO)  # every movie-to-movie kind
+    assert sorted(pulls(server)) == sorted(["movies", *(k.value for k in followed)])
     assert all(
         r.body["batchSize"] >= 10_000 for r in server.queries() if r.body["options"].get("stream")
     )
