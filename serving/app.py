@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import redis
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.graph.store import GraphStore
@@ -31,8 +32,9 @@ from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
-from serving.routes import feedback, health, plex_webhook, recommendations, web
+from serving.routes import actions, feedback, health, pages, plex_webhook, recommendations
 from serving.settings import Settings
+from serving.web.site import WEB_DIR
 from serving.wiring import RecommenderFactory
 
 log = logging.getLogger(__name__)
@@ -214,7 +216,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
-    app.include_router(web.router)
+    app.include_router(pages.router)
+    app.include_router(actions.router)
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(plex_webhook.router)
     return app
 

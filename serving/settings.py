@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marquee.home import Home, resolve_home
@@ -31,7 +31,7 @@ DEFAULT_TEMPERATURE = 0.05
 class Settings(BaseSettings):
     """Everything the service reads at start. Secrets are SecretStr so they never print."""
 
-    model_config = SettingsConfigDict(env_prefix="MARQUEE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MARQUEE_", extra="ignore", populate_by_name=True)
 
     home: Path | None = Field(default=None, description="Home folder (graph, buffer, models).")
     redis_url: SecretStr | None = Field(
@@ -114,6 +114,26 @@ class Settings(BaseSettings):
         default=None, description="Default: <home>/buffer/feedback.spool"
     )
     spool_replay_seconds: float = Field(default=5.0, gt=0)
+    # Posters for the web pages (serving.posters): Plex, then TMDB, then the dataset's URL.
+    plex_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MARQUEE_PLEX_URL", "PLEX_URL")
+    )
+    plex_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MARQUEE_PLEX_TOKEN", "PLEX_TOKEN")
+    )
+    tmdb_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MARQUEE_TMDB_API_KEY", "TMDB_API_KEY")
+    )
+    tmdb_api_url: str = "https://api.themoviedb.org/3"
+    tmdb_image_url: str = "https://image.tmdb.org/t/p/w342"
+    radarr_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MARQUEE_RADARR_URL", "RADARR_URL")
+    )
+    radarr_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MARQUEE_RADARR_API_KEY", "RADARR_API_KEY")
+    )
+    poster_timeout_seconds: float = Field(default=3.0, gt=0)
+    poster_dir: Path | None = Field(default=None, description="Default: <home>/posters")
 
     def home_dir(self) -> Home:
         """The home folder these settings name (MARQUEE_HOME, else the per-user folder)."""

@@ -1,0 +1,140 @@
+"""POST /users/{user}/movies/{movie}/actions: a card's buttons, sent as feedback.
+
+Each action becomes a FeedbackEvent checked by ``validate_events`` and stored by the feedback
+sink, the path ``POST /v1/feedback`` takes (so the replay buffer learns from it). Then the graph
+gets the edge the action means: ``not_interested`` (never shown again: candidates leave out
+seen movies) or ``rated``. ``download`` adds the movie to Radarr first (when configured) and
+is then stored as a ``click`` from source ``web-download``; a Radarr failure stores nothing.
+It needs the API token, like every write. Nothing is written to the graph when the feedback
+was refused or could not be stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated, Literal
+
+import pandas as pd
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from features.graph.batch import GraphBatch
+from features.graph.schema import EdgeKind, VertexKind
+from features.graph.store import GraphStore
+from serving.deps import MetricsDep, SettingsDep, SinkDep, StoreDep, require_write
+from serving.radarr.client import RadarrClient, RadarrError, RadarrSettings
+from serving.routes.feedback import validate_events
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["pages"], dependencies=[Depends(require_write)])
+
+
+class CardAction(BaseModel):
+    """What a card's button asks for."""
+
+    action: Literal["not_interested", "rate", "download"]
+    rating: int | None = Field(default=None, ge=1, le=5)
+    recommendation_id: str | None = Field(default=None, max_length=200)
+
+
+async def get_radarr(settings: SettingsDep) -> RadarrSettings | None:
+    """Radarr's address and key when configured (RADARR_URL, RADARR_API_KEY), else None."""
+    if not settings.radarr_url or settings.radarr_api_key is None:
+        return None
+    return RadarrSettings(
+        settings.radarr_url.rstrip("/"), settings.radarr_api_key.get_secret_value()
+    )
+
+
+RadarrDep = Annotated["RadarrSettings | None", Depends(get_radarr)]
+
+
+def _download(radarr: RadarrSettings, store: GraphStore, movie: str) -> str:
+    """Add the movie to Radarr by its TMDB id and start the search; the message to show."""
+    tmdb_id = int((store.vertex(VertexKind.MOVIE, movie) or {}).get("tmdb_id") or 0)  # type: ignore[call-overload]
+    if tmdb_id <= 0:
+        raise RadarrError("this movie has no TMDB id, which Radarr needs")
+    with RadarrClient(radarr) as client:
+        result = client.add(tmdb_id)
+    return "Radarr is searching for it." if result.added else "Radarr already has it."
+
+
+class ActionDone(BaseModel):
+    action: str
+    movie: str
+    new: int
+    message: str
+
+
+def _edge(store: GraphStore, user: str, movie: str, body: CardAction) -> None:
+    """The graph edge the action means (the user vertex is added when new)."""
+    batch = GraphBatch()
+    if store.vertex(VertexKind.USER, user) is None:
+        batch.add_vertices(VertexKind.USER, pd.DataFrame({"key": [user], "name": [user]}))
+    now = int(time.time())
+    if body.action == "not_interested":
+        row = {"src": user, "dst": movie, "timestamp": now}
+        batch.add_edges(EdgeKind.NOT_INTERESTED, pd.DataFrame([row]))
+    else:
+        row = {"src": user, "dst": movie, "rating": float(body.rating or 0), "timestamp": now}
+        batch.add_edges(EdgeKind.RATED, pd.DataFrame([row]))
+    store.upsert(batch)
+
+
+@router.post("/users/{user}/movies/{movie}/actions", response_model=ActionDone)
+async def card_action(
+    user: Annotated[str, Path(min_length=1, max_length=200)],
+    movie: Annotated[str, Path(min_length=1, max_length=200)],
+    body: CardAction,
+    settings: SettingsDep,
+    store: StoreDep,
+    sink: SinkDep,
+    metrics: MetricsDep,
+    radarr: RadarrDep,
+) -> ActionDone:
+    if body.action == "rate" and body.rating is None:
+        raise HTTPException(status_code=422, detail="a rating from 1 to 5 is needed")
+    note = ""
+    if body.action == "download":
+        if radarr is None:
+            raise HTTPException(status_code=409, detail="Radarr is not configured")
+        if store.vertex(VertexKind.MOVIE, movie) is None:
+            raise HTTPException(status_code=404, detail=f"no movie {movie!r} in the graph")
+        try:
+            note = await run_in_threadpool(_download, radarr, store, movie)
+        except RadarrError as exc:
+            raise HTTPException(status_code=502, detail=str(exc)) from None
+    raw: dict[str, object] = {
+        "event_id": f"web-{uuid.uuid4().hex}",
+        "type": {"rate": "rated", "download": "click"}.get(body.action, body.action),
+        "user": user,
+        "movie": movie,
+        "source": "web-download" if body.action == "download" else "web",
+    }
+    if body.recommendation_id:
+        raw["recommendation_id"] = body.recommendation_id
+    if body.action == "rate":
+        raw["rating"] = float(body.rating or 0)
+    events, errors = await run_in_threadpool(
+        validate_events, raw, store, settings.max_feedback_batch
+    )
+    if errors:
+        raise HTTPException(status_code=422, detail=errors)
+    try:
+        new = await run_in_threadpool(sink.submit, events)
+    except redis.RedisError as exc:
+        log.error("feedback store failed: %s", type(exc).__name__)
+        raise HTTPException(status_code=503, detail="feedback store unavailable; retry") from None
+    metrics.feedback.labels(type=events[0].type.value).inc()
+    if body.action != "download":
+        await run_in_threadpool(_edge, store, user, movie, body)
+    message = {
+        "not_interested": "Hidden: you will not see it again.",
+        "rate": f"Rated {body.rating} of 5 stars.",
+    }.get(body.action, note)
+    return ActionDone(action=body.action, movie=movie, new=new, message=message)

@@ -1,0 +1,99 @@
+"""What the web pages hold per app: the Jinja2 templates, the poster service, and the Plex
+library's movie keys (for the "In your library" badge). Built on first use from the app's
+settings and kept on ``app.state.web``; tests override ``get_site`` like any dependency."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from serving.deps import ServicesDep
+from serving.plex.state import PlexStateError, load_state, state_path
+from serving.posters import PlexPosters, PosterService, PosterSource, TmdbPosters, UrlPosters
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(str(resources.files("serving").joinpath("web")))
+_build_lock = threading.Lock()
+
+
+@dataclass
+class Site:
+    templates: Jinja2Templates
+    posters: PosterService
+    plex_state: Path
+
+    def plex_keys(self) -> dict[str, str]:
+        """ratingKey -> graph movie key from the Plex sync's state ({} without one)."""
+        if not self.plex_state.exists():
+            return {}
+        try:
+            return dict(load_state(self.plex_state).movie_keys)
+        except PlexStateError as exc:
+            log.warning("%s", exc)
+            return {}
+
+    def library(self) -> set[str]:
+        return set(self.plex_keys().values())
+
+
+def build_site(settings: Settings) -> Site:
+    home = settings.home_dir()
+    client = httpx.Client(timeout=settings.poster_timeout_seconds, follow_redirects=True)
+    plex_state = state_path(home)
+    holder: dict[str, Site] = {}
+
+    def rating_key_of(movie: str) -> str | None:
+        for rk, key in holder["site"].plex_keys().items():
+            if key == movie:
+                return rk
+        return None
+
+    sources: list[PosterSource] = []
+    if settings.plex_url and settings.plex_token is not None:
+        sources.append(
+            PlexPosters(
+                client, settings.plex_url, settings.plex_token.get_secret_value(), rating_key_of
+            )
+        )
+    if settings.tmdb_api_key is not None:
+        sources.append(
+            TmdbPosters(
+                client,
+                settings.tmdb_api_key.get_secret_value(),
+                settings.tmdb_api_url,
+                settings.tmdb_image_url,
+            )
+        )
+    sources.append(UrlPosters(client))
+    cache = settings.poster_dir or home.root / "posters"
+    site = Site(
+        templates=Jinja2Templates(directory=str(WEB_DIR / "templates")),
+        posters=PosterService(sources, cache),
+        plex_state=plex_state,
+    )
+    holder["site"] = site
+    return site
+
+
+async def get_site(request: Request, services: ServicesDep) -> Site:
+    site: Site | None = getattr(request.app.state, "web", None)
+    if site is None:
+        with _build_lock:
+            site = getattr(request.app.state, "web", None)
+            if site is None:
+                site = build_site(services.settings)
+                request.app.state.web = site
+    return site
+
+
+SiteDep = Annotated[Site, Depends(get_site)]
