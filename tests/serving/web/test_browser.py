@@ -67,7 +67,7 @@ def cards(pg: object) -> object:
 def test_user_page_cards_have_loaded_posters_and_reasons(page: object, live: LiveServer) -> None:
     pg = page
     pg.goto(f"{live.url}/")  # type: ignore[attr-defined]
-    pg.get_by_label("User").fill("fan")  # type: ignore[attr-defined]
+    pg.get_by_label("User", exact=True).fill("fan")  # type: ignore[attr-defined]
     pg.get_by_role("button", name="Show recommendations").click()  # type: ignore[attr-defined]
     pg.wait_for_url(re.compile(r"/users/fan$"))  # type: ignore[attr-defined]
     items = cards(pg)
