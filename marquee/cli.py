@@ -36,6 +36,7 @@ def _root(
 
 def _register() -> None:
     """Attach each package's sub-commands (each package owns its CLI module)."""
+    from agent.ab_cli import ab_app
     from agent.cli import register as register_agent
     from features.cli import graph_app, ingest_app
     from serving.cli import register as register_serving
@@ -45,6 +46,7 @@ def _register() -> None:
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(graph_app, name="graph")
     register_agent(app)
+    app.add_typer(ab_app, name="ab")
     register_serving(app)
     app.add_typer(plex_app, name="plex")
     app.add_typer(radarr_app, name="radarr")
