@@ -104,3 +104,57 @@ def simulate_command(
             f"{row.lift:.0%}", f"{row.delta:.3f}", f"{row.paired_users:,}", f"{row.ab_users:,}"
         )
     console.print(power)
+
+
+@ab_app.command("sensitivity")
+def sensitivity_command(
+    ctx: typer.Context,
+    champion: Annotated[str, typer.Argument(help="The champion: baseline or version.")],
+    strength: Annotated[
+        float, typer.Option(help="Share of the weakened copy's slate swapped for random picks.")
+    ] = 0.5,
+    challenger: Annotated[
+        str | None, typer.Option(help="Compare with this instead of a weakened copy.")
+    ] = None,
+    users: Annotated[int, typer.Option(help="Held-out users (episodes) per seed.")] = 100,
+    seeds: Annotated[int, typer.Option(help="Seeds (each draws its own users).")] = 5,
+    max_steps: Annotated[int, typer.Option(help="Steps per episode at most.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Users needed to tell CHAMPION from a weakened copy (or --challenger) by team-draft
+    interleaving and by an A/B split, measured on the same simulated users; and their ratio."""
+    from agent.evaluation.interleaving import sensitivity
+
+    home: Home = ctx.obj
+    world = _world(home)
+    a = resolve_policy(home, champion)
+    b = resolve_policy(home, challenger or f"{WEAKENED_PREFIX}{strength}:{champion}")
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=3 * users * seeds)
+        result = sensitivity(
+            a,
+            b,
+            world,
+            users=users,
+            seeds=tuple(range(seeds)),
+            max_steps=max_steps,
+            on_episode=lambda: progress.advance(task),
+        )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    p, d = result.interleaving, result.ab_difference
+    console.print(f"{result.policy_a} (A) against {result.policy_b} (B), {result.users} users")
+    console.print(
+        f"interleaving: B wins {p.wins_b}, A wins {p.wins_a}, ties {p.ties}; preference "
+        f"{p.preference.estimate:+.3f} [{p.preference.ci95_low:+.3f}, "
+        f"{p.preference.ci95_high:+.3f}], p = {p.preference.p_value:.3g}"
+    )
+    console.print(
+        f"A/B: return B - A = {d.estimate:+.3f} [{d.ci95_low:+.3f}, {d.ci95_high:+.3f}], "
+        f"Welch p = {d.p_value:.3g}"
+    )
+    console.print(
+        f"users needed (alpha 0.05, power 0.8): interleaving {result.interleaving_users_needed:,},"
+        f" A/B split {result.ab_users_needed:,} (both arms): ratio {result.ratio:.1f}x"
+    )

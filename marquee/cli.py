@@ -38,6 +38,7 @@ def _register() -> None:
     """Attach each package's sub-commands (each package owns its CLI module)."""
     from agent.ab_cli import ab_app
     from agent.cli import register as register_agent
+    from agent.sweep_cli import experiment_command
     from features.cli import graph_app, ingest_app
     from serving.cli import register as register_serving
     from serving.plex.cli import plex_app
@@ -47,6 +48,7 @@ def _register() -> None:
     app.add_typer(graph_app, name="graph")
     register_agent(app)
     app.add_typer(ab_app, name="ab")
+    app.command("experiment")(experiment_command)
     register_serving(app)
     app.add_typer(plex_app, name="plex")
     app.add_typer(radarr_app, name="radarr")
