@@ -40,6 +40,7 @@ def _register() -> None:
     from agent.cli import register as register_agent
     from agent.sweep_cli import experiment_command
     from features.cli import graph_app, ingest_app
+    from serving.ab_cli import register as register_ab_report
     from serving.cli import register as register_serving
     from serving.plex.cli import plex_app
     from serving.radarr.cli import radarr_app
@@ -47,6 +48,7 @@ def _register() -> None:
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(graph_app, name="graph")
     register_agent(app)
+    register_ab_report(ab_app)
     app.add_typer(ab_app, name="ab")
     app.command("experiment")(experiment_command)
     register_serving(app)

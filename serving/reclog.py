@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from serving.ab_live import count_served
 from serving.breaker import BreakerOpen, CircuitBreaker
 from serving.recommender import RecommendationResult
 
@@ -85,6 +86,7 @@ class RecLog:
             },
         )
         pipe.expire(key, self.ttl)
+        count_served(pipe, self.prefix, rec.arm, rec.user)
         pipe.lpush(ukey, rec.id)
         pipe.ltrim(ukey, 0, USER_WINDOW - 1)
         pipe.expire(ukey, self.ttl)

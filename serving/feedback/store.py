@@ -48,6 +48,7 @@ from agent.buffers.redis_ring import (
     ring_prefix,
 )
 from features.reward import feedback_reward
+from serving.ab_live import count_feedback
 from serving.feedback.history import history_change
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.schemas.feedback import FeedbackEvent
@@ -196,8 +197,11 @@ class RedisFeedbackStore:
         # without a ring (no transition in this batch) its keys are named but never touched
         keys = [self.seen_key, self.stream_key, self.ring_keys.count, self.ring_keys.data]
         keys.append(self.legacy_ids_key)
-        flags = self._script(keys=keys, args=args)
-        return [bool(f) for f in flags]
+        flags = [bool(f) for f in self._script(keys=keys, args=args)]
+        new = [e for e, f in zip(events, flags, strict=True) if f]
+        if new:
+            count_feedback(self.client, self.reclog.prefix, self.reclog, new)
+        return flags
 
     def submit(self, events: Sequence[FeedbackEvent]) -> int:
         return sum(self.submit_flags(events))

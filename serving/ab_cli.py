@@ -1,0 +1,129 @@
+"""``marquee ab report``: the online A/B from the service's Redis logs, optionally promoting."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marquee.home import Home
+
+console = Console()
+
+
+def _since(value: str | None) -> float:
+    """Unix seconds from a number or an ISO time (UTC when no zone is given)."""
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since {value!r}: not Unix seconds or an ISO time") from exc
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def report_command(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option(help="Only slates served from then (Unix seconds or ISO time).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="On a 'promote' verdict, move the alias.")
+    ] = False,
+    alias: Annotated[str, typer.Option(help="The alias --promote moves.")] = "champion",
+    control: Annotated[
+        str | None, typer.Option(help="The control arm (default: the first configured).")
+    ] = None,
+) -> None:
+    """Per-arm acceptance, mean reward and completion with 95% CIs, an SRM check (which stops
+    the verdict when it fails), Welch's test against the control arm and a verdict."""
+    from agent.registry import PolicyRegistry
+    from serving.ab_report import build_report, read_feedback, read_served
+    from serving.wiring import ServiceConfigError, service_redis, service_settings
+
+    home: Home = ctx.obj
+    try:
+        settings = service_settings(home)
+    except ServiceConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    shares = {arm.name: arm.share for arm in settings.ab.arms}
+    if control is not None and control not in shares:
+        raise typer.BadParameter(f"no arm {control!r}; arms: {', '.join(shares)}")
+    start = _since(since)
+    with service_redis(settings) as handle:
+        served = read_served(handle.client, settings.redis_prefix, start)
+        events = read_feedback(handle.client, settings.redis_prefix)
+    report = build_report(served, events, shares, control=control, since=start)
+    promoted = None
+    if promote and report.verdict == "promote":
+        if report.promote_version is None:
+            raise typer.BadParameter(
+                f"arm {report.promote_arm!r} did not serve exactly one registered version"
+            )
+        PolicyRegistry(home.tracking_uri, settings.model_name).set_alias(
+            alias, report.promote_version
+        )
+        promoted = report.promote_version
+    if as_json:
+        payload = report.as_dict()
+        payload["promoted"] = promoted
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    table = Table(title="online A/B (per user, 95% CI)")
+    for col in (
+        "arm",
+        "versions",
+        "users",
+        "slates",
+        "feedback",
+        "acceptance",
+        "mean reward",
+        "completion",
+    ):
+        table.add_column(col)
+
+    def fmt(v: float, ci: tuple[float, float]) -> str:
+        if math.isnan(v):
+            return "-"
+        return f"{v:.3f}" if math.isnan(ci[0]) else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    for a in report.arms:
+        table.add_row(
+            a.arm,
+            ",".join(a.versions),
+            str(a.users),
+            str(a.slates),
+            str(a.feedback_events),
+            fmt(a.acceptance, a.acceptance_ci95),
+            fmt(a.mean_reward, a.mean_reward_ci95),
+            fmt(a.completion, a.completion_ci95),
+        )
+    console.print(table)
+    srm = report.srm
+    expected = {k: round(v, 1) for k, v in srm.expected.items()}
+    console.print(
+        f"SRM: users {srm.observed} vs expected {expected}, chi-square {srm.chi2:.2f}, "
+        f"p = {srm.p_value:.3g}: {'ok' if srm.ok else 'MISMATCH'}"
+    )
+    console.print(f"verdict: {report.verdict}: {report.reason}")
+    if promoted is not None:
+        console.print(f"{alias} -> version {promoted}")
+
+
+def register(ab_app: typer.Typer) -> None:
+    """Attach ``report`` to the ``marquee ab`` group."""
+    ab_app.command("report")(report_command)
