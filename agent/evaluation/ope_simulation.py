@@ -6,7 +6,8 @@ one slate, its feedback) for a held-out user arriving with the history the simul
 with. That first context is a fixed function of the user, so the context distribution is the
 same whichever policy serves, and a policy's true value is exact up to Monte Carlo over its own
 slates: for each user and sampled slate, the expected reward is computed from the simulator's
-own choice model (env.choice.probabilities over the true utilities) and the distribution of its
+own choice model (env.choice.probabilities over the true utilities, the user's consumption
+propensities and boredom) and the distribution of its
 half-star rating noise. Logged feedback is drawn from the same model (SimResponse), checked
 against env.step_slate by a test.
 """
@@ -44,6 +45,14 @@ class Context:
     utility: Array  # the simulator's true utility per candidate
     expected_reward: Array  # E[reward | chosen] per candidate (rating noise integrated out)
     dm_rating: Array  # the direct method's rating model per candidate
+    propensity: Array | None = None  # the simulated user's consumption propensity (choice)
+    boredom: Array | None = None  # their boredom per candidate (zero at a first step)
+
+    def choice_inputs(self, positions: npt.NDArray[np.int64]) -> tuple[Array, ...]:
+        """What the env's choice model takes for a slate: utilities, propensity, boredom."""
+        prop = None if self.propensity is None else self.propensity[positions]
+        bored = None if self.boredom is None else self.boredom[positions]
+        return self.utility[positions], prop, bored  # type: ignore[return-value]
 
 
 class SimResponse:
@@ -69,14 +78,14 @@ class SimResponse:
 
     def slate_value(self, ctx: Context, positions: npt.NDArray[np.int64]) -> float:
         """Exact expected reward of a slate (candidate positions) in ``ctx``."""
-        p = self.env.choice.probabilities(ctx.utility[positions])
+        p = self.env.choice.probabilities(*ctx.choice_inputs(positions))
         return float(p[:-1] @ ctx.expected_reward[positions] + p[-1] * self.penalty)
 
     def draw(
         self, ctx: Context, positions: npt.NDArray[np.int64], rng: np.random.Generator
     ) -> tuple[float, int]:
         """A realised (reward, chosen slate position or -1)."""
-        p = self.env.choice.probabilities(ctx.utility[positions])
+        p = self.env.choice.probabilities(*ctx.choice_inputs(positions))
         pick = min(int(np.searchsorted(np.cumsum(p), rng.random(), side="right")), len(p) - 1)
         if pick == len(p) - 1:
             return self.penalty, -1
@@ -128,6 +137,7 @@ def first_contexts(
         env.reset(seed=0, options={"user": str(user)})
         ctx = env.slate_context(np.random.default_rng(0))
         utility = np.asarray(ctx.true_utility(ctx.candidates), dtype=np.float64)  # type: ignore[misc]
+        simulated = env._require_user()  # the hidden user: what the env's choice model reads
         row = world.model.user_index(str(user))
         predicted = world.model.predict_user(row)[ctx.candidates]
         contexts.append(
@@ -138,6 +148,8 @@ def first_contexts(
                 utility=utility,
                 expected_reward=response.expected_reward(utility),
                 dm_rating=predicted + rng.normal(0.0, dm_noise, size=predicted.shape[0]),
+                propensity=simulated.propensity_of(ctx.candidates),
+                boredom=simulated.boredom_of(ctx.candidates),
             )
         )
     return contexts, response

@@ -26,5 +26,5 @@ def test_ab_simulate_json_reproduces(tmp_path: Path) -> None:
     assert runner.invoke(app, args).stdout == first.stdout
     table = runner.invoke(app, args[:-1])
     assert "paired t p =" in table.output and "users needed" in table.output
-    bad = runner.invoke(app, [*home, "ab", "simulate", "most-popular", "weakened:2:graph"])
+    bad = runner.invoke(app, [*home, "ab", "simulate", "most-popular", "weakened:2:most-popular"])
     assert bad.exit_code == 2

@@ -42,8 +42,8 @@ def test_interleaving_tells_a_policy_from_its_weakened_copy_with_fewer_users(
     ml_world: SimulationWorld,
 ) -> None:
     champion = MostPopularPolicy()
-    weak = WeakenedPolicy(champion, 0.8)
-    result = sensitivity(champion, weak, ml_world, users=20, seeds=(0, 1), max_steps=10)
+    weak = WeakenedPolicy(champion, 1.0)
+    result = sensitivity(champion, weak, ml_world, users=30, seeds=(0, 1), max_steps=10)
     pref = result.interleaving
     assert pref.wins_a > pref.wins_b  # the champion's items are chosen more often
     assert pref.preference.ci95_high < 0 and pref.preference.p_value < 0.05
