@@ -17,15 +17,14 @@ from serving.ab import ABConfig, Arm
 
 DEFAULT_AB = ABConfig(arms=(Arm(name="default", policy="champion", share=1.0),))
 
-# Scores are raw dot products e_i . a (|e_i| ~ 1.07, |a| ~ 1.6-1.8 on the MovieLens demo): a
-# user's 200 candidate scores spread with std ~0.73, but the top ones are packed (10th and
-# 11th differ by ~0.011), so the temperature must be small. Measured on the demo home (3K- and
-# 60K-step champions, 200-610 users, 20 slates each): at 0.05 a served top-10 keeps 81-85% of
-# the deterministic top-10 and the deterministic first item stays first 43-59% of the time,
-# with median per-position propensity ~0.2 (1st percentile ~2.5e-3). 0.03 keeps ~89% but
-# explores ~17 instead of ~21 distinct items per user; 0.1 keeps only 66-71%. Reproduce with
-# `python -m experiments.bench.exploration --home H`.
-DEFAULT_TEMPERATURE = 0.05
+# Scores are base_i + e_i . a (features.ranking): base is the retriever's score standardised over
+# a user's candidates (sd 1), so a top candidate can stand up to sqrt(n - 1) ~ 14 above the rest
+# of 200 and the spread is far wider than the raw e_i . a the old default of 0.05 was measured on
+# (at 0.05 such gaps reach 280 logits and propensities round to exactly 0 or 1, useless for
+# off-policy evaluation). At 0.5 the widest gap is ~28 logits: every shown item keeps a
+# propensity strictly inside (0, 1). Not yet re-measured for overlap with the deterministic
+# top-10: `python -m experiments.bench.exploration --home H` does that.
+DEFAULT_TEMPERATURE = 0.5
 
 
 class Settings(BaseSettings):
@@ -76,8 +75,8 @@ class Settings(BaseSettings):
     temperature: float = Field(
         default=DEFAULT_TEMPERATURE,
         ge=0.0,
-        description="Plackett-Luce slate sampling temperature, in units of the raw scores "
-        "e_i . a (features.ranking). 0 serves the deterministic top-k with propensity 1, which "
+        description="Plackett-Luce slate sampling temperature, in units of the scores "
+        "base_i + e_i . a (features.ranking). 0 serves the deterministic top-k with propensity 1, which "
         "leaves logged slates useless for off-policy evaluation; the default explores a "
         "little (see DEFAULT_TEMPERATURE).",
     )
