@@ -76,9 +76,9 @@ class Settings(BaseSettings):
         default=DEFAULT_TEMPERATURE,
         ge=0.0,
         description="Plackett-Luce slate sampling temperature, in units of the scores "
-        "base_i + e_i . a (features.ranking). 0 serves the deterministic top-k with propensity 1, which "
-        "leaves logged slates useless for off-policy evaluation; the default explores a "
-        "little (see DEFAULT_TEMPERATURE).",
+        "base_i + e_i . a (features.ranking). 0 serves the deterministic top-k with "
+        "propensity 1, which leaves logged slates useless for off-policy evaluation; the "
+        "default explores a little (see DEFAULT_TEMPERATURE).",
     )
     default_k: int = Field(default=10, ge=1)
     max_k: int = Field(default=100, ge=1)
