@@ -54,7 +54,7 @@ from agent.policies import AgentPolicy
 from agent.training import TrainConfig, train
 from env.world import BUNDLED_MOVIELENS, SimulationWorld
 from env.world_model import WorldModel
-from features.candidates import CandidateGenerator, base_scores
+from features.candidates import CandidateGenerator, base_scores, retriever_scores
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.movielens import load_movielens
@@ -166,7 +166,7 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
             base = base_scores(world.retriever, history, cands)
             s = emb[cands] @ action + (0.0 if base is None else base)
             if world.retriever is not None:
-                rest = world.retriever.scores(history)[histories.rows]
+                rest = retriever_scores(world.retriever, history)[histories.rows]
                 out[i] = (rest - rest.max()) / max(float(np.ptp(rest)), 1e-12) - 1e6
             pos = histories.position[cands]
             out[i, pos[pos >= 0]] = s[pos >= 0]
