@@ -123,7 +123,10 @@ class Settings(BaseSettings):
     tmdb_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("MARQUEE_TMDB_API_KEY", "TMDB_API_KEY")
     )
-    tmdb_api_url: str = "https://api.themoviedb.org/3"
+    tmdb_api_url: str = Field(  # the name `marquee ingest tmdb` reads; the old one still works
+        default="https://api.themoviedb.org/3",
+        validation_alias=AliasChoices("TMDB_API_URL", "MARQUEE_TMDB_API_URL"),
+    )
     tmdb_image_url: str = "https://image.tmdb.org/t/p/w342"
     radarr_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MARQUEE_RADARR_URL", "RADARR_URL")

@@ -156,3 +156,15 @@ def test_plex_poster_first_and_token_stays_on_the_server(
             card = card[: card.index("</article>")]
             assert "In your library" in card
             assert page.count("In your library") == 1
+
+
+def test_tmdb_url_is_read_under_the_importers_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TMDB_API_URL (what `marquee ingest tmdb` reads) sets the posters' TMDB base too; the
+    old MARQUEE_TMDB_API_URL still works, and TMDB_API_URL wins when both are set."""
+    from serving.settings import Settings
+
+    monkeypatch.delenv("TMDB_API_URL", raising=False)
+    monkeypatch.setenv("MARQUEE_TMDB_API_URL", "http://old.example/3")
+    assert Settings().tmdb_api_url == "http://old.example/3"
+    monkeypatch.setenv("TMDB_API_URL", "http://proxy.example/3")
+    assert Settings().tmdb_api_url == "http://proxy.example/3"
