@@ -61,7 +61,7 @@ def _say(message: str) -> None:
 
 
 def _warn(message: str) -> None:
-    err.print(escape(message), highlight=False)
+    err.print(escape(message), highlight=False, soft_wrap=True)
 
 
 @plex_app.command("sync")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
+from xml.etree import ElementTree
 
 import requests
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
@@ -97,6 +98,12 @@ def plex_errors(url: str, what: str, timeout: float | None = None) -> Iterator[N
         raise PlexError(
             f"Plex at {where} rejected a request while {what}: {_status(exc)}"
         ) from None
+    except ElementTree.ParseError:
+        raise PlexError(
+            f"Plex at {where} answered with something that is not XML while {what}"
+        ) from None
+    except (IndexError, TypeError):  # plexapi reading an empty answer or one without items
+        raise PlexError(f"Plex at {where} gave an empty answer while {what}") from None
 
 
 def _status(exc: Exception) -> str:

@@ -88,7 +88,8 @@ def push_round(
     collection is labelled for its person and the others' sharing filters hide it. When plex.tv
     cannot be read, lists are pushed as the owner (visible to every account), with a warning.
     """
-    from serving.plex.push import PlexPusher, load_recommendations
+    from serving.plex.client import PlexError
+    from serving.plex.push import PlexPusher, list_title, load_recommendations
     from serving.plex.state import load_state, state_path
 
     state = load_state(state_path(home))  # re-read each round: a sync may have added movies
@@ -114,23 +115,30 @@ def push_round(
         shown = k or limit
         fallback = _hide_from_others(server, people, recs, mode, warn)
         missing: dict[str, list[Recommendation]] = {}
+        failed: list[str] = []
         for user, user_recs in recs.items():
             person = by_name.get(user)
             user_mode = "playlist" if user in fallback else mode
             as_user = person.server if person is not None and user_mode == "playlist" else None
             if person is not None and user_mode == "playlist" and as_user is None:
                 warn(f"warning: no server token for {user}: their playlist is the owner's")
-            result = pusher.push(
-                user,
-                user_recs,
-                mode=user_mode,  # type: ignore[arg-type]
-                section=section,
-                limit=limit,
-                ordered=source is None,
-                as_user=as_user,
-                label=person.label if person is not None and user_mode == "collection" else None,
-                summary=list_summary(user, versions.get(user, "a recommendations file")),
-            )
+            label = person.label if person is not None and user_mode == "collection" else None
+            try:
+                result = pusher.push(
+                    user,
+                    user_recs,
+                    mode=user_mode,  # type: ignore[arg-type]
+                    section=section,
+                    limit=limit,
+                    ordered=source is None,
+                    as_user=as_user,
+                    label=label,
+                    summary=list_summary(user, versions.get(user, "a recommendations file")),
+                )
+            except PlexError as exc:  # one line, and the other users' lists still go through
+                warn(f"{list_title(user)}: not refreshed: {exc}")
+                failed.append(user)
+                continue
             say(
                 f"{result.title}: {len(result.pushed)} movies, {len(result.missing)} not in "
                 f"Plex{labels.get(user, '')}"
@@ -145,6 +153,10 @@ def push_round(
             if store is None:
                 store = stack.enter_context(open_store(home))
             _placeholders(store, server, placeholders, missing, set(rating_keys), say)
+        if failed:
+            raise PlexError(
+                f"{len(failed)} of {len(recs)} Plex lists not refreshed ({', '.join(failed)})"
+            )
 
 
 def _percentile(rank: int, ranked: int) -> float:

@@ -292,6 +292,7 @@ def ensure_plex_library(server: Any, root: Path, name: str = LIBRARY_NAME) -> An
         section = sections[0]
         if section.type != "movie":
             raise PlexError(f"Plex library {name!r} exists but holds {section.type}, not movies")
+    with plex_errors(url, f"asking Plex to scan library {name!r}"):
         section.update()
     return section
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -165,7 +165,7 @@ class PlexPusher:
         result.title = title
         if mode == "collection":
             lib = self._movie_section(section)
-            with plex_errors(self._url, f"updating collection {title!r}"):
+            with plex_errors(self._url, f"looking up collection {title!r}"):
                 olds = [
                     c
                     for c in self.server.fetchItems(
@@ -173,32 +173,30 @@ class PlexPusher:
                     )
                     if c.title == title
                 ]
-                for extra in olds[1:]:  # duplicates left by older versions
-                    extra.delete()
-                if not movies:
-                    for old in olds[:1]:
-                        old.delete()
-                elif not olds:
-                    coll = self.server.createCollection(title, lib, items=movies)
-                    self._finish(coll, movies, summary, label, collection=True)
-                else:
-                    self._update(olds[0], movies)
-                    self._finish(olds[0], movies, summary, label, collection=True)
+            self._write(
+                self._url,
+                "collection",
+                title,
+                olds,
+                movies,
+                lambda: self.server.createCollection(title, lib, items=movies),
+                summary,
+                label,
+            )
         elif mode == "playlist":
             where = safe_url(target._baseurl)
-            with plex_errors(where, f"updating playlist {title!r}"):
+            with plex_errors(where, f"looking up playlist {title!r}"):
                 olds = [p for p in target.playlists(title=title) if p.title == title]
-                for extra in olds[1:]:
-                    extra.delete()
-                if not movies:
-                    for old in olds[:1]:
-                        old.delete()
-                elif not olds:
-                    playlist = target.createPlaylist(title, items=movies)
-                    self._finish(playlist, movies, summary, None, collection=False)
-                else:
-                    self._update(olds[0], movies)
-                    self._finish(olds[0], movies, summary, None, collection=False)
+            self._write(
+                where,
+                "playlist",
+                title,
+                olds,
+                movies,
+                lambda: target.createPlaylist(title, items=movies),
+                summary,
+                None,
+            )
         else:
             raise ValueError(f"mode must be 'collection' or 'playlist', not {mode!r}")
         log.info(
@@ -209,6 +207,39 @@ class PlexPusher:
             len(result.missing),
         )
         return result
+
+    @classmethod
+    def _write(
+        cls,
+        where: str,
+        kind: str,
+        title: str,
+        olds: list[Any],
+        movies: Sequence[Movie],
+        create: Callable[[], Any],
+        summary: str,
+        label: str | None,
+    ) -> None:
+        """Bring the list to ``movies``, each write a named operation, so an unexpected answer
+        from Plex is one line saying which write it refused (creating, removing, updating)."""
+        name = f"{kind} {title!r}"
+        with plex_errors(where, f"removing a duplicate {name}"):
+            for extra in olds[1:]:  # duplicates left by older versions
+                extra.delete()
+        if not movies:
+            with plex_errors(where, f"removing the emptied {name}"):
+                for old in olds[:1]:
+                    old.delete()
+            return
+        if not olds:
+            with plex_errors(where, f"creating {name}"):
+                lst = create()
+        else:
+            lst = olds[0]
+            with plex_errors(where, f"updating the movies of {name}"):
+                cls._update(lst, movies)
+        with plex_errors(where, f"ordering and describing {name}"):
+            cls._finish(lst, movies, summary, label, collection=kind == "collection")
 
     @staticmethod
     def _update(lst: Any, movies: Sequence[Movie]) -> None:

@@ -97,6 +97,8 @@ class PlexTestServer(StubHTTPServer):
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.hang = False
         self.fail_path: str | None = None  # answer 500 for request paths starting with this
+        # Creating a collection or playlist with this title gets this (status, body) instead.
+        self.write_answers: dict[str, tuple[int, bytes]] = {}
         self._next_key = 10_000
         self._lock = threading.Lock()
 
@@ -543,6 +545,10 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> bool:
         plex = self.plex
         if method == "POST" and len(seg) == (1 if playlist else 2):
+            if one.get("title") in plex.write_answers:
+                status, body = plex.write_answers[one["title"]]
+                self._send(status, body, "text/xml" if status == 200 else "text/html")
+                return True
             uri = unquote(one["uri"])
             keys = [int(k) for k in uri.rsplit("/library/metadata/", 1)[1].split(",")]
             missing = [k for k in keys if k not in plex.movies]

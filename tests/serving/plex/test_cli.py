@@ -99,3 +99,96 @@ def test_push_errors(
     result = CliRunner().invoke(plex_app, args, obj=env)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+BOB = "Recommended for bob"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answer"),
+    [
+        (
+            500,
+            b"<html>Internal error</html>",
+            f"rejected a request while creating collection '{BOB}': (500) internal_server_error",
+        ),
+        (
+            200,
+            b"<html>not xml",
+            f"answered with something that is not XML while creating collection '{BOB}'",
+        ),
+        (200, b"", f"gave an empty answer while creating collection '{BOB}'"),
+        (
+            200,
+            b'<MediaContainer size="0"/>',
+            f"gave an empty answer while creating collection '{BOB}'",
+        ),
+    ],
+    ids=["500", "not XML", "empty body", "no item"],
+)
+def test_a_bad_answer_to_one_write_is_one_line_and_the_others_go_through(
+    plex: PlexTestServer, env: Home, tmp_path: Path, status: int, body: bytes, answer: str
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(plex_app, ["sync"], obj=env).exit_code == 0
+    recs = tmp_path / "recs.json"
+    one = [{"movie": "plex-103", "score": 0.8, "reason": "r"}]
+    recs.write_text(json.dumps({user: one for user in ("alice", "bob", "carol")}))
+    plex.write_answers[BOB] = (status, body)
+    result = runner.invoke(plex_app, ["push", "--from", str(recs)], obj=env)
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    lines = result.output.splitlines()
+    assert f"{BOB}: not refreshed: Plex at {plex.url} {answer}" in lines
+    assert lines[-1] == "error: 1 of 3 Plex lists not refreshed (bob)"
+    titles = sorted(c.title for c in plex.collections.values())
+    assert titles == ["Recommended for alice", "Recommended for carol"]
+
+
+def test_a_refused_playlist_is_one_line_and_the_others_go_through(
+    plex: PlexTestServer, env: Home, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(plex_app, ["sync"], obj=env).exit_code == 0
+    recs = tmp_path / "recs.json"
+    one = [{"movie": "plex-103", "score": 0.8, "reason": "r"}]
+    recs.write_text(json.dumps({user: one for user in ("alice", "bob")}))
+    plex.write_answers[BOB] = (500, b"<html>Internal error</html>")
+    args = ["push", "--from", str(recs), "--mode", "playlist"]
+    result = runner.invoke(plex_app, args, obj=env)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert (
+        f"{BOB}: not refreshed: Plex at {plex.url} rejected a request while creating playlist "
+        f"'{BOB}': (500) internal_server_error"
+    ) in lines
+    assert lines[-1] == "error: 1 of 2 Plex lists not refreshed (bob)"
+    assert [p.title for p in plex.playlists.values()] == ["Recommended for alice"]
+
+
+def test_a_refused_update_of_an_existing_list_names_the_update_and_keeps_the_list(
+    plex: PlexTestServer, env: Home, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(plex_app, ["sync"], obj=env).exit_code == 0
+    recs = tmp_path / "recs.json"
+    first = [{"movie": "plex-103", "score": 0.8, "reason": "r"}]
+    recs.write_text(json.dumps({user: first for user in ("alice", "bob")}))
+    assert runner.invoke(plex_app, ["push", "--from", str(recs)], obj=env).exit_code == 0
+    bob = next(c for c in plex.collections.values() if c.title == BOB)
+    before = list(bob.items)
+    plex.fail_path = f"/library/collections/{bob.key}/items"
+    other = load_state(state_path(env)).movie_keys["101"]
+    second = [{"movie": other, "score": 0.9, "reason": "r"}]
+    recs.write_text(json.dumps({"alice": second, "bob": second}))
+    result = runner.invoke(plex_app, ["push", "--from", str(recs)], obj=env)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert (
+        f"{BOB}: not refreshed: Plex at {plex.url} rejected a request while updating the movies "
+        f"of collection '{BOB}': (500) internal_server_error"
+    ) in lines
+    assert lines[-1] == "error: 1 of 2 Plex lists not refreshed (bob)"
+    assert bob.items == before  # the refused list is left as it was, not half-written
+    alice = next(c for c in plex.collections.values() if c.title == "Recommended for alice")
+    assert alice.items == [101]

@@ -195,3 +195,18 @@ def test_ensure_plex_library_needs_a_folder_plex_can_see(
 ) -> None:
     with pytest.raises(PlexError, match="does not exist"):
         ensure_plex_library(server, tmp_path / "not-there")
+
+
+def test_a_failed_library_scan_names_the_operation_and_the_answer(
+    plex: PlexTestServer, server: PlexServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "recs"
+    root.mkdir()
+    section = ensure_plex_library(server, root)
+    plex.fail_path = f"/library/sections/{section.key}/refresh"
+    with pytest.raises(PlexError) as info:
+        ensure_plex_library(server, root)
+    assert str(info.value) == (
+        f"Plex at {plex.url} rejected a request while asking Plex to scan library "
+        "'Recommendations': (500) internal_server_error"
+    )
