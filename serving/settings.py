@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     plex_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("MARQUEE_PLEX_TOKEN", "PLEX_TOKEN")
     )
+    plex_tv_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MARQUEE_PLEX_TV_URL", "PLEX_TV_URL"),
+        description="A stand-in for https://plex.tv (tests); unset: the real plex.tv.",
+    )
     tmdb_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("MARQUEE_TMDB_API_KEY", "TMDB_API_KEY")
     )

@@ -5,6 +5,8 @@ sink, the path ``POST /v1/feedback`` takes (so the replay buffer learns from it)
 gets the edge the action means: ``not_interested`` (never shown again: candidates leave out
 seen movies) or ``rated``. ``download`` adds the movie to Radarr first (when configured) and
 is then stored as a ``click`` from source ``web-download``; a Radarr failure stores nothing.
+``watchlist`` puts the movie on the user's plex.tv watchlist first (serving.plex.watchlist) and
+is then stored as a ``click`` from source ``web-watchlist``; a plex.tv failure stores nothing.
 It needs the API token, like every write. Nothing is written to the graph when the feedback
 was refused or could not be stored.
 """
@@ -26,8 +28,10 @@ from features.graph.batch import GraphBatch
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import GraphStore
 from serving.deps import MetricsDep, SettingsDep, SinkDep, StoreDep, require_write
+from serving.plex.client import PlexError
 from serving.radarr.client import RadarrClient, RadarrError, RadarrSettings
 from serving.routes.feedback import validate_events
+from serving.web.site import SiteDep
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ router = APIRouter(tags=["pages"], dependencies=[Depends(require_write)])
 class CardAction(BaseModel):
     """What a card's button asks for."""
 
-    action: Literal["not_interested", "rate", "download"]
+    action: Literal["not_interested", "rate", "download", "watchlist"]
     rating: int | None = Field(default=None, ge=1, le=5)
     recommendation_id: str | None = Field(default=None, max_length=200)
 
@@ -96,6 +100,7 @@ async def card_action(
     sink: SinkDep,
     metrics: MetricsDep,
     radarr: RadarrDep,
+    site: SiteDep,
 ) -> ActionDone:
     if body.action == "rate" and body.rating is None:
         raise HTTPException(status_code=422, detail="a rating from 1 to 5 is needed")
@@ -109,12 +114,26 @@ async def card_action(
             note = await run_in_threadpool(_download, radarr, store, movie)
         except RadarrError as exc:
             raise HTTPException(status_code=502, detail=str(exc)) from None
+    if body.action == "watchlist":
+        if site.watchlists is None:
+            raise HTTPException(status_code=409, detail="Plex is not configured")
+        if store.vertex(VertexKind.MOVIE, movie) is None:
+            raise HTTPException(status_code=404, detail=f"no movie {movie!r} in the graph")
+        try:
+            added = await run_in_threadpool(site.add_to_watchlist, user, store, movie)
+        except PlexError as exc:
+            log.warning("watchlist add failed: %s", exc)
+            raise HTTPException(status_code=502, detail=str(exc)) from None
+        note = "Added to your Plex watchlist." if added else "Already on your Plex watchlist."
+    sources = {"download": "web-download", "watchlist": "web-watchlist"}
     raw: dict[str, object] = {
         "event_id": f"web-{uuid.uuid4().hex}",
-        "type": {"rate": "rated", "download": "click"}.get(body.action, body.action),
+        "type": {"rate": "rated", "download": "click", "watchlist": "click"}.get(
+            body.action, body.action
+        ),
         "user": user,
         "movie": movie,
-        "source": "web-download" if body.action == "download" else "web",
+        "source": sources.get(body.action, "web"),
     }
     if body.recommendation_id:
         raw["recommendation_id"] = body.recommendation_id
@@ -131,7 +150,7 @@ async def card_action(
         log.error("feedback store failed: %s", type(exc).__name__)
         raise HTTPException(status_code=503, detail="feedback store unavailable; retry") from None
     metrics.feedback.labels(type=events[0].type.value).inc()
-    if body.action != "download":
+    if body.action in ("not_interested", "rate"):
         await run_in_threadpool(_edge, store, user, movie, body)
     message = {
         "not_interested": "Hidden: you will not see it again.",

@@ -82,6 +82,7 @@ async def _slate(
     metrics: Any,
     reclog: Any,
     library: set[str],
+    watchlist: set[str],
 ) -> tuple[list[Card], bool]:
     arm = ab.assign(user)
     recommender = recommenders.get(arm.name)
@@ -94,7 +95,8 @@ async def _slate(
         known = store.vertex(VertexKind.USER, user) is not None
         metrics.recommendations.labels(arm=arm.name).inc()
         items = present(store, user, result, record.id, arm, known)
-        return cards(store, user, items, known, library=library), result.cold_start
+        shown = cards(store, user, items, known, library=library, watchlist=watchlist)
+        return shown, result.cold_start
 
     return await run_in_threadpool(serve)
 
@@ -117,7 +119,10 @@ async def user_page(
     filtering = bool(genre or decade or q)
     size = settings.max_k if filtering else PAGE_SIZE
     library = await run_in_threadpool(site.library)
-    slate, cold = await _slate(user, size, store, ab, recommenders, metrics, reclog, library)
+    watchlist = await run_in_threadpool(site.watchlist, user, store)
+    slate, cold = await _slate(
+        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set()
+    )
     shown = [c for c in slate if _keep(c, genre, decade, q)][:PAGE_SIZE]
     context = {
         "user": user,
@@ -128,6 +133,7 @@ async def user_page(
         "filters": {"genre": genre or "", "decade": decade, "q": q or ""},
         "writes": settings.api_token is not None,
         "radarr": bool(settings.radarr_url and settings.radarr_api_key),
+        "plex_watchlist": watchlist is not None,
     }
     return site.templates.TemplateResponse(request, "user.html", context)
 
@@ -150,13 +156,17 @@ async def more_cards(
     skip = {m for m in exclude.split(",") if m}
     size = min(settings.max_k, len(skip) + n + 5)
     library = await run_in_threadpool(site.library)
-    slate, _ = await _slate(user, size, store, ab, recommenders, metrics, reclog, library)
+    watchlist = await run_in_threadpool(site.watchlist, user, store)
+    slate, _ = await _slate(
+        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set()
+    )
     fresh = [c for c in slate if c.movie not in skip][:n]
     context = {
         "user": user,
         "cards": fresh,
         "writes": settings.api_token is not None,
         "radarr": bool(settings.radarr_url and settings.radarr_api_key),
+        "plex_watchlist": watchlist is not None,
     }
     return site.templates.TemplateResponse(request, "cards.html", context)
 

@@ -1,5 +1,6 @@
-"""What the web pages hold per app: the Jinja2 templates, the poster service, and the Plex
-library's movie keys (for the "In your library" badge). Built on first use from the app's
+"""What the web pages hold per app: the Jinja2 templates, the poster service, the Plex
+library's movie keys (for the "In your library" badge) and the plex.tv watchlists (the "On your
+watchlist" badge and button, when Plex is configured). Built on first use from the app's
 settings and kept on ``app.state.web``; tests override ``get_site`` like any dependency."""
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import httpx
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
+from features.graph.schema import VertexKind
+from features.graph.store import GraphStore
 from serving.deps import ServicesDep
+from serving.plex.client import PlexError, PlexSettings
+from serving.plex.ids import MovieIndex
 from serving.plex.state import PlexStateError, load_state, state_path
+from serving.plex.watchlist import PlexWatchlists, WatchlistMovie
 from serving.posters import PlexPosters, PosterService, PosterSource, TmdbPosters, UrlPosters
 from serving.settings import Settings
 
@@ -31,6 +37,7 @@ class Site:
     templates: Jinja2Templates
     posters: PosterService
     plex_state: Path
+    watchlists: PlexWatchlists | None = None
 
     def plex_keys(self) -> dict[str, str]:
         """ratingKey -> graph movie key from the Plex sync's state ({} without one)."""
@@ -45,6 +52,35 @@ class Site:
     def library(self) -> set[str]:
         return set(self.plex_keys().values())
 
+    def rating_key_of(self, movie: str) -> str | None:
+        """The Plex library's ratingKey the sync mapped to this graph movie, if any."""
+        return next((rk for rk, key in self.plex_keys().items() if key == movie), None)
+
+    def watchlist(self, user: str, store: GraphStore) -> set[str] | None:
+        """Graph keys on ``user``'s Plex watchlist; None when they have none here (Plex not
+        configured, not the owner or a home user, or plex.tv not answering: logged)."""
+        if self.watchlists is None:
+            return None
+        try:
+            return self.watchlists.movies(user, lambda: MovieIndex.from_store(store))
+        except PlexError as exc:
+            log.warning("no watchlist for %s: %s", user, exc)
+            return None
+
+    def add_to_watchlist(self, user: str, store: GraphStore, movie: str) -> bool:
+        """Put a graph movie on ``user``'s Plex watchlist (False: it was there). Raises
+        PlexError, also when Plex is not configured."""
+        if self.watchlists is None:
+            raise PlexError("Plex is not configured (PLEX_URL, PLEX_TOKEN)")
+        v = store.vertex(VertexKind.MOVIE, movie) or {}
+        want = WatchlistMovie(
+            key=movie,
+            title=str(v.get("title") or movie),
+            year=int(v.get("year") or 0) or None,  # type: ignore[call-overload]
+            rating_key=self.rating_key_of(movie),
+        )
+        return self.watchlists.add(user, want)
+
 
 def build_site(settings: Settings) -> Site:
     home = settings.home_dir()
@@ -53,13 +89,18 @@ def build_site(settings: Settings) -> Site:
     holder: dict[str, Site] = {}
 
     def rating_key_of(movie: str) -> str | None:
-        for rk, key in holder["site"].plex_keys().items():
-            if key == movie:
-                return rk
-        return None
+        return holder["site"].rating_key_of(movie)
 
     sources: list[PosterSource] = []
+    watchlists = None
     if settings.plex_url and settings.plex_token is not None:
+        plex = PlexSettings(
+            settings.plex_url,
+            settings.plex_token.get_secret_value(),
+            timeout=settings.poster_timeout_seconds,
+            plextv_url=settings.plex_tv_url,
+        )
+        watchlists = PlexWatchlists(plex)
         sources.append(
             PlexPosters(
                 client, settings.plex_url, settings.plex_token.get_secret_value(), rating_key_of
@@ -80,6 +121,7 @@ def build_site(settings: Settings) -> Site:
         templates=Jinja2Templates(directory=str(WEB_DIR / "templates")),
         posters=PosterService(sources, cache),
         plex_state=plex_state,
+        watchlists=watchlists,
     )
     holder["site"] = site
     return site

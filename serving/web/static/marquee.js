@@ -85,9 +85,23 @@
     if (focusTarget) focusTarget.focus();
   }
 
+  function addBadge(card, text) {
+    let list = card.querySelector(".badges");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "badges";
+      card.querySelector(".meta").after(list);
+    }
+    const li = document.createElement("li");
+    li.className = "badge";
+    li.textContent = text;
+    list.appendChild(li);
+  }
+
   async function act(button) {
     const card = button.closest(".card");
     const action = button.dataset.action;
+    if (button.getAttribute("aria-disabled") === "true") return;
     const payload = { action };
     if (action === "rate") payload.rating = Number(button.dataset.rating);
     if (!token()) { askToken(() => act(button)); return; }
@@ -97,6 +111,14 @@
       const done = await send(card, payload);
       if (action === "not_interested") {
         await replace(card);
+        return;
+      }
+      if (action === "watchlist") {
+        addBadge(card, "On your watchlist");
+        button.textContent = "On your Plex watchlist"; // keeps focus, unlike removing it
+        button.setAttribute("aria-label", "On your Plex watchlist: " + card.querySelector("h2").textContent.trim());
+        button.setAttribute("aria-disabled", "true");
+        status(card, done.message, false);
         return;
       }
       card.querySelectorAll(".star").forEach((s) => {

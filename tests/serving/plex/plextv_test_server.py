@@ -1,7 +1,8 @@
 """A small plex.tv stand-in for tests: the owner's account, home users and shared friends, the
 sharing filters, each person's server token (shared servers and the resources API), home-user
-switching, and the watchlist (discover.provider.plex.tv), in the XML shapes plexapi's
-MyPlexAccount reads. Point plexapi at it with serving.plex.plextv.PlexTvSession(url).
+switching, the watchlist and Discover's movie search (discover.provider.plex.tv), in the XML
+and JSON shapes plexapi's MyPlexAccount reads. Point plexapi at it with
+serving.plex.plextv.PlexTvSession(url).
 
 Tokens: each person has a plex.tv token; the owner's is the PMS owner token (as on a real
 server). Linked to a PlexTestServer, it registers each person's server token there and tells it
@@ -10,6 +11,7 @@ each person's movie filter, so the PMS stand-in can show each person only what P
 
 from __future__ import annotations
 
+import json
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -58,6 +60,8 @@ class PlexTvTestServer(StubHTTPServer):
         self.users: dict[int, PlexTvUser] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.forbid_filters = False  # answer 403 to sharing-filter updates (e.g. no Plex Pass)
+        self.catalogue: list[WatchlistItem] = []  # what Discover's search finds (plex.tv's movies)
+        self.fail_watchlist = False  # answer 500 to watchlist changes (plex.tv having a bad day)
         self._lock = threading.Lock()
 
     def add_user(
@@ -240,13 +244,21 @@ class _Handler(BaseHTTPRequestHandler):
                         watchlistedAt=on.watchlisted_at if on else None)  # fmt: skip
             self._xml(_container([state]))
             return True
+        if method == "GET" and path == "/library/search":  # Discover search (JSON only)
+            self._search(q)
+            return True
         if method == "PUT" and seg[:1] == ["actions"]:
+            if tv.fail_watchlist:
+                self._send(500, b'{"errors":[{"code":2000,"message":"Internal error"}]}',
+                           "application/json")  # fmt: skip
+                return True
             wanted = (q.get("ratingKey") or [""])[0]
             if seg[1:] == ["removeFromWatchlist"]:
                 me.watchlist = [w for w in me.watchlist if w.rating_key != wanted]
             elif seg[1:] == ["addToWatchlist"]:
+                known = next((c for c in tv.catalogue if c.rating_key == wanted), None)
                 if all(w.rating_key != wanted for w in me.watchlist):
-                    me.watchlist.append(WatchlistItem(wanted, wanted, 0))
+                    me.watchlist.append(known or WatchlistItem(wanted, wanted, 0))
             else:
                 return False
             self._send(200, b"{}", "application/json")
@@ -256,6 +268,23 @@ class _Handler(BaseHTTPRequestHandler):
                           size=0))  # fmt: skip
             return True
         return False
+
+    def _search(self, q: dict[str, list[str]]) -> None:
+        """Discover's search: catalogue movies whose title contains the query, in plex.tv's
+        JSON (SearchResults, the "external" provider's SearchResult list of Metadata)."""
+        text = (q.get("query") or [""])[0].casefold()
+        limit = int((q.get("limit") or ["30"])[0])
+        found = [c for c in self.tv.catalogue if text and text in c.title.casefold()][:limit]
+        results = [
+            {"score": 0.9, "Metadata": {
+                "type": "movie", "ratingKey": c.rating_key, "guid": f"plex://movie/{c.rating_key}",
+                "key": f"/library/metadata/{c.rating_key}", "title": c.title, "year": c.year}}
+            for c in found
+        ]  # fmt: skip
+        body = {"MediaContainer": {"size": 1, "SearchResults": [
+            {"id": "external", "title": "More Ways To Watch", "size": len(results),
+             "SearchResult": results}]}}  # fmt: skip
+        self._send(200, json.dumps(body).encode(), "application/json")
 
     def _sections(self) -> list[tuple[int, dict[str, str]]]:
         pms = self.tv.pms

@@ -137,3 +137,10 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def no_real_plextv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the real plex.tv: PLEX_TV_URL (read by the settings) refuses
+    connections unless a test names the plex.tv stand-in."""
+    monkeypatch.setenv("PLEX_TV_URL", "http://127.0.0.1:9")

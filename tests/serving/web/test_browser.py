@@ -19,6 +19,8 @@ from features.graph.local import LocalGraphStore
 from features.graph.schema import EdgeKind, VertexKind
 from serving.app import create_app
 from tests.serving.conftest import TOKEN, make_settings
+from tests.serving.plex.plex_test_server import sample_server
+from tests.serving.plex.plextv_test_server import PlexTvTestServer, WatchlistItem
 from tests.serving.web.conftest import LiveServer
 
 CHROMIUM = os.environ.get("MARQUEE_CHROMIUM", "/usr/bin/chromium")
@@ -42,7 +44,26 @@ def live(
 
 
 @pytest.fixture
-def page(live: LiveServer) -> Iterator[object]:
+def plex_live(
+    tmp_path: Path, web_store: LocalGraphStore, rcp: tuple[redis.Redis, str]
+) -> Iterator[tuple[LiveServer, PlexTvTestServer]]:
+    """The app with Plex configured: the Plex and plex.tv stand-ins, Discover knowing every
+    graph movie (Movie i, year as in the graph)."""
+    client, prefix = rcp
+    with sample_server() as plex, PlexTvTestServer(plex) as tv:
+        tv.catalogue = [
+            WatchlistItem(f"pt{i}", f"Movie {i}", 1950 + (i * 7) % 70) for i in range(1, 41)
+        ]
+        settings = make_settings(
+            tmp_path, prefix, plex_url=plex.url, plex_token=plex.token, plex_tv_url=tv.url
+        )
+        app = create_app(settings, store=web_store, redis_client=client)
+        with LiveServer(app) as server:
+            yield server, tv
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -157,3 +178,26 @@ def test_movie_page(page: object, live: LiveServer) -> None:
     assert pg.get_by_role("heading", name="More like this").is_visible()  # type: ignore[attr-defined]
     assert pg.get_by_role("heading", name="Why fan might like it").is_visible()  # type: ignore[attr-defined]
     shot(pg, "movie-page")
+
+
+def test_add_to_plex_watchlist_marks_the_card(
+    page: object, plex_live: tuple[LiveServer, PlexTvTestServer]
+) -> None:
+    live, tv = plex_live
+    pg = page
+    pg.goto(f"{live.url}/users/plex-alice")  # type: ignore[attr-defined]
+    pg.evaluate(f"sessionStorage.setItem('marquee-token', {TOKEN!r})")  # type: ignore[attr-defined]
+    first = cards(pg).first  # type: ignore[attr-defined]
+    title = first.get_by_role("heading").inner_text()
+    button = first.get_by_role("button", name=f"Add to Plex watchlist: {title}")
+    button.click()
+    first.get_by_role("status").filter(has_text="Added to your Plex watchlist.").wait_for()
+    assert first.locator(".badge", has_text="On your watchlist").is_visible()
+    assert (
+        first.get_by_role("button", name=f"On your Plex watchlist: {title}").get_attribute(
+            "aria-disabled"
+        )
+        == "true"
+    )
+    assert [w.title for w in tv.owner.watchlist] == [title]
+    shot(pg, "added-to-watchlist")
