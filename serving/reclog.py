@@ -1,9 +1,23 @@
 """The recommendation log: every served slate, kept in Redis for a while (TTL), so feedback that
 names it (or matches it by user and movie) can become a transition (s, a, r, s').
 
-Key ``{prefix}:rec:{id}`` is a hash: user, arm, version, slate (JSON list of movie keys), and
-float32 bytes for propensities, state and action. ``{prefix}:recs:{user}`` lists the user's
-recent ids, newest first.
+Keys (``{prefix}:...``):
+
+- ``rec:{id}``: a hash per slate: user, arm, version, slate (JSON list of movie keys), and
+  float32 bytes for propensities, state and action;
+- ``recs:{user}``: the user's logged ids, newest first;
+- ``recidx:{user}``: the (user, movie) index: movie -> "id@created ..." (newest first) for the
+  user's slates that show it, so matching an event to its slate is one HGET and one HGETALL
+  whatever the number of slates (it used to read up to 50 hashes);
+- ``recslates:{user}``: id -> slate JSON, so an evicted slate leaves the index even after
+  its own hash expired;
+- ``reclog:order``: every logged id by creation time, for the total cap.
+
+Bounded by design: a user keeps at most ``user_slates`` slates and the log at most
+``max_slates`` in total (the oldest go, with their index entries; a user with none left loses
+the keys); everything also expires after the TTL. One Lua script keeps the index, the caps and
+the per-user keys consistent (it names other users' keys only to evict: fine on a single Redis,
+not on a cluster).
 """
 
 from __future__ import annotations
@@ -23,7 +37,8 @@ from serving.recommender import RecommendationResult
 
 log = logging.getLogger(__name__)
 
-USER_WINDOW = 50  # recent recommendations per user kept for matching (user, movie) feedback
+DEFAULT_USER_SLATES = 50  # recent slates kept per user (and matched against (user, movie))
+DEFAULT_MAX_SLATES = 50_000  # slates kept in total
 CLOCK_SKEW_SECONDS = 60.0  # how far a feedback source's clock may run behind the service's
 
 
@@ -54,13 +69,100 @@ def _unvec(raw: bytes | None) -> np.ndarray | None:
     return None if not raw else np.frombuffer(raw, dtype=np.float32).copy()
 
 
-class RecLog:
-    """Writes and reads logged recommendations."""
+# KEYS: the order zset. ARGV: prefix, id, user, ttl (s), user cap, total cap, slate JSON,
+# created (Unix time, as text).
+_INDEX_SCRIPT = """
+local order = KEYS[1]
+local prefix, id, user = ARGV[1], ARGV[2], ARGV[3]
+local ttl, ucap, tcap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local created = ARGV[8]
+local function ukeys(u)
+  return prefix .. ':recs:' .. u, prefix .. ':recidx:' .. u, prefix .. ':recslates:' .. u
+end
+local function unindex(u, rid)
+  local _, ikey, skey = ukeys(u)
+  local raw = redis.call('HGET', skey, rid)
+  if not raw then return end
+  local mark = rid .. '@'
+  for _, m in ipairs(cjson.decode(raw)) do
+    local v = redis.call('HGET', ikey, m)
+    if v then
+      local kept = {}
+      for tok in string.gmatch(v, '%S+') do
+        if string.sub(tok, 1, #mark) ~= mark then kept[#kept + 1] = tok end
+      end
+      if #kept == 0 then
+        redis.call('HDEL', ikey, m)
+      else
+        redis.call('HSET', ikey, m, table.concat(kept, ' '))
+      end
+    end
+  end
+  redis.call('HDEL', skey, rid)
+end
+local function evict(u, rid)
+  local lkey, ikey, skey = ukeys(u)
+  unindex(u, rid)
+  redis.call('LREM', lkey, 0, rid)
+  redis.call('ZREM', order, rid)
+  redis.call('DEL', prefix .. ':rec:' .. rid)
+  if redis.call('LLEN', lkey) == 0 then redis.call('DEL', lkey, ikey, skey) end
+end
+local lkey, ikey, skey = ukeys(user)
+redis.call('LPUSH', lkey, id)
+while redis.call('LLEN', lkey) > ucap do
+  evict(user, redis.call('LINDEX', lkey, -1))
+end
+redis.call('HSET', skey, id, ARGV[7])
+local entry = id .. '@' .. created
+for _, m in ipairs(cjson.decode(ARGV[7])) do
+  local v = redis.call('HGET', ikey, m)
+  if v then v = entry .. ' ' .. v else v = entry end
+  redis.call('HSET', ikey, m, v)
+end
+redis.call('EXPIRE', lkey, ttl)
+redis.call('EXPIRE', ikey, ttl)
+redis.call('EXPIRE', skey, ttl)
+redis.call('ZADD', order, tonumber(created), id)
+redis.call('ZREMRANGEBYSCORE', order, '-inf', '(' .. (tonumber(created) - ttl))
+local over = redis.call('ZCARD', order) - tcap
+if over > 0 then
+  local popped = redis.call('ZRANGE', order, 0, over - 1)
+  for _, rid in ipairs(popped) do
+    local owner = redis.call('HGET', prefix .. ':rec:' .. rid, 'user')
+    if owner then
+      evict(owner, rid)
+    else
+      redis.call('ZREM', order, rid)
+    end
+  end
+end
+redis.call('EXPIRE', order, ttl)
+return over
+"""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+
+class RecLog:
+    """Writes and reads logged recommendations, capped per user and in total."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        ttl_seconds: int,
+        *,
+        user_slates: int = DEFAULT_USER_SLATES,
+        max_slates: int = DEFAULT_MAX_SLATES,
+    ) -> None:
+        if user_slates < 1 or max_slates < 1:
+            raise ValueError(f"caps must be >= 1, got {user_slates} per user, {max_slates} total")
         self.client = client
         self.prefix = prefix
         self.ttl = ttl_seconds
+        self.user_slates = user_slates
+        self.max_slates = max_slates
+        self.order_key = f"{prefix}:reclog:order"
+        self._index = client.register_script(_INDEX_SCRIPT)
 
     def _key(self, rec_id: str) -> str:
         return f"{self.prefix}:rec:{rec_id}"
@@ -68,9 +170,23 @@ class RecLog:
     def _user_key(self, user: str) -> str:
         return f"{self.prefix}:recs:{user}"
 
+    def _index_key(self, user: str) -> str:
+        return f"{self.prefix}:recidx:{user}"
+
+    def count(self) -> int:
+        """Slates in the log (those not yet expired or evicted)."""
+        return int(self.client.zcard(self.order_key))  # type: ignore[arg-type]
+
+    def user_ids(self, user: str) -> list[str]:
+        """The user's logged ids, newest first."""
+        ids: list[bytes] = self.client.lrange(self._user_key(user), 0, -1)  # type: ignore[assignment]
+        return [i.decode() for i in ids]
+
     def log(self, rec: LoggedRecommendation) -> None:
-        """Store ``rec`` (atomically, with its TTL). Raises redis errors when Redis is down."""
-        key, ukey = self._key(rec.id), self._user_key(rec.user)
+        """Store ``rec`` (atomically, with its TTL), index it by (user, movie) and evict what is
+        over the caps. Raises redis errors when Redis is down."""
+        key = self._key(rec.id)
+        slate = json.dumps(rec.slate)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(
             key,
@@ -78,7 +194,7 @@ class RecLog:
                 "user": rec.user,
                 "arm": rec.arm,
                 "version": rec.policy_version,
-                "slate": json.dumps(rec.slate),
+                "slate": slate,
                 "prop": _vec(rec.propensities),
                 "state": _vec(rec.state),
                 "action": _vec(rec.action),
@@ -87,9 +203,9 @@ class RecLog:
         )
         pipe.expire(key, self.ttl)
         count_served(pipe, self.prefix, rec.arm, rec.user)
-        pipe.lpush(ukey, rec.id)
-        pipe.ltrim(ukey, 0, USER_WINDOW - 1)
-        pipe.expire(ukey, self.ttl)
+        args: list[str | int] = [rec.id, rec.user, self.ttl, self.user_slates, self.max_slates]
+        args = [self.prefix, *args, slate, repr(rec.created)]
+        self._index(keys=[self.order_key], args=args, client=pipe)
         pipe.execute()
 
     def get(self, rec_id: str) -> LoggedRecommendation | None:
@@ -116,15 +232,16 @@ class RecLog:
     ) -> LoggedRecommendation | None:
         """The user's most recent logged slate that contains ``movie``, or None. With
         ``before`` (a Unix time: when the feedback happened), only slates served by then, give
-        or take ``CLOCK_SKEW_SECONDS``: an event cannot be a reaction to a later slate."""
-        ids: list[bytes] = self.client.lrange(self._user_key(user), 0, USER_WINDOW - 1)  # type: ignore[assignment]
-        for raw_id in ids:
-            rec = self.get(raw_id.decode())
-            if rec is None or movie not in rec.slate:
+        or take ``CLOCK_SKEW_SECONDS``: an event cannot be a reaction to a later slate. Reads
+        the (user, movie) index, then the first slate it names that is still there: O(1)."""
+        raw: bytes | None = self.client.hget(self._index_key(user), movie)  # type: ignore[assignment]
+        for entry in (raw or b"").decode().split():
+            rec_id, _, created = entry.partition("@")
+            if before is not None and float(created) > before + CLOCK_SKEW_SECONDS:
                 continue
-            if before is not None and rec.created > before + CLOCK_SKEW_SECONDS:
-                continue
-            return rec
+            rec = self.get(rec_id)
+            if rec is not None and movie in rec.slate:
+                return rec
         return None
 
 

@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     default_k: int = Field(default=10, ge=1)
     max_k: int = Field(default=100, ge=1)
     reclog_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    reclog_user_slates: int = Field(
+        default=50,  # serving.reclog.DEFAULT_USER_SLATES
+        ge=1,
+        description="Served slates kept per user (the oldest go first); feedback that names "
+        "no recommendation id is matched against these.",
+    )
+    reclog_max_slates: int = Field(
+        default=50_000,  # serving.reclog.DEFAULT_MAX_SLATES
+        ge=1,
+        description="Served slates kept in total, whoever asked (the oldest go first): bounds "
+        "the log against anonymous reads for made-up users. About 1-2 KB each with the "
+        "policy's state and action. A/B reports read what is kept.",
+    )
     buffer_capacity: int = Field(default=100_000, ge=1)
     feedback_dedup_days: float = Field(
         default=30.0,

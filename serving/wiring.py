@@ -146,7 +146,13 @@ def _wait_gone(pidfile: Path, seconds: float = 10.0) -> None:
 
 def reclog(client: redis.Redis, settings: Settings) -> RecLog:
     """The service's recommendation log on ``client``."""
-    return RecLog(client, settings.redis_prefix, settings.reclog_ttl_seconds)
+    return RecLog(
+        client,
+        settings.redis_prefix,
+        settings.reclog_ttl_seconds,
+        user_slates=settings.reclog_user_slates,
+        max_slates=settings.reclog_max_slates,
+    )
 
 
 def feedback_store(
