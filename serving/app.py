@@ -32,7 +32,16 @@ from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
-from serving.routes import ab, actions, feedback, health, pages, plex_webhook, recommendations
+from serving.routes import (
+    ab,
+    actions,
+    browse,
+    feedback,
+    health,
+    pages,
+    plex_webhook,
+    recommendations,
+)
 from serving.settings import Settings
 from serving.web.site import WEB_DIR
 from serving.wiring import RecommenderFactory
@@ -217,6 +226,7 @@ def create_app(
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
     app.include_router(pages.router)
+    app.include_router(browse.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(ab.router)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,6 +30,7 @@ from serving.deps import (
 from serving.posters import MovieInfo
 from serving.presentation import explanations, present
 from serving.reclog import log_served
+from serving.web.browse import decade_of
 from serving.web.cards import Card, cards, genres_of, graph_path, more_like_this
 from serving.web.site import SiteDep
 
@@ -51,6 +52,11 @@ def _users(store: GraphStore, limit: int = 200) -> list[str]:
 def _genres(store: GraphStore) -> list[str]:
     frame = store.vertex_frame(VertexKind.GENRE)
     return sorted(str(n) for n in frame["name"]) if "name" in frame else []
+
+
+def _given(**params: object) -> dict[str, object]:
+    """The query parameters that have a value."""
+    return {k: v for k, v in params.items() if v not in (None, "")}
 
 
 def _keep(card: Card, genre: str | None, decade: int | None, q: str | None) -> bool:
@@ -113,9 +119,10 @@ async def user_page(
     reclog: RecLogDep,
     site: SiteDep,
     genre: Annotated[str | None, Query(max_length=100)] = None,
-    decade: Annotated[int | None, Query(ge=1880, le=2100)] = None,
+    decade_text: Annotated[str | None, Query(alias="decade", max_length=10)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
+    decade = decade_of(decade_text)
     filtering = bool(genre or decade or q)
     size = settings.max_k if filtering else PAGE_SIZE
     library = await run_in_threadpool(site.library)
@@ -131,6 +138,9 @@ async def user_page(
         "genres": await run_in_threadpool(_genres, store),
         "decades": list(range(1920, 2030, 10)),
         "filters": {"genre": genre or "", "decade": decade, "q": q or ""},
+        "filtering": filtering,
+        "browse_href": f"/users/{quote(user, safe='')}/browse"
+        + (f"?{urlencode(wanted)}" if (wanted := _given(genre=genre, decade=decade, q=q)) else ""),
         "writes": settings.api_token is not None,
         "radarr": bool(settings.radarr_url and settings.radarr_api_key),
         "plex_watchlist": watchlist is not None,

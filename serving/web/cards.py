@@ -34,7 +34,7 @@ class Card:
     movie: str
     title: str
     year: int | None
-    match: int  # percent
+    match: int | None  # percent; None on browse cards (not ranked for the user)
     reason: str
     path: tuple[str, ...]  # seed title, edge words + via name, the movie: read left to right
     badges: tuple[str, ...] = ()
@@ -101,6 +101,54 @@ def cards(
                 genres=genres_of(store.vertex(VertexKind.MOVIE, item.movie)),
                 recommendation_id=item.recommendation_id,
                 arm=item.arm,
+            )
+        )
+    return out
+
+
+def browse_cards(
+    store: GraphStore,
+    user: str,
+    rows: Sequence[tuple[str, str, int, str, int]],
+    ratings: dict[str, float],
+    watched: Collection[str],
+    library: Collection[str] = (),
+    watchlist: Collection[str] = (),
+) -> list[Card]:
+    """Cards for catalogue rows (key, title, year, genres, liked): the graph path from what
+    the user liked when there is one, else how many people liked it; what the user has seen
+    is badged."""
+    keys = [r[0] for r in rows]
+    paths: list[Explanation | None] = [None] * len(keys)
+    with contextlib.suppress(UnknownVertexError):
+        paths = store.explain_many(user, keys) if keys else []
+    out = []
+    for (key, title, year, genres, liked), path in zip(rows, paths, strict=True):
+        badges = []
+        if key in ratings:
+            badges.append(f"You rated it {ratings[key]:g} of 5")
+        elif key in watched:
+            badges.append("Seen")
+        if key in library:
+            badges.append("In your library")
+        if key in watchlist:
+            badges.append("On your watchlist")
+        if path is not None:
+            reason = path.text
+        elif liked:
+            reason = f"Liked by {liked} {'person' if liked == 1 else 'people'}."
+        else:
+            reason = "In the catalogue; nobody has rated it highly yet."
+        out.append(
+            Card(
+                movie=key,
+                title=title,
+                year=year or None,
+                match=None,
+                reason=reason,
+                path=graph_path(path),
+                badges=tuple(badges),
+                genres=tuple(g for g in genres.split("|") if g),
             )
         )
     return out

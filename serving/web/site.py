@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +25,7 @@ from serving.plex.state import PlexStateError, load_state, state_path
 from serving.plex.watchlist import PlexWatchlists, WatchlistMovie
 from serving.posters import PlexPosters, PosterService, PosterSource, TmdbPosters, UrlPosters
 from serving.settings import Settings
+from serving.web.browse import CatalogueCache
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Site:
     posters: PosterService
     plex_state: Path
     watchlists: PlexWatchlists | None = None
+    catalogue: CatalogueCache = field(default_factory=CatalogueCache)
 
     def plex_keys(self) -> dict[str, str]:
         """ratingKey -> graph movie key from the Plex sync's state ({} without one)."""

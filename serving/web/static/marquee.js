@@ -64,6 +64,13 @@
   }
 
   async function replace(card) {
+    if (grid.dataset.mode === "browse") { // browsing: no recommendation takes its place
+      const next = card.nextElementSibling || card.previousElementSibling;
+      card.remove();
+      const target = next ? next.querySelector("h2 a") : document.getElementById("main");
+      if (target) target.focus();
+      return;
+    }
     const shown = Array.from(grid.querySelectorAll(".card")).map((c) => c.dataset.movie);
     const params = new URLSearchParams({ exclude: shown.join(","), n: "1" });
     const res = await fetch(`/users/${encodeURIComponent(user)}/cards?${params}`);

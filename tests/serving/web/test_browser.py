@@ -201,3 +201,29 @@ def test_add_to_plex_watchlist_marks_the_card(
     )
     assert [w.title for w in tv.owner.watchlist] == [title]
     shot(pg, "added-to-watchlist")
+
+
+def test_browse_with_filters_and_seen_shown(
+    page: object, live: LiveServer, web_store: LocalGraphStore
+) -> None:
+    pg = page
+    pg.goto(f"{live.url}/users/fan")  # type: ignore[attr-defined]
+    pg.get_by_role("link", name="Browse all movies").click()  # type: ignore[attr-defined]
+    pg.wait_for_url(re.compile(r"/users/fan/browse$"))  # type: ignore[attr-defined]
+    pg.get_by_label("Title").fill("Movie 1")  # type: ignore[attr-defined]
+    hide = pg.get_by_label("Hide what I've seen")  # type: ignore[attr-defined]
+    assert hide.is_checked()
+    hide.uncheck()
+    pg.get_by_role("button", name="Browse").click()  # type: ignore[attr-defined]
+    pg.wait_for_url(re.compile(r"q=Movie\+1"))  # type: ignore[attr-defined]
+    grid = pg.get_by_role("region", name="Movies")  # type: ignore[attr-defined]
+    rated = grid.get_by_role("article", name="Movie 1", exact=True)
+    assert rated.locator(".badge", has_text="You rated it 5 of 5").is_visible()
+    assert not pg.get_by_label("Hide what I've seen").is_checked()  # type: ignore[attr-defined]
+    shot(pg, "browse")
+    pg.evaluate(f"sessionStorage.setItem('marquee-token', {TOKEN!r})")  # type: ignore[attr-defined]
+    other = grid.get_by_role("article", name="Movie 12", exact=True)
+    other.get_by_role("button", name="Not interested in Movie 12").click()
+    other.wait_for(state="detached")
+    dismissed = web_store.neighbours(VertexKind.USER, "fan", EdgeKind.NOT_INTERESTED, "out")
+    assert [d.key for d in dismissed] == ["m12"]
