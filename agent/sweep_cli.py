@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent.cli import _progress, _world, console
+from agent.cli import _progress, _world, console, err
 from marquee.home import Home
 
 logger = logging.getLogger(__name__)
@@ -33,14 +33,15 @@ def experiment_command(
     ] = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs for local Ray (default: all).")] = None,
 ) -> None:
-    """Run every config x seed of CONFIG.toml as Ray tasks (local Ray when installed, a cluster
-    at ADDRESS after --ray) or in this process, track them in MLflow (a parent run, a child run
-    per trial) and write a summary table, PNG plots and a self-contained HTML report."""
+    """Run every config x seed of CONFIG.toml as Ray tasks (local Ray when installed and it
+    starts, else in this process; a cluster at ADDRESS after --ray) or in this process, track
+    them in MLflow (a parent run, a child run per trial) and write a summary table, PNG plots
+    and a self-contained HTML report."""
     from mlflow import MlflowClient
 
     from agent.sweeps.config import ExperimentConfigError, load_experiment
     from agent.sweeps.report import summarise, write_report
-    from agent.sweeps.runner import RayUnavailableError, run_experiment
+    from agent.sweeps.runner import RayStartError, RayUnavailableError, run_experiment
 
     if ray and in_process:
         raise typer.BadParameter("choose --ray or --in-process, not both")
@@ -67,6 +68,10 @@ def experiment_command(
                 artifacts_dir=home.artifacts_dir,
                 on_trial=lambda _: progress.advance(task),
             )
+        except RayStartError as exc:  # --ray and Ray cannot start: one line, no traceback
+            err.print(f"[bold red]error:[/] {exc} (--in-process runs without Ray)",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+            raise typer.Exit(1) from None
         except (RayUnavailableError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from exc
     folder = out or (home.root / "experiments" / experiment.name)

@@ -3,7 +3,9 @@ Ray, one after another in this process; track them in MLflow as one parent run w
 run per trial.
 
 Ray is an optional extra (``pip install marquee[ray]``). The world travels to the workers
-through Ray's object store (``ray.put``), so a cluster needs no shared folder.
+through Ray's object store (``ray.put``), so a cluster needs no shared folder. With the default
+backend ("auto"), a local Ray that is missing or cannot start (Ray gives up after its own
+start-up timeouts, e.g. on an overloaded machine) leaves the grid to this process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 class RayUnavailableError(RuntimeError):
     """Ray was asked for but is not installed."""
+
+
+class RayStartError(RayUnavailableError):
+    """Ray is installed but could not start (or reach its cluster); the message is one line."""
 
 
 def ray_available() -> bool:
@@ -57,12 +63,7 @@ def _run_ray(
         ) from exc
     started = False
     if not ray.is_initialized():
-        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            init["address"] = address
-        else:
-            init["num_cpus"] = num_cpus
-        ray.init(**init)
+        _start_ray(ray, address, num_cpus)
         started = True
     try:
         remote = ray.remote(num_cpus=1)(run_trial)
@@ -86,6 +87,27 @@ def _run_ray(
             ray.shutdown()
 
 
+def _start_ray(ray: Any, address: str | None, num_cpus: int | None) -> None:
+    """``ray.init`` for local Ray or a cluster; a failure (Ray raises a bare ``Exception`` when
+    its processes do not come up within its start-up timeouts) becomes a RayStartError, after
+    stopping whatever part of Ray did start."""
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        init["address"] = address
+    else:
+        init["num_cpus"] = num_cpus
+    try:
+        ray.init(**init)
+    except Exception as exc:  # Ray's start-up errors have no common type
+        try:
+            ray.shutdown()
+        except Exception:  # best effort: Ray may be half up
+            logger.debug("ray.shutdown after a failed start failed too", exc_info=True)
+        where = f"the Ray cluster at {address}" if address else "local Ray"
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RayStartError(f"{where} could not start: {reason}") from exc
+
+
 def run_experiment(
     world: SimulationWorld,
     experiment: Experiment,
@@ -100,16 +122,23 @@ def run_experiment(
     """Run every trial; returns the results (in trial order), the MLflow parent run id (None
     without tracking) and the backend used ("ray" or "in-process").
 
-    ``backend``: "ray" (needs Ray), "in-process", or "auto" (Ray when installed)."""
+    ``backend``: "ray" (needs Ray; RayStartError when it cannot start), "in-process", or
+    "auto" (local Ray when installed and it starts, else in this process, with a warning)."""
     for settings in experiment.configs.values():
         check_settings(experiment.kind, settings)
     use_ray = backend == "ray" or (backend == "auto" and ray_available())
     if backend == "auto" and not use_ray:
         logger.info("Ray is not installed: running the grid in this process")
-    used = "ray" if use_ray else "in-process"
+    results: list[TrialResult] | None = None
     if use_ray:
-        results = _run_ray(world, experiment, address, num_cpus, on_trial)
-    else:
+        try:
+            results = _run_ray(world, experiment, address, num_cpus, on_trial)
+        except RayStartError as exc:
+            if backend == "ray":
+                raise
+            logger.warning("%s; running the grid in this process instead", exc)
+    used = "ray" if results is not None else "in-process"
+    if results is None:
         results = []
         for trial in experiment.trials():
             results.append(TrialResult(trial, run_trial(world, experiment.kind, trial)))
