@@ -35,6 +35,7 @@ from serving.request_limits import BodyLimitMiddleware
 from serving.routes import (
     ab,
     actions,
+    admin,
     browse,
     feedback,
     health,
@@ -227,6 +228,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(pages.router)
     app.include_router(browse.router)
+    app.include_router(admin.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(ab.router)

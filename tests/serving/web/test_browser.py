@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -227,3 +228,32 @@ def test_browse_with_filters_and_seen_shown(
     other.wait_for(state="detached")
     dismissed = web_store.neighbours(VertexKind.USER, "fan", EdgeKind.NOT_INTERESTED, "out")
     assert [d.key for d in dismissed] == ["m12"]
+
+
+def test_admin_chart_and_live_counts(
+    page: object, tmp_path: Path, web_store: LocalGraphStore, rcp: tuple[redis.Redis, str]
+) -> None:
+    """The champion's curve is an image with a name; the live counts refresh from GET /v1/ab
+    without a reload."""
+    from tests.serving.web.test_admin import ARMS, register_versions
+
+    client, prefix = rcp
+    settings = make_settings(tmp_path, prefix, ab=ARMS)
+    register_versions(settings)
+    app = create_app(settings, store=web_store, redis_client=client)
+    with LiveServer(app) as live:
+        pg = page
+        pg.goto(f"{live.url}/admin")  # type: ignore[attr-defined]
+        chart = pg.get_by_role("img", name=re.compile(r"^Evaluation return"))  # type: ignore[attr-defined]
+        assert chart.is_visible()
+        assert pg.get_by_role("heading", name="Learning curve of version 1 (champion)").is_visible()  # type: ignore[attr-defined]
+        served = pg.locator("#ab-live td[data-field=served_slates]")  # type: ignore[attr-defined]
+        assert served.all_inner_texts() == ["0", "0"]
+        for user in ("fan", "u1", "u2"):
+            httpx.get(f"{live.url}/users/{user}", timeout=30).raise_for_status()
+        pg.wait_for_function(  # type: ignore[attr-defined]
+            "() => [...document.querySelectorAll('#ab-live td[data-field=served_slates]')]"
+            ".reduce((n, td) => n + Number(td.textContent), 0) === 3",
+            timeout=15_000,
+        )
+        shot(pg, "admin")
