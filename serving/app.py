@@ -27,6 +27,7 @@ from serving.breaker import CircuitBreaker
 from serving.deps import Services
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
 from serving.metrics import Metrics, method_label
+from serving.openapi import build_document
 from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
@@ -219,6 +220,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = None
+    app.openapi = lambda: build_document(app, cfg)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     app.add_middleware(
         LatencyMiddleware, metrics=lambda: getattr(app.state.services, "metrics", None)

@@ -90,7 +90,17 @@ def _edge(store: GraphStore, user: str, movie: str, body: CardAction) -> None:
     store.upsert(batch)
 
 
-@router.post("/users/{user}/movies/{movie}/actions", response_model=ActionDone)
+@router.post(
+    "/users/{user}/movies/{movie}/actions",
+    response_model=ActionDone,
+    responses={
+        401: {"description": "Missing or wrong bearer token."},
+        403: {"description": "No API token configured: writes are refused."},
+        404: {"description": "download / watchlist: no such movie in the graph."},
+        409: {"description": "download / watchlist: Radarr / Plex is not configured."},
+        502: {"description": "Radarr or plex.tv refused or failed; nothing was stored."},
+    },
+)
 async def card_action(
     user: Annotated[str, Path(min_length=1, max_length=200)],
     movie: Annotated[str, Path(min_length=1, max_length=200)],
@@ -103,7 +113,9 @@ async def card_action(
     site: SiteDep,
 ) -> ActionDone:
     if body.action == "rate" and body.rating is None:
-        raise HTTPException(status_code=422, detail="a rating from 1 to 5 is needed")
+        msg = "a rating from 1 to 5 is needed"
+        error = {"loc": ["body", "rating"], "msg": msg, "type": "missing"}
+        raise HTTPException(status_code=422, detail=[error])
     note = ""
     if body.action == "download":
         if radarr is None:

@@ -51,6 +51,18 @@ def readyz(services: ServicesDep) -> Any:
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 
-@router.get("/metrics", dependencies=[Depends(require_read)])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_read)],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {"description": "MARQUEE_PROTECT_READS is set: missing or wrong bearer token."},
+        403: {"description": "MARQUEE_PROTECT_READS is set but no API token is configured."},
+    },
+)
 def metrics(services: ServicesDep) -> Response:
     return Response(content=services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -38,22 +38,25 @@ async def recommendations(
     metrics: MetricsDep,
     reclog: RecLogDep,
     breaker: BreakerDep,
-    k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
     genres: Annotated[
-        list[str] | None,
-        Query(description="Genres for cold start (names or keys; repeat or comma)."),
-    ] = None,
+        list[str],
+        Query(
+            default_factory=list,
+            description="Genres for cold start (names or keys; repeat or comma).",
+        ),
+    ],
+    k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
 ) -> Response:
     """The blocking work (ranking, the Redis log, explanations) runs in the threadpool, one hop
     per request. The body is built as the ``Recommendations`` schema and written to JSON there
     too: returning a Response skips FastAPI's second validation and encoding pass over a model
     built from checked values (``response_model`` still documents it in OpenAPI)."""
     size = k if k is not None else settings.default_k
-    if size > settings.max_k:
-        raise HTTPException(
-            status_code=422, detail=f"k must be at most {settings.max_k}, got {size}"
-        )
-    wanted = [g.strip() for raw in genres or [] for g in raw.split(",") if g.strip()]
+    if size > settings.max_k:  # the OpenAPI document gives this maximum (serving.openapi)
+        msg = f"k must be at most {settings.max_k}, got {size}"
+        error = {"loc": ["query", "k"], "msg": msg, "type": "less_than_equal"}
+        raise HTTPException(status_code=422, detail=[error])
+    wanted = [g.strip() for raw in genres for g in raw.split(",") if g.strip()]
     arm = ab.assign(user)
     recommender = recommenders.get(arm.name)
     if recommender is None:

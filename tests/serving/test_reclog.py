@@ -29,9 +29,7 @@ def _prefix_keys(client: redis.Redis, prefix: str) -> list[str]:
 
 def _index(client: redis.Redis, prefix: str, user: str) -> dict[str, list[str]]:
     raw: dict[bytes, bytes] = client.hgetall(f"{prefix}:recidx:{user}")  # type: ignore[assignment]
-    return {
-        m.decode(): [e.split("@")[0] for e in v.decode().split()] for m, v in raw.items()
-    }
+    return {m.decode(): [e.split("@")[0] for e in v.decode().split()] for m, v in raw.items()}
 
 
 def test_find_returns_the_newest_slate_showing_the_movie(

@@ -74,7 +74,8 @@ def test_unknown_user_gets_cold_start(
 def test_bad_k_is_refused(api: TestClient, query: str, message: str) -> None:
     res = api.get(f"/v1/users/fan/recommendations?{query}")
     assert res.status_code == 422
-    assert message in res.text
+    [error] = res.json()["detail"]  # one shape for every 422: a list of {loc, msg, type}
+    assert error["loc"] == ["query", "k"] and message in error["msg"]
 
 
 def test_reads_can_be_protected(
