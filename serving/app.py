@@ -31,6 +31,7 @@ from serving.openapi import build_document
 from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
+from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
 from serving.routes import (
@@ -149,6 +150,11 @@ def _build(
         policy_status=status,
         resolve_movie=_movie_resolver(store),
         breaker=breaker,
+        rate_limiter=(
+            RateLimiter(settings.anonymous_reads_per_minute)
+            if settings.anonymous_reads_per_minute is not None
+            else None
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -25,6 +26,7 @@ from serving.breaker import CircuitBreaker
 from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
 from serving.plex.ids import PlexRef, new_movie_key
+from serving.rate_limit import RateLimiter
 from serving.reclog import RecLog
 from serving.recommender import Recommender
 from serving.redis_conn import RedisHandle
@@ -54,6 +56,8 @@ class Services:
     on_library_new: Callable[[PlexRef], None] | None = None
     # open after a Redis timeout: nothing waits on Redis until the background probe succeeds
     breaker: CircuitBreaker | None = None
+    # reads without the API token, per client address (None: not limited)
+    rate_limiter: RateLimiter | None = None
 
 
 async def get_services(request: Request) -> Services:
@@ -169,3 +173,22 @@ async def require_read(request: Request, settings: SettingsDep) -> None:
     """Read endpoints need it only with MARQUEE_PROTECT_READS=true."""
     if settings.protect_reads:
         _check_token(request, settings)
+
+
+async def limit_anonymous_reads(request: Request, services: ServicesDep) -> None:
+    """With MARQUEE_ANONYMOUS_READS_PER_MINUTE set, a read without the API token over its
+    client address's budget is a 429 with Retry-After (serving.rate_limit)."""
+    limiter = services.rate_limiter
+    if limiter is None:
+        return
+    token = services.settings.api_token
+    if token is not None and bearer_matches(request, token.get_secret_value()):
+        return
+    wait = limiter.take(request.client.host if request.client is not None else "unknown")
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many requests without the API token; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for write endpoints; unset refuses writes."
     )
     protect_reads: bool = Field(default=False, description="Read endpoints need the token too.")
+    anonymous_reads_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Slate reads (API and pages) without the API token allowed per client "
+        "address and minute (429 beyond); unset: not limited. Behind a proxy every client "
+        "shares its address.",
+    )
     plex_webhook_secret: SecretStr | None = None
     ab: ABConfig = Field(
         default=DEFAULT_AB,

@@ -25,6 +25,7 @@ from serving.deps import (
     RecommendersDep,
     SettingsDep,
     StoreDep,
+    limit_anonymous_reads,
     require_read,
 )
 from serving.posters import MovieInfo
@@ -107,7 +108,12 @@ async def _slate(
     return await run_in_threadpool(serve)
 
 
-@router.get("/users/{user}", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/users/{user}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[Depends(limit_anonymous_reads)],  # each logs a slate
+)
 async def user_page(
     request: Request,
     user: UserPath,
@@ -148,7 +154,12 @@ async def user_page(
     return site.templates.TemplateResponse(request, "user.html", context)
 
 
-@router.get("/users/{user}/cards", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/users/{user}/cards",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[Depends(limit_anonymous_reads)],  # each logs a slate
+)
 async def more_cards(
     request: Request,
     user: UserPath,

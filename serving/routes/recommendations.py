@@ -17,6 +17,7 @@ from serving.deps import (
     RecommendersDep,
     SettingsDep,
     StoreDep,
+    limit_anonymous_reads,
     require_read,
 )
 from serving.presentation import present
@@ -28,7 +29,20 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)])
 
 
-@router.get("/v1/users/{user}/recommendations", response_model=Recommendations)
+@router.get(
+    "/v1/users/{user}/recommendations",
+    response_model=Recommendations,
+    dependencies=[Depends(limit_anonymous_reads)],
+    responses={
+        401: {"description": "MARQUEE_PROTECT_READS is set: missing or wrong bearer token."},
+        403: {"description": "MARQUEE_PROTECT_READS is set but no API token is configured."},
+        429: {
+            "description": "Too many reads without the API token from this address "
+            "(MARQUEE_ANONYMOUS_READS_PER_MINUTE); see Retry-After."
+        },
+        503: {"description": "The arm's policy is not loaded, or the service is starting."},
+    },
+)
 async def recommendations(
     user: Annotated[str, Path(min_length=1, max_length=200)],
     settings: SettingsDep,
