@@ -29,6 +29,7 @@ from serving.plex.plextv import PlexTvSession
 log = logging.getLogger(__name__)
 
 PLEX_TV = "https://plex.tv"
+PLEX_USER_PREFIX = "plex-"  # what ids.user_key puts before a Plex account's name
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class PlexWatchlists:
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._accounts: dict[str, MyPlexAccount | None] = {}
+        self._accounts: dict[str, tuple[float, MyPlexAccount | None]] = {}
         self._keys: dict[str, tuple[float, set[str]]] = {}
 
     def _session(self) -> PlexTvSession:
@@ -65,9 +66,13 @@ class PlexWatchlists:
     def account(self, user: str) -> MyPlexAccount | None:
         """The plex.tv account acting for graph user ``user``; None when they are not the owner
         or a home user. Raises PlexError when plex.tv cannot be asked."""
+        if not user.startswith(PLEX_USER_PREFIX):  # not made by the Plex sync: no plex.tv call
+            return None
+        now = self._clock()
         with self._lock:
-            if user in self._accounts:
-                return self._accounts[user]
+            known = self._accounts.get(user)
+        if known is not None and (known[1] is not None or now - known[0] < self.ttl):
+            return known[1]  # a "no" is asked again after ttl (a new home user, say)
         timeout = self.settings.timeout
         with plex_errors(PLEX_TV, "reading the owner's plex.tv account", timeout):
             owner = MyPlexAccount(
@@ -83,7 +88,7 @@ class PlexWatchlists:
                         found = owner.switchHomeUser(person)
                         break
         with self._lock:
-            self._accounts[user] = found
+            self._accounts[user] = (now, found)
         return found
 
     def movies(self, user: str, index: Callable[[], MovieIndex]) -> set[str] | None:

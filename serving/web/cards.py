@@ -41,6 +41,12 @@ class Card:
     genres: tuple[str, ...] = ()
     recommendation_id: str = ""
     arm: str = ""
+    rating: float | None = None  # the user's own rating, shown on the stars (browse cards)
+
+    @property
+    def stars(self) -> int:
+        """How many of the five stars the user's rating fills (0: not rated)."""
+        return round(self.rating) if self.rating else 0
 
     @property
     def poster_src(self) -> str:
@@ -149,6 +155,7 @@ def browse_cards(
                 path=graph_path(path),
                 badges=tuple(badges),
                 genres=tuple(g for g in genres.split("|") if g),
+                rating=ratings.get(key),
             )
         )
     return out

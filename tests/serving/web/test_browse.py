@@ -80,6 +80,8 @@ def test_seen_movies_shown_with_their_rating_when_asked(web: TestClient) -> None
     assert {"m1", "m10"} <= set(shown(html))
     assert "You rated it 5 of 5" in card_html(html, "m1")
     assert "You rated it" not in card_html(html, "m10")
+    stars = re.findall(r'class="star( on)?"[^>]*aria-pressed="(\w+)"', card_html(html, "m1"))
+    assert stars == [(" on", "false")] * 4 + [(" on", "true")]  # their 5 stars, shown
     assert 'id="b-seen" name="seen" type="checkbox" value="hide" >' in html  # stays unticked
 
 

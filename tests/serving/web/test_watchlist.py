@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 
 from features.graph.local import LocalGraphStore
 from serving.app import create_app
+from serving.plex.ids import user_key
+from serving.plex.watchlist import PLEX_USER_PREFIX
 from tests.serving.conftest import AUTH, make_settings
 from tests.serving.plex.plex_test_server import PlexTestServer, sample_server
 from tests.serving.plex.plextv_test_server import PlexTvTestServer, WatchlistItem
@@ -138,7 +140,10 @@ def test_a_friend_gets_no_button_and_nothing_is_stored(
     api: TestClient, tv: PlexTvTestServer, rcp: tuple[redis.Redis, str]
 ) -> None:
     assert 'data-action="watchlist"' not in api.get("/users/plex-bob").text
+    before = len(tv.requests)
     assert 'data-action="watchlist"' not in api.get("/users/fan").text  # not a Plex person
+    assert len(tv.requests) == before  # nor asked about: only the sync's plex-* users are
+    assert user_key("Bob").startswith(PLEX_USER_PREFIX)
     res = api.post("/users/plex-bob/movies/m3/actions", json={"action": "watchlist"}, headers=AUTH)
     assert res.status_code == 502 and "not this Plex server's owner" in res.text
     client, prefix = rcp
