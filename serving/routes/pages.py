@@ -18,8 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import GraphStore
+from serving.breaker import CircuitBreaker
 from serving.deps import (
     ABDep,
+    BreakerDep,
     MetricsDep,
     RecLogDep,
     RecommendersDep,
@@ -90,6 +92,7 @@ async def _slate(
     reclog: Any,
     library: set[str],
     watchlist: set[str],
+    breaker: CircuitBreaker | None = None,
 ) -> tuple[list[Card], bool]:
     arm = ab.assign(user)
     recommender = recommenders.get(arm.name)
@@ -98,7 +101,8 @@ async def _slate(
 
     def serve() -> tuple[list[Card], bool]:
         result = recommender.recommend(user, size)
-        record, _ = log_served(reclog, user, arm.name, result)
+        # with the breaker open (Redis hung or down) the page is served without logging
+        record, _ = log_served(reclog, user, arm.name, result, breaker)
         known = store.vertex(VertexKind.USER, user) is not None
         metrics.recommendations.labels(arm=arm.name).inc()
         items = present(store, user, result, record.id, arm, known)
@@ -123,6 +127,7 @@ async def user_page(
     recommenders: RecommendersDep,
     metrics: MetricsDep,
     reclog: RecLogDep,
+    breaker: BreakerDep,
     site: SiteDep,
     genre: Annotated[str | None, Query(max_length=100)] = None,
     decade_text: Annotated[str | None, Query(alias="decade", max_length=10)] = None,
@@ -134,7 +139,7 @@ async def user_page(
     library = await run_in_threadpool(site.library)
     watchlist = await run_in_threadpool(site.watchlist, user, store)
     slate, cold = await _slate(
-        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set()
+        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set(), breaker
     )
     shown = [c for c in slate if _keep(c, genre, decade, q)][:PAGE_SIZE]
     context = {
@@ -169,6 +174,7 @@ async def more_cards(
     recommenders: RecommendersDep,
     metrics: MetricsDep,
     reclog: RecLogDep,
+    breaker: BreakerDep,
     site: SiteDep,
     exclude: Annotated[str, Query(max_length=20_000)] = "",
     n: Annotated[int, Query(ge=1, le=10)] = 1,
@@ -179,7 +185,7 @@ async def more_cards(
     library = await run_in_threadpool(site.library)
     watchlist = await run_in_threadpool(site.watchlist, user, store)
     slate, _ = await _slate(
-        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set()
+        user, size, store, ab, recommenders, metrics, reclog, library, watchlist or set(), breaker
     )
     fresh = [c for c in slate if c.movie not in skip][:n]
     context = {

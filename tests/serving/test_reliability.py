@@ -111,3 +111,23 @@ def test_redis_outage_spools_feedback_and_replays_it(
         ids = [e.event_id for e in fb.events()]
         assert sorted(ids) == sorted(f"e{i}" for i in range(150))  # none lost, none doubled
         client.close()
+
+
+def test_open_breaker_serves_pages_and_slates_without_touching_redis(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    """While the breaker is open (a hung Redis), the user pages are served like the API's
+    slates: at once and unlogged, instead of each waiting out the Redis timeout."""
+    client, prefix = server_cp
+
+    def logged() -> int:
+        return sum(1 for _ in client.scan_iter(match=f"{prefix}:rec:*"))
+
+    with make_client(tmp_path, store, server_cp) as api:
+        assert api.get("/users/fan").status_code == 200 and logged() == 1
+        api.app.state.services.breaker.trip(redis.TimeoutError("Timeout reading from socket"))  # type: ignore[attr-defined]
+        assert api.get("/users/fan").status_code == 200
+        assert api.get("/users/fan/cards?n=1").status_code == 200
+        body = api.get("/v1/users/fan/recommendations").json()
+        assert body["logged"] is False
+        assert logged() == 1
