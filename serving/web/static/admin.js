@@ -11,7 +11,10 @@
   };
   async function refresh() {
     try {
-      const res = await fetch("/v1/ab", { headers: { Accept: "application/json" } });
+      const headers = { Accept: "application/json" };
+      const token = sessionStorage.getItem("marquee-token"); // saved by a card action, if any
+      if (token) headers.Authorization = "Bearer " + token; // for MARQUEE_PROTECT_READS
+      const res = await fetch("/v1/ab", { headers });
       if (!res.ok) throw new Error(`GET /v1/ab answered ${res.status}`);
       const body = await res.json();
       for (const arm of body.arms) {
