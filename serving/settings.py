@@ -97,11 +97,12 @@ class Settings(BaseSettings):
         "no recommendation id is matched against these.",
     )
     reclog_max_slates: int = Field(
-        default=50_000,  # serving.reclog.DEFAULT_MAX_SLATES
+        default=20_000,  # serving.reclog.DEFAULT_MAX_SLATES
         ge=1,
         description="Served slates kept in total, whoever asked (the oldest go first): bounds "
-        "the log against anonymous reads for made-up users. About 1-2 KB each with the "
-        "policy's state and action. A/B reports read what is kept.",
+        "the log against anonymous reads for made-up users. About 2.5-3.5 KB of Redis each "
+        "(experiments/bench/slate_log_memory.py), so ~70 MB at most by default. A/B reports "
+        "read what is kept.",
     )
     buffer_capacity: int = Field(default=100_000, ge=1)
     feedback_dedup_days: float = Field(
