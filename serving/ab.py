@@ -1,17 +1,22 @@
 """A/B arms: each names a policy (a version id or registry alias) and a traffic share.
 
-A user lands in an arm by a salted hash of their key, so the assignment is stable across
-requests and restarts and changes only when the salt or the shares change.
+Mode "split" (the default): a user lands in an arm by a salted hash of their key, so the
+assignment is stable across requests and restarts and changes only when the salt or the shares
+change. Mode "interleave": exactly two arms, and every user gets one slate that team-draft
+interleaves both arms' rankings (serving.interleaved); the router then hands every user the
+pseudo-arm ``INTERLEAVE`` and shares play no part. Shares left out are equal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SHARE_TOLERANCE = 1e-6
+INTERLEAVE = "interleave"  # the pseudo-arm of interleaved slates (reserved as an arm name)
 
 
 class Arm(BaseModel):
@@ -30,7 +35,18 @@ class ABConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     salt: str = Field(default="marquee", min_length=1)
+    mode: Literal["split", "interleave"] = "split"
     arms: tuple[Arm, ...] = (Arm(name="default", policy="popularity", share=1.0),)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _equal_shares(cls, data: Any) -> Any:
+        """Arms given without any share split the traffic equally."""
+        if isinstance(data, dict) and isinstance(data.get("arms"), list | tuple):
+            arms = data["arms"]
+            if arms and all(isinstance(a, dict) and "share" not in a for a in arms):
+                data = {**data, "arms": [{**a, "share": 1.0 / len(arms)} for a in arms]}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ABConfig:
@@ -40,6 +56,14 @@ class ABConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"A/B arm names must be distinct; repeated: {dupes}")
+        if self.mode == INTERLEAVE:
+            if len(self.arms) != 2:
+                raise ValueError(
+                    f"interleave mode needs exactly two arms (A and B), got {len(self.arms)}"
+                )
+            if INTERLEAVE in names:
+                raise ValueError(f"{INTERLEAVE!r} is reserved in interleave mode: rename the arm")
+            return self  # every user sees both arms: shares are not used
         total = math.fsum(a.share for a in self.arms)
         if abs(total - 1.0) > SHARE_TOLERANCE:
             raise ValueError(f"A/B arm shares must sum to 1, they sum to {total:g}")
@@ -57,6 +81,9 @@ class ABRouter:
 
     def __init__(self, config: ABConfig) -> None:
         self.config = config
+        self.interleaving = config.mode == INTERLEAVE
+        a, b = config.arms[0], config.arms[-1]
+        self.interleaved = Arm(name=INTERLEAVE, policy=f"{a.policy}|{b.policy}", share=1.0)
         self._edges: list[tuple[float, Arm]] = []
         acc = 0.0
         for arm in config.arms:
@@ -68,6 +95,9 @@ class ABRouter:
         return self.config.arms
 
     def assign(self, user: str) -> Arm:
+        """The user's arm; in interleave mode the ``INTERLEAVE`` pseudo-arm for everyone."""
+        if self.interleaving:
+            return self.interleaved
         b = bucket(self.config.salt, user)
         for edge, arm in self._edges:
             if b < edge:

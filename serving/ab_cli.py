@@ -1,17 +1,23 @@
-"""``marquee ab report``: the online A/B from the service's Redis logs, optionally promoting."""
+"""``marquee ab report``: the online A/B from the service's Redis logs, optionally promoting.
+In interleave mode (MARQUEE_AB ``"mode": "interleave"``) it reports the users' preference
+between the two arms instead (serving.ab_interleaving)."""
 
 from __future__ import annotations
 
 import json
 import math
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from marquee.home import Home
+
+if TYPE_CHECKING:
+    from serving.ab_interleaving import InterleavingReport
+    from serving.ab_report import ABReport
 
 console = Console()
 
@@ -50,8 +56,10 @@ def report_command(
     ] = None,
 ) -> None:
     """Per-arm acceptance, mean reward and completion with 95% CIs, an SRM check (which stops
-    the verdict when it fails), Welch's test against the control arm and a verdict."""
-    from agent.registry import PolicyRegistry
+    the verdict when it fails), Welch's test against the control arm and a verdict. In
+    interleave mode: choices credited to each arm, users won, ties, and the preference for B
+    with its 95% CI, and a verdict."""
+    from serving.ab_interleaving import build_interleaving_report
     from serving.ab_report import build_report, read_feedback, read_served
     from serving.wiring import ServiceConfigError, service_redis, service_settings
 
@@ -67,17 +75,16 @@ def report_command(
     with service_redis(settings) as handle:
         served = read_served(handle.client, settings.redis_prefix, start)
         events = read_feedback(handle.client, settings.redis_prefix)
+    if settings.ab.mode == "interleave":
+        if control is not None:
+            raise typer.BadParameter("--control is for split mode; interleaving compares A and B")
+        first, second = (arm.name for arm in settings.ab.arms)
+        inter = build_interleaving_report(served, events, (first, second), since=start)
+        moved = _promote(home, settings.model_name, alias, promote, inter)
+        _print_interleaving(inter, as_json, alias, moved)
+        return
     report = build_report(served, events, shares, control=control, since=start)
-    promoted = None
-    if promote and report.verdict == "promote":
-        if report.promote_version is None:
-            raise typer.BadParameter(
-                f"arm {report.promote_arm!r} did not serve exactly one registered version"
-            )
-        PolicyRegistry(home.tracking_uri, settings.model_name).set_alias(
-            alias, report.promote_version
-        )
-        promoted = report.promote_version
+    promoted = _promote(home, settings.model_name, alias, promote, report)
     if as_json:
         payload = report.as_dict()
         payload["promoted"] = promoted
@@ -119,6 +126,48 @@ def report_command(
         f"SRM: users {srm.observed} vs expected {expected}, chi-square {srm.chi2:.2f}, "
         f"p = {srm.p_value:.3g}: {'ok' if srm.ok else 'MISMATCH'}"
     )
+    console.print(f"verdict: {report.verdict}: {report.reason}")
+    if promoted is not None:
+        console.print(f"{alias} -> version {promoted}")
+
+
+def _promote(
+    home: Home, model_name: str, alias: str, promote: bool, report: ABReport | InterleavingReport
+) -> int | None:
+    """With --promote and a "promote" verdict, move ``alias`` to the winning arm's version."""
+    if not promote or report.verdict != "promote":
+        return None
+    if report.promote_version is None:
+        raise typer.BadParameter(
+            f"arm {report.promote_arm!r} did not serve exactly one registered version"
+        )
+    from agent.registry import PolicyRegistry
+
+    PolicyRegistry(home.tracking_uri, model_name).set_alias(alias, report.promote_version)
+    return report.promote_version
+
+
+def _print_interleaving(
+    report: InterleavingReport, as_json: bool, alias: str, promoted: int | None
+) -> None:
+    if as_json:
+        payload = report.as_dict()
+        payload["promoted"] = promoted
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    table = Table(title="online interleaving (team draft; per user)")
+    for col in ("arm", "versions", "credited choices", "users won"):
+        table.add_column(col)
+    for t in report.teams:
+        table.add_row(t.arm, ",".join(t.versions), str(t.credited_choices), str(t.users_won))
+    console.print(table)
+    counts = (
+        f"{report.slates} interleaved slates, {report.users} users, "
+        f"{report.users_with_choices} with a credited choice"
+    )
+    if report.uncredited_events:
+        counts += f" ({report.uncredited_events} events named no movie of their slate)"
+    console.print(counts)
     console.print(f"verdict: {report.verdict}: {report.reason}")
     if promoted is not None:
         console.print(f"{alias} -> version {promoted}")

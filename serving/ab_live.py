@@ -1,5 +1,6 @@
 """Live per-arm counters for GET /v1/ab: cheap to read (one pipeline), kept as slates are
-served and feedback is stored.
+served and feedback is stored. An interleaved slate counts as served by both its teams, and
+feedback on it counts for the team whose item it names (the credit).
 
 Keys (``{prefix}:ab:...``): hashes ``served``, ``feedback`` (events joined to an arm's slate)
 and ``reward`` (their reward sum, features.reward's scale) keyed by arm, and per arm two
@@ -54,10 +55,11 @@ def count_feedback(
             if rec is None:
                 continue
             reward = feedback_reward(event.type.value, event.rating, event.completion)
-            pipe.hincrby(_key(prefix, "feedback"), rec.arm, 1)
-            pipe.hincrbyfloat(_key(prefix, "reward"), rec.arm, reward)
+            arm = rec.team_of(event.movie)  # interleaved: the team whose item it was
+            pipe.hincrby(_key(prefix, "feedback"), arm, 1)
+            pipe.hincrbyfloat(_key(prefix, "reward"), arm, reward)
             if reward > 0:
-                pipe.pfadd(_key(prefix, f"accepted:{rec.arm}"), rec.id)
+                pipe.pfadd(_key(prefix, f"accepted:{arm}"), rec.id)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("A/B live counters not updated: %s", type(exc).__name__)

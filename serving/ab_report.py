@@ -52,6 +52,7 @@ class Served:
     version: str
     slate: tuple[str, ...]
     created: float
+    teams: tuple[str, ...] = ()  # interleaved slates: each position's arm
 
 
 def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Served]:
@@ -65,11 +66,11 @@ def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Se
         chunk = keys[start : start + 500]
         pipe = client.pipeline(transaction=False)
         for key in chunk:
-            pipe.hmget(key, ["user", "arm", "version", "slate", "t"])
+            pipe.hmget(key, ["user", "arm", "version", "slate", "t", "teams"])
         for key, values in zip(chunk, pipe.execute(), strict=True):
             if values is None or values[0] is None:
                 continue  # expired between SCAN and HMGET
-            user, arm, version, slate, t = (v.decode() if v else "" for v in values)
+            user, arm, version, slate, t, teams = (v.decode() if v else "" for v in values)
             created = float(t or 0.0)
             if created < since:
                 continue
@@ -81,6 +82,7 @@ def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Se
                     version=version,
                     slate=tuple(str(m) for m in json.loads(slate or "[]")),
                     created=created,
+                    teams=tuple(str(a) for a in json.loads(teams or "[]")),
                 )
             )
     out.sort(key=lambda s: (s.created, s.id))

@@ -11,6 +11,7 @@ import logging
 from features.graph.schema import VertexKind
 from features.graph.store import Explanation, GraphStore, UnknownVertexError
 from serving.ab import Arm
+from serving.interleaved import team_version_key
 from serving.recommender import RecommendationResult
 from serving.schemas.recommendations import RecommendedMovie
 
@@ -50,8 +51,12 @@ def present(
                 propensity=item.propensity,
                 explanation=text,
                 recommendation_id=rec_id,
-                policy_version=result.policy_version,
-                arm=arm.name,
+                policy_version=(
+                    result.extra.get(team_version_key(item.team), result.policy_version)
+                    if item.team
+                    else result.policy_version
+                ),
+                arm=item.team or arm.name,  # interleaved: the team that put it on the slate
             )
         )
     return out

@@ -3,8 +3,9 @@ names it (or matches it by user and movie) can become a transition (s, a, r, s')
 
 Keys (``{prefix}:...``):
 
-- ``rec:{id}``: a hash per slate: user, arm, version, slate (JSON list of movie keys), and
-  float32 bytes for propensities, state and action;
+- ``rec:{id}``: a hash per slate: user, arm, version, slate (JSON list of movie keys),
+  float32 bytes for propensities, state and action, and for an interleaved slate (arm
+  "interleave") ``teams``, the JSON list of the arm each position came from;
 - ``recs:{user}``: the user's logged ids, newest first;
 - ``recidx:{user}``: the (user, movie) index: movie -> "id@created ..." (newest first) for the
   user's slates that show it, so matching an event to its slate is one HGET and one HGETALL
@@ -59,6 +60,17 @@ class LoggedRecommendation:
     state: np.ndarray | None
     action: np.ndarray | None
     created: float
+    teams: tuple[str, ...] = ()  # interleaved slates: each position's arm (team)
+
+    def team_of(self, movie: str | None) -> str:
+        """The arm credited for ``movie``: its team on an interleaved slate, else the arm."""
+        if self.teams and movie in self.slate:
+            return self.teams[self.slate.index(movie)]
+        return self.arm
+
+    def arms(self) -> list[str]:
+        """The arms that served this slate (both teams of an interleaved one)."""
+        return sorted(set(self.teams)) if self.teams else [self.arm]
 
 
 def _vec(value: np.ndarray | None) -> bytes:
@@ -188,21 +200,22 @@ class RecLog:
         key = self._key(rec.id)
         slate = json.dumps(rec.slate)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                "user": rec.user,
-                "arm": rec.arm,
-                "version": rec.policy_version,
-                "slate": slate,
-                "prop": _vec(rec.propensities),
-                "state": _vec(rec.state),
-                "action": _vec(rec.action),
-                "t": repr(rec.created),
-            },
-        )
+        fields = {
+            "user": rec.user,
+            "arm": rec.arm,
+            "version": rec.policy_version,
+            "slate": slate,
+            "prop": _vec(rec.propensities),
+            "state": _vec(rec.state),
+            "action": _vec(rec.action),
+            "t": repr(rec.created),
+        }
+        if rec.teams:
+            fields["teams"] = json.dumps(list(rec.teams))
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.expire(key, self.ttl)
-        count_served(pipe, self.prefix, rec.arm, rec.user)
+        for arm in rec.arms():
+            count_served(pipe, self.prefix, arm, rec.user)
         args: list[str | int] = [rec.id, rec.user, self.ttl, self.user_slates, self.max_slates]
         args = [self.prefix, *args, slate, repr(rec.created)]
         self._index(keys=[self.order_key], args=args, client=pipe)
@@ -225,6 +238,7 @@ class RecLog:
             state=_unvec(f.get("state")),
             action=_unvec(f.get("action")),
             created=float(f.get("t", b"0")),
+            teams=tuple(str(t) for t in json.loads(f["teams"])) if f.get("teams") else (),
         )
 
     def find(
@@ -253,6 +267,7 @@ def make_record(
     propensities: list[float],
     state: np.ndarray | None,
     action: np.ndarray | None,
+    teams: tuple[str, ...] = (),
 ) -> LoggedRecommendation:
     """A record with a fresh id and the current time."""
     return LoggedRecommendation(
@@ -265,6 +280,7 @@ def make_record(
         state=state,
         action=action,
         created=time.time(),
+        teams=teams,
     )
 
 
@@ -286,6 +302,7 @@ def log_served(
         [i.propensity for i in result.items],
         result.state,
         result.action,
+        tuple(i.team or arm for i in result.items) if any(i.team for i in result.items) else (),
     )
     if reclog is None or not result.items:
         return record, False

@@ -17,12 +17,14 @@ import numpy as np
 class ScoredItem:
     """One recommended movie. ``propensity`` is the probability the policy showed it here
     (1.0 for a deterministic ranking); ``reason`` is a fallback explanation for when the graph
-    has no path from the user's liked movies (e.g. "Popular in Comedy")."""
+    has no path from the user's liked movies (e.g. "Popular in Comedy"); ``team`` is the A/B
+    arm whose ranking put it on an interleaved slate (None on a plain slate)."""
 
     movie: str
     score: float
     propensity: float = 1.0
     reason: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)

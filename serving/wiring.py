@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from features.graph.store import GraphStore
 from marquee.home import Home
-from serving.ab import ABRouter, Arm
+from serving.ab import INTERLEAVE, ABRouter, Arm
 from serving.feedback.store import RedisFeedbackStore
+from serving.interleaved import InterleavedRecommender
 from serving.policy_source import PolicyPool
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.recommender import Recommender
@@ -69,6 +70,11 @@ class ServiceRecommenders:
         self.by_arm: dict[str, Recommender] = {
             arm.name: self.factory(arm, store) for arm in self.ab.arms
         }
+        if self.ab.interleaving:  # MARQUEE_AB mode "interleave": one slate from both arms
+            a, b = (arm.name for arm in self.ab.arms)
+            self.by_arm[INTERLEAVE] = InterleavedRecommender(
+                self.by_arm[a], self.by_arm[b], (a, b)
+            )
 
     @property
     def pool(self) -> PolicyPool | None:

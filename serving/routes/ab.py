@@ -1,5 +1,6 @@
-"""GET /v1/ab: the arms, their shares, and each arm's served slates, users, feedback,
-acceptance and mean reward so far, from Redis counters (serving.ab_live): one round trip."""
+"""GET /v1/ab: the arms, their shares or mode, and each arm's served slates, users, feedback,
+acceptance and mean reward so far, from Redis counters (serving.ab_live): one round trip.
+In interleave mode every slate counts for both arms and feedback for the team credited."""
 
 from __future__ import annotations
 
@@ -41,6 +42,6 @@ async def ab_view(ab: ABDep, reclog: RecLogDep) -> ABView:
     except redis.RedisError as exc:
         raise HTTPException(status_code=503, detail="Redis is not available") from exc
     return ABView(
-        mode="split",
+        mode=ab.config.mode,
         arms=[ArmView(**a.as_dict()) for a in live],  # type: ignore[arg-type]
     )

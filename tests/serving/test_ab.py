@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from serving.ab import ABConfig, ABRouter, Arm, bucket
+from serving.ab import INTERLEAVE, ABConfig, ABRouter, Arm, bucket
 from serving.settings import Settings
 
 
@@ -68,3 +68,22 @@ def test_settings_read_ab_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MARQUEE_AB", '{"arms": [{"name": "a", "policy": "p", "share": 0.3}]}')
     with pytest.raises(ValidationError, match="shares must sum to 1"):
         Settings()
+
+
+def test_interleave_mode_needs_two_arms_leaves_shares_out_and_serves_everyone_both() -> None:
+    two = [{"name": "a", "policy": "p1"}, {"name": "b", "policy": "p2"}]
+    config = ABConfig.model_validate({"mode": "interleave", "arms": two})
+    assert [a.share for a in config.arms] == [0.5, 0.5]  # shares left out: equal
+    router = ABRouter(config)
+    assert {router.assign(f"u{i}").name for i in range(200)} == {INTERLEAVE}
+    assert router.assign("u1").policy == "p1|p2"
+    assert ABRouter(ABConfig.model_validate({"arms": two})).assign("u1").name in {"a", "b"}
+    with pytest.raises(ValidationError, match="interleave mode needs exactly two arms"):
+        three = [*two, {"name": "c", "policy": "x"}]
+        ABConfig.model_validate({"mode": "interleave", "arms": three})
+    with pytest.raises(ValidationError, match="'interleave' is reserved"):
+        ABConfig.model_validate(
+            {"mode": "interleave", "arms": [two[0], {"name": INTERLEAVE, "policy": "x"}]}
+        )
+    with pytest.raises(ValidationError, match="mode"):
+        ABConfig.model_validate({"mode": "shuffle", "arms": two})
