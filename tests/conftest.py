@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 
 from env.world import SimulationWorld
@@ -14,7 +17,10 @@ def ml_world() -> SimulationWorld:
 
 
 @pytest.fixture(autouse=True)
-def _no_leaked_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_leaked_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; clear it so one test's MLflow
-    store never leaks into the next test's home folder."""
+    store never leaks into the next test's home folder. Cleared again after the test: a
+    module-scoped fixture of the next module runs before this one does."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
