@@ -1,0 +1,376 @@
+"""Guarded promotion: promote, keep or roll back a challenger policy from logged evidence.
+
+First off-policy (an OPE estimate of each policy on the logged traffic, with its interval),
+then online (an A/B split or interleaving: the challenger-minus-champion difference with its
+CI, a sample-ratio-mismatch check, and the guardrails acceptance, mean rating and catalogue
+coverage). The rules, in order:
+
+1. offline: a challenger whose OPE interval lies wholly below the champion's is kept out
+   (``keep``, never shown online); an estimate with too small an effective sample size says
+   nothing and the online stage decides alone;
+2. online: a failed SRM check stops the verdict (``keep``); a guardrail that drops
+   significantly by more than its tolerance rolls the challenger back (``rollback``: its
+   traffic returns to the champion); a significant win on the primary metric promotes;
+   anything else keeps the champion.
+
+``decide`` is a pure function of its evidence, so a decision reproduces from its logged JSON;
+``log_decision`` records every decision in MLflow (params, metrics, the evidence as JSON);
+``apply_decision`` moves the registry aliases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.evaluation.ab_stats import ALPHA, Difference, SRMCheck, srm_check, welch
+from agent.evaluation.ope import Estimate
+
+log = logging.getLogger(__name__)
+
+Action = Literal["promote", "keep", "rollback"]
+GUARDRAILS = ("acceptance", "mean_rating", "coverage")
+PREVIOUS_ALIAS = "previous-champion"
+
+
+@dataclass(frozen=True)
+class OfflineEvidence:
+    """OPE of both policies on the same logged slates (one estimator, e.g. DR or SNIPS)."""
+
+    champion: Estimate
+    challenger: Estimate
+
+    def as_dict(self) -> dict[str, object]:
+        return {"champion": self.champion.as_dict(), "challenger": self.challenger.as_dict()}
+
+
+@dataclass(frozen=True)
+class ArmOutcome:
+    """One arm's online figures: users, acceptance, mean rating of rated picks and catalogue
+    coverage (distinct movies shown / catalogue size)."""
+
+    users: int
+    acceptance: float
+    mean_rating: float
+    coverage: float
+    mean_reward: float
+
+
+@dataclass(frozen=True)
+class OnlineEvidence:
+    """The online comparison, challenger minus champion. ``primary`` is the per-user reward
+    difference (A/B, Welch) or the interleaving preference (one-sample); ``srm`` may be None
+    for interleaving, where every user sees both."""
+
+    method: str
+    primary: Difference
+    srm: SRMCheck | None
+    champion: ArmOutcome
+    challenger: ArmOutcome
+    guardrails: dict[str, Difference] = field(default_factory=dict)  # acceptance, mean_rating
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PromotionRules:
+    """Thresholds. Tolerances are relative drops of the champion's value that a guardrail may
+    show before it counts (acceptance and rating must also be significant at ``alpha``)."""
+
+    alpha: float = ALPHA
+    min_ess: float = 30.0
+    min_users_per_arm: int = 20
+    acceptance_tolerance: float = 0.05
+    rating_tolerance: float = 0.05
+    coverage_tolerance: float = 0.4
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with the challenger, at which stage it was decided, why, and on what."""
+
+    action: Action
+    stage: str  # "offline" or "online"
+    reason: str
+    champion_version: int | None
+    challenger_version: int | None
+    offline: OfflineEvidence | None
+    online: OnlineEvidence | None
+    rules: PromotionRules
+    guardrail_drops: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "stage": self.stage,
+            "reason": self.reason,
+            "champion_version": self.champion_version,
+            "challenger_version": self.challenger_version,
+            "offline": None if self.offline is None else self.offline.as_dict(),
+            "online": None if self.online is None else self.online.as_dict(),
+            "rules": self.rules.as_dict(),
+            "guardrail_drops": list(self.guardrail_drops),
+        }
+
+
+def _fmt(d: Difference) -> str:
+    return f"{d.estimate:+.4f} [{d.ci95_low:+.4f}, {d.ci95_high:+.4f}] (p = {d.p_value:.2g})"
+
+
+def guardrail_drops(online: OnlineEvidence, rules: PromotionRules) -> list[str]:
+    """The guardrails the challenger breaks: acceptance or mean rating significantly lower by
+    more than the tolerance, or coverage lower by more than its tolerance."""
+    drops = []
+    for name, tol in (
+        ("acceptance", rules.acceptance_tolerance),
+        ("mean_rating", rules.rating_tolerance),
+    ):
+        diff = online.guardrails.get(name)
+        base = float(getattr(online.champion, name))
+        if diff is None or not np.isfinite(base):
+            continue
+        if diff.ci95_high < 0 and diff.p_value < rules.alpha and diff.estimate < -tol * abs(base):
+            drops.append(name)
+    champ, chall = online.champion.coverage, online.challenger.coverage
+    if np.isfinite(champ) and chall < (1.0 - rules.coverage_tolerance) * champ:
+        drops.append("coverage")
+    return drops
+
+
+def decide(
+    offline: OfflineEvidence | None,
+    online: OnlineEvidence | None,
+    *,
+    rules: PromotionRules | None = None,
+    champion_version: int | None = None,
+    challenger_version: int | None = None,
+) -> Decision:
+    """Promote, keep or roll back (module doc for the rules, in their order)."""
+    rules = rules or PromotionRules()
+
+    def made(action: Action, stage: str, reason: str, drops: Sequence[str] = ()) -> Decision:
+        return Decision(
+            action,
+            stage,
+            reason,
+            champion_version,
+            challenger_version,
+            offline,
+            online,
+            rules,
+            tuple(drops),
+        )
+
+    offline_note = "no off-policy estimate"
+    if offline is not None:
+        champ, chall = offline.champion, offline.challenger
+        if chall.ess < rules.min_ess or not np.isfinite(chall.value):
+            offline_note = (
+                f"off-policy estimate inconclusive (effective sample size {chall.ess:.0f} < "
+                f"{rules.min_ess:g})"
+            )
+        elif chall.ci95_high < champ.ci95_low:
+            return made(
+                "keep",
+                "offline",
+                f"off-policy: challenger {chall.value:+.4f} [{chall.ci95_low:+.4f}, "
+                f"{chall.ci95_high:+.4f}] is below the champion {champ.value:+.4f} "
+                f"[{champ.ci95_low:+.4f}, {champ.ci95_high:+.4f}] ({chall.estimator}); "
+                "not tried online",
+            )
+        else:
+            offline_note = (
+                f"off-policy: challenger {chall.value:+.4f} vs champion {champ.value:+.4f} "
+                f"({chall.estimator}, intervals overlap or challenger ahead)"
+            )
+    if online is None:
+        return made("keep", "offline", f"{offline_note}; waiting for online evidence")
+    if online.srm is not None and not online.srm.ok:
+        return made(
+            "keep",
+            "online",
+            f"sample ratio mismatch (chi-square p = {online.srm.p_value:.2g} < "
+            f"{online.srm.alpha}): users per arm {online.srm.observed}; no verdict",
+        )
+    drops = guardrail_drops(online, rules)
+    if drops:
+        detail = "; ".join(
+            f"{g} {getattr(online.challenger, g):.4f} vs {getattr(online.champion, g):.4f}"
+            for g in drops
+        )
+        return made("rollback", "online", f"guardrail dropped: {detail}", drops)
+    few = min(online.champion.users, online.challenger.users)
+    if online.method == "ab" and few < rules.min_users_per_arm:
+        return made(
+            "keep",
+            "online",
+            f"{offline_note}; only {few} users in an arm (need {rules.min_users_per_arm})",
+        )
+    p = online.primary
+    if p.ci95_low > 0 and p.p_value < rules.alpha:
+        return made("promote", "online", f"{offline_note}; online {online.method} win {_fmt(p)}")
+    if p.ci95_high < 0 and p.p_value < rules.alpha:
+        return made("keep", "online", f"{offline_note}; online {online.method} loss {_fmt(p)}")
+    return made("keep", "online", f"{offline_note}; online {online.method} inconclusive {_fmt(p)}")
+
+
+def _floats(values: Iterable[float]) -> npt.NDArray[np.float64]:
+    return np.asarray(list(values), dtype=np.float64)
+
+
+def _diff(a: Sequence[float], b: Sequence[float]) -> Difference | None:
+    x, y = _floats(a), _floats(b)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        return None
+    return welch(x, y)
+
+
+@dataclass(frozen=True)
+class ArmSamples:
+    """Per-user figures of one arm, as an online A/B collects them: each user's mean reward
+    per slate and acceptance (share of slates with a positive response), the ratings given,
+    and the movies shown."""
+
+    rewards: Sequence[float]
+    acceptance: Sequence[float]
+    ratings: Sequence[float]
+    shown: Iterable[str | int]
+
+    def outcome(self, catalogue_size: int) -> ArmOutcome:
+        shown = set(self.shown)
+        return ArmOutcome(
+            users=len(self.rewards),
+            acceptance=float(np.mean(self.acceptance)) if len(self.acceptance) else float("nan"),
+            mean_rating=float(np.mean(self.ratings)) if len(self.ratings) else float("nan"),
+            coverage=len(shown) / max(catalogue_size, 1),
+            mean_reward=float(np.mean(self.rewards)) if len(self.rewards) else float("nan"),
+        )
+
+
+def ab_evidence(
+    champion: ArmSamples,
+    challenger: ArmSamples,
+    *,
+    catalogue_size: int,
+    shares: Mapping[str, float] | None = None,
+) -> OnlineEvidence:
+    """OnlineEvidence of an A/B split from per-user samples: Welch's test on reward (primary),
+    acceptance and rating, and the SRM check of users per arm against ``shares`` (keys
+    "champion" and "challenger"; equal shares by default)."""
+    shares = shares or {"champion": 0.5, "challenger": 0.5}
+    primary = welch(_floats(champion.rewards), _floats(challenger.rewards))
+    guards = {
+        name: d
+        for name, d in (
+            ("acceptance", _diff(champion.acceptance, challenger.acceptance)),
+            ("mean_rating", _diff(champion.ratings, challenger.ratings)),
+        )
+        if d is not None
+    }
+    srm = srm_check(
+        {"champion": len(champion.rewards), "challenger": len(challenger.rewards)}, shares
+    )
+    return OnlineEvidence(
+        method="ab",
+        primary=primary,
+        srm=srm,
+        champion=champion.outcome(catalogue_size),
+        challenger=challenger.outcome(catalogue_size),
+        guardrails=guards,
+    )
+
+
+def log_decision(
+    decision: Decision,
+    *,
+    tracking_uri: str,
+    experiment: str = "marquee-promotion",
+    artifacts_dir: Path | None = None,
+    step: int | None = None,
+) -> str:
+    """One MLflow run per decision: params (action, stage, versions), metrics (the evidence's
+    figures), the reason as a tag and the whole evidence as ``decision.json`` (under
+    ``artifacts_dir`` when the experiment is new, so nothing lands in the working directory).
+    Returns the run id."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        exp_id = exp.experiment_id
+    else:
+        location = None
+        if artifacts_dir is not None:
+            artifacts_dir.mkdir(parents=True, exist_ok=True)
+            location = artifacts_dir.resolve().as_uri()
+        exp_id = client.create_experiment(experiment, artifact_location=location)
+    run = client.create_run(exp_id, run_name=f"promotion-{decision.action}")
+    run_id = str(run.info.run_id)
+    params = {
+        "action": decision.action,
+        "stage": decision.stage,
+        "champion_version": str(decision.champion_version),
+        "challenger_version": str(decision.challenger_version),
+        "guardrail_drops": ",".join(decision.guardrail_drops) or "none",
+    }
+    metrics: dict[str, float] = {}
+    if decision.offline is not None:
+        for who in ("champion", "challenger"):
+            est: Estimate = getattr(decision.offline, who)
+            metrics[f"ope/{who}_value"] = est.value
+            metrics[f"ope/{who}_ci95_low"] = est.ci95_low
+            metrics[f"ope/{who}_ci95_high"] = est.ci95_high
+            metrics[f"ope/{who}_ess"] = est.ess
+    if decision.online is not None:
+        on = decision.online
+        metrics["online/diff"] = on.primary.estimate
+        metrics["online/diff_ci95_low"] = on.primary.ci95_low
+        metrics["online/diff_ci95_high"] = on.primary.ci95_high
+        metrics["online/p_value"] = on.primary.p_value
+        if on.srm is not None:
+            metrics["online/srm_p_value"] = on.srm.p_value
+        for who in ("champion", "challenger"):
+            arm: ArmOutcome = getattr(on, who)
+            for name in (*GUARDRAILS, "mean_reward", "users"):
+                metrics[f"online/{who}_{name}"] = float(getattr(arm, name))
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for name, figure in metrics.items():
+        if np.isfinite(figure):
+            client.log_metric(run_id, name, float(figure), step=step or 0)
+    client.set_tag(run_id, "reason", decision.reason[:5000])
+    client.log_text(run_id, json.dumps(decision.as_dict(), indent=2, default=str), "decision.json")
+    client.set_terminated(run_id)
+    log.info(
+        "promotion decision %s (%s): %s [run %s]",
+        decision.action,
+        decision.stage,
+        decision.reason,
+        run_id,
+    )
+    return run_id
+
+
+def apply_decision(decision: Decision, registry: Any) -> None:
+    """Move the aliases of an agent.registry.PolicyRegistry: promote puts ``champion`` on the
+    challenger's version (the old one keeps ``previous-champion``); rollback points
+    ``challenger`` back at the champion's version, so its traffic gets the champion again;
+    keep changes nothing."""
+    champ, chall = decision.champion_version, decision.challenger_version
+    if decision.action == "promote" and chall is not None:
+        if champ is not None:
+            registry.set_alias(PREVIOUS_ALIAS, champ)
+        registry.set_alias("champion", chall)
+    elif decision.action == "rollback" and champ is not None:
+        registry.set_alias("challenger", champ)
