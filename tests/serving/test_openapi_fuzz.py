@@ -7,6 +7,7 @@ its counts are printed at the end of the module (``pytest -s``)."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from serving.app import create_app
 from serving.settings import Settings
-from tests.serving.conftest import AUTH, TOKEN, build_store, make_settings
+from tests.serving.conftest import AUTH, MOVIES, TOKEN, build_store, make_settings
 from tests.serving.redis_server import redis_client
 
 EXAMPLES = 100  # generated requests per operation and generation mode
@@ -33,6 +34,11 @@ SEMANTIC = {
     "POST /v1/feedback",
     "POST /users/{user}/movies/{movie}/actions",  # the movie must be in the graph
 }
+# Operations where schemathesis 4.32 reports "schema-violating request accepted" for requests
+# that are valid as sent: an object in the query that serializes to one string (a valid
+# one-element array) or to nothing; a value that leaves one anyOf branch for another
+# (Account.id: null -> a string, which int | str | None allows). They skip only that check.
+LOOSE_NEGATIVES = {"GET /v1/users/{user}/recommendations", "POST /v1/plex/webhook"}
 
 
 class _NoLifespan:
@@ -59,6 +65,22 @@ def _document() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(_document())
 
 
+@schema.hook
+def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    """Schema-valid feedback names movies of the test graph, so that the fuzz also reaches the
+    store (a made-up movie is a 422 before it); invalid cases are left as generated."""
+    meta = case.meta
+    if case.operation.label != "POST /v1/feedback" or meta is None:
+        return case
+    if not meta.generation.mode.is_positive:
+        return case
+    case.body = copy.deepcopy(case.body)  # it may be the document's own example
+    for event in case.body if isinstance(case.body, list) else [case.body]:
+        if isinstance(event, dict) and isinstance(event.get("movie"), str):
+            event["movie"] = MOVIES[len(event["movie"]) % len(MOVIES)][0]
+    return case
+
+
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -69,7 +91,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             redis_client=client,
         )
         with TestClient(app) as http:
-            assert http.get("/openapi.json").json() == schema.raw_schema
+            assert http.get("/openapi.json").json() == _document()
             yield _NoLifespan(app)
         _report()
 
@@ -97,9 +119,7 @@ def test_every_answer_is_documented_and_never_5xx(case: schemathesis.Case, live_
     response = case.call(app=live_app, headers=headers)
     STATUSES[(case.operation.label, response.status_code)] += 1
     skip = [checks.positive_data_acceptance] if case.operation.label in SEMANTIC else []
-    if case.operation.label == "POST /v1/plex/webhook":
-        # schemathesis 4.32 counts a value that leaves one branch of an anyOf for another as
-        # invalid (Account.id: null -> a string, which int | str | None allows)
+    if case.operation.label in LOOSE_NEGATIVES:
         skip.append(checks.negative_data_rejection)
     case.validate_response(response, headers=headers, excluded_checks=skip)
 
