@@ -52,8 +52,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Slate reads (API and pages) without the API token allowed per client "
-        "address and minute (429 beyond); unset: not limited. Behind a proxy every client "
-        "shares its address.",
+        "address and minute (429 beyond); unset: not limited. Behind a proxy the address is "
+        "X-Forwarded-For's if uvicorn trusts the proxy (FORWARDED_ALLOW_IPS).",
     )
     plex_webhook_secret: SecretStr | None = None
     ab: ABConfig = Field(

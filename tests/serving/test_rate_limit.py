@@ -103,3 +103,26 @@ def test_unset_means_unlimited(
     with _client(tmp_path, store, server_cp, "203.0.113.9") as api:
         codes = {api.get("/v1/users/fan/recommendations?k=1").status_code for _ in range(30)}
         assert codes == {200}
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    """`marquee serve` runs uvicorn with proxy headers on: from a trusted proxy (127.0.0.1, or
+    FORWARDED_ALLOW_IPS) the client address is X-Forwarded-For's, which the limit keys on."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    client, prefix = server_cp
+    app = create_app(
+        make_settings(tmp_path, prefix, anonymous_reads_per_minute=1),
+        store=store,
+        redis_client=client,
+    )
+    proxied = ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1")
+    with TestClient(proxied, client=("127.0.0.1", 1)) as proxy:  # type: ignore[arg-type]
+
+        def get(forwarded_for: str) -> int:
+            headers = {"X-Forwarded-For": forwarded_for}
+            return proxy.get("/v1/users/fan/recommendations", headers=headers).status_code
+
+        assert [get("192.0.2.1"), get("192.0.2.1"), get("192.0.2.2")] == [200, 429, 200]
