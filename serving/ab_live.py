@@ -2,7 +2,8 @@
 served and feedback is stored. An interleaved slate counts as served by both its teams, and
 feedback on it counts for the team whose item it names (the credit).
 
-Keys (``{prefix}:ab:...``): hashes ``served``, ``feedback`` (events joined to an arm's slate)
+Keys (``{<prefix>:reclog}:ab:...``, in the served-slate log's hash slot because the log's script
+counts each slate it stores): hashes ``served``, ``feedback`` (events joined to an arm's slate)
 and ``reward`` (their reward sum, features.reward's scale) keyed by arm, and per arm two
 HyperLogLogs, ``users:{arm}`` and ``accepted:{arm}`` (slates with positive feedback), whose
 counts are within about 1% and whose size stays at 12 KB whatever the traffic. The counters
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from agent.buffers.hash_tag import RECLOG, tag
 from features.reward import feedback_reward
 from serving.schemas.feedback import FeedbackEvent
 
@@ -29,13 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def _key(prefix: str, name: str) -> str:
-    return f"{prefix}:ab:{name}"
+    return f"{tag(prefix, RECLOG)}:ab:{name}"
 
 
-def count_served(pipe: redis.client.Pipeline, prefix: str, arm: str, user: str) -> None:
-    """Add one served slate to ``pipe`` (the reclog's own transaction)."""
-    pipe.hincrby(_key(prefix, "served"), arm, 1)
-    pipe.pfadd(_key(prefix, f"users:{arm}"), user)
+def served_keys(prefix: str, arm: str) -> tuple[str, str]:
+    """The keys the reclog's script bumps per served slate: the ``served`` hash and the arm's
+    ``users`` HyperLogLog."""
+    return _key(prefix, "served"), _key(prefix, f"users:{arm}")
 
 
 def count_feedback(
@@ -92,9 +94,9 @@ def snapshot(
     pipe.hgetall(_key(prefix, "served"))
     pipe.hgetall(_key(prefix, "feedback"))
     pipe.hgetall(_key(prefix, "reward"))
-    for name, _, _ in arms:
-        pipe.pfcount(_key(prefix, f"users:{name}"))
-        pipe.pfcount(_key(prefix, f"accepted:{name}"))
+    for name, _, _ in arms:  # one key each: redis-py's cluster pipeline blocks ``pfcount()``
+        pipe.execute_command("PFCOUNT", _key(prefix, f"users:{name}"))  # (it may span slots)
+        pipe.execute_command("PFCOUNT", _key(prefix, f"accepted:{name}"))
     served, feedback, reward, *counts = pipe.execute()
 
     def get(table: dict[bytes, bytes], name: str) -> float:

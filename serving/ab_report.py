@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import redis
 
+from agent.buffers.hash_tag import RECLOG, tag
 from agent.evaluation.ab_stats import (
     ALPHA,
     Difference,
@@ -32,6 +33,7 @@ from agent.evaluation.ab_stats import (
     welch,
 )
 from features.reward import WATCHED_POSITIVE, feedback_reward
+from serving.feedback.store import stream_key
 from serving.reclog import CLOCK_SKEW_SECONDS
 from serving.schemas.feedback import FeedbackEvent, FeedbackType
 
@@ -59,7 +61,7 @@ def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Se
     """Every logged slate still in Redis served at or after ``since``, oldest first."""
     keys = sorted(
         k.decode() if isinstance(k, bytes) else str(k)
-        for k in client.scan_iter(match=f"{prefix}:rec:*", count=1000)
+        for k in client.scan_iter(match=f"{tag(prefix, RECLOG)}:rec:*", count=1000)
     )
     out: list[Served] = []
     for start in range(0, len(keys), 500):
@@ -92,7 +94,7 @@ def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Se
 def read_feedback(client: redis.Redis, prefix: str, batch: int = 1000) -> list[FeedbackEvent]:
     """Every event in the feedback stream, oldest first (events that do not parse are counted
     and skipped: an old or foreign writer must not stop the report)."""
-    key, start = f"{prefix}:feedback:events", "-"
+    key, start = stream_key(prefix), "-"
     events: list[FeedbackEvent] = []
     bad = 0
     while True:

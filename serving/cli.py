@@ -89,6 +89,7 @@ def learn_command(
     from agent.registry import PolicyNotFoundError
     from serving.redis_conn import connect
     from serving.settings import Settings
+    from serving.wiring import migrate_keys
 
     home: Home = ctx.obj.ensure()
     settings = Settings(home=home.root)
@@ -113,6 +114,7 @@ def learn_command(
         timeout=settings.redis_timeout_seconds,
         aof_fsync=settings.embedded_redis_fsync,
     )
+    migrate_keys(handle, settings.redis_prefix)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

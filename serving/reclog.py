@@ -1,7 +1,8 @@
 """The recommendation log: every served slate, kept in Redis for a while (TTL), so feedback that
 names it (or matches it by user and movie) can become a transition (s, a, r, s').
 
-Keys (``{prefix}:...``):
+Keys (``<log>:...``, where ``<log>`` is ``{<prefix>:reclog}``, one Redis Cluster hash tag for
+all of them, agent.buffers.hash_tag):
 
 - ``rec:{id}``: a hash per slate: user, arm, version, slate (JSON list of movie keys),
   float32 bytes for propensities, state and action, and for an interleaved slate (arm
@@ -12,13 +13,14 @@ Keys (``{prefix}:...``):
   whatever the number of slates (it used to read up to 50 hashes);
 - ``recslates:{user}``: id -> slate JSON, so an evicted slate leaves the index even after
   its own hash expired;
-- ``reclog:order``: every logged id by creation time, for the total cap.
+- ``order``: every logged id by creation time, for the total cap.
 
 Bounded by design: a user keeps at most ``user_slates`` slates and the log at most
 ``max_slates`` in total (the oldest go, with their index entries; a user with none left loses
-the keys); everything also expires after the TTL. One Lua script keeps the index, the caps and
-the per-user keys consistent (it names other users' keys only to evict: fine on a single Redis,
-not on a cluster).
+the keys); everything also expires after the TTL. One Lua script stores the slate, bumps the
+live A/B counters (serving.ab_live) and keeps the index, the caps and the per-user keys
+consistent. It evicts other users' slates too, which is why the whole log shares one hash tag:
+on a Redis Cluster it lives in one slot (one master), not spread across them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from serving.ab_live import count_served
+from agent.buffers.hash_tag import RECLOG, tag
+from serving.ab_live import served_keys
 from serving.breaker import BreakerOpen, CircuitBreaker
 from serving.recommender import RecommendationResult
 
@@ -81,13 +84,25 @@ def _unvec(raw: bytes | None) -> np.ndarray | None:
     return None if not raw else np.frombuffer(raw, dtype=np.float32).copy()
 
 
-# KEYS: the order zset. ARGV: prefix, id, user, ttl (s), user cap, total cap, slate JSON,
-# created (Unix time, as text).
-_INDEX_SCRIPT = """
+# KEYS: the order zset, the slate's hash, the A/B served hash, the user's list, index and
+# slates keys, then the users HyperLogLog of each arm counted (all under one hash tag; other
+# users' keys are built from the log's base, in the same slot).
+# ARGV: base, id, user, ttl (s), user cap, total cap, slate JSON, created (Unix time, as
+# text), arm, version, propensities, state, action (float32 bytes), teams JSON ('' for none),
+# then the arms that served the slate (both teams of an interleaved one).
+_LOG_SCRIPT = """
 local order = KEYS[1]
 local prefix, id, user = ARGV[1], ARGV[2], ARGV[3]
 local ttl, ucap, tcap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local created = ARGV[8]
+redis.call('HSET', KEYS[2], 'user', user, 'arm', ARGV[9], 'version', ARGV[10], 'slate', ARGV[7],
+  'prop', ARGV[11], 'state', ARGV[12], 'action', ARGV[13], 't', created)
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'teams', ARGV[14]) end
+redis.call('EXPIRE', KEYS[2], ttl)
+for j = 15, #ARGV do
+  redis.call('HINCRBY', KEYS[3], ARGV[j], 1)
+  redis.call('PFADD', KEYS[j - 8], user)
+end
 local function ukeys(u)
   return prefix .. ':recs:' .. u, prefix .. ':recidx:' .. u, prefix .. ':recslates:' .. u
 end
@@ -173,17 +188,21 @@ class RecLog:
         self.ttl = ttl_seconds
         self.user_slates = user_slates
         self.max_slates = max_slates
-        self.order_key = f"{prefix}:reclog:order"
-        self._index = client.register_script(_INDEX_SCRIPT)
+        self.base = tag(prefix, RECLOG)
+        self.order_key = f"{self.base}:order"
+        self._log = client.register_script(_LOG_SCRIPT)
 
     def _key(self, rec_id: str) -> str:
-        return f"{self.prefix}:rec:{rec_id}"
+        return f"{self.base}:rec:{rec_id}"
 
     def _user_key(self, user: str) -> str:
-        return f"{self.prefix}:recs:{user}"
+        return f"{self.base}:recs:{user}"
 
     def _index_key(self, user: str) -> str:
-        return f"{self.prefix}:recidx:{user}"
+        return f"{self.base}:recidx:{user}"
+
+    def _slates_key(self, user: str) -> str:
+        return f"{self.base}:recslates:{user}"
 
     def count(self) -> int:
         """Slates in the log (those not yet expired or evicted)."""
@@ -197,29 +216,18 @@ class RecLog:
     def log(self, rec: LoggedRecommendation) -> None:
         """Store ``rec`` (atomically, with its TTL), index it by (user, movie) and evict what is
         over the caps. Raises redis errors when Redis is down."""
-        key = self._key(rec.id)
         slate = json.dumps(rec.slate)
-        pipe = self.client.pipeline(transaction=True)
-        fields = {
-            "user": rec.user,
-            "arm": rec.arm,
-            "version": rec.policy_version,
-            "slate": slate,
-            "prop": _vec(rec.propensities),
-            "state": _vec(rec.state),
-            "action": _vec(rec.action),
-            "t": repr(rec.created),
-        }
-        if rec.teams:
-            fields["teams"] = json.dumps(list(rec.teams))
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        pipe.expire(key, self.ttl)
-        for arm in rec.arms():
-            count_served(pipe, self.prefix, arm, rec.user)
-        args: list[str | int] = [rec.id, rec.user, self.ttl, self.user_slates, self.max_slates]
-        args = [self.prefix, *args, slate, repr(rec.created)]
-        self._index(keys=[self.order_key], args=args, client=pipe)
-        pipe.execute()
+        teams = json.dumps(list(rec.teams)) if rec.teams else ""
+        arms = rec.arms()
+        served = served_keys(self.prefix, arms[0])[0]
+        keys = [self.order_key, self._key(rec.id), served]
+        keys += [self._user_key(rec.user), self._index_key(rec.user), self._slates_key(rec.user)]
+        keys += [served_keys(self.prefix, arm)[1] for arm in arms]
+        args: list[str | int | bytes] = [self.base, rec.id, rec.user, self.ttl]
+        args += [self.user_slates, self.max_slates, slate, repr(rec.created)]
+        args += [rec.arm, rec.policy_version, _vec(rec.propensities)]
+        args += [_vec(rec.state), _vec(rec.action), teams, *arms]
+        self._log(keys=keys, args=args)
 
     def get(self, rec_id: str) -> LoggedRecommendation | None:
         """The logged recommendation, or None when unknown or expired."""

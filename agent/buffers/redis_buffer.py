@@ -4,7 +4,10 @@ Pass it to DDPG/TD3 as ``replay_buffer_class`` so the learner samples what the s
 from real feedback (serving.feedback.store writes the same ring, see agent.buffers.redis_ring):
 
     DDPG("MlpPolicy", env, replay_buffer_class=RedisReplayBuffer,
-         replay_buffer_kwargs={"redis_url": "redis://localhost:6379/0", "prefix": "marquee:buffer"})
+         replay_buffer_kwargs={"redis_url": "redis://localhost:6379/0",
+                               "prefix": ring_prefix("marquee")})
+
+``redis_url`` may name a single server or any node of a Redis Cluster (agent.buffers.redis_client).
 
 Only flat Box observations and actions are supported; ``optimize_memory_usage`` is not.
 """
@@ -21,7 +24,8 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from agent.buffers.redis_ring import RedisRing, Transitions
+from agent.buffers.redis_client import client_from_url
+from agent.buffers.redis_ring import RedisRing, Transitions, ring_prefix
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ class RedisReplayBuffer(ReplayBuffer):
         *,
         redis_url: str | None = None,
         client: redis.Redis | None = None,
-        prefix: str = "marquee:buffer",
+        prefix: str = ring_prefix("marquee"),
         clear: bool = False,
     ) -> None:
         if optimize_memory_usage:
@@ -63,7 +67,7 @@ class RedisReplayBuffer(ReplayBuffer):
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs)
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
-        self.client = client if client is not None else redis.Redis.from_url(redis_url or "")
+        self.client = client if client is not None else client_from_url(redis_url or "")
         obs_dim = int(np.prod(self.obs_shape))
         self.ring = RedisRing(
             self.client, prefix, obs_dim=obs_dim, action_dim=self.action_dim, capacity=buffer_size

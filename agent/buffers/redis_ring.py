@@ -4,9 +4,13 @@ The service pushes transitions built from real feedback and the learner samples 
 different processes, so the ring lives entirely in Redis. This module is the one place that
 knows its keys (``RingKeys``, under ``ring_prefix(service prefix)``) and its push script:
 
-- ``{prefix}:meta``  hash: obs_dim, action_dim, capacity (set once; every opener must agree)
-- ``{prefix}:count`` integer: how many transitions were ever pushed
-- ``{prefix}:data``  hash: slot (count % capacity) -> packed float32 bytes
+- ``<ring>:meta``  hash: obs_dim, action_dim, capacity (set once; every opener must agree)
+- ``<ring>:count`` integer: how many transitions were ever pushed
+- ``<ring>:data``  hash: slot (count % capacity) -> packed float32 bytes
+
+``<ring>`` is the ring's prefix with a Redis Cluster hash tag (agent.buffers.hash_tag): the
+service's ring is ``{<service prefix>:feedback}:buffer``, in the feedback store's slot; a prefix
+given without a tag is wrapped in one, so the three keys always share a slot.
 
 A transition packs as float32 ``[obs, next_obs, action, reward, done]``. Pushes run in one Lua
 script (INCR then HSET), so concurrent writers never share a slot.
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import redis
+
+from agent.buffers.hash_tag import FEEDBACK, ensure_tag, tag
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,9 @@ return last
 
 
 def ring_prefix(prefix: str) -> str:
-    """The ring's key prefix under a service's Redis prefix (``MARQUEE_REDIS_PREFIX``)."""
-    return f"{prefix}:buffer"
+    """The ring's key prefix under a service's Redis prefix (``MARQUEE_REDIS_PREFIX``): in the
+    feedback store's hash slot, whose script pushes transitions."""
+    return f"{tag(prefix, FEEDBACK)}:buffer"
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,21 @@ class RingKeys:
     prefix: str
 
     @property
+    def base(self) -> str:
+        """The prefix with a hash tag (the one given, else the prefix wrapped in braces)."""
+        return ensure_tag(self.prefix)
+
+    @property
     def meta(self) -> str:
-        return f"{self.prefix}:meta"
+        return f"{self.base}:meta"
 
     @property
     def count(self) -> str:
-        return f"{self.prefix}:count"
+        return f"{self.base}:count"
 
     @property
     def data(self) -> str:
-        return f"{self.prefix}:data"
+        return f"{self.base}:data"
 
     def stored_capacity(self, client: redis.Redis) -> int | None:
         """The capacity the ring was made with, or None before it exists."""

@@ -221,7 +221,7 @@ def main(args: Args) -> None:
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 60  # the background loop replays the spool once Redis is back
     while True:
-        kept = {bytes(m).decode() for m in client.zrange("marquee:feedback:seen", 0, -1)}  # type: ignore[arg-type]
+        kept = {bytes(m).decode() for m in client.zrange("{marquee:feedback}:seen", 0, -1)}  # type: ignore[arg-type]
         lost = len(set(acked) - kept)
         if lost == 0 or time.monotonic() > deadline:
             break

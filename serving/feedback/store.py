@@ -1,11 +1,12 @@
 """The Redis-backed FeedbackSink: stores each event once and turns it into a transition.
 
 ``submit`` runs one Lua script per batch that, for each event whose id is new, remembers the id
-in the sorted set ``{prefix}:feedback:seen`` (score: first-seen time, Redis server clock, in
-ms), appends the event to the stream ``{prefix}:feedback:events`` and, when it joins a logged
-recommendation, pushes (s, a, r, s') into the replay ring ``{prefix}:buffer``. Storing the
-event and its transition in one script means a crash never keeps one without the other, and a
-repeated event id changes nothing.
+in the sorted set ``{<prefix>:feedback}:seen`` (score: first-seen time, Redis server clock, in
+ms), appends the event to the stream ``{<prefix>:feedback}:events`` and, when it joins a logged
+recommendation, pushes (s, a, r, s') into the replay ring ``{<prefix>:feedback}:buffer``.
+Storing the event and its transition in one script means a crash never keeps one without the
+other, and a repeated event id changes nothing. The keys share the hash tag
+``{<prefix>:feedback}`` so the script runs on a Redis Cluster (agent.buffers.hash_tag).
 
 Everything stays bounded on a long-running service:
 
@@ -19,7 +20,7 @@ Everything stays bounded on a long-running service:
 - the replay ring holds at most its capacity (agent.buffers.redis_ring, which owns its keys
   and push script).
 
-Ids that older versions kept in the set ``{prefix}:feedback:ids`` (never trimmed) still count
+Ids that older versions kept in the set ``{<prefix>:feedback}:ids`` (never trimmed) still count
 as seen, and each script call moves up to ``LEGACY_CHUNK`` of them into the sorted set (first
 seen "now"), so that set drains away.
 
@@ -40,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import redis
 
+from agent.buffers.hash_tag import FEEDBACK, tag
 from agent.buffers.redis_ring import (
     RING_PUSH_LUA,
     RedisRing,
@@ -99,6 +101,11 @@ return flags
 )
 
 
+def stream_key(prefix: str) -> str:
+    """The event stream's key under a service's Redis prefix."""
+    return f"{tag(prefix, FEEDBACK)}:events"
+
+
 def reward(event: FeedbackEvent) -> float:
     """The event's reward on the simulator's scale (features.reward.feedback_reward)."""
     return feedback_reward(event.type.value, event.rating, event.completion)
@@ -130,9 +137,10 @@ class RedisFeedbackStore:
         self.buffer_capacity = buffer_capacity
         self.dedup_window_ms = max(1, round(dedup_window_seconds * 1000))
         self.stream_max_events = stream_max_events
-        self.seen_key = f"{prefix}:feedback:seen"
-        self.legacy_ids_key = f"{prefix}:feedback:ids"
-        self.stream_key = f"{prefix}:feedback:events"
+        keys = tag(prefix, FEEDBACK)
+        self.seen_key = f"{keys}:seen"
+        self.legacy_ids_key = f"{keys}:ids"
+        self.stream_key = stream_key(prefix)
         self._script = client.register_script(_SUBMIT_SCRIPT)
         self._ring: RedisRing | None = None
 

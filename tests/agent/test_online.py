@@ -19,7 +19,7 @@ import pytest
 import redis
 from mlflow import MlflowClient
 
-from agent.buffers.redis_ring import RedisRing, Transitions
+from agent.buffers.redis_ring import RedisRing, Transitions, ring_prefix
 from agent.factory import load_agent
 from agent.online import LearnerConfig, OnlineLearner, learner_dir, read_state
 from agent.registry import PolicyRegistry
@@ -52,7 +52,7 @@ def _home(trained: TrainedHome, tmp_path: Path) -> Home:
 def _push(client: redis.Redis, prefix: str, trained: TrainedHome, n: int, seed: int = 0) -> None:
     obs = trained.world.catalog.n_genres + 4 * trained.world.embeddings.dim + 2
     act = trained.world.embeddings.dim
-    ring = RedisRing(client, f"{prefix}:buffer", obs_dim=obs, action_dim=act, capacity=CAPACITY)
+    ring = RedisRing(client, ring_prefix(prefix), obs_dim=obs, action_dim=act, capacity=CAPACITY)
     rng = np.random.default_rng(seed)
     ring.push(
         Transitions(

@@ -152,7 +152,11 @@ def _stop_lite() -> None:
 
 
 def _drop_prefix(client: redis.Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    """Every key under ``prefix``: plain ones and hash-tagged ones (``{prefix:group}:...``)."""
+    keys = [
+        *client.scan_iter(match=f"{prefix}:*", count=1000),
+        *client.scan_iter(match="{" + prefix + ":*", count=1000),
+    ]
     if keys:
         client.delete(*keys)
 

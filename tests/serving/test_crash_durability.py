@@ -90,7 +90,7 @@ def test_kill_9_of_service_and_embedded_redis_loses_no_acknowledged_event(
     # restart the embedded Redis on the same folder, as the next `marquee serve` would
     handle = connect(None, home / "buffer")
     try:
-        seen = handle.client.zrange("marquee:feedback:seen", 0, -1)
+        seen = handle.client.zrange("{marquee:feedback}:seen", 0, -1)
         kept = {s.decode() for s in seen}
         assert set(acknowledged) <= kept, f"lost {sorted(set(acknowledged) - kept)}"
     finally:

@@ -11,7 +11,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from agent.buffers.redis_ring import RedisRing
+from agent.buffers.hash_tag import FEEDBACK, tag
+from agent.buffers.redis_ring import RedisRing, ring_prefix
 from features.graph.local import LocalGraphStore
 from features.graph.store import GraphStore
 from serving.ab import Arm
@@ -25,7 +26,7 @@ GOOD = {"event_id": "ev-1", "type": "rated", "user": "fan", "movie": "3", "ratin
 
 def _stored(cp: tuple[redis.Redis, str]) -> int:
     client, prefix = cp
-    return int(client.zcard(f"{prefix}:feedback:seen"))  # type: ignore[arg-type]
+    return int(client.zcard(f"{tag(prefix, FEEDBACK)}:seen"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -228,7 +229,7 @@ def test_feedback_becomes_transitions_once(
         }
         assert "marquee_replay_buffer_size 3.0" in api.get("/metrics").text
     client, prefix = redis_cp
-    ring = RedisRing(client, f"{prefix}:buffer", obs_dim=4, action_dim=2, capacity=100_000)
+    ring = RedisRing(client, ring_prefix(prefix), obs_dim=4, action_dim=2, capacity=100_000)
     assert ring.total() == 3  # t1, t2, t3; the repeat added nothing
     got = ring.get(np.arange(3))
     np.testing.assert_array_equal(got.obs, np.tile([1, 2, 3, 4], (3, 1)))

@@ -13,6 +13,8 @@ import pytest
 import redis
 from pydantic import ValidationError
 
+from agent.buffers.hash_tag import FEEDBACK, tag
+from agent.buffers.redis_ring import ring_prefix
 from features.graph.local import LocalGraphStore
 from serving.feedback.store import LEGACY_CHUNK, RedisFeedbackStore
 from serving.reclog import RecLog, make_record
@@ -44,7 +46,7 @@ def test_ids_are_remembered_for_the_window_then_expire(redis_cp: tuple[redis.Red
     assert fb.count() == 1 and fb.stream_length() == 1
     time.sleep(0.4)
     assert fb.submit_flags([_click(2)]) == [True]  # this call drops ids older than the window
-    assert client.zrange(f"{prefix}:feedback:seen", 0, -1) == [b"e2"]
+    assert client.zrange(f"{tag(prefix, FEEDBACK)}:seen", 0, -1) == [b"e2"]
     assert fb.count() == 1
     assert fb.submit_flags([_click(1)]) == [True]  # forgotten: new again
     assert fb.submit_flags([_click(1), _click(2)]) == [False, False]
@@ -92,13 +94,13 @@ def test_replay_ring_keeps_its_capacity(redis_cp: tuple[redis.Redis, str]) -> No
     ]
     assert fb.submit(events[:25]) == 25 and fb.submit(events[25:]) == 15
     assert fb.buffer_size() == 5
-    assert client.hlen(f"{prefix}:buffer:data") == 5
-    assert int(client.get(f"{prefix}:buffer:count") or 0) == 40
+    assert client.hlen(f"{ring_prefix(prefix)}:data") == 5
+    assert int(client.get(f"{ring_prefix(prefix)}:count") or 0) == 40
 
 
 def test_legacy_id_set_still_dedups_and_drains(redis_cp: tuple[redis.Redis, str]) -> None:
     client, prefix = redis_cp
-    legacy = f"{prefix}:feedback:ids"
+    legacy = f"{tag(prefix, FEEDBACK)}:ids"
     n_old = 2 * LEGACY_CHUNK + 500
     client.sadd(legacy, *[f"e{i}" for i in range(n_old)])
     fb = _store(redis_cp)
@@ -108,7 +110,7 @@ def test_legacy_id_set_still_dedups_and_drains(redis_cp: tuple[redis.Redis, str]
     assert fb.submit_flags([_click(0)]) == [False]
     assert fb.submit_flags([_click(1)]) == [False]
     assert not client.exists(legacy)  # three calls of LEGACY_CHUNK each drained it
-    assert client.zcard(f"{prefix}:feedback:seen") == n_old + 1 == fb.count()
+    assert client.zcard(f"{tag(prefix, FEEDBACK)}:seen") == n_old + 1 == fb.count()
 
 
 def test_service_settings_reach_the_store(
@@ -122,8 +124,8 @@ def test_service_settings_reach_the_store(
                 for i in range(start, start + 20)
             ]
             assert api.post("/v1/feedback", json=body, headers=AUTH).json()["new"] == 20
-    assert 10 <= client.xlen(f"{prefix}:feedback:events") <= 10 + _node_size(client) < 400
-    assert client.zcard(f"{prefix}:feedback:seen") == 400
+    assert 10 <= client.xlen(f"{tag(prefix, FEEDBACK)}:events") <= 10 + _node_size(client) < 400
+    assert client.zcard(f"{tag(prefix, FEEDBACK)}:seen") == 400
 
 
 def test_settings_validate_the_bounds() -> None:

@@ -111,7 +111,7 @@ def test_a_hung_redis_opens_the_breaker_and_loses_nothing(
         assert time.monotonic() < end, (ready, metrics[-500:])
         time.sleep(0.1)
     check = redis.Redis.from_url(server.url)
-    kept = {m.decode() for m in check.zrange("hung:feedback:seen", 0, -1)}
+    kept = {m.decode() for m in check.zrange("{hung:feedback}:seen", 0, -1)}
     check.close()
     assert set(acknowledged) <= kept, sorted(set(acknowledged) - kept)
     assert httpx.get(f"{base}/v1/users/fan/recommendations?k=3", timeout=5).json()["logged"]

@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from agent.actor import actor_fn
-from agent.buffers.redis_ring import RedisRing
+from agent.buffers.redis_ring import RedisRing, ring_prefix
 from agent.factory import load_agent
 from agent.policies import AgentPolicy
 from features.bundle import RankingBundle
@@ -238,7 +238,7 @@ def test_transitions_differing_only_in_feedback_differ_in_next_state(
     assert store.submit(events) == 4
     ring = RedisRing(
         client,
-        f"{prefix}:buffer",
+        ring_prefix(prefix),
         obs_dim=served.state.size,
         action_dim=ranking.action_size,
         capacity=100_000,

@@ -9,6 +9,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from agent.buffers.hash_tag import RECLOG, tag
 from features.graph.local import LocalGraphStore
 from serving.app import create_app
 from serving.rate_limit import RateLimiter
@@ -78,7 +79,7 @@ def test_anonymous_reads_over_the_budget_get_429(
         assert api.get("/v1/users/fan/recommendations", headers=wrong).status_code == 429
     client, prefix = server_cp
     # refused reads stored nothing: five anonymous slates and the token's one
-    assert sum(1 for _ in client.scan_iter(match=f"{prefix}:rec:*")) == 6
+    assert sum(1 for _ in client.scan_iter(match=f"{tag(prefix, RECLOG)}:rec:*")) == 6
 
 
 def test_each_address_has_its_own_budget(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import redis
 
+from agent.buffers.hash_tag import RECLOG, tag
 from features.graph.local import LocalGraphStore
 from serving.reclog import CLOCK_SKEW_SECONDS, LoggedRecommendation, RecLog, make_record
 from tests.serving.conftest import make_client
@@ -24,11 +25,12 @@ def _slate(log: RecLog, user: str, movies: list[str], created: float | None = No
 
 
 def _prefix_keys(client: redis.Redis, prefix: str) -> list[str]:
-    return sorted(k.decode() for k in client.scan_iter(match=f"{prefix}:*", count=1000))
+    match = f"{tag(prefix, RECLOG)}:*"
+    return sorted(k.decode() for k in client.scan_iter(match=match, count=1000))
 
 
 def _index(client: redis.Redis, prefix: str, user: str) -> dict[str, list[str]]:
-    raw: dict[bytes, bytes] = client.hgetall(f"{prefix}:recidx:{user}")  # type: ignore[assignment]
+    raw: dict[bytes, bytes] = client.hgetall(f"{tag(prefix, RECLOG)}:recidx:{user}")  # type: ignore[assignment]
     return {m.decode(): [e.split("@")[0] for e in v.decode().split()] for m, v in raw.items()}
 
 
@@ -105,7 +107,7 @@ def test_per_user_cap_evicts_the_oldest_with_their_index_entries(
         "only6": [ids[6]],
         "shared": list(reversed(ids[4:])),
     }
-    assert set(client.hkeys(f"{prefix}:recslates:u")) == {i.encode() for i in ids[4:]}  # type: ignore[union-attr]
+    assert set(client.hkeys(f"{tag(prefix, RECLOG)}:recslates:u")) == {i.encode() for i in ids[4:]}  # type: ignore[union-attr]
     assert log.count() == 3
 
 
@@ -119,7 +121,9 @@ def test_total_cap_evicts_the_oldest_slates_of_any_user(
     for i, rec_id in enumerate(ids):
         assert (log.get(rec_id) is not None) == (i >= 15)
         # a user left with no slate keeps no keys at all
-        has_keys = client.exists(f"{prefix}:recs:anon{i}", f"{prefix}:recidx:anon{i}")
+        has_keys = client.exists(
+            f"{tag(prefix, RECLOG)}:recs:anon{i}", f"{tag(prefix, RECLOG)}:recidx:anon{i}"
+        )
         assert has_keys == (2 if i >= 15 else 0)
     assert log.find("anon3", "1") is None
     found = log.find("anon19", "1")
@@ -165,8 +169,8 @@ def test_anonymous_reads_for_made_up_users_stay_capped(
             res = api.get(f"/v1/users/made-up-{i}/recommendations?k=3")
             assert res.status_code == 200 and res.json()["logged"] is True
     keys = _prefix_keys(client, prefix)
-    slates = [k for k in keys if k.startswith(f"{prefix}:rec:")]
-    users = [k for k in keys if k.startswith(f"{prefix}:recs:")]
+    slates = [k for k in keys if k.startswith(f"{tag(prefix, RECLOG)}:rec:")]
+    users = [k for k in keys if k.startswith(f"{tag(prefix, RECLOG)}:recs:")]
     assert len(slates) == 40 and len(users) == 40
     # per slate: its hash and the user's three keys; plus the order set and the A/B counters
     assert len(keys) <= 40 * 4 + 10

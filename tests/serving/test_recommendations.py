@@ -8,6 +8,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from agent.buffers.hash_tag import RECLOG, tag
 from features.graph.local import LocalGraphStore
 from serving.app import popularity_factory
 from serving.reclog import RecLog
@@ -40,7 +41,7 @@ def test_known_user_gets_explained_unseen_movies(
     client, prefix = redis_cp
     logged = RecLog(client, prefix, 60).get(body["recommendation_id"])
     assert logged is not None and logged.slate == movies and logged.user == "fan"
-    assert 0 < client.ttl(f"{prefix}:rec:{body['recommendation_id']}") <= 7 * 24 * 3600  # type: ignore[operator]
+    assert 0 < client.ttl(f"{tag(prefix, RECLOG)}:rec:{body['recommendation_id']}") <= 7 * 24 * 3600  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(

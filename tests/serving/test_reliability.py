@@ -11,6 +11,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from agent.buffers.hash_tag import FEEDBACK, RECLOG, tag
 from features.graph.local import LocalGraphStore
 from serving.app import create_app
 from serving.feedback.store import RedisFeedbackStore
@@ -51,8 +52,8 @@ def test_ten_thousand_concurrent_events_stored_exactly_once(
             new = sum(pool.map(post, requests))
     client, prefix = redis_cp
     assert new == N_EVENTS
-    assert client.zcard(f"{prefix}:feedback:seen") == N_EVENTS
-    assert client.xlen(f"{prefix}:feedback:events") == N_EVENTS
+    assert client.zcard(f"{tag(prefix, FEEDBACK)}:seen") == N_EVENTS
+    assert client.xlen(f"{tag(prefix, FEEDBACK)}:events") == N_EVENTS
     stored = [
         e.event_id for e in RedisFeedbackStore(client, prefix, RecLog(client, prefix, 60)).events()
     ]
@@ -99,12 +100,12 @@ def test_redis_outage_spools_feedback_and_replays_it(
             assert "marquee_replay_buffer_size NaN" in api.get("/metrics").text
 
             server.start()  # Redis is back (same port, its AOF kept the first 50)
-            assert client.zcard("outage:feedback:seen") == 50
+            assert client.zcard("{outage:feedback}:seen") == 50
             send(1, spooled=True)  # the breaker stays open until the background probe
             sink = app.state.services.sink
             assert sink.replay() == 51  # what the replay loop does: PING, close, replay
             send(49)
-            assert client.zcard("outage:feedback:seen") == 150
+            assert client.zcard("{outage:feedback}:seen") == 150
             assert "marquee_feedback_spooled 0.0" in api.get("/metrics").text
             assert api.get("/v1/users/fan/recommendations?k=3").json()["logged"] is True
         fb = RedisFeedbackStore(client, "outage", RecLog(client, "outage", 60))
@@ -121,7 +122,7 @@ def test_open_breaker_serves_pages_and_slates_without_touching_redis(
     client, prefix = server_cp
 
     def logged() -> int:
-        return sum(1 for _ in client.scan_iter(match=f"{prefix}:rec:*"))
+        return sum(1 for _ in client.scan_iter(match=f"{tag(prefix, RECLOG)}:rec:*"))
 
     with make_client(tmp_path, store, server_cp) as api:
         assert api.get("/users/fan").status_code == 200 and logged() == 1

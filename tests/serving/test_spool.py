@@ -45,6 +45,6 @@ def test_spool_survives_a_torn_line_and_a_replay_cut_short(tmp_path: Path) -> No
         assert sink.replay() == 0
         assert sink.pending() == 0 and spool.stat().st_size == 0
         assert sink.submit(_events(3, 4)) == 2  # s3, s4 already stored; s5, s6 new
-        assert client.zcard("sp:feedback:seen") == 7
-        assert client.xlen("sp:feedback:events") == 7
+        assert client.zcard("{sp:feedback}:seen") == 7
+        assert client.xlen("{sp:feedback}:events") == 7
         client.close()
