@@ -1,6 +1,7 @@
 """``marquee serve``, ``marquee learn`` and ``marquee promote``: the service's commands.
 
-``serve`` runs the API under uvicorn (one worker; the policy watcher swaps new versions in),
+``serve`` runs the API under uvicorn (one worker by default, ``--workers N`` for several
+processes: serving.workers says what they share; the policy watcher swaps new versions in),
 with an access log that masks webhook secrets and tokens in query strings. ``learn`` runs the
 online learner (agent.online) as its own process beside the service. ``promote`` moves a
 registry alias (champion by default) to a version, which running services pick up.
@@ -48,6 +49,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log each request (redacted).")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (see serving.workers: what they share).")
+    ] = 1,
 ) -> None:
     """Serve recommendations, feedback intake and the web page over HTTP."""
     import uvicorn
@@ -58,8 +62,11 @@ def serve_command(
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"log level must be debug, info, warning or error: {log_level!r}")
     home: Home = ctx.obj
-    settings = Settings(home=home.root)
     logging.getLogger().addFilter(RedactQueryFilter())
+    if workers > 1:
+        _serve_workers(home, host, port, workers, log_level, access_log)
+        return
+    settings = Settings(home=home.root)
     app = create_app(settings)
     console.print(f"serving on http://{host}:{port} (home {home.root})")
     uvicorn.run(
@@ -70,6 +77,31 @@ def serve_command(
         log_config=uvicorn_log_config(log_level),
         access_log=access_log,
     )
+
+
+def _serve_workers(
+    home: Home, host: str, port: int, workers: int, log_level: str, access_log: bool
+) -> None:
+    """``serve --workers N``: uvicorn spawns N processes that each build the app
+    (serving.workers)."""
+    import uvicorn
+
+    from serving.workers import FACTORY, worker_environment
+
+    with worker_environment(home.root) as redis_in_use:
+        console.print(
+            f"serving on http://{host}:{port} with {workers} workers (home {home.root}; "
+            f"{redis_in_use} shared)"
+        )
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=uvicorn_log_config(log_level),
+            access_log=access_log,
+        )
 
 
 def learn_command(

@@ -80,3 +80,69 @@ def test_serve_answers_and_never_logs_the_webhook_secret(
         out, _ = proc.communicate(timeout=60)
     assert "/v1/plex/webhook?secret=***&X-Plex-Token=***" in out
     assert "hush-hush-123" not in out and "plex-tok-9" not in out
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """uvicorn's worker processes under ``parent`` (multiprocessing spawn children; not its
+    resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_with_workers_shares_one_embedded_redis(tmp_path: Path) -> None:
+    """``serve --workers 2`` with no MARQUEE_REDIS_URL: two worker processes answer on one
+    port, the embedded Redis is started once by the parent and used by both, and it keeps
+    everything they stored after they stop."""
+    from agent.buffers.hash_tag import FEEDBACK, tag
+    from serving.redis_conn import connect
+
+    home = tmp_path / "home"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MARQUEE_REDIS_URL"}
+    env["MARQUEE_API_TOKEN"] = "workers-token"
+    cmd = [sys.executable, "-c", "from marquee.cli import main; main()"]
+    cmd += ["--home", str(home), "serve", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer workers-token"}
+    try:
+        end = time.monotonic() + 2 * DEADLINE
+        while len(_spawned_workers(proc.pid)) < 2 or not _ready(base):
+            assert proc.poll() is None, "marquee serve --workers 2 exited"
+            assert time.monotonic() < end, "marquee serve --workers 2 did not start"
+            time.sleep(0.3)
+        assert len(_spawned_workers(proc.pid)) == 2
+        for i in range(20):  # a new connection each: the kernel hands them to either worker
+            event = {"event_id": f"w{i}", "type": "skipped", "recommendation_id": f"r{i}"}
+            res = httpx.post(f"{base}/v1/feedback", json=event, headers=auth, timeout=10)
+            assert res.status_code == 200 and res.json()["spooled"] is False, res.text
+        assert httpx.get(f"{base}/readyz", timeout=5).json()["redis"] == "ok"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out[-2000:]
+    handle = connect(None, home / "buffer")  # the parent shut it down; its data is on disk
+    try:
+        assert handle.client.zcard(f"{tag('marquee', FEEDBACK)}:seen") == 20
+    finally:
+        handle.close()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
