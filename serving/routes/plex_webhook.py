@@ -15,6 +15,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +27,7 @@ from serving.deps import (
     WebhookSecretDep,
     bearer_matches,
 )
+from serving.feedback.spool import SpoolingFeedbackSink
 from serving.plex.webhook import ParsedWebhook, WebhookError, parse_webhook
 from serving.plex.webhook_payload import field_errors
 
@@ -58,6 +60,10 @@ def check_webhook_auth(
 @router.post(
     "/v1/plex/webhook",
     responses={
+        202: {
+            "description": "Redis is down or hung: the events are in the local fsynced spool "
+            "(`spooled`: true; `stored` counts them) and are stored when it is back."
+        },
         400: {"description": "Not a Plex webhook form, or a payload field is invalid."},
         401: {"description": "Wrong or missing secret / bearer token."},
         403: {"description": "No webhook secret and no API token configured."},
@@ -72,7 +78,7 @@ async def plex_webhook(
     resolve_movie: MovieResolverDep,
     on_library_new: LibraryNewDep,
     given: Annotated[str | None, Query(alias="secret", include_in_schema=False)] = None,
-) -> dict[str, Any]:
+) -> Any:
     check_webhook_auth(request, secret, token, given)
     try:
         form = await request.form()
@@ -85,7 +91,7 @@ async def plex_webhook(
         payload = (await payload.read()).decode("utf-8", errors="replace")
     text = payload
 
-    def handle() -> tuple[ParsedWebhook, int]:
+    def handle() -> tuple[ParsedWebhook, int, bool]:
         try:
             parsed = parse_webhook(text, resolve_movie)
         except WebhookError as exc:
@@ -94,14 +100,21 @@ async def plex_webhook(
             raise HTTPException(
                 status_code=400, detail=f"payload gives invalid feedback: {field_errors(exc)}"
             ) from None
-        stored = sink.submit(parsed.events) if parsed.events else 0
+        stored, spooled = 0, False
+        if parsed.events and isinstance(sink, SpoolingFeedbackSink):
+            stored, spooled = sink.submit_outcome(parsed.events)
+        elif parsed.events:
+            stored = sink.submit(parsed.events)
         if parsed.event == "library.new" and parsed.ref is not None and on_library_new is not None:
             try:
                 on_library_new(parsed.ref)
             except Exception:  # a failed clean-up must not make Plex retry the delivery
                 log.exception("library.new handler failed for ratingKey %s", parsed.ref.rating_key)
-        return parsed, stored
+        return parsed, stored, spooled
 
-    parsed, stored = await run_in_threadpool(handle)
+    parsed, stored, spooled = await run_in_threadpool(handle)
     log.info("Plex webhook %s: %d events, %d new", parsed.event, len(parsed.events), stored)
-    return {"event": parsed.event, "events": len(parsed.events), "stored": stored}
+    body = {"event": parsed.event, "events": len(parsed.events), "stored": stored}
+    if spooled:  # Redis down or hung: on disk (fsynced), stored when it is back
+        return JSONResponse(status_code=202, content={**body, "spooled": True})
+    return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -132,3 +133,26 @@ def test_open_breaker_serves_pages_and_slates_without_touching_redis(
         body = api.get("/v1/users/fan/recommendations").json()
         assert body["logged"] is False
         assert logged() == 1
+
+
+def test_webhook_deliveries_while_the_breaker_is_open_are_spooled_with_202(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    """Like /v1/feedback: with Redis hung the delivery goes to the fsynced spool at once, the
+    answer says so (202, spooled), and the event reaches Redis once the breaker closes."""
+    from tests.serving.plex.test_webhook import payload
+
+    client, prefix = server_cp
+    body = payload("media.scrobble", viewOffset=4_500_000, lastViewedAt=1_700_000_000)
+    files = {"payload": (None, json.dumps(body))}
+    with make_client(tmp_path, store, server_cp) as api:
+        services = api.app.state.services  # type: ignore[attr-defined]
+        services.breaker.trip(redis.TimeoutError("Timeout reading from socket"))
+        res = api.post("/v1/plex/webhook", files=files, headers=AUTH)
+        assert res.status_code == 202, res.text
+        assert res.json() == {"event": "media.scrobble", "events": 1, "stored": 1, "spooled": True}
+        assert services.sink.pending() == 1
+        assert services.sink.replay() == 1  # the background loop's probe + replay
+        assert services.sink.pending() == 0
+        assert api.post("/v1/plex/webhook", files=files, headers=AUTH).json()["stored"] == 0
+    assert client.zcard(f"{prefix}:feedback:seen") == 1
