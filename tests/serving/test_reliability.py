@@ -155,4 +155,4 @@ def test_webhook_deliveries_while_the_breaker_is_open_are_spooled_with_202(
         assert services.sink.replay() == 1  # the background loop's probe + replay
         assert services.sink.pending() == 0
         assert api.post("/v1/plex/webhook", files=files, headers=AUTH).json()["stored"] == 0
-    assert client.zcard(f"{prefix}:feedback:seen") == 1
+    assert client.zcard(f"{tag(prefix, FEEDBACK)}:seen") == 1
