@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import optimize, stats
 
 from agent.evaluation.ope import ESTIMATORS, Estimate, SlateFeedback
 from agent.evaluation.scored_policies import FEATURES, ScoredPolicy, feature_matrix
@@ -97,11 +97,43 @@ class SimResponse:
 class DirectModel:
     """The direct method's reward model: a multinomial logit over a rating model's predictions
     with a "nothing" option, reward (rating - 3) / 2. It is a model, not the simulator: its
-    ratings carry the rating model's error and its choice parameters are its own."""
+    ratings carry the rating model's error and its choice parameters are its own, fitted to the
+    logged picks by ``fit`` (the defaults are only a starting point)."""
 
     temperature: float = 0.5
     no_choice_utility: float = 3.5
     penalty: float = -0.1
+
+    @classmethod
+    def fit(cls, ratings: Array, picks: npt.NDArray[np.int64]) -> DirectModel:
+        """Maximum-likelihood temperature and "nothing" utility of the logit from logged
+        slates' predicted ratings (slates, k) and the pick of each (its position, -1 for
+        none): a conditional logit fitted on the logs, as a DM is fitted to its data. With
+        the fixed defaults the DM ranked the policies' slates with the wrong sharpness (the
+        simulator's users choose far less often, and less by rating, than temperature 0.5
+        says). Over seeds 0-3 of the coverage study it did not raise DR's coverage (111 of 120
+        pairs fitted and fixed alike), so the study keeps the fixed DM by default."""
+        k = ratings.shape[1]
+        chosen = np.where(picks >= 0, picks, k)
+        rows = np.arange(ratings.shape[0])
+
+        def nll(theta: Array) -> float:
+            nothing, slope = theta
+            logits = np.concatenate(
+                [slope * ratings, np.full((ratings.shape[0], 1), nothing)], axis=1
+            )
+            top = logits.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            return float(-(logits[rows, chosen] - lse).sum())
+
+        default = cls()
+        start = np.array([default.no_choice_utility, 1.0]) / default.temperature
+        fitted = optimize.minimize(nll, start, method="BFGS")
+        nothing, slope = (float(v) for v in fitted.x)
+        if not fitted.success or slope <= 1e-3:  # no usable rating effect: keep the defaults
+            logger.info("DM fit kept its defaults (%s, slope %.3g)", fitted.message, slope)
+            return default
+        return cls(temperature=1.0 / slope, no_choice_utility=nothing / slope)
 
     def values(self, ratings: Array) -> Array:
         """Expected reward of each slate, ``ratings`` of shape (slates, k)."""
@@ -162,6 +194,16 @@ class TargetTables:
 
     truth_by_context: Array
     dm_by_context: Array
+    dm_positions: tuple[npt.NDArray[np.int32], ...] = ()  # per context: the slates DM scored
+
+    def dm_values(self, dm: DirectModel, contexts: Sequence[Context]) -> Array:
+        """Another DM's expectation under the policy, per context, on the same slates."""
+        return np.array(
+            [
+                float(dm.values(ctx.dm_rating[pos]).mean())
+                for ctx, pos in zip(contexts, self.dm_positions, strict=True)
+            ]
+        )
 
     @property
     def truth(self) -> float:
@@ -185,12 +227,14 @@ def target_tables(
     dm = dm or DirectModel()
     rng = np.random.default_rng(seed)
     truth, dm_values = np.zeros(len(contexts)), np.zeros(len(contexts))
+    kept: list[npt.NDArray[np.int32]] = []
     for c, ctx in enumerate(contexts):
         scores = policy.scores_from(ctx.features)
         positions = policy.sample_positions(scores, k, rng, max(draws, dm_draws))
         truth[c] = np.mean([response.slate_value(ctx, p) for p in positions[:draws]])
         dm_values[c] = float(dm.values(ctx.dm_rating[positions[:dm_draws]]).mean())
-    return TargetTables(truth, dm_values)
+        kept.append(positions[:dm_draws].astype(np.int32))
+    return TargetTables(truth, dm_values, tuple(kept))
 
 
 @dataclass(frozen=True)
@@ -245,9 +289,11 @@ def feedback_for(
     contexts: Sequence[Context],
     *,
     calibrate: bool = True,
+    dm: DirectModel | None = None,
 ) -> SlateFeedback:
-    """The estimators' input for evaluating ``target`` on a logging policy's slates; with
-    ``calibrate`` the DM is first fitted to the logged rewards (calibration)."""
+    """The estimators' input for evaluating ``target`` on a logging policy's slates. ``dm``
+    (e.g. ``fitted_dm(logged, contexts)``) replaces the DM the logs and tables were scored
+    with; with ``calibrate`` the DM is then fitted to the logged rewards (calibration)."""
     n, k = logged.positions.shape
     target_lp = np.zeros((n, k))
     for c in np.unique(logged.context):
@@ -258,6 +304,9 @@ def feedback_for(
     chose = np.flatnonzero(logged.picks >= 0)
     pos_rewards[chose, logged.picks[chose]] = logged.rewards[chose]
     dm_logged, dm_target = logged.dm_logged, tables.dm_by_context[logged.context]
+    if dm is not None:
+        dm_logged = dm.values(logged_ratings(logged, contexts))
+        dm_target = tables.dm_values(dm, contexts)[logged.context]
     if calibrate:
         slope, intercept = calibration(dm_logged, logged.rewards)
         dm_logged, dm_target = intercept + slope * dm_logged, intercept + slope * dm_target
@@ -269,6 +318,18 @@ def feedback_for(
         dm_target=dm_target,
         position_rewards=pos_rewards,
     )
+
+
+def logged_ratings(logged: LoggedSlates, contexts: Sequence[Context]) -> Array:
+    """(n, k) the rating model's predictions for the logged slates."""
+    return np.stack(
+        [contexts[c].dm_rating[logged.positions[i]] for i, c in enumerate(logged.context)]
+    )
+
+
+def fitted_dm(logged: LoggedSlates, contexts: Sequence[Context]) -> DirectModel:
+    """The DM's logit fitted to one logging policy's logged picks (DirectModel.fit)."""
+    return DirectModel.fit(logged_ratings(logged, contexts), logged.picks)
 
 
 def calibration(predicted: Array, rewards: Array) -> tuple[float, float]:
@@ -309,9 +370,12 @@ def coverage_study(
     estimators: Sequence[str] = ("ips", "snips", "dr", "dm", "rips"),
     bootstrap: int = 500,
     seed: int = 0,
+    fit_dm: bool = False,
 ) -> list[PairResult]:
     """For every (A, B) index pair: log A, estimate B with each estimator, compare with B's
-    true value. Seeded throughout: the same inputs give the same intervals."""
+    true value. Seeded throughout: the same inputs give the same intervals. ``fit_dm``: the
+    DM's logit is fitted to A's logged picks instead of its fixed defaults (over seeds 0-3
+    this changed DR's coverage by nothing in total: 111 of 120 pairs either way)."""
     tables = {
         j: target_tables(policies[j], contexts, response, k, seed=seed + 17 * j)
         for j in sorted({b for _, b in pairs})
@@ -320,9 +384,10 @@ def coverage_study(
         i: log_policy(policies[i], contexts, response, k, n_logged, seed + 1000 + i)
         for i in sorted({a for a, _ in pairs})
     }
+    dms = {i: fitted_dm(logs[i], contexts) if fit_dm else None for i in logs}
     results = []
     for a, b in pairs:
-        data = feedback_for(policies[b], tables[b], logs[a], contexts)
+        data = feedback_for(policies[b], tables[b], logs[a], contexts, dm=dms[a])
         estimates = {
             name: ESTIMATORS[name]().estimate_interval(
                 data, n_bootstrap_samples=bootstrap, random_state=seed
