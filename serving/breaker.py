@@ -16,7 +16,16 @@ import redis
 
 log = logging.getLogger(__name__)
 
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# A Redis Cluster that cannot serve a slot (its master down, the cluster failed or resharding)
+# is down for that call too: redis-py's ClusterError, TRYAGAIN, or a slot no node covers.
+REDIS_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.BusyLoadingError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 T = TypeVar("T")
 

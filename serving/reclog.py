@@ -321,7 +321,7 @@ def log_served(
             reclog.log(record)
     except BreakerOpen:
         return record, False
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # e.g. no slot owner
         log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
         return record, False
     return record, True

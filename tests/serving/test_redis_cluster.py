@@ -4,6 +4,7 @@ naming any one node; the same URL form naming a single server gives a plain clie
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,48 @@ def test_learner_buffer_samples_a_cluster_ring(cluster: list[ClusterNode], prefi
     assert set(batch.observations[:, 0].tolist()) <= {0.0, 1.0, 2.0, 3.0}
     np.testing.assert_array_equal(batch.next_observations - batch.observations, 1.0)
     buffer.client.close()
+
+
+def _wait_state(node: ClusterNode, state: str, seconds: float = 30.0) -> None:
+    client = redis.Redis(port=node.port)
+    try:
+        deadline = time.monotonic() + seconds
+        while f"cluster_state:{state}" not in client.execute_command("CLUSTER", "INFO").decode():
+            assert time.monotonic() < deadline, f"cluster never reached state {state}"
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("which", ["owner", "other"])
+def test_a_dead_master_spools_feedback_and_slates_are_still_served(
+    tmp_path: Path, store: LocalGraphStore, prefix: str, which: str
+) -> None:
+    """A master dies with no replica to fail over to: the one holding Marquee's feedback slot
+    (connections refused) or another (the cluster fails: CLUSTERDOWN from every node). Either
+    way feedback is spooled (202), slates are served and /readyz answers; nothing is a 500."""
+    with redis_cluster(tmp_path / "cluster") as nodes:
+        probe = RedisCluster.from_url(nodes[0].url)
+        try:
+            owner = probe.get_node_from_key(tag(prefix, FEEDBACK)).port
+        finally:
+            probe.close()
+        dead = next(n for n in nodes if (n.port == owner) == (which == "owner"))
+        live = (
+            next(n for n in nodes if n is not dead and n.port == owner)
+            if which == "other"
+            else None
+        )
+        settings = make_settings(tmp_path, prefix, redis_url=nodes[0].url)
+        app = create_app(settings, store=store, recommender_factory=_stateful)
+        with TestClient(app) as api:
+            assert api.get("/v1/users/fan/recommendations?k=3").json()["logged"] is True
+            dead.proc.kill()
+            dead.proc.wait(timeout=10)
+            if live is not None:  # the feedback slot's master lives, but the cluster has failed
+                _wait_state(live, "fail")
+            event = {"event_id": "d1", "type": "skipped", "recommendation_id": "r1"}
+            res = api.post("/v1/feedback", json=event, headers=AUTH)
+            assert res.status_code == 202 and res.json()["spooled"] is True
+            assert api.get("/v1/users/fan/recommendations?k=3").status_code == 200
+            assert api.get("/readyz").status_code == 200
