@@ -1,0 +1,560 @@
+"""The closed loop, run: people ask the live service, choose and rate; the learner trains on
+their feedback; each new challenger is judged by guarded promotion.
+
+1. ``setup.build_home``: a graph, the simulation world, a champion trained for
+   ``champion_steps`` and registered as champion and challenger;
+2. ``marquee serve`` (two A/B arms, "champion" and "challenger", half the users each by the
+   service's salted hash) and ``marquee learn`` (from the champion, registering a
+   ``candidate`` every ``learner_register_every`` gradient steps) start as subprocesses on the
+   same Redis (MARQUEE_REDIS_URL, else the home's embedded one, which both join);
+3. every round, ``users_per_round`` simulated people (people.People) ask
+   ``GET /v1/users/{u}/recommendations``, answer the slate with the simulator's choice and
+   rating models, and the round's feedback goes to ``POST /v1/feedback`` (a rating for a
+   pick, a "skipped" for an ignored slate: -0.1, the simulator's no-choice reward), naming
+   the recommendation id;
+4. every ``decide_every`` rounds (the autopilot): with no challenger under test, the newest
+   candidate becomes the challenger; a challenger that has served ``min_slates_per_arm``
+   slates since its first is judged once (agent.promotion: SNIPS off-policy on the champion
+   arm's logs, then Welch's A/B test on per-user reward with the SRM check and the
+   guardrails), the decision is logged to MLflow and applied to the registry aliases; the
+   service swaps versions on its next registry poll (1 s here). One decision per version, so
+   no version is tested again and again until it happens to win.
+
+Time is compressed: a round is one simulated visit of each sampled person, as fast as the
+service answers. Seeded by ``seed``: the graph, the world, the champion's training, which
+people visit and what they choose and rate. Not seeded, so a run is *not* exactly
+reproducible: the service's Plackett-Luce slate sampling, the learner's minibatches, and the
+learner's pace against the rounds (which version serves which round).
+
+Writes ``loop.json`` (arguments, totals, per-arm return and acceptance per window of rounds,
+every decision with its evidence), ``slates.csv`` (one row per served slate) and
+``online_loop.png`` into ``out``; the home (graph, world, MLflow, embedded Redis) is
+``out/home``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from agent.promotion import (
+    Decision,
+    OfflineEvidence,
+    ab_evidence,
+    apply_decision,
+    decide,
+    log_decision,
+)
+from agent.registry import PolicyRegistry, configure_tracking
+from experiments.online_loop import processes
+from experiments.online_loop.people import People
+from experiments.online_loop.setup import HomeSpec, build_home
+from marquee.home import Home
+
+log = logging.getLogger(__name__)
+
+ARMS = ("champion", "challenger")
+CANDIDATE_ALIAS = "candidate"  # what the learner registers; the loop promotes it to challenger
+
+
+@dataclass
+class LoopArgs:
+    """The loop's settings; the defaults are the CI scale (a couple of minutes on two cores)."""
+
+    out: Path = Path("online-loop")
+    """Run folder (must not hold a previous run's home)."""
+    dataset: str = "synthetic"
+    """synthetic (seconds to build) or movielens (the calibrated ml-latest-small world)."""
+    movies: int = 300
+    users: int = 120
+    champion_steps: int = 300
+    """Simulator steps the champion is trained for: few = a weak champion."""
+    challenger: str = "learner"
+    """learner: the online learner's versions; sabotaged: one challenger with negated actions."""
+    interactions: int = 3000
+    """Slates served in all."""
+    users_per_round: int = 60
+    k: int = 10
+    temperature: float = 0.5
+    decide_every: int = 5
+    min_slates_per_arm: int = 200
+    """Slates each arm must serve (since the challenger's first) before it is judged; at the
+    end of the run a challenger not yet judged is judged on what there is."""
+    learner_register_every: int = 150
+    learner_batch_size: int = 64
+    learner_gradient_steps: int = 50
+    min_decisions: int = 1
+    """Serve past ``interactions`` (up to twice as many) until this many decisions were made."""
+    window_rounds: int = 5
+    """Rounds per point of the per-arm return and acceptance curve."""
+    seed: int = 0
+    json: bool = False
+    """Print loop.json to stdout instead of the summary."""
+    plot: bool = True
+
+
+@dataclass
+class SlateRow:
+    round: int
+    user: str
+    arm: str
+    version: str
+    reward: float
+    accepted: bool
+    rating: float | None
+    t: float  # wall-clock time served (the evidence window of a challenger starts at its first)
+
+
+@dataclass
+class LoopState:
+    rows: list[SlateRow] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    judged: set[int] = field(default_factory=set)
+
+
+def _aliases(registry: PolicyRegistry) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for row in registry.versions():
+        for alias in row["aliases"]:
+            found[str(alias)] = int(row["version"])
+    return found
+
+
+def _negated_challenger(home: Home, registry: PolicyRegistry, champion: int) -> int:
+    """Register the champion with its actor's output negated (tanh(-x) = -tanh(x): the last
+    linear layer's weights and bias flipped) as the challenger: a sabotaged version."""
+    import torch as th
+
+    from agent.factory import load_agent
+
+    pv = registry.resolve(champion)
+    model = load_agent(str(pv.zip_path), algo=pv.algo)
+    with th.no_grad():
+        for actor in (model.actor, model.actor_target):
+            last = [m for m in actor.mu.modules() if isinstance(m, th.nn.Linear)][-1]
+            last.weight.neg_()
+            last.bias.neg_()
+    path = home.models_dir / "sabotaged.zip"
+    model.save(path)
+    configure_tracking(home.tracking_uri, home.artifacts_dir, "online-loop")
+    return int(registry.register(path, algo=pv.algo, aliases=("challenger",)))
+
+
+def _events(user: str, rec_id: str, slate: list[str], response: Any) -> list[dict[str, Any]]:
+    if response.movie is None:
+        return [
+            {
+                "event_id": uuid.uuid4().hex,
+                "type": "skipped",
+                "recommendation_id": rec_id,
+                "user": user,
+                "movie": slate[0],
+                "source": "online-loop",
+            }
+        ]
+    return [
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": "rated",
+            "recommendation_id": rec_id,
+            "user": user,
+            "movie": response.movie,
+            "rating": response.rating,
+            "source": "online-loop",
+        }
+    ]
+
+
+def _version_number(label: str) -> int | None:
+    tail = label.rsplit("-v", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
+
+
+def _judge(
+    args: LoopArgs,
+    home: Home,
+    registry: PolicyRegistry,
+    client: Any,
+    prefix: str,
+    state: LoopState,
+    round_no: int,
+    ope_parts: dict[str, Any],
+    min_slates: int,
+) -> Decision | None:
+    """One decision on the current challenger when it has served enough slates (module doc)."""
+    from agent.actor import actor_fn
+    from agent.factory import load_agent
+    from experiments.online_loop.evidence import arm_samples, off_policy, read_logs, slates_served
+
+    aliases = _aliases(registry)
+    champ, chall = aliases.get("champion"), aliases.get("challenger")
+    if champ is None:
+        return None
+    if chall is None or chall == champ or chall in state.judged:
+        # no challenger under test: the learner's newest candidate becomes the challenger
+        cand = aliases.get(CANDIDATE_ALIAS)
+        if cand is not None and cand > champ and cand not in state.judged and cand != chall:
+            registry.set_alias("challenger", cand)
+            log.info("round %d: candidate v%d is now the challenger", round_no, cand)
+        return None
+    mine = [r for r in state.rows if r.arm == "challenger" and _version_number(r.version) == chall]
+    if not mine:
+        return None
+    since = mine[0].t
+    theirs = [
+        r
+        for r in state.rows
+        if r.arm == "champion" and _version_number(r.version) == champ and r.t >= since
+    ]
+    if min(len(mine), len(theirs)) < min_slates:
+        return None
+    logs = read_logs(client, prefix, since)
+    chall_label = next((s.version for s in logs.served if _version_number(s.version) == chall), "")
+    champ_label = next((s.version for s in logs.served if _version_number(s.version) == champ), "")
+    n = min(
+        slates_served(logs, "champion", champ_label), slates_served(logs, "challenger", chall_label)
+    )
+    online = ab_evidence(
+        arm_samples(logs, "champion", champ_label, n),
+        arm_samples(logs, "challenger", chall_label, n),
+        catalogue_size=len(ope_parts["ranker"].keys),
+    )
+    pv = registry.resolve(chall)
+    act = actor_fn(load_agent(str(pv.zip_path), algo=pv.algo))
+    estimates = off_policy(
+        client,
+        prefix,
+        logs,
+        arm="champion",
+        version=champ_label,
+        ranker=ope_parts["ranker"],
+        store=ope_parts["store"],
+        challenger_act=act,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    offline = None if estimates is None else OfflineEvidence(*estimates)
+    decision = decide(offline, online, champion_version=champ, challenger_version=chall)
+    run_id = log_decision(
+        decision,
+        tracking_uri=home.tracking_uri,
+        artifacts_dir=home.artifacts_dir,
+        step=len(state.rows),
+    )
+    apply_decision(decision, registry)
+    state.judged.add(chall)
+    state.decisions.append(
+        {
+            "round": round_no,
+            "interactions": len(state.rows),
+            "mlflow_run": run_id,
+            **decision.as_dict(),
+        }
+    )
+    return decision
+
+
+def _more(args: LoopArgs, state: LoopState, cap: int) -> bool:
+    """Serve on until ``interactions``, then, while fewer than ``min_decisions`` decisions were
+    made, up to ``cap`` (twice as many)."""
+    n = len(state.rows)
+    if n < args.interactions:
+        return True
+    return len(state.decisions) < args.min_decisions and n < cap
+
+
+def _curve(rows: list[SlateRow], window: int) -> list[dict[str, Any]]:
+    """Per window of rounds and arm: slates, mean return per slate, acceptance."""
+    out = []
+    last = max((r.round for r in rows), default=-1)
+    for start in range(0, last + 1, window):
+        for arm in ARMS:
+            sel = [r for r in rows if r.arm == arm and start <= r.round < start + window]
+            if not sel:
+                continue
+            out.append(
+                {
+                    "rounds": [start, start + window - 1],
+                    "interactions_end": sum(1 for r in rows if r.round < start + window),
+                    "arm": arm,
+                    "versions": sorted({r.version for r in sel}),
+                    "slates": len(sel),
+                    "mean_return": float(np.mean([r.reward for r in sel])),
+                    "acceptance": float(np.mean([r.accepted for r in sel])),
+                }
+            )
+    return out
+
+
+def _plot(curve: list[dict[str, Any]], decisions: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for arm in ARMS:
+        pts = [c for c in curve if c["arm"] == arm]
+        x = [c["interactions_end"] for c in pts]
+        axes[0].plot(x, [c["mean_return"] for c in pts], marker="o", label=arm)
+        axes[1].plot(x, [c["acceptance"] for c in pts], marker="o", label=arm)
+    for d in decisions:
+        for ax in axes:
+            ax.axvline(
+                d["interactions"],
+                color={"promote": "g", "rollback": "r"}.get(d["action"], "grey"),
+                linestyle="--",
+                linewidth=1,
+            )
+        axes[0].annotate(
+            f"{d['action']} v{d['challenger_version']}",
+            (d["interactions"], 0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=7,
+        )
+    axes[0].set_ylabel("mean return per slate")
+    axes[1].set_ylabel("acceptance")
+    axes[1].set_xlabel("simulated interactions")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args: LoopArgs) -> dict[str, Any]:
+    """The whole loop (module doc); returns what loop.json holds."""
+    from features.bundle import RankingBundle
+    from features.graph.factory import open_store
+    from features.ranker import Ranker
+    from serving.redis_conn import connect
+    from serving.settings import Settings
+
+    out = args.out.resolve()
+    home = Home(out / "home")
+    if home.root.exists() and any(home.root.iterdir()):
+        raise SystemExit(f"{home.root} holds a previous run: choose another --out")
+    t0 = time.monotonic()
+    spec = HomeSpec(
+        args.dataset, args.movies, args.users, champion_steps=args.champion_steps, seed=args.seed
+    )
+    world, champion = build_home(home, spec)
+    registry = PolicyRegistry(home.tracking_uri)
+    if args.challenger == "sabotaged":
+        _negated_challenger(home, registry, champion)
+    elif args.challenger != "learner":
+        raise SystemExit(f"--challenger must be learner or sabotaged, not {args.challenger!r}")
+    setup_seconds = time.monotonic() - t0
+    token = secrets.token_urlsafe(24)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    ab = {
+        "salt": f"loop-{args.seed}",
+        "arms": [{"name": arm, "policy": arm, "share": 0.5} for arm in ARMS],
+    }
+    env = {
+        "MARQUEE_AB": json.dumps(ab),
+        "MARQUEE_API_TOKEN": token,
+        "MARQUEE_REGISTRY_POLL_SECONDS": "1",
+        "MARQUEE_TEMPERATURE": str(args.temperature),
+        "MARQUEE_RECLOG_USER_SLATES": "100000",
+        "MARQUEE_RECLOG_MAX_SLATES": "1000000",
+        "MARQUEE_EMBEDDED_REDIS_FSYNC": "everysec",
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": home.tracking_uri,
+    }
+    logs_dir = out / "logs"
+    serve = processes.start(
+        "serve",
+        home.root,
+        ["serve", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env,
+        logs_dir,
+    )
+    learner = None
+    state = LoopState()
+    rng = np.random.default_rng(args.seed)
+    population = [str(u) for u in world.users("all")]
+    people = People(world, population)
+    settings = Settings(home=home.root)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    handle = None
+    store = None
+    try:
+        processes.wait_ready(serve, base)
+        if args.challenger == "learner":
+            learner = processes.start(
+                "learn",
+                home.root,
+                [
+                    "learn",
+                    "--fresh",
+                    "--batch-size",
+                    str(args.learner_batch_size),
+                    "--gradient-steps",
+                    str(args.learner_gradient_steps),
+                    "--register-every",
+                    str(args.learner_register_every),
+                    "--checkpoint-every",
+                    str(args.learner_register_every),
+                    "--alias",
+                    CANDIDATE_ALIAS,
+                    "--poll-seconds",
+                    "1",
+                ],
+                env,
+                logs_dir,
+            )
+        handle = connect(redis_url, home.buffer_dir, timeout=30.0)
+        client = handle.client
+        store = open_store(home)
+        ope_parts = {"ranker": Ranker(RankingBundle.load(home.world_dir)), "store": store}
+        cap = args.interactions * 2 if args.min_decisions else args.interactions
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=60.0) as http:
+            round_no = -1
+            while _more(args, state, cap):
+                round_no += 1
+                events: list[dict[str, Any]] = []
+                left = cap - len(state.rows)
+                visitors = rng.choice(population, size=min(args.users_per_round, left))
+                for user in visitors:
+                    answer = http.get(f"/v1/users/{user}/recommendations", params={"k": args.k})
+                    answer.raise_for_status()
+                    body = answer.json()
+                    slate = [item["movie"] for item in body["items"]]
+                    if not slate:
+                        continue
+                    response = people.respond(str(user), slate, rng)
+                    events += _events(str(user), body["recommendation_id"], slate, response)
+                    state.rows.append(
+                        SlateRow(
+                            round_no,
+                            str(user),
+                            body["arm"],
+                            body["policy_version"],
+                            response.reward,
+                            response.movie is not None,
+                            response.rating,
+                            time.time(),
+                        )
+                    )
+                if events:
+                    http.post("/v1/feedback", json=events, headers=headers).raise_for_status()
+                if learner is not None and not learner.alive():
+                    raise RuntimeError(f"the learner exited:\n{learner.tail()}")
+                last = not _more(args, state, cap)
+                if (round_no + 1) % args.decide_every == 0 or last:
+                    decision = _judge(
+                        args,
+                        home,
+                        registry,
+                        client,
+                        settings.redis_prefix,
+                        state,
+                        round_no,
+                        ope_parts,
+                        2 if last else args.min_slates_per_arm,
+                    )
+                    if decision is not None:
+                        log.info(
+                            "round %d: %s v%s: %s",
+                            round_no,
+                            decision.action,
+                            decision.challenger_version,
+                            decision.reason,
+                        )
+    finally:
+        if learner is not None:
+            learner.stop()
+        serve.stop()
+        if store is not None:
+            store.close()
+        if handle is not None:
+            handle.close()
+    return _write(args, out, state, setup_seconds, time.monotonic() - t0, champion)
+
+
+def _write(
+    args: LoopArgs, out: Path, state: LoopState, setup_seconds: float, seconds: float, champion: int
+) -> dict[str, Any]:
+    curve = _curve(state.rows, args.window_rounds)
+    per_arm = {
+        arm: {
+            "slates": sum(1 for r in state.rows if r.arm == arm),
+            "mean_return": float(
+                np.mean([r.reward for r in state.rows if r.arm == arm] or [np.nan])
+            ),
+            "acceptance": float(
+                np.mean([float(r.accepted) for r in state.rows if r.arm == arm] or [np.nan])
+            ),
+        }
+        for arm in ARMS
+    }
+    n = len(state.rows)
+    first, last = state.rows[: n // 5], state.rows[-(n // 5) :] if n >= 5 else state.rows
+    summary = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "champion_version": champion,
+        "interactions": n,
+        "setup_seconds": round(setup_seconds, 1),
+        "seconds": round(seconds, 1),
+        "per_arm": per_arm,
+        "served_return_first_fifth": float(np.mean([r.reward for r in first] or [np.nan])),
+        "served_return_last_fifth": float(np.mean([r.reward for r in last] or [np.nan])),
+        "curve": curve,
+        "decisions": state.decisions,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loop.json").write_text(json.dumps(summary, indent=2, default=str))
+    with (out / "slates.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(SlateRow.__dataclass_fields__))
+        writer.writeheader()
+        for row in state.rows:
+            writer.writerow(asdict(row))
+    if args.plot:
+        _plot(curve, state.decisions, out / "online_loop.png")
+    return summary
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main(args: LoopArgs) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    summary = run(args)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(
+            f"{summary['interactions']} interactions in {summary['seconds']} s "
+            f"(setup {summary['setup_seconds']} s)"
+        )
+        for arm, figs in summary["per_arm"].items():
+            print(
+                f"  {arm}: {figs['slates']} slates, mean return {figs['mean_return']:+.4f}, "
+                f"acceptance {figs['acceptance']:.3f}"
+            )
+        for d in summary["decisions"]:
+            print(
+                f"  after {d['interactions']} interactions: {d['action']} "
+                f"v{d['challenger_version']} ({d['stage']}): {d['reason']}"
+            )
+        print(f"wrote {args.out / 'loop.json'}")
+    return summary
