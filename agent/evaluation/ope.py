@@ -21,7 +21,10 @@ the target is from the logging policy, so every estimate also reports its effect
 size (ESS = (sum w)^2 / sum w^2); a small ESS says the logs cannot speak for that target.
 Doubly robust subtracts a direct-method model's prediction for the logged slate and adds its
 expectation under the target, which cuts the variance where the model is good and stays
-unbiased where it is not.
+unbiased where it is not. Its self-normalised form (``SelfNormalisedDR``, "weighted DR")
+divides the weighted residuals by the sum of the weights instead of n, as SNIPS does for IPS:
+a little bias for much less variance when a few whole-slate weights dominate; in the
+simulator's coverage study it covers the truth as often as SNIPS, more often than DR.
 """
 
 from __future__ import annotations
@@ -176,6 +179,53 @@ class DoublyRobust(SlateEstimator):
         return data.dm_target + data.slate_weights() * (data.rewards - data.dm_logged), None
 
 
+class SelfNormalisedDR(SlateEstimator):
+    """mean(dm_target) + sum(w (r - dm_logged)) / sum(w): doubly robust with a self-normalised
+    correction. Not a plain ratio of sums, so its interval resamples both parts together."""
+
+    name = "sndr"
+
+    @staticmethod
+    def _parts(data: SlateFeedback) -> tuple[Array, Array, Array]:
+        if data.dm_target is None or data.dm_logged is None:
+            raise ValueError("self-normalised DR needs dm_logged and dm_target")
+        return data.slate_weights(), data.rewards - data.dm_logged, data.dm_target
+
+    def estimate_policy_value(self, data: SlateFeedback) -> float:
+        w, residual, dm = self._parts(data)
+        total = float(w.sum())
+        if total <= 0:
+            return float("nan")
+        return float(dm.mean() + (w * residual).sum() / total)
+
+    def estimate_interval(
+        self, data: SlateFeedback, *, n_bootstrap_samples: int = 1000, random_state: int = 0
+    ) -> Estimate:
+        """Percentile bootstrap over logged slates (seeded), each resample's value in full."""
+        w, residual, dm = self._parts(data)
+        n = data.n
+        if n < 2:
+            raise ValueError("a bootstrap needs at least two units")
+        rng = np.random.default_rng(random_state)
+        chunk = max(1, 2_000_000 // n)
+        values: list[Array] = []
+        for start in range(0, n_bootstrap_samples, chunk):
+            idx = rng.integers(n, size=(min(chunk, n_bootstrap_samples - start), n))
+            den = w[idx].sum(axis=1)
+            corr = (w[idx] * residual[idx]).sum(axis=1) / np.where(den > 0, den, np.nan)
+            values.append(dm[idx].mean(axis=1) + corr)
+        boot = np.concatenate(values)
+        low, high = np.quantile(boot[np.isfinite(boot)], [0.025, 0.975])
+        return Estimate(
+            estimator=self.name,
+            value=self.estimate_policy_value(data),
+            ci95_low=float(low),
+            ci95_high=float(high),
+            ess=effective_sample_size(w),
+            n=n,
+        )
+
+
 class RewardInteractionIPS(SlateEstimator):
     """RIPS (cascade): position j's reward weighted by the prefix ratio up to j. Biased when a
     pick depends on movies below it (a multinomial-logit user); kept for comparison."""
@@ -191,5 +241,6 @@ class RewardInteractionIPS(SlateEstimator):
 
 
 ESTIMATORS: dict[str, type[SlateEstimator]] = {
-    e.name: e for e in (IPS, SNIPS, DirectMethod, DoublyRobust, RewardInteractionIPS)
+    e.name: e
+    for e in (IPS, SNIPS, DirectMethod, DoublyRobust, SelfNormalisedDR, RewardInteractionIPS)
 }

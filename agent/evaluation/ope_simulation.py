@@ -367,7 +367,7 @@ def coverage_study(
     *,
     k: int,
     n_logged: int = 2000,
-    estimators: Sequence[str] = ("ips", "snips", "dr", "dm", "rips"),
+    estimators: Sequence[str] = ("ips", "snips", "dr", "sndr", "dm", "rips"),
     bootstrap: int = 500,
     seed: int = 0,
     fit_dm: bool = False,
