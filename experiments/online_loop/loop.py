@@ -11,7 +11,10 @@ their feedback; each new challenger is judged by guarded promotion.
    ``GET /v1/users/{u}/recommendations``, answer the slate with the simulator's choice and
    rating models, and the round's feedback goes to ``POST /v1/feedback`` (a rating for a
    pick, a "skipped" for an ignored slate: -0.1, the simulator's no-choice reward), naming
-   the recommendation id;
+   the recommendation id; ``plex_share`` of the people are Plex accounts (graph users
+   "plex-<name>") whose picks go to ``POST /v1/plex/webhook`` as Plex's ``media.rate``
+   deliveries (multipart, the secret in the URL), matched by (user, movie) to their slate;
+   their ignored slates send nothing, as Plex never hears of them;
 4. every ``decide_every`` rounds (the autopilot): with no challenger under test, the newest
    candidate becomes the challenger; a challenger that has served ``min_slates_per_arm``
    slates since its first is judged once (agent.promotion: SNIPS off-policy on the champion
@@ -64,6 +67,7 @@ from marquee.home import Home
 log = logging.getLogger(__name__)
 
 ARMS = ("champion", "challenger")
+PLEX_PREFIX = "plex-"
 CANDIDATE_ALIAS = "candidate"  # what the learner registers; the loop promotes it to challenger
 
 
@@ -93,6 +97,8 @@ class LoopArgs:
     learner_register_every: int = 150
     learner_batch_size: int = 64
     learner_gradient_steps: int = 50
+    plex_share: float = 0.2
+    """Share of the people whose feedback goes through the Plex webhook format."""
     min_decisions: int = 1
     """Serve past ``interactions`` (up to twice as many) until this many decisions were made."""
     window_rounds: int = 5
@@ -120,6 +126,9 @@ class LoopState:
     rows: list[SlateRow] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     judged: set[int] = field(default_factory=set)
+    feedback: dict[str, int] = field(
+        default_factory=lambda: {"http_events": 0, "webhook_deliveries": 0, "webhook_stored": 0}
+    )
 
 
 def _aliases(registry: PolicyRegistry) -> dict[str, int]:
@@ -171,6 +180,34 @@ def _events(user: str, rec_id: str, slate: list[str], response: Any) -> list[dic
             "movie": response.movie,
             "rating": response.rating,
             "source": "online-loop",
+        }
+    ]
+
+
+def _plex_rate(user: str, items: list[dict[str, Any]], response: Any) -> list[dict[str, Any]]:
+    """A Plex ``media.rate`` webhook payload for a pick (Plex rates 0-10: twice the stars);
+    nothing for an ignored slate, which Plex never hears of. The movie is named as a Plex
+    library item is (title, year, its own ratingKey), resolved to the graph's key by the
+    service; the account's name is the person's key without "plex-"."""
+    if response.movie is None:
+        return []
+    item = next(i for i in items if i["movie"] == response.movie)
+    metadata: dict[str, Any] = {
+        "librarySectionType": "movie",
+        "type": "movie",
+        "ratingKey": f"loop-{response.movie}",
+        "title": item["title"],
+        "year": item["year"],
+        "lastRatedAt": int(time.time()),  # Plex's time of the rating: one occurrence each
+    }
+    return [
+        {
+            "event": "media.rate",
+            "user": True,
+            "owner": False,
+            "rating": round(response.rating * 2),
+            "Account": {"id": 1, "title": user.removeprefix(PLEX_PREFIX)},
+            "Metadata": metadata,
         }
     ]
 
@@ -346,7 +383,12 @@ def run(args: LoopArgs) -> dict[str, Any]:
         raise SystemExit(f"{home.root} holds a previous run: choose another --out")
     t0 = time.monotonic()
     spec = HomeSpec(
-        args.dataset, args.movies, args.users, champion_steps=args.champion_steps, seed=args.seed
+        args.dataset,
+        args.movies,
+        args.users,
+        champion_steps=args.champion_steps,
+        plex_users=round(args.plex_share * args.users),
+        seed=args.seed,
     )
     world, champion = build_home(home, spec)
     registry = PolicyRegistry(home.tracking_uri)
@@ -356,6 +398,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
         raise SystemExit(f"--challenger must be learner or sabotaged, not {args.challenger!r}")
     setup_seconds = time.monotonic() - t0
     token = secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_urlsafe(24)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     ab = {
@@ -365,6 +408,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
     env = {
         "MARQUEE_AB": json.dumps(ab),
         "MARQUEE_API_TOKEN": token,
+        "MARQUEE_PLEX_WEBHOOK_SECRET": webhook_secret,
         "MARQUEE_REGISTRY_POLL_SECONDS": "1",
         "MARQUEE_TEMPERATURE": str(args.temperature),
         "MARQUEE_RECLOG_USER_SLATES": "100000",
@@ -426,6 +470,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
             while _more(args, state, cap):
                 round_no += 1
                 events: list[dict[str, Any]] = []
+                deliveries: list[dict[str, Any]] = []
                 left = cap - len(state.rows)
                 visitors = rng.choice(population, size=min(args.users_per_round, left))
                 for user in visitors:
@@ -436,7 +481,10 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     if not slate:
                         continue
                     response = people.respond(str(user), slate, rng)
-                    events += _events(str(user), body["recommendation_id"], slate, response)
+                    if str(user).startswith(PLEX_PREFIX):
+                        deliveries += _plex_rate(str(user), body["items"], response)
+                    else:
+                        events += _events(str(user), body["recommendation_id"], slate, response)
                     state.rows.append(
                         SlateRow(
                             round_no,
@@ -451,6 +499,16 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     )
                 if events:
                     http.post("/v1/feedback", json=events, headers=headers).raise_for_status()
+                    state.feedback["http_events"] += len(events)
+                for payload in deliveries:  # as Plex posts them: multipart, the secret in the URL
+                    answer = http.post(
+                        "/v1/plex/webhook",
+                        params={"secret": webhook_secret},
+                        files={"payload": (None, json.dumps(payload), "application/json")},
+                    )
+                    answer.raise_for_status()
+                    state.feedback["webhook_deliveries"] += 1
+                    state.feedback["webhook_stored"] += int(answer.json().get("stored", 0))
                 if learner is not None and not learner.alive():
                     raise RuntimeError(f"the learner exited:\n{learner.tail()}")
                 last = not _more(args, state, cap)
@@ -510,6 +568,7 @@ def _write(
         "setup_seconds": round(setup_seconds, 1),
         "seconds": round(seconds, 1),
         "per_arm": per_arm,
+        "feedback": state.feedback,
         "served_return_first_fifth": float(np.mean([r.reward for r in first] or [np.nan])),
         "served_return_last_fifth": float(np.mean([r.reward for r in last] or [np.nan])),
         "curve": curve,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from agent.config import AgentConfig
 from agent.training import TrainConfig, train
 from env.world import SimulationWorld
+from features.graph.batch import GraphBatch
 from features.graph.factory import opened_store
+from features.graph.schema import EdgeKind, VertexKind, slug
 from marquee.home import Home
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,27 @@ class HomeSpec:
     users: int = 120
     ratings_per_user: int = 25
     champion_steps: int = 300
+    plex_users: int = 0  # users renamed "plex-<key>": their feedback goes through the webhook
     seed: int = 0
+
+
+USER_EDGES = (EdgeKind.RATED, EdgeKind.WATCHED, EdgeKind.NOT_INTERESTED)
+
+
+def as_plex_users(batch: GraphBatch, n: int) -> GraphBatch:
+    """The batch with its first ``n`` users keyed as the Plex sync and webhooks key a Plex
+    account (serving.plex.ids.user_key: "plex-" + the account name's slug), so that those
+    people's webhook deliveries name the same user the service serves."""
+    users = batch.vertices.get(VertexKind.USER)
+    if n <= 0 or users is None:
+        return batch
+    rename = {k: f"plex-{slug(k)}" for k in users["key"].astype(str).head(n)}
+    batch.vertices[VertexKind.USER] = users.assign(key=users["key"].replace(rename))
+    for kind in USER_EDGES:
+        frame = batch.edges.get(kind)
+        if frame is not None:
+            batch.edges[kind] = frame.assign(src=frame["src"].astype(str).replace(rename))
+    return batch
 
 
 def build_home(home: Home, spec: HomeSpec) -> tuple[SimulationWorld, int]:
@@ -42,17 +64,16 @@ def build_home(home: Home, spec: HomeSpec) -> tuple[SimulationWorld, int]:
         if spec.dataset == "synthetic":
             from features.importers.synthetic import generate_synthetic
 
-            store.upsert(
-                generate_synthetic(
-                    movies=spec.movies,
-                    people=2 * spec.movies,
-                    users=spec.users,
-                    ratings_per_user=spec.ratings_per_user,
-                    genres=8,
-                    tags=40,
-                    seed=spec.seed,
-                )
+            batch = generate_synthetic(
+                movies=spec.movies,
+                people=2 * spec.movies,
+                users=spec.users,
+                ratings_per_user=spec.ratings_per_user,
+                genres=8,
+                tags=40,
+                seed=spec.seed,
             )
+            store.upsert(as_plex_users(batch, spec.plex_users))
             world = SimulationWorld.from_store(store, dim=8, factors=4, seed=spec.seed)
             agent = AgentConfig(
                 features_dim=32,
@@ -66,7 +87,7 @@ def build_home(home: Home, spec: HomeSpec) -> tuple[SimulationWorld, int]:
             from features.datasets import bundled_movielens
             from features.importers.movielens import load_movielens
 
-            store.upsert(load_movielens(bundled_movielens()))
+            store.upsert(as_plex_users(load_movielens(bundled_movielens()), spec.plex_users))
             world = SimulationWorld.from_store(store, seed=spec.seed)
             agent = AgentConfig(learning_starts=min(1_000, spec.champion_steps), seed=spec.seed)
         else:

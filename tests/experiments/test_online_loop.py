@@ -40,6 +40,12 @@ def test_the_loop_serves_the_interactions_and_decides_at_least_once(
     per_arm = summary["per_arm"]
     assert isinstance(per_arm, dict)
     assert per_arm["champion"]["slates"] > 100 and per_arm["challenger"]["slates"] > 100
+    # feedback went in both ways: the API and Plex's webhook format (stored, not refused)
+    feedback = summary["feedback"]
+    assert isinstance(feedback, dict)
+    assert feedback["http_events"] > 500
+    assert feedback["webhook_deliveries"] > 20
+    assert feedback["webhook_stored"] >= 0.9 * feedback["webhook_deliveries"]
     decisions = summary["decisions"]
     assert isinstance(decisions, list) and decisions
     d = decisions[0]
