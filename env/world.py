@@ -28,11 +28,12 @@ from env.calibration import fit_choice
 from env.choice import CalibratedChoice, ChoiceModel, MultinomialLogitChoice
 from env.consumption import ConsumptionModel
 from env.world_model import WorldModel
+from features.blend import BlendRetriever, SavedRetriever, load_retriever
 from features.bundle import RETRIEVER_FILE
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
-from features.retrieval import EaseRetriever, ItemBias, Retriever, RP3Beta
+from features.retrieval import ItemBias, Retriever, RP3Beta
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class SimulationWorld:
     test_users: npt.NDArray[np.str_]
     settings: dict[str, Any] = field(default_factory=dict)
     consumption: ConsumptionModel | None = None
-    retriever: EaseRetriever | None = None
+    retriever: SavedRetriever | None = None
 
     def choice_model(self) -> ChoiceModel:
         """The calibrated choice model when this world has a consumption model (its fitted
@@ -73,12 +74,16 @@ class SimulationWorld:
     @functools.cached_property
     def retrievers(self) -> dict[str, Retriever]:
         """Scorers the baselines rank by, all fitted on the training users' ratings: the
-        EASE retriever (when the world has one), RP3beta over the graph and item bias."""
+        blend retriever and its EASE (when the world has them), RP3beta over the graph and item
+        bias."""
         out: dict[str, Retriever] = {
             "rp3beta": RP3Beta.fit(self.catalog, self.train_ratings),
             "item-bias": ItemBias.fit(self.train_ratings, self.catalog.n_movies),
         }
-        if self.retriever is not None:
+        if isinstance(self.retriever, BlendRetriever):
+            out["ease"] = self.retriever.ease
+            out["blend"] = self.retriever
+        elif self.retriever is not None:
             out["ease"] = self.retriever
         return out
 
@@ -142,7 +147,7 @@ class SimulationWorld:
         consumption = ConsumptionModel.fit(
             r["user"].to_numpy(), r["movie"].to_numpy(), catalog.n_movies, seed=seed
         )
-        retriever = EaseRetriever.fit(train_r, catalog.n_movies)
+        retriever = BlendRetriever.fit(train_r, catalog.n_movies, seed=seed)
         settings: dict[str, Any] = {
             "dim": dim,
             "factors": factors,
@@ -203,6 +208,14 @@ class SimulationWorld:
             r["movie"].to_numpy()[a:b].astype(np.int64),
             r["rating"].to_numpy()[a:b].astype(np.float64),
         )
+
+    def user_last_time(self, key: str) -> float | None:
+        """When a real user's latest rating was made (seconds), None if unknown."""
+        span = self._user_spans.get(key)
+        r = self.catalog.ratings
+        if span is None or span[1] <= span[0] or "timestamp" not in r:
+            return None
+        return float(r["timestamp"].to_numpy()[span[0] : span[1]].max())
 
     @functools.cached_property
     def genre_matrix(self) -> npt.NDArray[np.float64]:
@@ -266,7 +279,7 @@ class SimulationWorld:
                 else None
             ),
             retriever=(
-                EaseRetriever.load(folder / RETRIEVER_FILE)
+                load_retriever(folder / RETRIEVER_FILE)
                 if (folder / RETRIEVER_FILE).exists()
                 else None
             ),

@@ -134,7 +134,9 @@ class _Histories:
         if not self.world.has_user(key):
             return UserHistory(self.world.catalog.n_movies)
         movies, ratings = self.world.user_ratings(key)
-        return UserHistory.from_ratings(self.world.catalog.n_movies, movies, ratings)
+        return UserHistory.from_ratings(
+            self.world.catalog.n_movies, movies, ratings, last_time=self.world.user_last_time(key)
+        )
 
 
 def rp3beta_scorer(split: TimeSplit, world: SimulationWorld) -> Scorer:

@@ -7,10 +7,11 @@ carries further named arrays a ranking may need (for example a retriever's per-i
 saved beside the rest in ``ranking.npz``.
 
 Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
-``catalog.npz``, ``embeddings.npz``, optional ``retriever.npz`` (the EASE retriever whose
-standardised scores are the ranking's base, ``features.retrieval``), ``ranking.json``
-(settings) and ``ranking.npz`` (artefacts); a world saved by env.world keeps its settings in
-``world.json``, read as well. Bundles without a retriever rank by e . a alone, as before.
+``catalog.npz``, ``embeddings.npz``, optional ``retriever.npz`` (the blend retriever, a bare
+EASE in older bundles, whose standardised scores are the ranking's base, ``features.blend``),
+``ranking.json`` (settings) and ``ranking.npz`` (artefacts); a world saved by env.world keeps
+its settings in ``world.json``, read as well. Bundles without a retriever rank by e . a alone,
+as before.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from features.blend import SavedRetriever, load_retriever
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
-from features.retrieval import EaseRetriever
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class RankingBundle:
     embeddings: ItemEmbeddings
     pool_hops: tuple[int, ...] = POOL_HOPS
     artefacts: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
-    retriever: EaseRetriever | None = None
+    retriever: SavedRetriever | None = None
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -92,7 +93,7 @@ class RankingBundle:
             pool_hops=_pool_hops(folder),
             artefacts=artefacts,
             retriever=(
-                EaseRetriever.load(folder / RETRIEVER_FILE)
+                load_retriever(folder / RETRIEVER_FILE)
                 if (folder / RETRIEVER_FILE).exists()
                 else None
             ),

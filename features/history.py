@@ -48,7 +48,10 @@ class HistoryReader:
         keep = rows >= 0  # movies the policy's world does not know are ignored
         rows, ratings, stamps = rows[keep], found.ratings[keep], found.timestamps[keep]
         order = np.lexsort((rows, stamps))
-        history = UserHistory.from_ratings(self.n_movies, rows[order], ratings[order])
+        last = float(stamps.max()) if stamps.shape[0] else None
+        history = UserHistory.from_ratings(
+            self.n_movies, rows[order], ratings[order], last_time=last
+        )
         seen = self.rows(found.seen)
         history.seen[seen[seen >= 0]] = True  # mark_seen for each
         return history
@@ -65,6 +68,7 @@ def with_rating(history: UserHistory, row: int, rating: float) -> UserHistory:
             [history.items[i] for i in keep],
             [history.ratings[i] for i in keep],
             min_rating=history.min_rating,
+            last_time=history.last_time,
         )
         rebuilt.seen |= history.seen
         history = rebuilt

@@ -24,7 +24,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.catalog import Catalog
+from features.npz import save_npz
 from features.state import UserHistory
 
 log = logging.getLogger(__name__)
@@ -141,28 +142,31 @@ class EaseRetriever:
         col[self.rows] = np.arange(self.rows.shape[0])
         return col
 
-    def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            rows=self.rows,
-            weights=self.weights,
-            n_movies=np.int64(self.n_movies),
-            half_life=np.float64(-1.0 if self.half_life is None else self.half_life),
+    def arrays(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "weights": self.weights,
+            "n_movies": np.int64(self.n_movies),
+            "half_life": np.float64(-1.0 if self.half_life is None else self.half_life),
+        }
+
+    @classmethod
+    def from_arrays(cls, z: Any) -> EaseRetriever:
+        half = float(z["half_life"])
+        return cls(
+            rows=np.asarray(z["rows"]).astype(np.int64),
+            weights=np.asarray(z["weights"]),
+            n_movies=int(z["n_movies"]),
+            half_life=None if half <= 0 else half,
         )
-        tmp.replace(path)
+
+    def save(self, path: str | Path) -> None:
+        save_npz(path, **self.arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> EaseRetriever:
         with np.load(Path(path), allow_pickle=False) as z:
-            half = float(z["half_life"])
-            return cls(
-                rows=z["rows"].astype(np.int64),
-                weights=z["weights"],
-                n_movies=int(z["n_movies"]),
-                half_life=None if half <= 0 else half,
-            )
+            return cls.from_arrays(z)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ class UserHistory:
     items: list[int] = field(default_factory=list)
     ratings: list[float] = field(default_factory=list)
     positives: list[int] = field(default_factory=list)
+    # When the latest rating was made (seconds), if known: the time retrievers with a time
+    # prior (features.blend) score at; None in the simulator, which has no clock.
+    last_time: float | None = None
     seen: npt.NDArray[np.bool_] = field(init=False)
     # H^h s for h = 1..len(_levels) over all movies (raw: may hold round-off below 0), filled
     # lazily, dropped with a new positive.
@@ -79,9 +82,10 @@ class UserHistory:
         ratings: npt.ArrayLike,
         *,
         min_rating: float = POSITIVE_RATING,
+        last_time: float | None = None,
     ) -> UserHistory:
         """A history from movie rows and their ratings, oldest first (the same as ``add``
-        for each in turn, done on whole arrays)."""
+        for each in turn, done on whole arrays); ``last_time``: when the latest was made."""
         rows = np.asarray(movies).astype(np.int64).reshape(-1)
         values = np.asarray(ratings, dtype=np.float64).reshape(-1)
         if rows.shape != values.shape:
@@ -89,7 +93,7 @@ class UserHistory:
         bad = (rows < 0) | (rows >= n_movies)
         if np.any(bad):
             raise ValueError(f"movie row {int(rows[np.argmax(bad)])} out of range [0, {n_movies})")
-        h = cls(n_movies=n_movies, min_rating=min_rating)
+        h = cls(n_movies=n_movies, min_rating=min_rating, last_time=last_time)
         h.items = rows.tolist()
         h.ratings = values.tolist()
         h.positives = rows[values >= min_rating].tolist()

@@ -1,0 +1,149 @@
+"""An implicit-feedback ALS retriever (Hu, Koren and Volinsky, 2008), from the maintained
+``implicit`` library: who watched what, factorised; a user's vector is folded in from their
+history at scoring time (implicit's ``recalculate_user``), so it serves users the fit never saw.
+
+``fit_als`` is the one place the project fits ALS; the simulator's consumption model
+(``env.consumption``) uses it too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from features.npz import save_npz
+from features.state import UserHistory
+
+log = logging.getLogger(__name__)
+
+
+def fit_als(
+    users: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    shape: tuple[int, int],
+    *,
+    factors: int = 32,
+    regularization: float = 0.05,
+    alpha: float = 2.0,
+    iterations: int = 15,
+    seed: int = 0,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(user factors, item factors) of implicit's ALS on (user row, item row) consumption
+    pairs; a repeated pair counts once, with confidence 1 + alpha."""
+    from implicit.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    x = sp.csr_matrix((np.ones(items.shape[0], dtype=np.float32), (users, items)), shape=shape)
+    x.data[:] = alpha
+    with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            iterations=iterations,
+            random_state=seed,
+            num_threads=1,  # deterministic and polite on two shared cores
+            calculate_training_loss=False,
+        )
+        model.fit(x, show_progress=False)
+    return (
+        np.asarray(model.user_factors, dtype=np.float32),
+        np.asarray(model.item_factors, dtype=np.float32),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class AlsRetriever:
+    """Item factors and the settings to fold a history in (module doc)."""
+
+    item_factors: npt.NDArray[np.float32]
+    regularization: float = 0.1
+    alpha: float = 5.0
+    name: str = "als"
+
+    @property
+    def n_movies(self) -> int:
+        return int(self.item_factors.shape[0])
+
+    @classmethod
+    def fit(
+        cls,
+        ratings: Any,
+        n_movies: int,
+        *,
+        factors: int = 32,
+        regularization: float = 0.1,
+        alpha: float = 5.0,
+        seed: int = 0,
+    ) -> AlsRetriever:
+        """Fit on a ratings frame with columns user, movie (catalogue row): any rating is a
+        consumption, whatever its value."""
+        import pandas as pd
+
+        if len(ratings) == 0:
+            raise ValueError("ALS needs at least one rating to fit")
+        users = pd.factorize(ratings["user"].astype(str))[0].astype(np.int64)
+        items = ratings["movie"].to_numpy().astype(np.int64)
+        _, item_factors = fit_als(
+            users,
+            items,
+            (int(users.max()) + 1, n_movies),
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            seed=seed,
+        )
+        log.info("ALS retriever: %d movies, %d factors", n_movies, factors)
+        return cls(item_factors, regularization, alpha)
+
+    @functools.cached_property
+    def _model(self) -> Any:
+        from implicit.als import AlternatingLeastSquares
+
+        model = AlternatingLeastSquares(
+            factors=self.item_factors.shape[1],
+            regularization=self.regularization,
+            alpha=self.alpha,
+            num_threads=1,
+        )
+        model.item_factors = self.item_factors
+        return model
+
+    def user_vector(self, history: UserHistory) -> npt.NDArray[np.float32]:
+        """The user's factors solved from their history against the fixed item factors."""
+        rows = np.unique(np.asarray(history.items, dtype=np.int64))
+        x = sp.csr_matrix(
+            (np.ones(rows.shape[0], dtype=np.float32), (np.zeros_like(rows), rows)),
+            shape=(1, self.n_movies),
+        )
+        return np.asarray(self._model.recalculate_user(0, x), dtype=np.float32)
+
+    def scores(self, history: UserHistory) -> npt.NDArray[np.float64]:
+        """ALS scores of every movie row (zeros for an empty history)."""
+        if not history.items:
+            return np.zeros(self.n_movies)
+        return np.asarray(self.item_factors @ self.user_vector(history), dtype=np.float64)
+
+    def arrays(self) -> dict[str, Any]:
+        return {
+            "item_factors": self.item_factors,
+            "regularization": np.float64(self.regularization),
+            "alpha": np.float64(self.alpha),
+        }
+
+    @classmethod
+    def from_arrays(cls, z: Any) -> AlsRetriever:
+        return cls(
+            np.asarray(z["item_factors"], dtype=np.float32),
+            float(z["regularization"]),
+            float(z["alpha"]),
+        )
+
+    def save(self, path: str | Path) -> None:
+        save_npz(path, **self.arrays())

@@ -1,0 +1,108 @@
+"""The blend retriever: its parts add up as documented, it round-trips through a file, older
+EASE-only files still load, and recent popularity never reads ratings from after its time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.als import AlsRetriever
+from features.blend import BlendRetriever, load_retriever
+from features.popularity import RecentPopularity
+from features.retrieval import EaseRetriever, zscores
+from features.state import UserHistory
+
+DAY = 86_400.0
+
+
+def _ratings(seed: int = 0, users: int = 60, items: int = 15) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    pairs = {(u, int(i)) for u in range(users) for i in rng.choice(items, 6, replace=False)}
+    u, i = zip(*sorted(pairs), strict=True)
+    return pd.DataFrame(
+        {
+            "user": [f"u{x}" for x in u],
+            "movie": i,
+            "rating": 4.0,
+            "timestamp": rng.integers(0, 1000, len(u)) * DAY,
+        }
+    )
+
+
+def test_recent_popularity_counts_only_ratings_before_the_day_and_decays_them() -> None:
+    frame = pd.DataFrame({"movie": [0, 1, 1, 2], "timestamp": [0.0, 10 * DAY, 20 * DAY, 30 * DAY]})
+    pop = RecentPopularity.fit(frame, 3, half_life_days=10.0)
+    at = pop.scores_at(30 * DAY + 5)  # movie 2's rating is that same day: not yet counted
+    assert at[2] == 0.0
+    assert at[0] == pytest.approx(np.log1p(0.5**3))
+    assert at[1] == pytest.approx(np.log1p(0.5**2 + 0.5**1))
+    assert np.array_equal(pop.scores_at(None), pop.scores_at(pop.latest))
+
+
+def test_recent_popularity_rejects_a_non_positive_half_life() -> None:
+    frame = pd.DataFrame({"movie": [0], "timestamp": [0.0]})
+    with pytest.raises(ValueError, match="half_life_days must be positive"):
+        RecentPopularity.fit(frame, 1, half_life_days=0.0)
+
+
+def test_als_scores_fold_in_a_history_the_fit_never_saw() -> None:
+    als = AlsRetriever.fit(_ratings(), 15, factors=4, seed=0)
+    liked = UserHistory.from_ratings(15, [1, 2, 3], [4.0, 4.0, 4.0])
+    scores = als.scores(liked)
+    assert scores.shape == (15,)
+    assert np.all(np.isfinite(scores))
+    # folding in the same items twice gives the same vector (deterministic least squares)
+    assert np.allclose(scores, als.scores(UserHistory.from_ratings(15, [3, 2, 1], [4.0] * 3)))
+    assert not np.any(als.scores(UserHistory(15)))
+
+
+def test_blend_is_the_weighted_sum_of_z_scored_parts() -> None:
+    frame = _ratings()
+    blend = BlendRetriever.fit(frame, 15, w_als=0.3, w_popularity=0.5, popularity_n0=2.0)
+    assert blend.als is not None and blend.popularity is not None
+    h = UserHistory.from_ratings(15, [0, 4, 7, 9], [4.0] * 4, last_time=500 * DAY)
+    expected = (
+        zscores(blend.ease.scores(h))
+        + 0.3 * zscores(blend.als.scores(h))
+        + 0.5 * (2.0 / 4) * zscores(blend.popularity.scores_at(500 * DAY))
+    )
+    assert np.allclose(blend.scores(h), expected)
+    # a cold (empty) history is ranked by popularity alone
+    cold = blend.scores(UserHistory(15, last_time=500 * DAY))
+    assert np.allclose(cold, 0.5 * zscores(blend.popularity.scores_at(500 * DAY)))
+
+
+def test_blend_without_timestamps_leaves_popularity_out() -> None:
+    blend = BlendRetriever.fit(_ratings().drop(columns="timestamp"), 15)
+    assert blend.popularity is None
+
+
+def test_blend_round_trips_and_old_ease_files_still_load(tmp_path: Path) -> None:
+    frame = _ratings()
+    blend = BlendRetriever.fit(frame, 15)
+    blend.save(tmp_path / "blend.npz")
+    back = load_retriever(tmp_path / "blend.npz")
+    assert isinstance(back, BlendRetriever)
+    h = UserHistory.from_ratings(15, [0, 4], [4.0, 2.0], last_time=300 * DAY)
+    assert np.allclose(back.scores(h), blend.scores(h))
+    ease = EaseRetriever.fit(frame, 15, min_count=1)
+    ease.save(tmp_path / "ease.npz")
+    old = load_retriever(tmp_path / "ease.npz")
+    assert isinstance(old, EaseRetriever)
+    assert np.array_equal(old.scores(h), ease.scores(h))
+
+
+def test_blend_rejects_parts_of_another_catalogue() -> None:
+    frame = _ratings()
+    ease = EaseRetriever.fit(frame, 15, min_count=1)
+    with pytest.raises(ValueError, match="covers 16 movies"):
+        BlendRetriever(ease, popularity=RecentPopularity.fit(frame, 16))
+
+
+def test_unknown_retriever_format_is_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "r.npz", format=np.str_("blend-9"))
+    with pytest.raises(ValueError, match="unknown retriever format"):
+        load_retriever(tmp_path / "r.npz")
