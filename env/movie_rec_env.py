@@ -208,7 +208,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             raise ValueError("action contains NaN or infinite values")
         a = np.clip(a, -1.0, 1.0)
         cands = self._current_candidates(user)
-        base = base_scores(self.retriever, user.history, cands)
+        base = base_scores(self.retriever, user.history, cands, self.world.base_weight)
         slate = rank(
             a, cands, self._emb, self.slate_size, self.ranking_temperature, self.np_random, base
         )
@@ -227,7 +227,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             embeddings=self._emb,
             rng=rng,
             true_utility=user.utility,
-            base=base_scores(self.retriever, user.history, cands),
+            base=base_scores(self.retriever, user.history, cands, self.world.base_weight),
             retrievers=self.world.retrievers,
         )
 

@@ -30,6 +30,7 @@ from env.consumption import ConsumptionModel
 from env.world_model import WorldModel
 from features.blend import BlendRetriever, SavedRetriever, load_retriever
 from features.bundle import RETRIEVER_FILE
+from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
@@ -93,6 +94,12 @@ class SimulationWorld:
         were trained with, so that the service builds the same state."""
         return tuple(int(h) for h in self.settings.get("pool_hops", LEGACY_POOL_HOPS))
 
+    @property
+    def base_weight(self) -> float:
+        """The retriever base's weight in the ranking (features.candidates) this world's
+        agents were trained with."""
+        return float(self.settings.get("base_weight", LEGACY_BASE_WEIGHT))
+
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
         if self.model.n_items != self.catalog.n_movies:
@@ -155,6 +162,7 @@ class SimulationWorld:
             "test_fraction": test_fraction,
             "seed": seed,
             "pool_hops": list(POOL_HOPS),
+            "base_weight": DEFAULT_BASE_WEIGHT,
         }
         if calibrate:
             fit = fit_choice(r, catalog.n_movies, seed=seed)

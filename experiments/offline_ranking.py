@@ -165,7 +165,7 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
                 continue
             action = policy.action(builder.build(history)) if policy is not None else zero
             cands = generator.generate(history)
-            base = base_scores(world.retriever, history, cands)
+            base = base_scores(world.retriever, history, cands, world.base_weight)
             s = emb[cands] @ action + (0.0 if base is None else base)
             if world.retriever is not None:
                 rest = retriever_scores(world.retriever, history)[histories.rows]

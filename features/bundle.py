@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.blend import SavedRetriever, load_retriever
+from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
@@ -50,6 +51,7 @@ class RankingBundle:
     pool_hops: tuple[int, ...] = POOL_HOPS
     artefacts: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
     retriever: SavedRetriever | None = None
+    base_weight: float = DEFAULT_BASE_WEIGHT  # features.candidates.base_scores
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -66,7 +68,11 @@ class RankingBundle:
         self.catalog.save(folder / CATALOG_FILE)
         self.embeddings.save(folder / EMBEDDINGS_FILE)
         tmp = folder / (SETTINGS_FILE + ".tmp")
-        tmp.write_text(json.dumps({"format": 1, "pool_hops": list(self.pool_hops)}))
+        tmp.write_text(
+            json.dumps(
+                {"format": 1, "pool_hops": list(self.pool_hops), "base_weight": self.base_weight}
+            )
+        )
         tmp.replace(folder / SETTINGS_FILE)
         if self.retriever is not None:
             self.retriever.save(folder / RETRIEVER_FILE)
@@ -91,6 +97,7 @@ class RankingBundle:
             catalog=Catalog.load(folder / CATALOG_FILE),
             embeddings=ItemEmbeddings.load(folder / EMBEDDINGS_FILE),
             pool_hops=_pool_hops(folder),
+            base_weight=_base_weight(folder),
             artefacts=artefacts,
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)
@@ -100,14 +107,26 @@ class RankingBundle:
         )
 
 
-def _pool_hops(folder: Path) -> tuple[int, ...]:
-    """The state's pool hops: ranking.json, else the world's settings, else what worlds saved
-    before it was a setting were trained with."""
-    for name, key in ((SETTINGS_FILE, None), (WORLD_SETTINGS_FILE, "settings")):
-        path = folder / name
+def _setting(folder: Path, name: str) -> Any:
+    """A ranking setting: from ranking.json, else the world's settings, else None (bundles
+    saved before it was a setting)."""
+    for file, key in ((SETTINGS_FILE, None), (WORLD_SETTINGS_FILE, "settings")):
+        path = folder / file
         if path.exists():
             meta = json.loads(path.read_text())
             settings = meta if key is None else meta.get(key, {})
-            if "pool_hops" in settings:
-                return tuple(int(h) for h in settings["pool_hops"])
-    return LEGACY_POOL_HOPS
+            if name in settings:
+                return settings[name]
+    return None
+
+
+def _pool_hops(folder: Path) -> tuple[int, ...]:
+    """The state's pool hops; what worlds saved before it was a setting were trained with."""
+    hops = _setting(folder, "pool_hops")
+    return LEGACY_POOL_HOPS if hops is None else tuple(int(h) for h in hops)
+
+
+def _base_weight(folder: Path) -> float:
+    """The retriever base's weight; 1 for bundles saved before it was a setting."""
+    weight = _setting(folder, "base_weight")
+    return LEGACY_BASE_WEIGHT if weight is None else float(weight)

@@ -120,7 +120,9 @@ class Ranker:
         if history is not None and history.items:
             cands = self.candidates.generate(history)
             value = Prepared(
-                self.builder.build(history), cands, base_scores(self.retriever, history, cands)
+                self.builder.build(history),
+                cands,
+                base_scores(self.retriever, history, cands, self.bundle.base_weight),
             )
         with self._lock:
             self._cache[user] = _Cached(token, now, value)

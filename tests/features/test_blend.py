@@ -66,7 +66,7 @@ def test_blend_is_the_weighted_sum_of_z_scored_parts() -> None:
     h = UserHistory.from_ratings(15, [0, 4, 7, 9], [4.0] * 4, last_time=500 * DAY)
     expected = (
         zscores(blend.ease.scores(h))
-        + 0.3 * zscores(blend.als.scores(h))
+        + 0.3 * (1 - 2.0 / 4) * zscores(blend.als.scores(h))
         + 0.5 * (2.0 / 4) * zscores(blend.popularity.scores_at(500 * DAY))
     )
     assert np.allclose(blend.scores(h), expected)

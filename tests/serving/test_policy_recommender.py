@@ -109,7 +109,7 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     history = ranking.histories.read(trained.store, user)
     assert history is not None and result.action is not None
     cands = ranking.candidates.generate(history)
-    base = base_scores(ranking.retriever, history, cands)
+    base = base_scores(ranking.retriever, history, cands, ranking.bundle.base_weight)
     assert base is not None  # the trained world's bundle carries its retriever
     logits = ((ranking.vectors[cands] @ result.action).astype(np.float64) + base) / 0.5
     p = np.exp(logits - logits.max())
