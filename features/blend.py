@@ -16,6 +16,7 @@ and barely touches long histories.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,15 @@ class BlendRetriever:
         if self.als is not None and w_als > 0:
             out += w_als * zscores(self.als.scores(history))
         if self.popularity is not None and self.w_popularity:
-            out += self.popularity_weight(len(history.items)) * zscores(
-                self.popularity.scores_at(history.last_time)
-            )
+            day = self.popularity.day_of(history.last_time)
+            out += self.popularity_weight(len(history.items)) * self._popularity_z(day)
         return out
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - retrievers are few and long-lived
+    def _popularity_z(self, day: int) -> npt.NDArray[np.float64]:
+        """The popularity part z-scored, once per day (the same for every user that day)."""
+        assert self.popularity is not None
+        return zscores(self.popularity.scores_on(day))
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, Any] = {

@@ -66,14 +66,18 @@ class RecentPopularity:
         """The time of the last rating (the reference when a history carries no time)."""
         return float(self.timestamps[-1]) if self.timestamps.shape[0] else 0.0
 
+    def day_of(self, at: float | None) -> int:
+        """The day (since the epoch) of time ``at`` in seconds; None: the latest rating's."""
+        return int((self.latest if at is None else float(at)) // 86_400)
+
     def scores_at(self, at: float | None) -> npt.NDArray[np.float64]:
         """log1p of the decayed rating counts of every movie row at time ``at`` (seconds;
         None: the latest rating's time)."""
-        day = self.latest if at is None else float(at)
-        return self._scores_on(int(day // 86_400))
+        return self.scores_on(self.day_of(at))
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - instances are few and long-lived
-    def _scores_on(self, day: int) -> npt.NDArray[np.float64]:
+    def scores_on(self, day: int) -> npt.NDArray[np.float64]:
+        """The scores as of the start of ``day`` (days since the epoch)."""
         t = day * 86_400.0  # ratings before the day began: cached per day, never the future
         hi = int(np.searchsorted(self.timestamps, t, side="left"))
         age_days = (t - self.timestamps[:hi]) / 86_400.0

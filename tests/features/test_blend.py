@@ -59,6 +59,19 @@ def test_als_scores_fold_in_a_history_the_fit_never_saw() -> None:
     assert not np.any(als.scores(UserHistory(15)))
 
 
+def test_als_fold_in_equals_implicits_recalculate_user() -> None:
+    import scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+
+    als = AlsRetriever.fit(_ratings(), 15, factors=4, regularization=0.1, alpha=5.0, seed=0)
+    model = AlternatingLeastSquares(factors=4, regularization=0.1, alpha=5.0)
+    model.item_factors = als.item_factors
+    rows = np.array([1, 2, 6, 9])
+    x = sp.csr_matrix((np.ones(4, dtype=np.float32), (np.zeros(4, dtype=int), rows)), (1, 15))
+    ours = als.user_vector(UserHistory.from_ratings(15, rows, [4.0] * 4))
+    assert np.allclose(ours, model.recalculate_user(0, x), rtol=1e-3, atol=1e-4)
+
+
 def test_blend_is_the_weighted_sum_of_z_scored_parts() -> None:
     frame = _ratings()
     blend = BlendRetriever.fit(frame, 15, w_als=0.3, w_popularity=0.5, popularity_n0=2.0)
