@@ -2,10 +2,10 @@
 
 People choose among what they have heard of, and they hear of what people like them watch; a
 predicted rating says nothing of that. This model is an implicit-feedback ALS (Hu, Koren and
-Volinsky, 2008) from the maintained ``implicit`` library, fitted on who rated what (any rating
-counts as a consumption), one factor vector per user and per movie. The movie's rank in the
-user's ALS order, as -log2(1 + rank), is the propensity term of the choice model's utility
-(``env.choice``).
+Volinsky, 2008) from the maintained ``implicit`` library (``features.als.fit_als``), fitted on
+who rated what (any rating counts as a consumption), one factor vector per user and per
+movie. The movie's rank in the user's ALS order, as -log2(1 + rank), is the propensity term of
+the choice model's utility (``env.choice``).
 
 Like the world model, the simulator fits it on all ratings: it plays the true users, and the
 agent never sees it.
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
+
+from features.als import fit_als
+from features.npz import save_npz
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +75,6 @@ class ConsumptionModel:
         seed: int = 0,
     ) -> ConsumptionModel:
         """Fit on aligned arrays of user key and movie row per consumption (rating)."""
-        from implicit.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
         keys = np.asarray(user_keys).astype(str)
         rows = np.asarray(items, dtype=np.int64)
         if keys.shape != rows.shape:
@@ -85,23 +84,16 @@ class ConsumptionModel:
         if rows.min() < 0 or rows.max() >= n_items:
             raise ValueError(f"item rows must lie in [0, {n_items})")
         ukeys, urows = np.unique(keys, return_inverse=True)
-        x = sp.csr_matrix(
-            (np.ones(rows.shape[0], dtype=np.float32), (urows, rows)),
-            shape=(ukeys.shape[0], n_items),
+        uf, itf = fit_als(
+            urows.astype(np.int64),
+            rows,
+            (ukeys.shape[0], n_items),
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            seed=seed,
         )
-        x.data[:] = alpha  # re-ratings count once; confidence 1 + alpha per consumption
-        with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own
-            model = AlternatingLeastSquares(
-                factors=factors,
-                regularization=regularization,
-                iterations=iterations,
-                random_state=seed,
-                num_threads=1,  # deterministic and polite on two shared cores
-                calculate_training_loss=False,
-            )
-            model.fit(x, show_progress=False)
-        uf = np.asarray(model.user_factors, dtype=np.float32)
-        itf = np.asarray(model.item_factors, dtype=np.float32)
         rng = np.random.default_rng(seed)
         su = rng.integers(uf.shape[0], size=20_000)
         si = rng.integers(itf.shape[0], size=20_000)
@@ -110,16 +102,13 @@ class ConsumptionModel:
         return cls(ukeys, uf, itf, scale)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
+        save_npz(
+            path,
             user_keys=self.user_keys,
             user_factors=self.user_factors,
             item_factors=self.item_factors,
             scale=np.float64(self.scale),
         )
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> ConsumptionModel:
