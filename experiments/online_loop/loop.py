@@ -100,7 +100,8 @@ class LoopArgs:
     plex_share: float = 0.2
     """Share of the people whose feedback goes through the Plex webhook format."""
     min_decisions: int = 1
-    """Serve past ``interactions`` (up to twice as many) until this many decisions were made."""
+    """Serve past ``interactions`` (up to four times as many: the learner may be slow to
+    register its first candidate) until this many decisions were made."""
     window_rounds: int = 5
     """Rounds per point of the per-arm return and acceptance curve."""
     seed: int = 0
@@ -303,7 +304,7 @@ def _judge(
 
 def _more(args: LoopArgs, state: LoopState, cap: int) -> bool:
     """Serve on until ``interactions``, then, while fewer than ``min_decisions`` decisions were
-    made, up to ``cap`` (twice as many)."""
+    made, up to ``cap`` (four times as many)."""
     n = len(state.rows)
     if n < args.interactions:
         return True
@@ -463,7 +464,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
         client = handle.client
         store = open_store(home)
         ope_parts = {"ranker": Ranker(RankingBundle.load(home.world_dir)), "store": store}
-        cap = args.interactions * 2 if args.min_decisions else args.interactions
+        cap = args.interactions * 4 if args.min_decisions else args.interactions
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, timeout=60.0) as http:
             round_no = -1
