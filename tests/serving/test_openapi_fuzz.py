@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from starlette.types import Receive, Scope, Send
 
-from serving.app import create_app
+from serving.app import create_app, popularity_factory
 from serving.settings import Settings
 from tests.serving.conftest import AUTH, MOVIES, TOKEN, build_store, make_settings
 from tests.serving.redis_server import redis_client
@@ -56,7 +56,8 @@ class _NoLifespan:
 
 def _document() -> dict[str, Any]:
     """The OpenAPI document of an app with the test settings (no lifespan: nothing opened)."""
-    return create_app(Settings(api_token=TOKEN)).openapi()  # type: ignore[arg-type]
+    app = create_app(Settings(api_token=TOKEN), recommender_factory=popularity_factory())  # type: ignore[arg-type]
+    return app.openapi()
 
 
 # Loaded when the module is collected: schemathesis makes one test per operation from it (its
@@ -81,14 +82,19 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     return case
 
 
+# no registry watcher: a module-long app must not touch MLflow's global tracking URI
+POPULARITY = {"arms": [{"name": "default", "policy": "popularity", "share": 1.0}]}
+
+
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("fuzz")
     with redis_client("server", tmp) as (client, prefix):
         app = create_app(
-            make_settings(tmp, prefix),
+            make_settings(tmp, prefix, ab=POPULARITY),
             store=build_store(),  # card actions write to the graph: a private store
             redis_client=client,
+            recommender_factory=popularity_factory(),
         )
         with TestClient(app) as http:
             assert http.get("/openapi.json").json() == _document()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.app import create_app
+from serving.app import create_app, popularity_factory
 from serving.routes import admin, browse, pages
 from tests.serving.conftest import build_store, make_settings
 from tests.serving.redis_server import redis_client
@@ -38,11 +38,20 @@ values = st.one_of(
 )
 
 
+# no registry watcher: a module-long app must not touch MLflow's global tracking URI
+POPULARITY = {"arms": [{"name": "default", "policy": "popularity", "share": 1.0}]}
+
+
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("pages-fuzz")
     with redis_client("server", tmp) as (client, prefix):
-        app = create_app(make_settings(tmp, prefix), store=build_store(), redis_client=client)
+        app = create_app(
+            make_settings(tmp, prefix, ab=POPULARITY),
+            store=build_store(),
+            redis_client=client,
+            recommender_factory=popularity_factory(),
+        )
         with TestClient(app, follow_redirects=False) as http:
             yield http
 
