@@ -364,13 +364,16 @@ def log_decision(
 
 def apply_decision(decision: Decision, registry: Any) -> None:
     """Move the aliases of an agent.registry.PolicyRegistry: promote puts ``champion`` on the
-    challenger's version (the old one keeps ``previous-champion``); rollback points
-    ``challenger`` back at the champion's version, so its traffic gets the champion again;
-    keep changes nothing."""
+    challenger's version (the old one keeps ``previous-champion``); rollback, and keep once
+    the online stage has judged, point ``challenger`` back at the champion's version, so a
+    rejected version stops taking traffic; a keep that waits for online evidence changes
+    nothing."""
     champ, chall = decision.champion_version, decision.challenger_version
     if decision.action == "promote" and chall is not None:
         if champ is not None:
             registry.set_alias(PREVIOUS_ALIAS, champ)
         registry.set_alias("champion", chall)
-    elif decision.action == "rollback" and champ is not None:
+    elif champ is not None and (
+        decision.action == "rollback" or (decision.action == "keep" and decision.online)
+    ):
         registry.set_alias("challenger", champ)

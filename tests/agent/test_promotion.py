@@ -159,8 +159,11 @@ def test_apply_moves_the_aliases() -> None:
     )
     apply_decision(rollback, reg)
     assert reg.aliases == {"challenger": 1}
-    reg = _Aliases()
-    apply_decision(decide(None, _online(0.0)), reg)
+    reg = _Aliases()  # judged online and kept: the challenger stops taking traffic
+    apply_decision(decide(None, _online(0.0), champion_version=1, challenger_version=2), reg)
+    assert reg.aliases == {"challenger": 1}
+    reg = _Aliases()  # still waiting for online evidence: nothing moves
+    apply_decision(decide(OfflineEvidence(_est(0.1), _est(0.12)), None, champion_version=1), reg)
     assert reg.aliases == {}
 
 
