@@ -141,7 +141,10 @@ class Ranker:
         rng: np.random.Generator | None = None,
     ) -> RankedSlate | None:
         """The user's top ``k`` by ``act``'s action (a Plackett-Luce sample when temperature
-        > 0), or None for a user without usable history (a cold start)."""
+        > 0), or None for a user without usable history (a cold start). ``temperature`` is in
+        units of the standardised retriever base: the base carries the bundle's weight w, so
+        the softmax divides by temperature x w and a given temperature explores as much
+        whatever w is."""
         prepared = self.prepare(store, user)
         if prepared is None:
             return None
@@ -149,7 +152,8 @@ class Ranker:
         action = act(state)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
-        slate = rank(action, cands, self.vectors, k, temperature, rng, base)
+        scale = self.bundle.base_weight if base is not None else 1.0
+        slate = rank(action, cands, self.vectors, k, temperature * scale, rng, base)
         return RankedSlate(state, action, slate)
 
     def next_state(

@@ -17,13 +17,15 @@ from serving.ab import ABConfig, Arm
 
 DEFAULT_AB = ABConfig(arms=(Arm(name="default", policy="champion", share=1.0),))
 
-# Scores are base_i + e_i . a (features.ranking): base is the retriever's score standardised over
-# a user's candidates (sd 1), so a top candidate can stand up to sqrt(n - 1) ~ 14 above the rest
-# of 200 and the spread is far wider than the raw e_i . a the old default of 0.05 was measured on
-# (at 0.05 such gaps reach 280 logits and propensities round to exactly 0 or 1, useless for
-# off-policy evaluation). At 0.5 the widest gap is ~28 logits: every shown item keeps a
-# propensity strictly inside (0, 1). Not yet re-measured for overlap with the deterministic
-# top-10: `python -m experiments.bench.exploration --home H` does that.
+# Scores are w base_i + e_i . a (features.ranking, features.candidates): base is the retriever's
+# score standardised over a user's candidates (sd 1), w the bundle's base weight, and the
+# temperature is in units of the unit base (the ranker divides by temperature x w). A top
+# candidate can stand up to sqrt(n - 1) ~ 14 above the rest of 200, far wider than the raw
+# e_i . a the old default of 0.05 was measured on (at 0.05 such gaps reach 280 logits and
+# propensities round to exactly 0 or 1, useless for off-policy evaluation). At 0.5 the widest
+# gap is ~28 logits: every shown item keeps a propensity strictly inside (0, 1). Not yet
+# re-measured for overlap with the deterministic top-10: `python -m
+# experiments.bench.exploration --home H` does that.
 DEFAULT_TEMPERATURE = 0.5
 
 
@@ -89,8 +91,9 @@ class Settings(BaseSettings):
     temperature: float = Field(
         default=DEFAULT_TEMPERATURE,
         ge=0.0,
-        description="Plackett-Luce slate sampling temperature, in units of the scores "
-        "base_i + e_i . a (features.ranking). 0 serves the deterministic top-k with "
+        description="Plackett-Luce slate sampling temperature, in units of the "
+        "standardised retriever base (features.ranker: the softmax divides by it times the "
+        "base's weight). 0 serves the deterministic top-k with "
         "propensity 1, which leaves logged slates useless for off-policy evaluation; the "
         "default explores a little (see DEFAULT_TEMPERATURE).",
     )

@@ -111,7 +111,8 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     cands = ranking.candidates.generate(history)
     base = base_scores(ranking.retriever, history, cands, ranking.bundle.base_weight)
     assert base is not None  # the trained world's bundle carries its retriever
-    logits = ((ranking.vectors[cands] @ result.action).astype(np.float64) + base) / 0.5
+    t = 0.5 * ranking.bundle.base_weight  # the temperature is in units of the unit base
+    logits = ((ranking.vectors[cands] @ result.action).astype(np.float64) + base) / t
     p = np.exp(logits - logits.max())
     p /= p.sum()
     first = int(np.flatnonzero(cands == ranking.histories.row_of[result.items[0].movie])[0])
