@@ -9,6 +9,7 @@ built) are ignored. ``with_rating`` is how one more rating joins a history (feed
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.catalog import Catalog
-from features.graph.store import GraphStore, UnknownVertexError
+from features.graph.store import GraphStore, UnknownVertexError, UserMovies
 from features.state import UserHistory
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class HistoryReader:
             found = store.user_movies(user)
         except UnknownVertexError:
             return None
+        return self.from_movies(found)
+
+    def from_movies(self, found: UserMovies) -> UserHistory:
+        """The history of what ``GraphStore.user_movies`` returned for a user."""
         rows = self.rows(found.rated)
         keep = rows >= 0  # movies the policy's world does not know are ignored
         rows, ratings, stamps = rows[keep], found.ratings[keep], found.timestamps[keep]
@@ -55,6 +60,22 @@ class HistoryReader:
         seen = self.rows(found.seen)
         history.seen[seen[seen >= 0]] = True  # mark_seen for each
         return history
+
+
+def history_digest(found: UserMovies) -> bytes:
+    """A fingerprint of everything a user's history is built from (rated movies with ratings
+    and times, seen movies, in the store's order): equal digests, equal histories. Caches of
+    what is computed from a history compare it to tell whether the user changed."""
+    h = hashlib.blake2b(digest_size=16)
+    for keys in (found.rated, found.seen):
+        h.update(len(keys).to_bytes(8, "little"))
+        for key in keys:
+            raw = str(key).encode()
+            h.update(len(raw).to_bytes(4, "little"))
+            h.update(raw)
+    for values in (found.ratings, found.timestamps):
+        h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return h.digest()
 
 
 def with_rating(history: UserHistory, row: int, rating: float) -> UserHistory:

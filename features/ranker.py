@@ -7,6 +7,16 @@ action; ``features.ranking.rank`` orders the candidates by base + e . a, base be
 bundle's retriever's standardised score (``features.candidates.base_scores``), as in the
 simulator. Everything a policy version needs beyond its actor comes from one RankingBundle, so
 every version of one world shares a Ranker (the hop precomputation and the cache are costly).
+
+The per-user cache and its freshness: a user's (state, candidates) depend on the bundle and on
+that user's history alone (``GraphStore.user_movies``), so an entry keeps a digest of the
+history it was computed from and the store's ``revision`` read just before. It is served as is
+while the revision is the same object (nothing in the graph changed); after any change, the
+user's history is read again and the entry served only if its digest is unchanged, else
+recomputed. So with a store that has a revision (the embedded one) an entry is never staler
+than the store: no change to the user's history is ever missed. A store without one (None) is
+trusted for ``cache_seconds`` after the entry was computed or last checked, then checked.
+``refresh`` is the same check made ahead of a request (features.precompute).
 """
 
 from __future__ import annotations
@@ -24,10 +34,10 @@ import numpy.typing as npt
 
 from features.bundle import RankingBundle
 from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
-from features.graph.store import GraphStore
-from features.history import HistoryReader, with_rating
+from features.graph.store import GraphStore, UnknownVertexError
+from features.history import HistoryReader, history_digest, with_rating
 from features.ranking import Slate, rank
-from features.state import StateBuilder
+from features.state import StateBuilder, UserHistory
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +64,27 @@ class RankedSlate:
 
 @dataclass(frozen=True)
 class _Cached:
-    token: object  # the store's revision it was read at (None: the store cannot tell)
-    made: float
+    token: object  # the store's revision read just before the history (None: cannot tell)
+    made: float  # clock time of that read
+    digest: bytes  # features.history.history_digest of the history it was computed from
     value: Prepared | None
+
+
+@dataclass
+class CacheStats:
+    """What the per-user cache did: served without reading the store, served after checking
+    the user's history was unchanged, computed (first time, or the history changed)."""
+
+    hits: int = 0
+    checked: int = 0
+    computed: int = 0
 
 
 class Ranker:
     """History, state, candidates and ranking for one bundle (module doc).
 
-    The per-user (state, candidates) cache holds ``cache_size`` users; an entry lives while
-    the store's ``revision`` is the same object, or ``cache_seconds`` for a store without one.
+    The per-user (state, candidates) cache holds ``cache_size`` users (least recently used
+    leave first); its freshness rules are in the module doc. ``clock`` is for tests.
     """
 
     def __init__(
@@ -74,6 +95,7 @@ class Ranker:
         hops: int = DEFAULT_CANDIDATE_HOPS,
         cache_size: int = 10_000,
         cache_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         catalog = bundle.catalog
         self.bundle = bundle
@@ -90,6 +112,8 @@ class Ranker:
         self.keys = self.histories.keys
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
+        self.clock = clock
+        self.stats = CacheStats()
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -105,31 +129,75 @@ class Ranker:
         """(state, candidates, base) for a user with usable history, else None (cached; none
         depends on the policy, so every version shares them)."""
         token = store.revision()
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             hit = self._cache.get(user)
-            if (
-                hit is not None
-                and hit.token is token
-                and (token is not None or now - hit.made <= self.cache_seconds)
-            ):
+            if hit is not None and self._trusted(hit, token, now):
                 self._cache.move_to_end(user)
+                self.stats.hits += 1
                 return hit.value
-        history = self.histories.read(store, user)
-        value = None
-        if history is not None and history.items:
-            cands = self.candidates.generate(history)
-            value = Prepared(
-                self.builder.build(history),
-                cands,
-                base_scores(self.retriever, history, cands, self.bundle.base_weight),
-            )
+        return self._load(store, user, token, now, hit)[0]
+
+    def refresh(self, store: GraphStore, user: str) -> bool:
+        """Make the user's entry current now, ahead of their request: checked against their
+        history, recomputed if it changed or was missing. True when it was computed."""
+        token = store.revision()
+        now = self.clock()
         with self._lock:
-            self._cache[user] = _Cached(token, now, value)
+            hit = self._cache.get(user)
+        if hit is not None and token is not None and hit.token is token:
+            return False
+        return self._load(store, user, token, now, hit)[1]
+
+    def cached(self, user: str) -> bool:
+        """Is there an entry for the user (fresh or not)?"""
+        with self._lock:
+            return user in self._cache
+
+    def _trusted(self, hit: _Cached, token: object, now: float) -> bool:
+        if token is None:
+            return hit.token is None and now - hit.made <= self.cache_seconds
+        return hit.token is token
+
+    def _load(
+        self, store: GraphStore, user: str, token: object, now: float, hit: _Cached | None
+    ) -> tuple[Prepared | None, bool]:
+        """Read the user's history (after ``token`` was read), reuse ``hit`` if it was computed
+        from the same history, else compute; store the entry. (value, computed)."""
+        try:
+            found = store.user_movies(user)
+        except UnknownVertexError:
+            # An unknown user (cold start) is not cached: nothing to reuse, and a stream of
+            # new names would push known users' entries out.
+            with self._lock:
+                self._cache.pop(user, None)
+            return None, False
+        digest = history_digest(found)
+        computed = hit is None or hit.digest != digest
+        if hit is not None and not computed:
+            value = hit.value
+        else:
+            value = self._compute(self.histories.from_movies(found))
+        with self._lock:
+            if computed:
+                self.stats.computed += 1
+            else:
+                self.stats.checked += 1
+            self._cache[user] = _Cached(token, now, digest, value)
             self._cache.move_to_end(user)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return value
+        return value, computed
+
+    def _compute(self, history: UserHistory) -> Prepared | None:
+        if not history.items:
+            return None
+        cands = self.candidates.generate(history)
+        return Prepared(
+            self.builder.build(history),
+            cands,
+            base_scores(self.retriever, history, cands, self.bundle.base_weight),
+        )
 
     def rank(
         self,

@@ -31,6 +31,7 @@ from serving.openapi import build_document
 from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
+from serving.precompute import Precompute, precompute_loop
 from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
@@ -137,7 +138,11 @@ def _build(
     metrics.watch(metrics.spooled, sink.pending)
     for arm in ab.arms:
         metrics.policy.labels(arm.name, arm.policy, by_arm[arm.name].policy_version).set(1)
+    precompute = None
+    if pool is not None and settings.precompute:
+        precompute = Precompute(store, lambda: pool.loaded_ranker, limit=settings.state_cache_size)
     return Services(
+        precompute=precompute,
         settings=settings,
         store=store,
         ab=ab,
@@ -203,13 +208,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
         app.state.services = services
-        task = None
+        tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):
-            task = asyncio.create_task(_replay_loop(services.sink, cfg.spool_replay_seconds))
+            tasks.append(asyncio.create_task(_replay_loop(services.sink, cfg.spool_replay_seconds)))
+        if services.precompute is not None:
+            loop = precompute_loop(services.precompute, cfg.precompute_poll_seconds, budget=0.05)
+            tasks.append(asyncio.create_task(loop))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -26,6 +26,7 @@ from serving.breaker import CircuitBreaker
 from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
 from serving.plex.ids import PlexRef, new_movie_key
+from serving.precompute import Precompute
 from serving.rate_limit import RateLimiter
 from serving.reclog import RecLog
 from serving.recommender import Recommender
@@ -58,6 +59,8 @@ class Services:
     breaker: CircuitBreaker | None = None
     # reads without the API token, per client address (None: not limited)
     rate_limiter: RateLimiter | None = None
+    # known users' states computed ahead of requests (None: off, or no policy pool)
+    precompute: Precompute | None = None
 
 
 async def get_services(request: Request) -> Services:
@@ -120,6 +123,10 @@ async def get_library_new(services: ServicesDep) -> Callable[[PlexRef], None] | 
     return services.on_library_new
 
 
+async def get_precompute(services: ServicesDep) -> Precompute | None:
+    return services.precompute
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[GraphStore, Depends(get_store)]
 ABDep = Annotated[ABRouter, Depends(get_ab)]
@@ -132,6 +139,7 @@ BreakerDep = Annotated["CircuitBreaker | None", Depends(get_breaker)]
 ApiTokenDep = Annotated["str | None", Depends(get_api_token)]
 MovieResolverDep = Annotated[Callable[[PlexRef], str], Depends(get_movie_resolver)]
 LibraryNewDep = Annotated["Callable[[PlexRef], None] | None", Depends(get_library_new)]
+PrecomputeDep = Annotated["Precompute | None", Depends(get_precompute)]
 
 
 def bearer_matches(request: Request, expected: str) -> bool:

@@ -149,6 +149,11 @@ class PolicyPool:
             )
         return self._ranker
 
+    @property
+    def loaded_ranker(self) -> Ranker | None:
+        """The Ranker once a policy needed it (None before: nothing to precompute for)."""
+        return self._ranker
+
     def _version_of(self, registry: Any, ref: str) -> int | None:
         """The version number ``ref`` points at now (cheap: no artifact download)."""
         from mlflow.exceptions import MlflowException

@@ -85,7 +85,19 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Users whose (state, candidates) are kept."
     )
     state_cache_seconds: float = Field(
-        default=30.0, gt=0, description="Their lifetime with a non-embedded graph store."
+        default=30.0,
+        gt=0,
+        description="With a graph store that has no revision (ArangoDB), how long a cached "
+        "state is served before the user's history is checked again: its staleness bound. "
+        "With the embedded store a cached state is never stale (features.ranker).",
+    )
+    precompute: bool = Field(
+        default=True,
+        description="Compute known users' states and candidates in the background, ahead of "
+        "their requests and again when their history changes (serving.precompute).",
+    )
+    precompute_poll_seconds: float = Field(
+        default=0.05, gt=0, description="How often the idle background task looks for work."
     )
     torch_threads: int = Field(default=1, ge=1, description="Torch threads for the actor.")
     temperature: float = Field(

@@ -8,7 +8,8 @@ is then stored as a ``click`` from source ``web-download``; a Radarr failure sto
 ``watchlist`` puts the movie on the user's plex.tv watchlist first (serving.plex.watchlist) and
 is then stored as a ``click`` from source ``web-watchlist``; a plex.tv failure stores nothing.
 It needs the API token, like every write. Nothing is written to the graph when the feedback
-was refused or could not be stored.
+was refused or could not be stored. A graph edge changes the user's state, so the user is
+reported to the precomputer (serving.precompute), which recomputes it in the background.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from pydantic import BaseModel, Field
 from features.graph.batch import GraphBatch
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import GraphStore
-from serving.deps import MetricsDep, SettingsDep, SinkDep, StoreDep, require_write
+from serving.deps import (
+    MetricsDep,
+    PrecomputeDep,
+    SettingsDep,
+    SinkDep,
+    StoreDep,
+    require_write,
+)
 from serving.plex.client import PlexError
 from serving.radarr.client import RadarrClient, RadarrError, RadarrSettings
 from serving.routes.feedback import validate_events
@@ -111,6 +119,7 @@ async def card_action(
     metrics: MetricsDep,
     radarr: RadarrDep,
     site: SiteDep,
+    precompute: PrecomputeDep,
 ) -> ActionDone:
     if body.action == "rate" and body.rating is None:
         msg = "a rating from 1 to 5 is needed"
@@ -164,6 +173,8 @@ async def card_action(
     metrics.feedback.labels(type=events[0].type.value).inc()
     if body.action in ("not_interested", "rate"):
         await run_in_threadpool(_edge, store, user, movie, body)
+        if precompute is not None:  # their state changed: recompute it before they ask
+            precompute.changed([user])
     message = {
         "not_interested": "Hidden: you will not see it again.",
         "rate": f"Rated {body.rating} of 5 stars.",

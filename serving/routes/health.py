@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
@@ -48,6 +49,10 @@ def readyz(services: ServicesDep) -> Any:
     }
     if services.policy_status is not None:  # e.g. "no registered version 'champion'..."
         body["policies"] = services.policy_status()
+    warmup = services.precompute.status() if services.precompute is not None else None
+    if warmup is not None:  # known users' states computed ahead, once a policy is loaded
+        body["precompute"] = warmup
+        body["worker"] = os.getpid()  # whose warm-up it is (serve --workers N: one each)
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

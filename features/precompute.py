@@ -1,0 +1,119 @@
+"""Known users' (state, candidates) computed ahead of their requests, and again when they change.
+
+A ``Precomputer`` fills a features.ranker.Ranker's per-user cache in the background: first
+every known user of the store (up to the cache's size, the warm-up), then, whenever a writer
+says a user's history changed (``changed``), that user again, before their next request. So a
+known user's request is a cache hit; cold and unknown users take the request path as before.
+
+Freshness does not depend on this class: the Ranker serves an entry only while the store's
+revision is unchanged or the user's history still has the digest it was computed from (see
+features.ranker). A change nobody reported (a write by another process) is therefore never
+served stale; that user's entry is recomputed on their request instead, as without precomputing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from features.graph.schema import VertexKind
+from features.graph.store import GraphStore
+from features.ranker import Ranker
+
+log = logging.getLogger(__name__)
+
+
+class Precomputer:
+    """Keeps ``ranker``'s cache current for ``store``'s known users (module doc).
+
+    ``limit`` caps the warm-up (default: the ranker's cache size; more would only evict).
+    ``step`` does the work in slices so that a caller (serving.precompute's background task)
+    can interleave it with requests.
+    """
+
+    def __init__(
+        self,
+        ranker: Ranker,
+        store: GraphStore,
+        *,
+        limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ranker = ranker
+        self.store = store
+        self.limit = ranker.cache_size if limit is None else min(limit, ranker.cache_size)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._changed: dict[str, None] = {}  # an ordered set: first reported, first redone
+        self._warmup: list[str] | None = None  # None until the known users are listed
+        self.known = 0  # users the warm-up covers
+        self.warmed = 0  # of them, done
+        self.recomputed = 0  # entries recomputed after a reported change
+
+    def changed(self, users: Iterable[str]) -> None:
+        """These users' histories changed (a writer says so): redo them before anything else."""
+        with self._lock:
+            for user in users:
+                self._changed[user] = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do now (warm-up done and no reported change waiting)."""
+        with self._lock:
+            return self._warmup is not None and not self._warmup and not self._changed
+
+    def _known_users(self) -> list[str]:
+        keys = self.store.vertex_frame(VertexKind.USER)["key"].astype(str).tolist()
+        return list(reversed(keys[: self.limit]))  # popped from the end: key order
+
+    def _next(self) -> tuple[str, bool] | None:
+        with self._lock:
+            if self._changed:
+                user = next(iter(self._changed))
+                del self._changed[user]
+                return user, True
+            if self._warmup:
+                return self._warmup.pop(), False
+        return None
+
+    def step(self, budget_seconds: float = 0.05) -> int:
+        """Redo reported users, then continue the warm-up, for about ``budget_seconds`` (at
+        least one user). The number of users handled."""
+        if self._warmup is None:
+            users = self._known_users()
+            with self._lock:
+                self._warmup = users
+                self.known = len(users)
+            log.info("precomputing %d known users' states and candidates", len(users))
+        deadline = self.clock() + budget_seconds
+        done = 0
+        while True:
+            item = self._next()
+            if item is None:
+                break
+            user, reported = item
+            computed = self.ranker.refresh(self.store, user)
+            with self._lock:
+                if reported:
+                    self.recomputed += computed
+                else:
+                    self.warmed += 1
+                    if not self._warmup:
+                        log.info("precomputed %d known users", self.warmed)
+            done += 1
+            if self.clock() >= deadline:
+                break
+        return done
+
+    def status(self) -> dict[str, int | bool]:
+        """Progress, for /readyz: users to warm, warmed, changes waiting, recomputed."""
+        with self._lock:
+            return {
+                "known_users": self.known,
+                "warmed": self.warmed,
+                "warm": self._warmup is not None and not self._warmup,
+                "changes_waiting": len(self._changed),
+                "recomputed": self.recomputed,
+            }

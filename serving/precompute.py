@@ -1,0 +1,71 @@
+"""The service's precomputed user states: a features.precompute.Precomputer for the policy
+pool's ranker, and the lifespan's background task that runs it between requests.
+
+The ranker exists once a registry policy has loaded (the pool loads it with the first version),
+so the Precomputer is made on first need and again if the pool's ranker is replaced. Writers in
+the service (the web's card actions, which add rated / not-interested edges) report the users
+they changed through ``changed``; the task recomputes those first, then continues the warm-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from fastapi.concurrency import run_in_threadpool
+
+from features.graph.store import GraphStore
+from features.precompute import Precomputer
+from features.ranker import Ranker
+
+log = logging.getLogger(__name__)
+
+
+class Precompute:
+    """The service's Precomputer over ``store`` for the ranker ``ranker_source`` gives (None
+    while no policy is loaded)."""
+
+    def __init__(
+        self, store: GraphStore, ranker_source: Callable[[], Ranker | None], limit: int
+    ) -> None:
+        self.store = store
+        self.ranker_source = ranker_source
+        self.limit = limit
+        self._current: Precomputer | None = None
+
+    def current(self) -> Precomputer | None:
+        ranker = self.ranker_source()
+        if ranker is None:
+            return None
+        now = self._current
+        if now is None or now.ranker is not ranker:
+            now = self._current = Precomputer(ranker, self.store, limit=self.limit)
+        return now
+
+    def changed(self, users: Iterable[str]) -> None:
+        """These users' histories changed in the graph: recompute them in the background."""
+        now = self.current()
+        if now is not None:
+            now.changed(users)
+
+    def status(self) -> dict[str, int | bool] | None:
+        now = self.current()
+        return now.status() if now is not None else None
+
+
+async def precompute_loop(precompute: Precompute, every: float, budget: float) -> None:
+    """In the background, never in front of a request: while there is work, a slice of about
+    ``budget`` seconds in the threadpool, then the loop is free again; idle, a check every
+    ``every`` seconds."""
+    while True:
+        work = precompute.current()
+        if work is None or work.idle:
+            await asyncio.sleep(every)
+            continue
+        try:
+            await run_in_threadpool(work.step, budget)
+        except Exception:
+            log.exception("precomputing user states failed; will retry")
+            await asyncio.sleep(every)
+        await asyncio.sleep(0)
