@@ -2,7 +2,8 @@
 
 Configuration (environment): MARQUEE_ARANGO_URL selects ArangoDB; MARQUEE_ARANGO_DB (default
 "marquee"), MARQUEE_ARANGO_USER (default "root") and MARQUEE_ARANGO_PASSWORD go with it. The
-password is never logged.
+password is never logged. MARQUEE_GRAPH_HUB_CAP (a number; unset: exact) sets the embedded
+store's k-hop hub cap (features.graph.local.LocalGraphStore).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ENV_URL = "MARQUEE_ARANGO_URL"
 ENV_DB = "MARQUEE_ARANGO_DB"
 ENV_USER = "MARQUEE_ARANGO_USER"
 ENV_PASSWORD = "MARQUEE_ARANGO_PASSWORD"
+ENV_HUB_CAP = "MARQUEE_GRAPH_HUB_CAP"
 DEFAULT_DB = "marquee"
 
 
@@ -44,8 +46,13 @@ def open_store(home: Home, arango_url: str | None = None) -> GraphStore:
         return store
     from features.graph.local import LocalGraphStore
 
-    log.info("graph store: embedded, in %s", home.graph_dir)
-    return LocalGraphStore.open(home.graph_dir)  # type: ignore[no-any-return]
+    cap = os.environ.get(ENV_HUB_CAP, "").strip()
+    try:
+        hub_cap = int(cap) if cap else None
+    except ValueError:
+        raise ValueError(f"{ENV_HUB_CAP} must be a whole number, got {cap!r}") from None
+    log.info("graph store: embedded, in %s (hub cap %s)", home.graph_dir, hub_cap)
+    return LocalGraphStore.open(home.graph_dir, hub_cap=hub_cap)  # type: ignore[no-any-return]
 
 
 @contextmanager

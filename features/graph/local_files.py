@@ -5,11 +5,18 @@
 unicode, because one long summary would otherwise widen every row of its column. A save writes a
 new data folder, then replaces the manifest atomically (os.replace), then removes older data
 folders: a crash leaves the previous graph.
+
+Loading memory-maps every array read-only (``np.load(mmap_mode="r")``): a load reads no data,
+the pages come from the OS page cache as queries touch them, and every process that opens the
+same graph (``marquee serve --workers N``) shares those pages instead of holding its own copy.
+Strings stay encoded until first used (``local_state.StringColumn``), and each vertex kind's
+order by key is saved (``<kind>.key_rank.npy``) so that no load sorts millions of keys. A
+removed data folder stays readable by processes that mapped it until they drop it (POSIX
+unlink semantics), so a save never pulls pages from under a reader.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -20,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from features.graph.local_state import EdgeTable, GraphState, VertexTable
+from features.graph.local_state import (
+    EdgeTable,
+    GraphState,
+    LazyColumns,
+    StringColumn,
+    VertexTable,
+)
 from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, VertexKind
 from features.graph.store import GraphStoreError
 
@@ -47,21 +60,27 @@ def _write_strings(folder: Path, name: str, values: np.ndarray) -> None:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    """The array saved at ``path``, memory-mapped read-only (an empty one is read: there is
+    nothing to map)."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        try:  # an empty array cannot be mapped
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise GraphStoreError(f"{path}: cannot read saved graph array: {exc}") from exc
+    except OSError as exc:
         raise GraphStoreError(f"{path}: cannot read saved graph array: {exc}") from exc
+    return arr
 
 
-def _read_strings(folder: Path, name: str) -> np.ndarray:
-    blob = _read_npy(folder / f"{name}.utf8.npy").tobytes()
-    bounds = _read_npy(folder / f"{name}.offsets.npy").tolist()
-    out = np.empty(len(bounds) - 1, dtype=object)
-    text = blob.decode("utf-8", errors="strict") if blob.isascii() else None
-    src: Any = text if text is not None else blob
-    pieces = [src[a:b] for a, b in itertools.pairwise(bounds)]
-    out[:] = pieces if text is not None else [p.decode("utf-8") for p in pieces]
-    return out
+def _read_strings(folder: Path, name: str) -> StringColumn:
+    """The saved strings, mapped and left encoded until first used."""
+    blob = _read_npy(folder / f"{name}.utf8.npy")
+    offsets = _read_npy(folder / f"{name}.offsets.npy")
+    if len(offsets) < 1 or (len(offsets) > 1 and int(offsets[-1]) != len(blob)):
+        raise GraphStoreError(f"{folder / name}: string offsets do not match their bytes")
+    return StringColumn(blob, offsets)
 
 
 def save_state(state: GraphState, path: Path) -> None:
@@ -80,6 +99,7 @@ def save_state(state: GraphState, path: Path) -> None:
         }
         for vkind, vt in state.vertices.items():
             _write_strings(data, f"{vkind.value}.key", vt.keys)
+            _write_npy(data / f"{vkind.value}.key_rank.npy", vt.key_rank)
             for col in VERTEX_COLUMNS[vkind]:
                 name = f"{vkind.value}.{col.name}"
                 if col.dtype == "str":
@@ -89,6 +109,7 @@ def save_state(state: GraphState, path: Path) -> None:
             manifest["vertices"][vkind.value] = {
                 "count": len(vt),
                 "columns": [c.name for c in VERTEX_COLUMNS[vkind]],
+                "key_rank": True,
             }
         for ekind, et in state.edges.items():
             _write_npy(data / f"{ekind.value}.indptr.npy", et.indptr)
@@ -142,7 +163,11 @@ def load_state(path: Path) -> GraphState | None:
             continue
         keys = _read_strings(data, f"{vkind.value}.key")
         _check_count(manifest_path, vkind.value, "key", len(keys), info["count"])
-        columns = {}
+        rank = None
+        if info.get("key_rank"):
+            rank = _read_npy(data / f"{vkind.value}.key_rank.npy")
+            _check_count(manifest_path, vkind.value, "key_rank", len(rank), len(keys))
+        columns: dict[str, np.ndarray | StringColumn] = {}
         for col in VERTEX_COLUMNS[vkind]:
             name = f"{vkind.value}.{col.name}"
             if col.name not in info["columns"]:
@@ -154,7 +179,7 @@ def load_state(path: Path) -> GraphState | None:
             )
             _check_count(manifest_path, vkind.value, col.name, len(arr), len(keys))
             columns[col.name] = arr
-        vertices[vkind] = VertexTable(keys, columns)
+        vertices[vkind] = VertexTable(keys, LazyColumns(columns), rank)
     edges: dict[EdgeKind, EdgeTable] = {}
     for ekind in EdgeKind:
         spec = EDGE_SPECS[ekind]
@@ -167,15 +192,15 @@ def load_state(path: Path) -> GraphState | None:
         indices = _read_npy(data / f"{ekind.value}.indices.npy").astype(np.int32, copy=False)
         _check_count(manifest_path, ekind.value, "indptr", len(indptr), n_src + 1)
         _check_count(manifest_path, ekind.value, "indices", len(indices), info["count"])
-        columns = {}
+        edge_columns: dict[str, np.ndarray] = {}
         for col in spec.columns:
             if col.name not in info["columns"]:
-                columns[col.name] = _default_column(col, len(indices))
+                edge_columns[col.name] = _default_column(col, len(indices))
                 continue
             arr = _read_npy(data / f"{ekind.value}.{col.name}.npy")
             _check_count(manifest_path, ekind.value, col.name, len(arr), len(indices))
-            columns[col.name] = arr
-        edges[ekind] = EdgeTable(indptr, indices, columns, n_dst)
+            edge_columns[col.name] = arr
+        edges[ekind] = EdgeTable(indptr, indices, edge_columns, n_dst)
     return GraphState(vertices, edges)
 
 

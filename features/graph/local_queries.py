@@ -114,11 +114,17 @@ def _similar_rows(state: GraphState) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(a), et.n_dst))
 
 
-def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopGraph:
+def hop_operator(
+    state: GraphState, weights: Mapping[EdgeKind, float], hub_cap: int | None = None
+) -> HopGraph:
     """The one-hop operator (features.graph.hop) for ``weights`` (only kinds with a nonzero
-    weight), cached on the state."""
+    weight), cached on the state. With ``hub_cap``, content vertices linked to more than that
+    many movies (hubs: genres, the commonest tags, the busiest people) are left out, so that
+    paths never pass through them (see ``LocalGraphStore``)."""
     w = check_hop_weights(weights)
-    cache_key = ("hop", tuple(sorted((k.value, v) for k, v in w.items())))
+    if hub_cap is not None and hub_cap < 2:
+        raise ValueError(f"hub_cap must be at least 2 or None, got {hub_cap!r}")
+    cache_key = ("hop", tuple(sorted((k.value, v) for k, v in w.items())), hub_cap)
     cached = state.cache.get(cache_key)
     if cached is not None:
         return cached
@@ -135,7 +141,11 @@ def hop_operator(state: GraphState, weights: Mapping[EdgeKind, float]) -> HopGra
             b = et.csr  # person x movie
         else:
             b = et.csc  # genre or tag x movie
-        b = b[np.diff(b.indptr) >= 2]  # a row with one movie pairs it only with itself
+        degree = np.diff(b.indptr)
+        keep = degree >= 2  # a row with one movie pairs it only with itself
+        if hub_cap is not None:
+            keep &= degree <= hub_cap
+        b = b[keep]
         blocks.append(b)
         row_w.append(np.full(b.shape[0], w[kind]))
     c = sparse.csr_matrix(sparse.vstack(blocks, format="csr"))
@@ -176,21 +186,24 @@ def khop_scores(
     weights: Mapping[EdgeKind, float] | None = None,
     min_rating: float = 4.0,
     limit: int | None = None,
+    hub_cap: int | None = None,
 ) -> list[tuple[str, float]]:
-    """Weighted path counts from the user's positive movies to unseen movies."""
+    """Weighted path counts from the user's positive movies to unseen movies (through no
+    vertex of more than ``hub_cap`` movies, when given). While a hop's frontier is small only
+    its own rows are read (``HopGraph.step_few``), else the whole operator."""
     if hops not in (1, 2, 3):
         raise ValueError(f"khop_scores: hops must be 1, 2 or 3, got {hops!r}")
     if limit is not None and limit < 0:
         raise ValueError(f"khop_scores: limit must be >= 0 or None, got {limit!r}")
     movies, ratings, _ = user_ratings(state, user)
-    op = hop_operator(state, DEFAULT_HOP_WEIGHTS if weights is None else weights)
+    op = hop_operator(state, DEFAULT_HOP_WEIGHTS if weights is None else weights, hub_cap)
     seeds = np.unique(movies[ratings >= min_rating])
     if not len(seeds):
         return []
     x = op.first_of_few_rows(seeds)
     total = x.copy()
     for _ in range(hops - 1):
-        x = op.step(x)
+        x = op.step_few(x)
         total += x
     total = _round_scores(total)
     total[seen_movies(state, user)] = 0.0

@@ -10,6 +10,9 @@ invalidated by construction.
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,15 +26,84 @@ from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, 
 from features.graph.store import UpsertReport
 
 
-@dataclass(frozen=True, eq=False)
-class VertexTable:
-    """The vertices of one kind: keys and attribute columns, in insertion order."""
+class StringColumn:
+    """Strings kept as one UTF-8 byte array plus offsets (as saved, usually memory-mapped),
+    decoded into an object array only when first asked for: a loaded graph's names and titles
+    cost neither load time nor private memory until a query reads them."""
 
-    keys: np.ndarray  # object array of str
-    columns: dict[str, np.ndarray]
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self.blob = blob
+        self.offsets = offsets
+        self._decoded: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return max(len(self.offsets) - 1, 0)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.blob.nbytes + self.offsets.nbytes)
+
+    def decode(self) -> np.ndarray:
+        """The strings as an object array (decoded once, then kept)."""
+        with self._lock:
+            if self._decoded is None:
+                self._decoded = decode_strings(self.blob, self.offsets)
+            return self._decoded
+
+
+def decode_strings(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """An object array of the strings ``blob[offsets[i]:offsets[i + 1]]`` (UTF-8)."""
+    raw = np.asarray(blob).tobytes()
+    bounds = np.asarray(offsets).tolist()
+    out = np.empty(max(len(bounds) - 1, 0), dtype=object)
+    if raw.isascii():
+        text = raw.decode("ascii")
+        out[:] = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    else:
+        out[:] = [raw[a:b].decode("utf-8") for a, b in itertools.pairwise(bounds)]
+    return out
+
+
+class LazyColumns(Mapping[str, np.ndarray]):
+    """A vertex table's columns, string ones decoded on first access (``StringColumn``)."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray | StringColumn]) -> None:
+        self._columns = dict(columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        col = self._columns[name]
+        return col.decode() if isinstance(col, StringColumn) else col
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def raw(self, name: str) -> np.ndarray | StringColumn:
+        """The column as held (a StringColumn is not decoded)."""
+        return self._columns[name]
+
+
+@dataclass(frozen=True, eq=False)
+class VertexTable:
+    """The vertices of one kind: keys and attribute columns, in insertion order. A loaded
+    table may hold its keys as a ``StringColumn`` and its ranks by key as saved, so that
+    neither is decoded or sorted before a query needs them."""
+
+    key_source: np.ndarray | StringColumn  # object array of str, or its undecoded form
+    columns: Mapping[str, np.ndarray]
+    saved_rank: np.ndarray | None = None  # key_rank as saved with the graph
+
+    def __len__(self) -> int:
+        return len(self.key_source)
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """Object array of str."""
+        src = self.key_source
+        return src.decode() if isinstance(src, StringColumn) else src
 
     @cached_property
     def index(self) -> pd.Index:
@@ -41,9 +113,9 @@ class VertexTable:
     @cached_property
     def key_rank(self) -> np.ndarray:
         """Each vertex's position in ascending key order (for sorting ties by key)."""
-        rank = np.empty(len(self.keys), dtype=np.int64)
-        rank[np.argsort(self.keys, kind="stable")] = np.arange(len(self.keys))
-        return rank
+        if self.saved_rank is not None and len(self.saved_rank) == len(self):
+            return self.saved_rank
+        return rank_by_key(self.keys)
 
     def find(self, key: str) -> int:
         """The vertex's position, or -1."""
@@ -59,6 +131,14 @@ class VertexTable:
             np.empty(0, dtype=object),
             {c.name: _empty_column(c) for c in VERTEX_COLUMNS[kind]},
         )
+
+
+def rank_by_key(keys: np.ndarray) -> np.ndarray:
+    """Each key's position in ascending order (ties: by position), int32 when it fits."""
+    dtype = np.int32 if len(keys) < 2**31 else np.int64
+    rank = np.empty(len(keys), dtype=dtype)
+    rank[np.argsort(keys, kind="stable")] = np.arange(len(keys), dtype=dtype)
+    return rank
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +219,14 @@ class GraphState:
         total = 0
         arrays: list[np.ndarray] = []
         for vt in self.vertices.values():
-            arrays += [vt.keys, *vt.columns.values()]
+            held = [vt.key_source]
+            cols = vt.columns
+            held += [cols.raw(n) if isinstance(cols, LazyColumns) else cols[n] for n in cols]
+            for a in held:
+                if isinstance(a, StringColumn):
+                    total += a.nbytes
+                else:
+                    arrays.append(a)
         for et in self.edges.values():
             arrays += [et.indptr, et.indices, *et.columns.values()]
         for a in arrays:

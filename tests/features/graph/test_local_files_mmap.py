@@ -1,0 +1,93 @@
+"""The embedded store's saved graph is memory-mapped on load: nothing is read or decoded until a
+query needs it, every process shares the pages, and upserts still work on a mapped graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from features.graph.batch import GraphBatch
+from features.graph.local import LocalGraphStore
+from features.graph.local_files import MANIFEST
+from features.graph.local_state import LazyColumns, StringColumn, rank_by_key
+from features.graph.schema import EdgeKind, VertexKind
+from features.importers.synthetic import generate_synthetic
+from tests.features.test_store_contract import assert_same_snapshot, snapshot
+
+
+def _saved(tmp_path: Path, batch: GraphBatch) -> tuple[Path, LocalGraphStore]:
+    path = tmp_path / "graph"
+    store = LocalGraphStore(path)
+    store.upsert(batch)
+    return path, store
+
+
+def test_a_loaded_graph_is_mapped_and_left_encoded(tmp_path: Path, tiny_batch: GraphBatch) -> None:
+    path, _ = _saved(tmp_path, tiny_batch)
+    state = LocalGraphStore.open(path).state
+    rated = state.edges[EdgeKind.RATED]
+    for arr in (rated.indptr, rated.indices, rated.columns["rating"]):
+        assert isinstance(arr, np.memmap) and not arr.flags.writeable
+    movies = state.vertices[VertexKind.MOVIE]
+    assert isinstance(movies.key_source, StringColumn)
+    assert isinstance(movies.columns, LazyColumns)
+    assert isinstance(movies.columns.raw("title"), StringColumn)
+    assert "keys" not in movies.__dict__  # not decoded yet
+    assert isinstance(movies.saved_rank, np.memmap)
+    assert movies.key_rank.tolist() == rank_by_key(movies.keys).tolist()
+    assert movies.columns["title"][movies.find("1")] == "Alien"
+
+
+def test_upserts_on_a_mapped_graph_save_and_agree(tmp_path: Path, tiny_batch: GraphBatch) -> None:
+    batch = generate_synthetic(movies=300, people=400, users=40, seed=3)
+    path, memory_store = _saved(tmp_path, batch)
+    mapped = LocalGraphStore.open(path)
+    more = generate_synthetic(movies=320, people=420, users=45, seed=4)
+    assert mapped.upsert(more).changed
+    memory_store.upsert(more)
+    assert_same_snapshot(snapshot(mapped), snapshot(memory_store))
+    reopened = LocalGraphStore.open(path)
+    assert_same_snapshot(snapshot(reopened), snapshot(memory_store))
+    for user in ("u1", "u7", "u30"):
+        assert reopened.khop_scores(user, limit=50) == memory_store.khop_scores(user, limit=50)
+
+
+def test_a_reader_keeps_its_mapping_when_a_writer_saves(
+    tmp_path: Path, tiny_batch: GraphBatch
+) -> None:
+    path, _ = _saved(tmp_path, tiny_batch)
+    reader = LocalGraphStore.open(path)
+    before = reader.khop_scores("ann")
+    writer = LocalGraphStore.open(path)
+    writer.upsert(generate_synthetic(movies=50, people=60, users=5, seed=1))
+    assert len(list(path.glob("data-*"))) == 1  # the reader's data folder is gone from disk
+    assert reader.khop_scores("ann") == before  # ... but still mapped and readable
+    old, new = reader.vertex(VertexKind.MOVIE, "3"), writer.vertex(VertexKind.MOVIE, "3")
+    assert old is not None and new is not None
+    assert old["title"] == "The Terminator" != new["title"]  # decoded from the removed files
+
+
+def test_graphs_saved_without_key_ranks_still_load(tmp_path: Path, tiny_batch: GraphBatch) -> None:
+    path, store = _saved(tmp_path, tiny_batch)
+    manifest_path = path / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    for info in manifest["vertices"].values():
+        info.pop("key_rank")
+    manifest_path.write_text(json.dumps(manifest))
+    for f in (path / manifest["data"]).glob("*.key_rank.npy"):
+        f.unlink()
+    old = LocalGraphStore.open(path)
+    assert old.state.vertices[VertexKind.MOVIE].saved_rank is None
+    assert_same_snapshot(snapshot(old), snapshot(store))
+    assert old.khop_scores("ann") == store.khop_scores("ann")
+
+
+def test_nbytes_counts_mapped_strings_without_decoding(
+    tmp_path: Path, tiny_batch: GraphBatch
+) -> None:
+    path, _ = _saved(tmp_path, tiny_batch)
+    loaded = LocalGraphStore.open(path)
+    assert loaded.nbytes() > 0
+    assert "keys" not in loaded.state.vertices[VertexKind.PERSON].__dict__
