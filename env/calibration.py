@@ -30,6 +30,10 @@ from env.world_model import WorldModel
 log = logging.getLogger(__name__)
 
 
+# Users the choice calibration replays at most (ml-latest-small has 610, so all of them).
+MAX_CALIBRATION_USERS = 3000
+
+
 @dataclass(frozen=True)
 class ChoiceFit:
     """Fitted weights and held-out figures of each choice model."""
@@ -100,9 +104,12 @@ def replay_slates(
     ukeys, uidx = np.unique(keys, return_inverse=True)
     rating = np.empty(slate.shape)
     prop = np.empty(slate.shape)
+    known = set(world.user_keys.tolist())
+    # each user's event rows, in order (one sort, not one scan of all events per user)
+    by_user = np.split(np.argsort(uidx, kind="stable"), np.cumsum(np.bincount(uidx))[:-1])
     for j, key in enumerate(ukeys):
-        rows = np.flatnonzero(uidx == j)
-        wr = world.predict_user(world.user_index(key)) if key in set(world.user_keys) else None
+        rows = by_user[j]
+        wr = world.predict_user(world.user_index(key)) if key in known else None
         cr = consumption.predict_user(consumption.user_index(key))
         rating[rows] = wr[slate[rows]] if wr is not None else world.mu
         prop[rows] = cr[slate[rows]]
@@ -151,10 +158,18 @@ def fit_choice(
     *,
     heldout_fraction: float = 0.3,
     negatives: int = 9,
+    max_users: int = MAX_CALIBRATION_USERS,
     seed: int = 0,
 ) -> ChoiceFit:
     """Maximum-likelihood w_rating, w_propensity on one part of the users, figures on the
-    other (module doc). ``ratings`` has columns user, movie (row), rating, timestamp."""
+    other (module doc). ``ratings`` has columns user, movie (row), rating, timestamp. With
+    more than ``max_users`` users, a seeded sample of that many is used (two weights need no
+    more; on 100K users the replay's per-user passes over the catalogue took hours)."""
+    users = np.unique(ratings["user"].astype(str).to_numpy())
+    if users.shape[0] > max_users:
+        keep = np.random.default_rng(seed + 2).choice(users, max_users, replace=False)
+        ratings = ratings[ratings["user"].astype(str).isin(set(keep.tolist()))]
+        log.info("choice calibration on %d of %d users", max_users, users.shape[0])
     s = replay_slates(ratings, n_items, negatives=negatives, seed=seed)
     rng = np.random.default_rng(seed + 1)
     n_users = int(s.user.max()) + 1

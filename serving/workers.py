@@ -8,8 +8,11 @@ up first (``worker_environment``). What the workers share and what they do not:
   parent starts once and hands to every worker as a unix-socket URL), so the slate log, the
   feedback store, the replay ring, the A/B counters and dedup are one; the feedback spool file
   (appends and replays take an flock); the MLflow registry and, with ArangoDB, the graph server.
-- per worker: the embedded graph (each loads its own copy from the home: N copies in memory,
-  not memory-mapped), the policy pool and its registry watcher (each swaps a promoted version
+- mapped once: the embedded graph's saved arrays (features.graph.local_files memory-maps
+  them read-only, so the workers share the page cache's one copy; what a worker derives from
+  them, such as decoded keys or a k-hop operator, is its own);
+- per worker: the ranking bundle (catalogue, embeddings, retriever, the state builder's
+  tables), the policy pool and its registry watcher (each swaps a promoted version
   within MARQUEE_REGISTRY_POLL_SECONDS of it, not at the same instant), the circuit breaker, the
   anonymous-read rate limiter's buckets and the Prometheus counters (/metrics shows the worker
   that answered). A/B assignment is a hash of the user and the salt, so every worker puts a user

@@ -4,6 +4,7 @@ rating-only model on real held-out choices."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from env.calibration import fit_choice, fit_logit_weights
@@ -80,3 +81,19 @@ def test_original_choice_ignores_propensity() -> None:
     assert mnl.probabilities([4.0, 3.0], propensity=[-9.0, 9.0]) == pytest.approx(
         mnl.probabilities([4.0, 3.0])
     )
+
+
+def test_calibration_samples_users_past_its_cap() -> None:
+    rng = np.random.default_rng(0)
+    users, movies = 60, 80
+    rows = [
+        (f"u{u}", int(m), float(rng.integers(1, 6)), int(t))
+        for u in range(users)
+        for t, m in enumerate(rng.choice(movies, 15, replace=False))
+    ]
+    ratings = pd.DataFrame(rows, columns=["user", "movie", "rating", "timestamp"])
+    full = fit_choice(ratings, movies, seed=0)
+    assert full.fit_events + full.heldout_events == users * 3  # the last 20% of 15 each
+    assert fit_choice(ratings, movies, max_users=users, seed=0) == full  # at the cap: all
+    capped = fit_choice(ratings, movies, max_users=20, seed=0)
+    assert capped.fit_events + capped.heldout_events == 20 * 3
