@@ -1,0 +1,236 @@
+"""Throughput and tail latency of GET /v1/users/{user}/recommendations under concurrent load,
+over real HTTP against ``marquee serve`` (1 worker, then ``--workers 2``).
+
+An httpx async load generator: at each concurrency (1, 8, 32, 128 by default) that many
+clients, each with its own keep-alive connection, send ``--requests`` requests between them as
+fast as the answers come; requests/s is requests over the wall time, and p50/p95/p99 are per
+request, timed by the client. Users are serving_latency.py's mix (its ``_users``: 90 % known
+users of the graph, 10 % unknown), a fresh draw per level (seed + level), so that a known user
+is mostly on their first request ("first_requests" counts them) as in serving_latency.py.
+
+Before timing, the script waits until /readyz answers and, when the service precomputes known
+users' states (serving.precompute), until every worker reports its warm-up done. The load
+generator shares the machine's cores with the server: the CPU time per request of the server
+(its processes and the embedded Redis) and of the load generator are reported with the load
+average, so that a figure taken on a busy machine can be read for what the service costs.
+
+    marquee --home H ingest synthetic ; marquee --home H train --timesteps 1500 --alias champion
+    nice -n 10 python -m experiments.bench.serving_load --home H [--requests 2000] [--json]
+
+``--code DIR`` serves the checkout in DIR instead of this one (PYTHONPATH), for before/after
+runs of two versions against the same home and request mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import tyro
+
+from experiments.bench.serving_latency import _counts, _free_port, _pcts, _users
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _pcts99(samples: list[float]) -> dict[str, float]:
+    """serving_latency's p50/p95/mean plus p99."""
+    ms = np.array(samples) * 1000.0
+    return {**_pcts(samples), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def _start(home: Path, code: Path, workers: int, port: int) -> subprocess.Popen[bytes]:
+    """``marquee --home H serve`` from the checkout ``code`` (first on PYTHONPATH, so it wins
+    over the editable install)."""
+    env = {**os.environ, "MARQUEE_HOME": str(home)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(code), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-c", "from marquee.cli import main; main()", "--home", str(home)]
+    cmd += ["serve", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    cmd += ["--workers", str(workers)]
+    return subprocess.Popen(cmd, env=env, cwd=str(code))
+
+
+def _wait_ready(base: str, workers: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """Until /readyz is 200 and, with precomputing, every worker's warm-up is done (a fresh
+    connection per poll, so that each worker gets asked). The last readyz body."""
+    warm: dict[int, bool] = {}
+    ok_in_a_row = 0
+    body: dict[str, Any] = {}
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            r = httpx.get(f"{base}/readyz", timeout=5)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+            continue
+        body = r.json()
+        if r.status_code != 200:
+            time.sleep(0.2)
+            continue
+        status = body.get("precompute")
+        if status is None or "worker" not in body:  # no precomputing (e.g. the "before" code)
+            ok_in_a_row += 1
+            if ok_in_a_row >= 10 * workers:
+                return body
+        else:
+            warm[int(body["worker"])] = bool(status["warm"])
+            if len(warm) >= workers and all(warm.values()):
+                return body
+        time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready and warm in time: {body}")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants (Linux /proc): the
+    server's own work, whatever else loads the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[str, Any]:
+    """``concurrency`` clients share the ``users`` requests; their latencies and the rate."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))  # connect
+        todo = iter(users)
+        latencies: list[float] = []
+        failed: dict[int, int] = {}
+
+        async def one_client() -> None:
+            for user in todo:
+                t0 = time.perf_counter()
+                r = await client.get(f"/v1/users/{user}/recommendations?k={k}")
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    failed[r.status_code] = failed.get(r.status_code, 0) + 1
+
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "concurrency": concurrency,
+        **_pcts99(latencies),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "failed": failed,
+        "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+        "wall_s": round(wall, 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, Any]:
+    """Start ``marquee serve --workers N``, wait until warm, run every concurrency level."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(home, code, workers, port)
+    try:
+        t0 = time.perf_counter()
+        ready = _wait_ready(base, workers, proc)
+        out: dict[str, Any] = {
+            "workers": workers,
+            "ready_s": round(time.perf_counter() - t0, 1),
+            "arms": ready.get("arms"),
+            "precompute": ready.get("precompute"),
+            "levels": [],
+        }
+        if any(v in (None, "popularity") for v in (ready.get("arms") or {None: None}).values()):
+            sys.exit(f"{home}: no champion policy is served ({ready}); train one first")
+        seen: set[str] = set()
+        for i, concurrency in enumerate(args.concurrency):
+            users = _users(home, args.requests, args.seed + i)
+            first = 0
+            for u in users:
+                first += u not in seen and not u.startswith("new-user-")
+                seen.add(u)
+            cpu = _tree_cpu(proc.pid)
+            level = asyncio.run(_level(base, users, args.k, concurrency))
+            level["first_requests"] = first
+            # CPU per request, server (all workers and the embedded Redis) and load generator
+            level["server_cpu_ms_per_request"] = round(
+                (_tree_cpu(proc.pid) - cpu) * 1000 / len(users), 2
+            )
+            level["client_cpu_ms_per_request"] = round(level["client_cpu_s"] * 1000 / len(users), 2)
+            out["levels"].append(level)
+        return out
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Args:
+    """Load test of the recommendation endpoint over HTTP."""
+
+    home: Path = field(default_factory=lambda: Path(os.environ.get("MARQUEE_HOME", ".marquee")))
+    code: Path = CHECKOUT  # the checkout to serve (its packages first on PYTHONPATH)
+    workers: tuple[int, ...] = (1, 2)
+    concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    requests: int = 2000  # per concurrency level
+    k: int = 10
+    seed: int = 0
+    json: bool = False  # print the figures as JSON
+
+
+def main(args: Args) -> None:
+    home = args.home.expanduser().resolve()
+    code = args.code.expanduser().resolve()
+    counts = _counts(home)
+    result: dict[str, Any] = {
+        "home": str(home),
+        "code": str(code),
+        "movies": counts.get("movies", 0),
+        "users": counts.get("users", 0),
+        "k": args.k,
+        "requests_per_level": args.requests,
+        "cpus": os.cpu_count(),
+        "servers": [run_server(args, home, code, w) for w in args.workers],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(
+        f"graph {home} ({result['movies']} movies, {result['users']} users), code {code}, "
+        f"k={args.k}, {args.requests} requests per level, 90% known users"
+    )
+    for server in result["servers"]:
+        print(f"--workers {server['workers']} (ready in {server['ready_s']} s)")
+        for lv in server["levels"]:
+            print(
+                f"  x{lv['concurrency']:<4d} {lv['requests_per_s']:7.1f} req/s   "
+                f"p50 {lv['p50_ms']:7.2f}  p95 {lv['p95_ms']:7.2f}  p99 {lv['p99_ms']:7.2f} ms"
+                f"   failed {sum(lv['failed'].values())}   CPU/request server "
+                f"{lv['server_cpu_ms_per_request']} ms, client {lv['client_cpu_ms_per_request']}"
+                f" ms   load {lv['load_average'][0]}"
+            )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
