@@ -119,3 +119,25 @@ def test_unknown_retriever_format_is_refused(tmp_path: Path) -> None:
     np.savez(tmp_path / "r.npz", format=np.str_("blend-9"))
     with pytest.raises(ValueError, match="unknown retriever format"):
         load_retriever(tmp_path / "r.npz")
+
+
+def test_movies_outside_ease_are_ranked_by_the_cheaper_parts() -> None:
+    """At catalogue scale EASE covers only the most-rated movies (``max_items``: a dense
+    item-item table over 500K movies cannot exist); the others take EASE's minimum and the
+    blend's ALS and popularity parts still order them among themselves."""
+    items = 40
+    ratings = _ratings(seed=3, users=80, items=items)
+    ease = EaseRetriever.fit(ratings, items, max_items=10)
+    assert ease.rows.shape[0] == 10
+    blend = BlendRetriever(
+        ease,
+        AlsRetriever.fit(ratings, items, factors=4, seed=0),
+        RecentPopularity.fit(ratings, items, half_life_days=30.0),
+    )
+    history = UserHistory.from_ratings(items, list(range(12)), [4.0] * 12, last_time=900 * DAY)
+    outside = np.setdiff1d(np.arange(items), ease.rows)
+    ease_part = ease.scores(history)
+    assert np.all(ease_part[outside] == ease_part.min())  # one value: EASE cannot order them
+    scores = blend.scores(history)
+    assert np.all(np.isfinite(scores))
+    assert np.unique(np.round(scores[outside], 9)).shape[0] > outside.shape[0] // 2
