@@ -17,9 +17,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from features.graph.schema import VertexKind
 from features.graph.store import GraphStore
+from features.precompute_file import load_entries, save_entries
 from features.ranker import Ranker
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,9 @@ class Precomputer:
 
     ``limit`` caps the warm-up (default: the ranker's cache size; more would only evict).
     ``step`` does the work in slices so that a caller (serving.precompute's background task)
-    can interleave it with requests.
+    can interleave it with requests. With ``saved`` (a file named for the ranking bundle), a
+    warm-up saved there is loaded first, so that users are only checked, not computed; the
+    warm-up is saved there when it ends, if it computed anything (features.precompute_file).
     """
 
     def __init__(
@@ -39,12 +43,16 @@ class Precomputer:
         store: GraphStore,
         *,
         limit: int | None = None,
+        saved: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ranker = ranker
         self.store = store
         self.limit = ranker.cache_size if limit is None else min(limit, ranker.cache_size)
         self.clock = clock
+        self.saved = saved
+        self._loaded = 0  # entries adopted from ``saved``
+        self._computed_at_start = 0
         self._lock = threading.Lock()
         self._changed: dict[str, None] = {}  # an ordered set: first reported, first redone
         self._warmup: list[str] | None = None  # None until the known users are listed
@@ -82,6 +90,9 @@ class Precomputer:
         """Redo reported users, then continue the warm-up, for about ``budget_seconds`` (at
         least one user). The number of users handled."""
         if self._warmup is None:
+            if self.saved is not None:
+                self._loaded = load_entries(self.ranker, self.saved)
+            self._computed_at_start = self.ranker.stats.computed
             users = self._known_users()
             with self._lock:
                 self._warmup = users
@@ -95,17 +106,28 @@ class Precomputer:
                 break
             user, reported = item
             computed = self.ranker.refresh(self.store, user)
+            finished = False
             with self._lock:
                 if reported:
                     self.recomputed += computed
                 else:
                     self.warmed += 1
-                    if not self._warmup:
-                        log.info("precomputed %d known users", self.warmed)
+                    finished = not self._warmup
+            if not reported and finished:
+                self._finish_warmup()
             done += 1
             if self.clock() >= deadline:
                 break
         return done
+
+    def _finish_warmup(self) -> None:
+        computed = self.ranker.stats.computed - self._computed_at_start
+        log.info("precomputed %d known users (%d computed)", self.warmed, computed)
+        if self.saved is not None and (computed or not self._loaded):
+            try:
+                save_entries(self.ranker, self.saved)
+            except OSError as exc:  # a read-only home: the next start warms up again
+                log.warning("precomputed states not saved to %s: %s", self.saved, exc)
 
     def status(self) -> dict[str, int | bool]:
         """Progress, for /readyz: users to warm, warmed, changes waiting, recomputed."""
@@ -114,6 +136,7 @@ class Precomputer:
                 "known_users": self.known,
                 "warmed": self.warmed,
                 "warm": self._warmup is not None and not self._warmup,
+                "loaded": self._loaded,
                 "changes_waiting": len(self._changed),
                 "recomputed": self.recomputed,
             }

@@ -62,6 +62,9 @@ class RankedSlate:
     slate: Slate | None  # None when the user has seen the whole catalogue
 
 
+_UNCHECKED = object()  # the token of an adopted entry: never a store's revision
+
+
 @dataclass(frozen=True)
 class _Cached:
     token: object  # the store's revision read just before the history (None: cannot tell)
@@ -149,13 +152,29 @@ class Ranker:
             return False
         return self._load(store, user, token, now, hit)[1]
 
+    def entries(self) -> list[tuple[str, bytes, Prepared | None]]:
+        """Every cached (user, history digest, value), least recently used first."""
+        with self._lock:
+            return [(user, e.digest, e.value) for user, e in self._cache.items()]
+
+    def adopt(self, user: str, digest: bytes, value: Prepared | None) -> None:
+        """Take an entry computed elsewhere (a saved warm-up): it is served only after the
+        user's history is read and found to have ``digest``, as after a graph change."""
+        with self._lock:
+            if user in self._cache:
+                return
+            self._cache[user] = _Cached(_UNCHECKED, float("-inf"), digest, value)
+            self._cache.move_to_end(user, last=False)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
     def cached(self, user: str) -> bool:
         """Is there an entry for the user (fresh or not)?"""
         with self._lock:
             return user in self._cache
 
     def _trusted(self, hit: _Cached, token: object, now: float) -> bool:
-        if token is None:
+        if token is None:  # (an adopted entry's token is never None: it is checked first)
             return hit.token is None and now - hit.made <= self.cache_seconds
         return hit.token is token
 

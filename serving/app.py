@@ -31,7 +31,7 @@ from serving.openapi import build_document
 from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
-from serving.precompute import Precompute, precompute_loop
+from serving.precompute import Precompute, precompute_loop, saved_states_file
 from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
@@ -140,7 +140,12 @@ def _build(
         metrics.policy.labels(arm.name, arm.policy, by_arm[arm.name].policy_version).set(1)
     precompute = None
     if pool is not None and settings.precompute:
-        precompute = Precompute(store, lambda: pool.loaded_ranker, limit=settings.state_cache_size)
+        precompute = Precompute(
+            store,
+            lambda: pool.loaded_ranker,
+            limit=settings.state_cache_size,
+            saved=saved_states_file(settings) if settings.precompute_save else None,
+        )
     return Services(
         precompute=precompute,
         settings=settings,

@@ -10,28 +10,51 @@ they changed through ``changed``; the task recomputes those first, then continue
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from fastapi.concurrency import run_in_threadpool
 
 from features.graph.store import GraphStore
 from features.precompute import Precomputer
 from features.ranker import Ranker
+from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def saved_states_file(settings: Settings) -> Path | None:
+    """Where the warm-up is saved: under the home's cache folder, named for the trained world's
+    files (names, sizes, times) and the candidate settings, so that a retrained world or other
+    settings never load another's states. None without a trained world."""
+    world = settings.home_dir().world_dir
+    if not world.is_dir():
+        return None
+    h = hashlib.blake2b(digest_size=8)
+    for path in sorted(p for p in world.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(world)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    h.update(f"{settings.max_candidates}:{settings.candidate_hops}".encode())
+    return settings.home_dir().root / "cache" / f"user-states-{h.hexdigest()}.npz"
+
+
 class Precompute:
     """The service's Precomputer over ``store`` for the ranker ``ranker_source`` gives (None
-    while no policy is loaded)."""
+    while no policy is loaded); ``saved``: where its warm-up is saved and loaded from."""
 
     def __init__(
-        self, store: GraphStore, ranker_source: Callable[[], Ranker | None], limit: int
+        self,
+        store: GraphStore,
+        ranker_source: Callable[[], Ranker | None],
+        limit: int,
+        saved: Path | None = None,
     ) -> None:
         self.store = store
         self.ranker_source = ranker_source
         self.limit = limit
+        self.saved = saved
         self._current: Precomputer | None = None
 
     def current(self) -> Precomputer | None:
@@ -40,7 +63,9 @@ class Precompute:
             return None
         now = self._current
         if now is None or now.ranker is not ranker:
-            now = self._current = Precomputer(ranker, self.store, limit=self.limit)
+            now = self._current = Precomputer(
+                ranker, self.store, limit=self.limit, saved=self.saved
+            )
         return now
 
     def changed(self, users: Iterable[str]) -> None:

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         description="Compute known users' states and candidates in the background, ahead of "
         "their requests and again when their history changes (serving.precompute).",
     )
+    precompute_save: bool = Field(
+        default=True,
+        description="Save the warm-up under <home>/cache and load it at the next start (each "
+        "loaded state is checked against the user's history before it is served).",
+    )
     precompute_poll_seconds: float = Field(
         default=0.05, gt=0, description="How often the idle background task looks for work."
     )

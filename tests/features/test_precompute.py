@@ -6,6 +6,7 @@ staler than the store, even for writes nobody reported; without a revision, at m
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,3 +175,35 @@ def test_the_warm_up_is_capped_by_the_cache() -> None:
         pre.step()
     assert pre.status()["known_users"] == 2
     assert [ranker.cached(u) for u in USERS] == [True, True, False]
+
+
+def test_a_saved_warm_up_is_loaded_and_checked_never_served_stale(tmp_path: Path) -> None:
+    """A restart loads the saved warm-up: unchanged users are only checked (not computed), and
+    a user whose history changed after the save is recomputed, never served from the file."""
+    store = _store()
+    bundle = _bundle(store)
+    saved = tmp_path / "cache" / "states.npz"
+    first = Precomputer(Ranker(bundle), store, saved=saved)
+    while not first.idle:
+        first.step()
+    assert saved.exists()
+    _write(store, "ann", "8", EdgeKind.RATED, 9000)  # after the save
+    ranker = Ranker(bundle)
+    again = Precomputer(ranker, store, saved=saved)
+    while not again.idle:
+        again.step()
+    assert again.status()["loaded"] == len(USERS)
+    assert ranker.stats.computed == 1 and ranker.stats.checked == len(USERS) - 1  # ann only
+    for u in USERS:
+        assert _same(ranker.prepare(store, u), Ranker(bundle).prepare(store, u)), u
+
+
+def test_an_unreadable_saved_file_is_ignored(tmp_path: Path) -> None:
+    store = _store()
+    saved = tmp_path / "states.npz"
+    saved.write_bytes(b"not a file of states")
+    ranker = Ranker(_bundle(store))
+    pre = Precomputer(ranker, store, saved=saved)
+    while not pre.idle:
+        pre.step()
+    assert pre.status()["loaded"] == 0 and ranker.stats.computed == len(USERS)
