@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.als import AlsRetriever
 from features.npz import save_npz
-from features.popularity import RecentPopularity
+from features.popularity import DayCache, RecentPopularity
 from features.retrieval import EaseRetriever, Scores, zscores
 from features.state import UserHistory
 
@@ -101,11 +101,19 @@ class BlendRetriever:
             out += self.popularity_weight(len(history.items)) * self._popularity_z(day)
         return out
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - retrievers are few and long-lived
     def _popularity_z(self, day: int) -> npt.NDArray[np.float64]:
-        """The popularity part z-scored, once per day (the same for every user that day)."""
+        """The popularity part z-scored, once per day (the same for every user that day;
+        a bounded cache, features.popularity.DayCache)."""
         assert self.popularity is not None
-        return zscores(self.popularity.scores_on(day))
+        hit = self._z_cache.get(day)
+        if hit is None:
+            hit = zscores(self.popularity.scores_on(day))
+            self._z_cache.put(day, hit)
+        return hit
+
+    @functools.cached_property
+    def _z_cache(self) -> DayCache:
+        return DayCache(self.n_movies)
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, Any] = {

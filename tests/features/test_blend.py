@@ -141,3 +141,25 @@ def test_movies_outside_ease_are_ranked_by_the_cheaper_parts() -> None:
     scores = blend.scores(history)
     assert np.all(np.isfinite(scores))
     assert np.unique(np.round(scores[outside], 9)).shape[0] > outside.shape[0] // 2
+
+
+def test_recent_popularity_from_an_earlier_day_equals_the_direct_sum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large tables decay an earlier cached day's sums instead of reweighting every rating;
+    the scores agree with the direct sum, and the per-day caches stay bounded."""
+    import features.popularity as popularity
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"movie": rng.integers(0, 50, 3000), "timestamp": rng.integers(0, 400, 3000) * DAY}
+    )
+    direct = RecentPopularity.fit(frame, 50, half_life_days=20.0)
+    days = [5, 90, 91, 200, 150, 399, 400, 30]
+    expected = [direct.scores_on(d).copy() for d in days]
+    monkeypatch.setattr(popularity, "INCREMENTAL_MIN_RATINGS", 1000)
+    monkeypatch.setattr(popularity, "DAY_CACHE_BYTES", 3 * 8 * 50)  # three days per cache
+    incremental = RecentPopularity.fit(frame, 50, half_life_days=20.0)
+    for d, want in zip(days, expected, strict=True):
+        np.testing.assert_allclose(incremental.scores_on(d), want, rtol=1e-12)
+    assert len(incremental._raw.days()) == len(incremental._cache.days()) == 3
