@@ -111,7 +111,7 @@ def recommender_only(home: Path, users: list[str], k: int) -> dict[str, object]:
     return {"policy_version": rec.policy_version, "cold": cold, "warm": warm}
 
 
-def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
+def in_process(home: Path, users: list[str], k: int, prewarm: bool = False) -> dict[str, object]:
     """The whole ASGI app (middleware, routing, validation, the sync route in the threadpool,
     explanations, the Redis log, JSON) driven from one event loop through httpx's ASGI
     transport: everything but the socket. (Starlette's TestClient would add a second thread
@@ -148,7 +148,7 @@ def in_process(home: Path, users: list[str], k: int) -> dict[str, object]:
                     raise RuntimeError(f"GET for {u!r} returned {status}")
                 return time.perf_counter() - t0
 
-            for u in users[:20]:
+            for u in users[:20] if not prewarm else users:
                 await get(u)
             server.clear()
             client = _pcts([await get(u) for u in users])
@@ -163,7 +163,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def over_http(home: Path, users: list[str], k: int, concurrency: int) -> dict[str, object]:
+def over_http(
+    home: Path, users: list[str], k: int, concurrency: int, prewarm: bool = False
+) -> dict[str, object]:
     port = _free_port()
     env = {**os.environ, "MARQUEE_HOME": str(home)}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app"]
@@ -189,7 +191,7 @@ def over_http(home: Path, users: list[str], k: int, concurrency: int) -> dict[st
             def get(u: str) -> int:
                 return client.get(f"/v1/users/{u}/recommendations?k={k}").status_code
 
-            _timed(get, users[:20])
+            _timed(get, users[:20] if not prewarm else users)
             sequential = _pcts(_timed(get, users))
         lat: list[float] = []
         lock = threading.Lock()
@@ -232,6 +234,10 @@ class Args:
     k: int = 10
     concurrency: int = 8
     seed: int = 0
+    # Request every user once, untimed, before the in-process and HTTP timings: what the
+    # precompute warm-up provides, where its 10K users take longer than the run may (use with
+    # MARQUEE_PRECOMPUTE=false).
+    prewarm: bool = False
     json: bool = False  # print the figures as JSON
 
 
@@ -253,8 +259,9 @@ def main(args: Args) -> None:
         "first_requests": first,  # timed requests that were a known user's first
         "cpus": os.cpu_count(),
         "recommender": recommender_only(home, users, args.k),
-        "in_process": in_process(home, users, args.k),
-        "http": over_http(home, users, args.k, args.concurrency),
+        "prewarm": args.prewarm,
+        "in_process": in_process(home, users, args.k, args.prewarm),
+        "http": over_http(home, users, args.k, args.concurrency, args.prewarm),
     }
     if args.json:
         print(json.dumps(result, indent=2))

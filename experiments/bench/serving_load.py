@@ -116,15 +116,19 @@ async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[
         await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))  # connect
         todo = iter(users)
         latencies: list[float] = []
-        failed: dict[int, int] = {}
+        failed: dict[str, int] = {}
 
         async def one_client() -> None:
             for user in todo:
                 t0 = time.perf_counter()
-                r = await client.get(f"/v1/users/{user}/recommendations?k={k}")
+                try:
+                    r = await client.get(f"/v1/users/{user}/recommendations?k={k}")
+                except httpx.HTTPError as exc:  # e.g. a keep-alive connection the server closed
+                    failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
+                    continue
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code != 200:
-                    failed[r.status_code] = failed.get(r.status_code, 0) + 1
+                    failed[str(r.status_code)] = failed.get(str(r.status_code), 0) + 1
 
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
@@ -134,7 +138,7 @@ async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[
     return {
         "concurrency": concurrency,
         **_pcts99(latencies),
-        "requests_per_s": round(len(latencies) / wall, 1),
+        "requests_per_s": round(len(latencies) / wall, 1),  # answered ones
         "failed": failed,
         "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
         "wall_s": round(wall, 2),
@@ -159,22 +163,28 @@ def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, An
         }
         if any(v in (None, "popularity") for v in (ready.get("arms") or {None: None}).values()):
             sys.exit(f"{home}: no champion policy is served ({ready}); train one first")
+        mixes = [_users(home, args.requests, args.seed + i) for i in range(len(args.concurrency))]
+        if args.prewarm:  # each user of every level once, untimed, on every worker (passes)
+            distinct = sorted({u for mix in mixes for u in mix})
+            for _ in range(args.prewarm):
+                asyncio.run(_level(base, distinct, args.k, 8))
         seen: set[str] = set()
         for i, concurrency in enumerate(args.concurrency):
-            users = _users(home, args.requests, args.seed + i)
+            users = mixes[i]
             first = 0
             for u in users:
                 first += u not in seen and not u.startswith("new-user-")
                 seen.add(u)
             cpu = _tree_cpu(proc.pid)
             level = asyncio.run(_level(base, users, args.k, concurrency))
-            level["first_requests"] = first
+            level["first_requests"] = 0 if args.prewarm else first
             # CPU per request, server (all workers and the embedded Redis) and load generator
             level["server_cpu_ms_per_request"] = round(
                 (_tree_cpu(proc.pid) - cpu) * 1000 / len(users), 2
             )
             level["client_cpu_ms_per_request"] = round(level["client_cpu_s"] * 1000 / len(users), 2)
             out["levels"].append(level)
+            print(json.dumps({"workers": workers, **level}), file=sys.stderr, flush=True)
         return out
     finally:
         proc.terminate()
@@ -196,6 +206,10 @@ class Args:
     requests: int = 2000  # per concurrency level
     k: int = 10
     seed: int = 0
+    # Passes requesting every user of the levels once, untimed, before timing (0: none): what the
+    # precompute warm-up provides, where its 10K users take longer than the run may (serve the
+    # code with MARQUEE_PRECOMPUTE=false then; with N workers, N passes reach most workers).
+    prewarm: int = 0
     json: bool = False  # print the figures as JSON
 
 
