@@ -51,7 +51,11 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
-def _write_strings(folder: Path, name: str, values: np.ndarray) -> None:
+def _write_strings(folder: Path, name: str, values: np.ndarray | StringColumn) -> None:
+    if isinstance(values, StringColumn):  # as loaded: its bytes, never decoded for a save
+        _write_npy(folder / f"{name}.utf8.npy", np.asarray(values.blob))
+        _write_npy(folder / f"{name}.offsets.npy", np.asarray(values.offsets))
+        return
     encoded = [s.encode("utf-8") for s in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
@@ -98,12 +102,14 @@ def save_state(state: GraphState, path: Path) -> None:
             "edges": {},
         }
         for vkind, vt in state.vertices.items():
-            _write_strings(data, f"{vkind.value}.key", vt.keys)
+            _write_strings(data, f"{vkind.value}.key", vt.key_source)
             _write_npy(data / f"{vkind.value}.key_rank.npy", vt.key_rank)
+            cols = vt.columns
             for col in VERTEX_COLUMNS[vkind]:
                 name = f"{vkind.value}.{col.name}"
                 if col.dtype == "str":
-                    _write_strings(data, name, vt.columns[col.name])
+                    held = cols.raw(col.name) if isinstance(cols, LazyColumns) else cols[col.name]
+                    _write_strings(data, name, held)
                 else:
                     _write_npy(data / f"{name}.npy", vt.columns[col.name])
             manifest["vertices"][vkind.value] = {

@@ -91,3 +91,15 @@ def test_nbytes_counts_mapped_strings_without_decoding(
     loaded = LocalGraphStore.open(path)
     assert loaded.nbytes() > 0
     assert "keys" not in loaded.state.vertices[VertexKind.PERSON].__dict__
+
+
+def test_saving_a_loaded_graph_copies_its_strings_undecoded(
+    tmp_path: Path, tiny_batch: GraphBatch
+) -> None:
+    path, store = _saved(tmp_path, tiny_batch)
+    loaded = LocalGraphStore.open(path)
+    loaded.save(tmp_path / "copy")
+    people = loaded.state.vertices[VertexKind.PERSON]
+    assert "keys" not in people.__dict__  # the save wrote the bytes as they were
+    copy = LocalGraphStore.open(tmp_path / "copy")
+    assert_same_snapshot(snapshot(copy), snapshot(store))
