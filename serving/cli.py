@@ -86,7 +86,7 @@ def _serve_workers(
     (serving.workers)."""
     import uvicorn
 
-    from serving.workers import FACTORY, worker_environment
+    from serving.workers import FACTORY, HEALTHCHECK_SECONDS, worker_environment
 
     with worker_environment(home.root) as redis_in_use:
         console.print(
@@ -101,6 +101,7 @@ def _serve_workers(
             workers=workers,
             log_config=uvicorn_log_config(log_level),
             access_log=access_log,
+            timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
         )
 
 

@@ -32,6 +32,10 @@ from fastapi import FastAPI
 log = logging.getLogger(__name__)
 
 FACTORY = f"{__name__}:create_worker_app"
+# How long uvicorn's supervisor waits for a worker to answer its ping before it kills and
+# respawns it (uvicorn's default: 5 s). A worker building a 500K-movie bundle on two busy cores
+# missed 5 s pings and was killed over and over, so the service never came up.
+HEALTHCHECK_SECONDS = 120
 
 
 def create_worker_app() -> FastAPI:

@@ -146,3 +146,26 @@ def _ready(base: str) -> bool:
         return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_workers_get_time_to_build_a_large_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn kills a worker that misses its 5 s ping; one building a 500K-movie bundle on
+    busy cores does, so ``--workers`` gives them HEALTHCHECK_SECONDS."""
+    import contextlib
+
+    import uvicorn
+
+    import serving.workers as workers
+    from marquee.home import Home
+    from serving.cli import _serve_workers
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(
+        workers, "worker_environment", lambda home: contextlib.nullcontext("test redis")
+    )
+    _serve_workers(Home(tmp_path), "127.0.0.1", 0, 2, "warning", False)
+    assert seen["workers"] == 2
+    assert seen["timeout_worker_healthcheck"] == workers.HEALTHCHECK_SECONDS >= 60
