@@ -11,6 +11,12 @@ While the ring holds fewer than ``batch_size`` transitions it polls. Every
 it (and the losses) to MLflow; every ``register_every`` steps it registers the policy as a new
 version with the ``challenger`` alias. Redis is the only thing it shares with the service.
 
+Reproducible runs: ``seed`` seeds the minibatch sampling and torch (SB3's set_random_seed,
+reseeded with seed + steps on a resume), and ``paced`` trains only up to the step budget a
+driver grants in Redis (``grant_steps``), reporting the steps done (``steps_done``) once it
+waits again: the online loop grants steps per interaction served and waits, so the ring holds
+the same transitions at every gradient step of a replay, whatever the machine's speed.
+
 Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
 ``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
 then older zips are removed; a learner killed at any moment restarts from the last complete
@@ -52,6 +58,9 @@ class LearnerConfig:
     poll_seconds: float = 5.0
     experiment: str = "marquee-online"
     fresh: bool = False  # ignore an existing checkpoint and start from ``source``
+    seed: int | None = None  # minibatches and torch (module doc); None: fresh entropy
+    paced: bool = False  # train only up to the budget granted in Redis (module doc)
+    pace_poll_seconds: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gradient_steps", "checkpoint_every", "register_every"):
@@ -61,6 +70,10 @@ class LearnerConfig:
             raise ValueError(f"learner max_steps must be >= 0, got {self.max_steps}")
         if self.poll_seconds <= 0:
             raise ValueError(f"learner poll_seconds must be > 0, got {self.poll_seconds}")
+        if self.pace_poll_seconds <= 0:
+            raise ValueError(f"learner pace_poll_seconds must be > 0, got {self.pace_poll_seconds}")
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"learner seed must be >= 0, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,23 @@ class LearnerState:
     run_id: str
     source_version: int
     registered: list[int]
+
+
+def pace_keys(prefix: str) -> tuple[str, str]:
+    """Redis keys of a paced learner: (steps granted, steps done); one hash tag."""
+    tag = "{" + prefix + ":learner}"
+    return f"{tag}:budget", f"{tag}:done"
+
+
+def grant_steps(client: redis.Redis, prefix: str, total: int) -> None:
+    """Allow a paced learner to train up to ``total`` gradient steps in all."""
+    client.set(pace_keys(prefix)[0], int(total))
+
+
+def steps_done(client: redis.Redis, prefix: str) -> int | None:
+    """The steps a paced learner reported when it last waited for a budget (None: never)."""
+    raw = client.get(pace_keys(prefix)[1])
+    return None if raw is None else int(raw)  # type: ignore[arg-type]
 
 
 def learner_dir(home: Home) -> Path:
@@ -115,6 +145,7 @@ class OnlineLearner:
     ) -> None:
         self.home = home
         self.client = client
+        self.prefix = prefix
         self.buffer_prefix = ring_prefix(prefix)
         self.config = config
         self.buffer_capacity = buffer_capacity
@@ -190,6 +221,9 @@ class OnlineLearner:
         self.resumed_from = state.steps if state is not None else None
         registered = list(state.registered) if state is not None else []
         model.replay_buffer = self._buffer(model)
+        if cfg.seed is not None:  # the minibatch indices come from numpy's global generator
+            model.set_random_seed(cfg.seed + self.steps)
+        budget_key, done_key = pace_keys(self.prefix)
         model.set_logger(Logger(folder=None, output_formats=[]))  # values read back below
         configure_tracking(self.home.tracking_uri, self.home.artifacts_dir, cfg.experiment)
         run_id = state.run_id if state is not None else None
@@ -201,6 +235,14 @@ class OnlineLearner:
             while cfg.max_steps is None or self.steps < cfg.max_steps:
                 if stop.is_set():
                     break
+                allowed: int | None = None
+                if cfg.paced:
+                    raw = self.client.get(budget_key)
+                    allowed = 0 if raw is None else int(raw)  # type: ignore[arg-type]
+                    if self.steps >= allowed:
+                        self.client.set(done_key, self.steps)
+                        stop.wait(cfg.pace_poll_seconds)
+                        continue
                 size = model.replay_buffer.size()
                 if size < cfg.batch_size:
                     if not waiting:
@@ -216,6 +258,8 @@ class OnlineLearner:
                 )
                 if cfg.max_steps is not None:
                     n = min(n, cfg.max_steps - self.steps)
+                if allowed is not None:
+                    n = min(n, allowed - self.steps)
                 t0 = time.perf_counter()
                 model.train(gradient_steps=n, batch_size=cfg.batch_size)
                 self.steps += n

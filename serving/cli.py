@@ -116,6 +116,13 @@ def learn_command(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     poll_seconds: Annotated[float, typer.Option(help="Wait between buffer polls.")] = 5.0,
     fresh: Annotated[bool, typer.Option(help="Ignore the checkpoint; start from source.")] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the minibatches and torch (reproducible runs).")
+    ] = None,
+    paced: Annotated[
+        bool,
+        typer.Option(help="Train only up to the step budget a driver grants in Redis."),
+    ] = False,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
     from agent.online import LearnerConfig, OnlineLearner
@@ -137,6 +144,8 @@ def learn_command(
             max_steps=max_steps,
             poll_seconds=poll_seconds,
             fresh=fresh,
+            seed=seed,
+            paced=paced,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

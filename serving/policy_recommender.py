@@ -10,8 +10,10 @@ carries its propensity.
 from __future__ import annotations
 
 import logging
+import threading
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,7 +29,10 @@ class PolicyRecommender:
     """Implements serving.recommender.Recommender with a trained actor (module doc).
 
     ``act`` maps a state to an action (agent.actor.actor_fn); ``fallback`` serves cold
-    starts; ``seed`` fixes the sampling generator (tests) instead of fresh entropy per request.
+    starts. ``seed`` (MARQUEE_SAMPLING_SEED) makes the sampling reproducible: the n-th
+    request of a user to this version draws from a generator seeded by (seed, version, user,
+    n), so the same requests give the same slates whatever other users asked in between;
+    unset, every request draws fresh entropy.
     """
 
     ranker: Ranker
@@ -37,13 +42,15 @@ class PolicyRecommender:
     version: str
     temperature: float = 0.0
     seed: int | None = None
+    _requests: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def policy_version(self) -> str:
         return self.version
 
     def recommend(self, user: str, k: int, *, genres: Sequence[str] = ()) -> RecommendationResult:
-        rng = np.random.default_rng(self.seed) if self.temperature > 0 else None
+        rng = self._rng(user) if self.temperature > 0 else None
         ranked = self.ranker.rank(self.store, user, self.act, k, self.temperature, rng)
         if ranked is None:
             cold = self.fallback.recommend(user, k, genres=genres)
@@ -70,6 +77,16 @@ class PolicyRecommender:
             action=ranked.action,
             extra={"log_propensity": repr(slate.log_propensity)},
         )
+
+    def _rng(self, user: str) -> np.random.Generator:
+        """The generator of this request (class doc): seeded per (version, user, n) or fresh."""
+        if self.seed is None:
+            return np.random.default_rng()
+        with self._lock:
+            n = self._requests.get(user, 0)
+            self._requests[user] = n + 1
+        crc = zlib.crc32
+        return np.random.default_rng([self.seed, crc(self.version.encode()), crc(user.encode()), n])
 
     def next_state(
         self, user: str, state: np.ndarray, movie: str | None, rating: float | None = None

@@ -199,6 +199,7 @@ class PolicyPool:
             fallback=self.popularity(self._store),
             version=f"{pv.algo}-v{pv.version}",
             temperature=self.settings.temperature,
+            seed=self.settings.sampling_seed,
         )
 
     def _refresh_ref(self, arm: SwappableRecommender) -> bool:

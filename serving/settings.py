@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         "propensity 1, which leaves logged slates useless for off-policy evaluation; the "
         "default explores a little (see DEFAULT_TEMPERATURE).",
     )
+    sampling_seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed of the Plackett-Luce slate sampling: the n-th request of a user to "
+        "a policy version draws from a generator seeded by (seed, version, user, n), so a "
+        "replayed run (the online loop, a test) serves the same slates; unset draws fresh "
+        "entropy per request (production).",
+    )
     default_k: int = Field(default=10, ge=1)
     max_k: int = Field(default=100, ge=1)
     reclog_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)

@@ -43,9 +43,12 @@ class Logs:
     ratings: dict[str, list[float]]
 
 
-def read_logs(client: redis.Redis, prefix: str, since: float) -> Logs:
-    """Slates served at or after ``since`` and the feedback that joins them."""
+def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | None = None) -> Logs:
+    """Slates served at or after ``since`` (only those in ``ids`` when given: a window named
+    by count, not by clock) and the feedback that joins them."""
     served = read_served(client, prefix, since)
+    if ids is not None:
+        served = [s for s in served if s.id in ids]
     joined = join_feedback(served, read_feedback(client, prefix))
     rewards, accepted, ratings = {}, {}, {}
     for s in served:

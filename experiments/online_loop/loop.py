@@ -23,11 +23,20 @@ their feedback; each new challenger is judged by guarded promotion.
    service swaps versions on its next registry poll (1 s here). One decision per version, so
    no version is tested again and again until it happens to win.
 
-Time is compressed: a round is one simulated visit of each sampled person, as fast as the
-service answers. Seeded by ``seed``: the graph, the world, the champion's training, which
-people visit and what they choose and rate. Not seeded, so a run is *not* exactly
-reproducible: the service's Plackett-Luce slate sampling, the learner's minibatches, and the
-learner's pace against the rounds (which version serves which round).
+Time is compressed and paced by counts, never by the clock: a round is one simulated visit of
+each sampled person; after each round the loop grants the learner (``marquee learn --paced``)
+``learner_steps_per_interaction`` gradient steps per slate served so far and waits until it
+has taken them (so the replay ring holds the same transitions at every gradient step); after
+each alias change it waits until the service serves the versions the aliases name. Everything
+is seeded by ``seed``: the graph, the world, the champion's training, which people visit and
+what they choose and rate, the service's Plackett-Luce sampling (MARQUEE_SAMPLING_SEED), the
+learner's minibatches and torch (``--seed``), the OPE bootstrap. The same seeds give the same
+loop.json apart from wall-clock seconds and MLflow run ids (``comparable`` drops those).
+
+``holdout_share`` > 0 adds a third arm, "holdout", pinned to the initial champion's version
+for the whole run: the served return of the live arms is compared with it window by window,
+which separates what promotions did from the drift every arm shares (the simulated people grow
+bored of what they are shown).
 
 Writes ``loop.json`` (arguments, totals, per-arm return and acceptance per window of rounds,
 every decision with its evidence), ``slates.csv`` (one row per served slate) and
@@ -42,8 +51,7 @@ import json
 import logging
 import secrets
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +75,8 @@ from marquee.home import Home
 log = logging.getLogger(__name__)
 
 ARMS = ("champion", "challenger")
+HOLDOUT = "holdout"
+LIVE_ARMS = ARMS  # the arms promotions act on (the holdout keeps the initial champion)
 PLEX_PREFIX = "plex-"
 CANDIDATE_ALIAS = "candidate"  # what the learner registers; the loop promotes it to challenger
 
@@ -97,6 +107,10 @@ class LoopArgs:
     learner_register_every: int = 150
     learner_batch_size: int = 64
     learner_gradient_steps: int = 50
+    learner_steps_per_interaction: float = 0.5
+    """Gradient steps the learner is granted per slate served (module doc: the pacing)."""
+    holdout_share: float = 0.0
+    """Share of the users in the "holdout" arm, pinned to the initial champion (module doc)."""
     plex_share: float = 0.2
     """Share of the people whose feedback goes through the Plex webhook format."""
     min_decisions: int = 1
@@ -104,6 +118,9 @@ class LoopArgs:
     register its first candidate) until this many decisions were made."""
     window_rounds: int = 5
     """Rounds per point of the per-arm return and acceptance curve."""
+    write_every: int = 0
+    """Rewrite loop.json and slates.csv every this many rounds (0: only at the end), so a long
+    run stopped early leaves its figures so far."""
     seed: int = 0
     json: bool = False
     """Print loop.json to stdout instead of the summary."""
@@ -119,7 +136,8 @@ class SlateRow:
     reward: float
     accepted: bool
     rating: float | None
-    t: float  # wall-clock time served (the evidence window of a challenger starts at its first)
+    rec_id: str  # the service's recommendation id: evidence windows are sets of these
+    t: float  # wall-clock time served: only a lower bound for reading the slate log
 
 
 @dataclass
@@ -127,6 +145,7 @@ class LoopState:
     rows: list[SlateRow] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     judged: set[int] = field(default_factory=set)
+    events: int = 0  # feedback events made (their ids count up: replays send the same ids)
     feedback: dict[str, int] = field(
         default_factory=lambda: {"http_events": 0, "webhook_deliveries": 0, "webhook_stored": 0}
     )
@@ -160,11 +179,13 @@ def _negated_challenger(home: Home, registry: PolicyRegistry, champion: int) -> 
     return int(registry.register(path, algo=pv.algo, aliases=("challenger",)))
 
 
-def _events(user: str, rec_id: str, slate: list[str], response: Any) -> list[dict[str, Any]]:
+def _events(
+    user: str, rec_id: str, slate: list[str], response: Any, event_id: str
+) -> list[dict[str, Any]]:
     if response.movie is None:
         return [
             {
-                "event_id": uuid.uuid4().hex,
+                "event_id": event_id,
                 "type": "skipped",
                 "recommendation_id": rec_id,
                 "user": user,
@@ -174,7 +195,7 @@ def _events(user: str, rec_id: str, slate: list[str], response: Any) -> list[dic
         ]
     return [
         {
-            "event_id": uuid.uuid4().hex,
+            "event_id": event_id,
             "type": "rated",
             "recommendation_id": rec_id,
             "user": user,
@@ -245,18 +266,23 @@ def _judge(
             registry.set_alias("challenger", cand)
             log.info("round %d: candidate v%d is now the challenger", round_no, cand)
         return None
-    mine = [r for r in state.rows if r.arm == "challenger" and _version_number(r.version) == chall]
-    if not mine:
+    first = next(
+        (
+            i
+            for i, r in enumerate(state.rows)
+            if r.arm == "challenger" and _version_number(r.version) == chall
+        ),
+        None,
+    )
+    if first is None:
         return None
-    since = mine[0].t
-    theirs = [
-        r
-        for r in state.rows
-        if r.arm == "champion" and _version_number(r.version) == champ and r.t >= since
-    ]
+    window = state.rows[first:]
+    mine = [r for r in window if r.arm == "challenger" and _version_number(r.version) == chall]
+    theirs = [r for r in window if r.arm == "champion" and _version_number(r.version) == champ]
     if min(len(mine), len(theirs)) < min_slates:
         return None
-    logs = read_logs(client, prefix, since)
+    ids = {r.rec_id for r in mine} | {r.rec_id for r in theirs}
+    logs = read_logs(client, prefix, state.rows[first].t - 60.0, ids)
     chall_label = next((s.version for s in logs.served if _version_number(s.version) == chall), "")
     champ_label = next((s.version for s in logs.served if _version_number(s.version) == champ), "")
     n = min(
@@ -302,6 +328,55 @@ def _judge(
     return decision
 
 
+def _train(
+    args: LoopArgs,
+    learner: processes.Process,
+    client: Any,
+    prefix: str,
+    served: int,
+    deadline_seconds: float = 1800.0,
+) -> None:
+    """Grant the paced learner its steps for ``served`` slates and wait until it took them
+    (none before the ring can hold a few minibatches: the learner would wait for data the
+    loop waits to serve)."""
+    from agent.online import grant_steps, steps_done
+
+    if served < 4 * args.learner_batch_size:
+        return
+    budget = int(args.learner_steps_per_interaction * served)
+    grant_steps(client, prefix, budget)
+    end = time.monotonic() + deadline_seconds
+    while (steps_done(client, prefix) or 0) < budget:
+        if not learner.alive():
+            raise RuntimeError(f"the learner exited:\n{learner.tail()}")
+        if time.monotonic() > end:
+            raise RuntimeError(f"the learner did not reach step {budget}:\n{learner.tail()}")
+        time.sleep(0.02)
+
+
+def _sync(
+    http: httpx.Client,
+    registry: PolicyRegistry,
+    holdout: int | None,
+    serve: processes.Process,
+    deadline_seconds: float = 300.0,
+) -> None:
+    """Wait until every arm serves the version its alias names now (the service swaps on its
+    registry poll), so that which version serves which slate depends on counts only."""
+    aliases = _aliases(registry)
+    want = {arm: aliases.get(arm) for arm in ARMS}
+    if holdout is not None:
+        want[HOLDOUT] = holdout
+    end = time.monotonic() + deadline_seconds
+    while True:
+        arms = http.get("/readyz").json().get("arms", {})
+        if all(_version_number(str(arms.get(a) or "")) == v for a, v in want.items()):
+            return
+        if not serve.alive() or time.monotonic() > end:
+            raise RuntimeError(f"the service did not serve {want} (it serves {arms})")
+        time.sleep(0.1)
+
+
 def _more(args: LoopArgs, state: LoopState, cap: int) -> bool:
     """Serve on until ``interactions``, then, while fewer than ``min_decisions`` decisions were
     made, up to ``cap`` (four times as many)."""
@@ -316,7 +391,7 @@ def _curve(rows: list[SlateRow], window: int) -> list[dict[str, Any]]:
     out = []
     last = max((r.round for r in rows), default=-1)
     for start in range(0, last + 1, window):
-        for arm in ARMS:
+        for arm in (*ARMS, HOLDOUT):
             sel = [r for r in rows if r.arm == arm and start <= r.round < start + window]
             if not sel:
                 continue
@@ -341,8 +416,10 @@ def _plot(curve: list[dict[str, Any]], decisions: list[dict[str, Any]], path: Pa
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for arm in ARMS:
+    for arm in (*ARMS, HOLDOUT):
         pts = [c for c in curve if c["arm"] == arm]
+        if not pts:
+            continue
         x = [c["interactions_end"] for c in pts]
         axes[0].plot(x, [c["mean_return"] for c in pts], marker="o", label=arm)
         axes[1].plot(x, [c["acceptance"] for c in pts], marker="o", label=arm)
@@ -402,16 +479,20 @@ def run(args: LoopArgs) -> dict[str, Any]:
     webhook_secret = secrets.token_urlsafe(24)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    ab = {
-        "salt": f"loop-{args.seed}",
-        "arms": [{"name": arm, "policy": arm, "share": 0.5} for arm in ARMS],
-    }
+    if not 0.0 <= args.holdout_share < 1.0:
+        raise SystemExit(f"--holdout-share must be in [0, 1), not {args.holdout_share}")
+    live = (1.0 - args.holdout_share) / 2
+    arms = [{"name": arm, "policy": arm, "share": live} for arm in ARMS]
+    if args.holdout_share > 0:
+        arms.append({"name": HOLDOUT, "policy": str(champion), "share": args.holdout_share})
+    ab = {"salt": f"loop-{args.seed}", "arms": arms}
     env = {
         "MARQUEE_AB": json.dumps(ab),
         "MARQUEE_API_TOKEN": token,
         "MARQUEE_PLEX_WEBHOOK_SECRET": webhook_secret,
         "MARQUEE_REGISTRY_POLL_SECONDS": "1",
         "MARQUEE_TEMPERATURE": str(args.temperature),
+        "MARQUEE_SAMPLING_SEED": str(args.seed),
         "MARQUEE_RECLOG_USER_SLATES": "100000",
         "MARQUEE_RECLOG_MAX_SLATES": "1000000",
         "MARQUEE_EMBEDDED_REDIS_FSYNC": "everysec",
@@ -437,6 +518,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
     store = None
     try:
         processes.wait_ready(serve, base)
+        holdout = champion if args.holdout_share > 0 else None
         if args.challenger == "learner":
             learner = processes.start(
                 "learn",
@@ -456,6 +538,9 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     CANDIDATE_ALIAS,
                     "--poll-seconds",
                     "1",
+                    "--seed",
+                    str(args.seed),
+                    "--paced",
                 ],
                 env,
                 logs_dir,
@@ -467,6 +552,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
         cap = args.interactions * 4 if args.min_decisions else args.interactions
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, timeout=60.0) as http:
+            _sync(http, registry, holdout, serve)
             round_no = -1
             while _more(args, state, cap):
                 round_no += 1
@@ -485,7 +571,10 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     if str(user).startswith(PLEX_PREFIX):
                         deliveries += _plex_rate(str(user), body["items"], response)
                     else:
-                        events += _events(str(user), body["recommendation_id"], slate, response)
+                        state.events += 1
+                        event_id = f"loop-{args.seed}-{state.events}"
+                        rec_id = body["recommendation_id"]
+                        events += _events(str(user), rec_id, slate, response, event_id)
                     state.rows.append(
                         SlateRow(
                             round_no,
@@ -495,6 +584,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
                             response.reward,
                             response.movie is not None,
                             response.rating,
+                            body["recommendation_id"],
                             time.time(),
                         )
                     )
@@ -510,9 +600,12 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     answer.raise_for_status()
                     state.feedback["webhook_deliveries"] += 1
                     state.feedback["webhook_stored"] += int(answer.json().get("stored", 0))
-                if learner is not None and not learner.alive():
-                    raise RuntimeError(f"the learner exited:\n{learner.tail()}")
+                if learner is not None:
+                    _train(args, learner, client, settings.redis_prefix, len(state.rows))
                 last = not _more(args, state, cap)
+                if args.write_every and (round_no + 1) % args.write_every == 0:
+                    partial = replace(args, plot=False)
+                    _write(partial, out, state, setup_seconds, time.monotonic() - t0, champion)
                 if (round_no + 1) % args.decide_every == 0 or last:
                     decision = _judge(
                         args,
@@ -525,6 +618,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
                         ope_parts,
                         2 if last else args.min_slates_per_arm,
                     )
+                    _sync(http, registry, holdout, serve)
                     if decision is not None:
                         log.info(
                             "round %d: %s v%s: %s",
@@ -544,6 +638,41 @@ def run(args: LoopArgs) -> dict[str, Any]:
     return _write(args, out, state, setup_seconds, time.monotonic() - t0, champion)
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _fifths(rows: list[SlateRow]) -> dict[str, Any]:
+    """Mean return of the live arms (champion and challenger: what promotions act on) and of
+    the holdout in the first and the last fifth of the slates, the live arms' rise, and their
+    lift over the holdout in the last fifth (module doc: the drift both share)."""
+    n = len(rows)
+    parts = {"first": rows[: n // 5], "last": rows[n - n // 5 :]}
+    out: dict[str, Any] = {}
+    for name, part in parts.items():
+        out[f"live_{name}"] = _mean([r.reward for r in part if r.arm in LIVE_ARMS])
+        out[f"holdout_{name}"] = _mean([r.reward for r in part if r.arm == HOLDOUT])
+    out["live_rise"] = (out["live_last"] - out["live_first"]) / abs(out["live_first"])
+    out["live_lift_over_holdout_last"] = (out["live_last"] - out["holdout_last"]) / abs(
+        out["holdout_last"]
+    )
+    return out
+
+
+NOT_REPRODUCIBLE = ("seconds", "setup_seconds")
+
+
+def comparable(summary: dict[str, Any]) -> str:
+    """loop.json without what differs between replays of the same seeds (wall-clock seconds,
+    MLflow run ids, the output folder), as JSON text (NaN compares equal to NaN there)."""
+    out = {k: v for k, v in summary.items() if k not in NOT_REPRODUCIBLE}
+    out["args"] = {k: v for k, v in summary["args"].items() if k != "out"}
+    out["decisions"] = [
+        {k: v for k, v in d.items() if k != "mlflow_run"} for d in summary["decisions"]
+    ]
+    return json.dumps(out, sort_keys=True, default=str)
+
+
 def _write(
     args: LoopArgs, out: Path, state: LoopState, setup_seconds: float, seconds: float, champion: int
 ) -> dict[str, Any]:
@@ -558,7 +687,8 @@ def _write(
                 np.mean([float(r.accepted) for r in state.rows if r.arm == arm] or [np.nan])
             ),
         }
-        for arm in ARMS
+        for arm in (*ARMS, HOLDOUT)
+        if any(r.arm == arm for r in state.rows)
     }
     n = len(state.rows)
     first, last = state.rows[: n // 5], state.rows[-(n // 5) :] if n >= 5 else state.rows
@@ -572,6 +702,7 @@ def _write(
         "feedback": state.feedback,
         "served_return_first_fifth": float(np.mean([r.reward for r in first] or [np.nan])),
         "served_return_last_fifth": float(np.mean([r.reward for r in last] or [np.nan])),
+        "fifths": _fifths(state.rows),
         "curve": curve,
         "decisions": state.decisions,
     }

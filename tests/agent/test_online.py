@@ -21,7 +21,15 @@ from mlflow import MlflowClient
 
 from agent.buffers.redis_ring import RedisRing, Transitions, ring_prefix
 from agent.factory import load_agent
-from agent.online import LearnerConfig, OnlineLearner, learner_dir, read_state
+from agent.online import (
+    LearnerConfig,
+    OnlineLearner,
+    grant_steps,
+    learner_dir,
+    pace_keys,
+    read_state,
+    steps_done,
+)
 from agent.registry import PolicyRegistry
 from marquee.home import Home
 from tests.serving.policy_home import TrainedHome, trained_home
@@ -126,9 +134,63 @@ def test_learner_waits_for_a_batch_of_transitions(
     assert learner.steps == 10 and done and getattr(done[0], "steps", None) == 10
 
 
+def _paced_run(
+    trained: TrainedHome, folder: Path, client: redis.Redis, prefix: str
+) -> tuple[list[int], list[np.ndarray]]:
+    """A paced, seeded learner granted 7 then 12 steps; the steps it reported at each wait
+    and its actor's weights."""
+    home = _home(trained, folder)
+    config = LearnerConfig(
+        batch_size=16,
+        gradient_steps=5,
+        checkpoint_every=100,
+        register_every=100,
+        max_steps=12,
+        seed=5,
+        paced=True,
+        pace_poll_seconds=0.01,
+    )
+    learner = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY)
+    done: list[object] = []
+    thread = threading.Thread(target=lambda: done.append(learner.run()))
+    reported = []
+    grant_steps(client, prefix, 7)
+    thread.start()
+    end = time.monotonic() + DEADLINE
+    while steps_done(client, prefix) != 7:
+        assert thread.is_alive() and time.monotonic() < end, "paced learner never reported 7"
+        time.sleep(0.01)
+    time.sleep(0.2)  # it waits for a budget: no step beyond the one granted
+    reported.append(learner.steps)
+    grant_steps(client, prefix, 12)
+    thread.join(timeout=DEADLINE)
+    assert not thread.is_alive()
+    reported.append(learner.steps)
+    state = done[0]
+    return reported, _actor_params(learner_dir(home) / state.zip)  # type: ignore[attr-defined]
+
+
+def test_paced_seeded_learner_takes_the_granted_steps_and_replays_exactly(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    """``paced`` stops at the budget granted in Redis and says so; ``seed`` makes two learners
+    on the same ring draw the same minibatches, so they end with the same weights."""
+    client, prefix = server_cp
+    _push(client, prefix, trained, 64)
+    steps_a, weights_a = _paced_run(trained, tmp_path / "a", client, prefix)
+    client.delete(*pace_keys(prefix))
+    steps_b, weights_b = _paced_run(trained, tmp_path / "b", client, prefix)
+    assert steps_a == steps_b == [7, 12]
+    assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b, strict=True))
+    start = _actor_params(trained.zip_path)
+    assert any(not np.array_equal(a, b) for a, b in zip(start, weights_a, strict=True))
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
+        ("pace_poll_seconds", 0.0, "learner pace_poll_seconds must be > 0, got 0.0"),
+        ("seed", -1, "learner seed must be >= 0, got -1"),
         ("batch_size", 0, "learner batch_size must be >= 1, got 0"),
         ("gradient_steps", -1, "learner gradient_steps must be >= 1, got -1"),
         ("checkpoint_every", 0, "learner checkpoint_every must be >= 1, got 0"),

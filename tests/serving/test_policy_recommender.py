@@ -99,9 +99,17 @@ def test_sampled_slates_carry_plackett_luce_propensities(
 ) -> None:
     rec = _recommender(trained, ranking, model, temperature=0.5, seed=7)
     user = str(trained.world.catalog.users[1])
+    other = str(trained.world.catalog.users[2])
     result = rec.recommend(user, 5)
-    again = rec.recommend(user, 5)
-    assert [i.movie for i in result.items] == [i.movie for i in again.items]  # seeded
+    # seeded per (seed, version, user, n-th request): a replay serves the same sequence of
+    # slates, whatever other users asked in between
+    replay = _recommender(trained, ranking, model, temperature=0.5, seed=7)
+    replay.recommend(other, 5)
+    assert [i.movie for i in replay.recommend(user, 5).items] == [i.movie for i in result.items]
+    later = [[i.movie for i in rec.recommend(user, 5).items] for _ in range(4)]
+    assert later == [[i.movie for i in replay.recommend(user, 5).items] for _ in range(4)]
+    # ... and the n-th request draws its own sample (not one slate forever)
+    assert any(slate != [i.movie for i in result.items] for slate in later)
     props = np.array([i.propensity for i in result.items])
     assert np.all((props > 0) & (props < 1))
     assert np.isclose(np.log(props).sum(), float(result.extra["log_propensity"]))
