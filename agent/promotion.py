@@ -13,6 +13,10 @@ coverage). The rules, in order:
    traffic returns to the champion); a significant win on the primary metric promotes;
    anything else keeps the champion.
 
+After a promotion the new champion is watched (``decide_watch``, stage "watch"): served
+beside the previous champion, it is rolled back when a guardrail drops or its primary metric is
+significantly lower, and confirmed otherwise.
+
 ``decide`` is a pure function of its evidence, so a decision reproduces from its logged JSON;
 ``log_decision`` records every decision in MLflow (params, metrics, the evidence as JSON);
 ``apply_decision`` moves the registry aliases.
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 Action = Literal["promote", "keep", "rollback"]
 GUARDRAILS = ("acceptance", "mean_rating", "coverage")
 PREVIOUS_ALIAS = "previous-champion"
+WATCH = "watch"  # the stage of a decision on a new champion against the previous one
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,51 @@ def decide(
     return made("keep", "online", f"{offline_note}; online {online.method} inconclusive {_fmt(p)}")
 
 
+def decide_watch(
+    online: OnlineEvidence,
+    *,
+    rules: PromotionRules | None = None,
+    previous_version: int | None = None,
+    champion_version: int | None = None,
+) -> Decision:
+    """A promoted champion served beside the previous one (``online.champion`` is the previous
+    champion's arm, ``online.challenger`` the new champion's): roll the promotion back when a
+    guardrail drops or the primary metric is significantly lower; confirm it ("keep")
+    otherwise. A failed SRM check gives no verdict ("keep": the promotion stands)."""
+    rules = rules or PromotionRules()
+
+    def made(action: Action, reason: str, drops: Sequence[str] = ()) -> Decision:
+        return Decision(
+            action,
+            WATCH,
+            reason,
+            previous_version,
+            champion_version,
+            None,
+            online,
+            rules,
+            tuple(drops),
+        )
+
+    if online.srm is not None and not online.srm.ok:
+        return made(
+            "keep",
+            f"watch: sample ratio mismatch (chi-square p = {online.srm.p_value:.2g}): users per "
+            f"arm {online.srm.observed}; no verdict, the promotion stands",
+        )
+    drops = guardrail_drops(online, rules)
+    if drops:
+        detail = "; ".join(
+            f"{g} {getattr(online.challenger, g):.4f} vs {getattr(online.champion, g):.4f}"
+            for g in drops
+        )
+        return made("rollback", f"watch: guardrail dropped after promotion: {detail}", drops)
+    p = online.primary
+    if p.ci95_high < 0 and p.p_value < rules.alpha:
+        return made("rollback", f"watch: new champion loses to the previous one {_fmt(p)}")
+    return made("keep", f"watch: promotion confirmed ({online.method} {_fmt(p)})")
+
+
 def _floats(values: Iterable[float]) -> npt.NDArray[np.float64]:
     return np.asarray(list(values), dtype=np.float64)
 
@@ -367,8 +417,17 @@ def apply_decision(decision: Decision, registry: Any) -> None:
     challenger's version (the old one keeps ``previous-champion``); rollback, and keep once
     the online stage has judged, point ``challenger`` back at the champion's version, so a
     rejected version stops taking traffic; a keep that waits for online evidence changes
-    nothing."""
+    nothing. A watch decision (``decide_watch``) rolls back by putting ``champion`` (and
+    ``challenger``) back on the previous champion, and confirms by ending the watch
+    (``challenger`` onto the new champion)."""
     champ, chall = decision.champion_version, decision.challenger_version
+    if decision.stage == WATCH:
+        if decision.action == "rollback" and champ is not None:
+            registry.set_alias("champion", champ)
+            registry.set_alias("challenger", champ)
+        elif chall is not None:
+            registry.set_alias("challenger", chall)
+        return
     if decision.action == "promote" and chall is not None:
         if champ is not None:
             registry.set_alias(PREVIOUS_ALIAS, champ)

@@ -41,6 +41,7 @@ def _register() -> None:
     from agent.sweep_cli import experiment_command
     from features.cli import graph_app, ingest_app
     from serving.ab_cli import register as register_ab_report
+    from serving.autopilot_cli import register as register_autopilot
     from serving.cli import register as register_serving
     from serving.plex.cli import plex_app
     from serving.radarr.cli import radarr_app
@@ -52,6 +53,7 @@ def _register() -> None:
     app.add_typer(ab_app, name="ab")
     app.command("experiment")(experiment_command)
     register_serving(app)
+    register_autopilot(app)
     app.add_typer(plex_app, name="plex")
     app.add_typer(radarr_app, name="radarr")
 

@@ -58,11 +58,20 @@ class Served:
 
 
 def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Served]:
-    """Every logged slate still in Redis served at or after ``since``, oldest first."""
-    keys = sorted(
-        k.decode() if isinstance(k, bytes) else str(k)
-        for k in client.scan_iter(match=f"{tag(prefix, RECLOG)}:rec:*", count=1000)
-    )
+    """Every logged slate still in Redis served at or after ``since``, oldest first. With
+    ``since`` > 0 the ids come from the log's creation-time index (serving.reclog's ``order``
+    zset, which holds every kept slate), so reading a recent window costs the window, not
+    the whole log (the autopilot reads one every step)."""
+    base = tag(prefix, RECLOG)
+    if since > 0:
+        found = client.zrangebyscore(f"{base}:order", since, "+inf")
+        ids = (k.decode() if isinstance(k, bytes) else str(k) for k in found)  # type: ignore[union-attr]
+        keys = sorted(f"{base}:rec:{i}" for i in ids)
+    else:
+        keys = sorted(
+            k.decode() if isinstance(k, bytes) else str(k)
+            for k in client.scan_iter(match=f"{base}:rec:*", count=1000)
+        )
     out: list[Served] = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
@@ -94,8 +103,16 @@ def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Se
 def read_feedback(client: redis.Redis, prefix: str, batch: int = 1000) -> list[FeedbackEvent]:
     """Every event in the feedback stream, oldest first (events that do not parse are counted
     and skipped: an old or foreign writer must not stop the report)."""
+    return [event for event, _ in read_feedback_stored(client, prefix, batch)]
+
+
+def read_feedback_stored(
+    client: redis.Redis, prefix: str, batch: int = 1000
+) -> list[tuple[FeedbackEvent, float]]:
+    """``read_feedback`` with the time each event was stored (its stream entry's id, Redis's
+    clock in ms): no event can be a reaction to a slate served after it was stored."""
     key, start = stream_key(prefix), "-"
-    events: list[FeedbackEvent] = []
+    events: list[tuple[FeedbackEvent, float]] = []
     bad = 0
     while True:
         rows: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]
@@ -103,11 +120,13 @@ def read_feedback(client: redis.Redis, prefix: str, batch: int = 1000) -> list[F
         )
         if not rows:
             break
-        for _, fields in rows:
+        for entry, fields in rows:
             try:
-                events.append(FeedbackEvent.model_validate_json(fields[b"e"]))
+                event = FeedbackEvent.model_validate_json(fields[b"e"])
             except (KeyError, ValueError):
                 bad += 1
+                continue
+            events.append((event, int(entry.decode().split("-", 1)[0]) / 1000.0))
         start = "(" + rows[-1][0].decode()
     if bad:
         log.warning("%d feedback events in the stream could not be read", bad)
@@ -119,21 +138,27 @@ def _event_reward(event: FeedbackEvent) -> float:
 
 
 def join_feedback(
-    served: Sequence[Served], events: Iterable[FeedbackEvent]
+    served: Sequence[Served],
+    events: Iterable[FeedbackEvent],
+    stored: Sequence[float] | None = None,
 ) -> dict[str, list[FeedbackEvent]]:
     """Events per served slate id: by recommendation id, else the user's latest slate served
-    before the event (give or take the clock skew) that holds the movie."""
+    before the event (give or take the clock skew) that holds the movie; with ``stored`` (each
+    event's storage time, ``read_feedback_stored``) never a slate served after the event was
+    stored, so the join does not change as later slates are logged."""
     by_id = {s.id: s for s in served}
     by_user: dict[str, list[Served]] = defaultdict(list)
     for s in served:
         by_user[s.user].append(s)
     joined: dict[str, list[FeedbackEvent]] = defaultdict(list)
-    for event in events:
+    for i, event in enumerate(events):
         if event.recommendation_id is not None:
             if event.recommendation_id in by_id:
                 joined[event.recommendation_id].append(event)
             continue
         when = event.timestamp.timestamp() + CLOCK_SKEW_SECONDS
+        if stored is not None:
+            when = min(when, stored[i])
         for s in reversed(by_user.get(event.user or "", [])):
             if s.created <= when and event.movie in s.slate:
                 joined[s.id].append(event)

@@ -15,13 +15,15 @@ their feedback; each new challenger is judged by guarded promotion.
    "plex-<name>") whose picks go to ``POST /v1/plex/webhook`` as Plex's ``media.rate``
    deliveries (multipart, the secret in the URL), matched by (user, movie) to their slate;
    their ignored slates send nothing, as Plex never hears of them;
-4. every ``decide_every`` rounds (the autopilot): with no challenger under test, the newest
-   candidate becomes the challenger; a challenger that has served ``min_slates_per_arm``
-   slates since its first is judged once (agent.promotion: SNIPS off-policy on the champion
-   arm's logs, then Welch's A/B test on per-user reward with the SRM check and the
-   guardrails), the decision is logged to MLflow and applied to the registry aliases; the
-   service swaps versions on its next registry poll (1 s here). One decision per version, so
-   no version is tested again and again until it happens to win.
+4. every ``decide_every`` rounds, one step of the autopilot (serving.autopilot, what
+   ``marquee autopilot`` runs beside a live service): with no challenger under test the
+   newest candidate becomes the challenger; a challenger that has served
+   ``min_slates_per_arm`` slates since its first is judged once (SNIPS off-policy on the
+   champion arm's logs, then Welch's A/B test on per-user reward with the SRM check and the
+   guardrails), the decision is logged to MLflow and applied to the registry aliases; a
+   promoted champion is watched beside the previous one for ``watch_slates_per_arm`` slates
+   and rolled back if it drops. One decision per version, so no version is tested again and
+   again until it happens to win.
 
 Time is compressed and paced by counts, never by the clock: a round is one simulated visit of
 each sampled person; after each round the loop grants the learner (``marquee learn --paced``)
@@ -58,19 +60,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from agent.promotion import (
-    Decision,
-    OfflineEvidence,
-    ab_evidence,
-    apply_decision,
-    decide,
-    log_decision,
-)
 from agent.registry import PolicyRegistry, configure_tracking
 from experiments.online_loop import processes
 from experiments.online_loop.people import People
+from experiments.online_loop.report import write_html
 from experiments.online_loop.setup import HomeSpec, build_home
 from marquee.home import Home
+from serving.autopilot import Autopilot, AutopilotConfig, OffPolicyParts, aliases, version_number
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +100,8 @@ class LoopArgs:
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the
     end of the run a challenger not yet judged is judged on what there is."""
+    watch_slates_per_arm: int = 200
+    """Slates per arm a promoted champion is watched beside the previous one (0: no watch)."""
     learner_register_every: int = 150
     learner_batch_size: int = 64
     learner_gradient_steps: int = 50
@@ -144,19 +142,10 @@ class SlateRow:
 class LoopState:
     rows: list[SlateRow] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    judged: set[int] = field(default_factory=set)
     events: int = 0  # feedback events made (their ids count up: replays send the same ids)
     feedback: dict[str, int] = field(
         default_factory=lambda: {"http_events": 0, "webhook_deliveries": 0, "webhook_stored": 0}
     )
-
-
-def _aliases(registry: PolicyRegistry) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for row in registry.versions():
-        for alias in row["aliases"]:
-            found[str(alias)] = int(row["version"])
-    return found
 
 
 def _negated_challenger(home: Home, registry: PolicyRegistry, champion: int) -> int:
@@ -234,98 +223,41 @@ def _plex_rate(user: str, items: list[dict[str, Any]], response: Any) -> list[di
     ]
 
 
-def _version_number(label: str) -> int | None:
-    tail = label.rsplit("-v", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
-
-
-def _judge(
+def _autopilot(
     args: LoopArgs,
     home: Home,
     registry: PolicyRegistry,
     client: Any,
     prefix: str,
-    state: LoopState,
-    round_no: int,
-    ope_parts: dict[str, Any],
-    min_slates: int,
-) -> Decision | None:
-    """One decision on the current challenger when it has served enough slates (module doc)."""
+    ranker: Any,
+    store: Any,
+) -> Autopilot:
+    """serving.autopilot over the loop's service: the learner's candidates become challengers,
+    judged after ``min_slates_per_arm`` slates per arm; promoted ones are watched for
+    ``watch_slates_per_arm``."""
     from agent.actor import actor_fn
     from agent.factory import load_agent
-    from experiments.online_loop.evidence import arm_samples, off_policy, read_logs, slates_served
 
-    aliases = _aliases(registry)
-    champ, chall = aliases.get("champion"), aliases.get("challenger")
-    if champ is None:
-        return None
-    if chall is None or chall == champ or chall in state.judged:
-        # no challenger under test: the learner's newest candidate becomes the challenger
-        cand = aliases.get(CANDIDATE_ALIAS)
-        if cand is not None and cand > champ and cand not in state.judged and cand != chall:
-            registry.set_alias("challenger", cand)
-            log.info("round %d: candidate v%d is now the challenger", round_no, cand)
-        return None
-    first = next(
-        (
-            i
-            for i, r in enumerate(state.rows)
-            if r.arm == "challenger" and _version_number(r.version) == chall
-        ),
-        None,
-    )
-    if first is None:
-        return None
-    window = state.rows[first:]
-    mine = [r for r in window if r.arm == "challenger" and _version_number(r.version) == chall]
-    theirs = [r for r in window if r.arm == "champion" and _version_number(r.version) == champ]
-    if min(len(mine), len(theirs)) < min_slates:
-        return None
-    ids = {r.rec_id for r in mine} | {r.rec_id for r in theirs}
-    logs = read_logs(client, prefix, state.rows[first].t - 60.0, ids)
-    chall_label = next((s.version for s in logs.served if _version_number(s.version) == chall), "")
-    champ_label = next((s.version for s in logs.served if _version_number(s.version) == champ), "")
-    n = min(
-        slates_served(logs, "champion", champ_label), slates_served(logs, "challenger", chall_label)
-    )
-    online = ab_evidence(
-        arm_samples(logs, "champion", champ_label, n),
-        arm_samples(logs, "challenger", chall_label, n),
-        catalogue_size=len(ope_parts["ranker"].keys),
-    )
-    pv = registry.resolve(chall)
-    act = actor_fn(load_agent(str(pv.zip_path), algo=pv.algo))
-    estimates = off_policy(
-        client,
-        prefix,
-        logs,
-        arm="champion",
-        version=champ_label,
-        ranker=ope_parts["ranker"],
-        store=ope_parts["store"],
-        challenger_act=act,
+    def actor_of(version: int) -> Any:
+        pv = registry.resolve(str(version))
+        return actor_fn(load_agent(str(pv.zip_path), algo=pv.algo))
+
+    config = AutopilotConfig(
+        candidate_alias=CANDIDATE_ALIAS if args.challenger == "learner" else None,
+        min_slates_per_arm=args.min_slates_per_arm,
+        watch_slates_per_arm=args.watch_slates_per_arm,
         temperature=args.temperature,
         seed=args.seed,
     )
-    offline = None if estimates is None else OfflineEvidence(*estimates)
-    decision = decide(offline, online, champion_version=champ, challenger_version=chall)
-    run_id = log_decision(
-        decision,
-        tracking_uri=home.tracking_uri,
+    return Autopilot(
+        registry,
+        client,
+        prefix,
+        catalogue_size=len(ranker.keys),
+        config=config,
+        off_policy_parts=OffPolicyParts(ranker, store, actor_of),
         artifacts_dir=home.artifacts_dir,
-        step=len(state.rows),
     )
-    apply_decision(decision, registry)
-    state.judged.add(chall)
-    state.decisions.append(
-        {
-            "round": round_no,
-            "interactions": len(state.rows),
-            "mlflow_run": run_id,
-            **decision.as_dict(),
-        }
-    )
-    return decision
 
 
 def _train(
@@ -363,14 +295,14 @@ def _sync(
 ) -> None:
     """Wait until every arm serves the version its alias names now (the service swaps on its
     registry poll), so that which version serves which slate depends on counts only."""
-    aliases = _aliases(registry)
-    want = {arm: aliases.get(arm) for arm in ARMS}
+    found = aliases(registry)
+    want = {arm: found.get(arm) for arm in ARMS}
     if holdout is not None:
         want[HOLDOUT] = holdout
     end = time.monotonic() + deadline_seconds
     while True:
         arms = http.get("/readyz").json().get("arms", {})
-        if all(_version_number(str(arms.get(a) or "")) == v for a, v in want.items()):
+        if all(version_number(str(arms.get(a) or "")) == v for a, v in want.items()):
             return
         if not serve.alive() or time.monotonic() > end:
             raise RuntimeError(f"the service did not serve {want} (it serves {arms})")
@@ -548,7 +480,8 @@ def run(args: LoopArgs) -> dict[str, Any]:
         handle = connect(redis_url, home.buffer_dir, timeout=30.0)
         client = handle.client
         store = open_store(home)
-        ope_parts = {"ranker": Ranker(RankingBundle.load(home.world_dir)), "store": store}
+        ranker = Ranker(RankingBundle.load(home.world_dir))
+        pilot = _autopilot(args, home, registry, client, settings.redis_prefix, ranker, store)
         cap = args.interactions * 4 if args.min_decisions else args.interactions
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, timeout=60.0) as http:
@@ -607,26 +540,19 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     partial = replace(args, plot=False)
                     _write(partial, out, state, setup_seconds, time.monotonic() - t0, champion)
                 if (round_no + 1) % args.decide_every == 0 or last:
-                    decision = _judge(
-                        args,
-                        home,
-                        registry,
-                        client,
-                        settings.redis_prefix,
-                        state,
-                        round_no,
-                        ope_parts,
-                        2 if last else args.min_slates_per_arm,
-                    )
-                    _sync(http, registry, holdout, serve)
-                    if decision is not None:
-                        log.info(
-                            "round %d: %s v%s: %s",
-                            round_no,
-                            decision.action,
-                            decision.challenger_version,
-                            decision.reason,
+                    step = pilot.step(final=last)
+                    if step.decision is not None:
+                        state.decisions.append(
+                            {
+                                "round": round_no,
+                                "interactions": len(state.rows),
+                                "mlflow_run": step.run_id,
+                                **step.decision.as_dict(),
+                            }
                         )
+                    _sync(http, registry, holdout, serve)
+                    if step.action in ("installed", "decided"):
+                        log.info("round %d: %s: %s", round_no, step.action, step.detail)
     finally:
         if learner is not None:
             learner.stop()
@@ -715,6 +641,7 @@ def _write(
             writer.writerow(asdict(row))
     if args.plot:
         _plot(curve, state.decisions, out / "online_loop.png")
+        write_html(summary, out / "online_loop.png", out / "report.html")
     return summary
 
 

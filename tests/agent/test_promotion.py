@@ -32,6 +32,7 @@ from agent.promotion import (
     ab_evidence,
     apply_decision,
     decide,
+    decide_watch,
     log_decision,
 )
 from env.world import SimulationWorld
@@ -119,6 +120,35 @@ def test_a_guardrail_drop_rolls_back_even_with_a_primary_win(
 def test_a_small_insignificant_guardrail_dip_does_not_roll_back() -> None:
     guards = {"acceptance": Difference(-0.01, -0.05, 0.03, 0.6, 200, "welch")}
     assert decide(None, _online(0.05, guards=guards)).action == "promote"
+
+
+@pytest.mark.parametrize(
+    ("case", "online", "action"),
+    [
+        ("as good", _online(0.0), "keep"),
+        ("better", _online(0.05), "keep"),
+        ("significantly worse", _online(-0.05), "rollback"),
+        ("coverage collapsed", _online(0.0, challenger=_arm(cov=0.01)), "rollback"),
+        (
+            "acceptance dropped",
+            _online(0.0, guards={"acceptance": Difference(-0.1, -0.15, -0.05, 0.001, 200, "w")}),
+            "rollback",
+        ),
+        ("broken split, even if worse", _online(-0.05, counts=(130, 70)), "keep"),
+    ],
+)
+def test_a_new_champion_is_watched_beside_the_previous_one(
+    case: str, online: OnlineEvidence, action: str
+) -> None:
+    """After a promotion: rolled back when it loses or a guardrail drops, else confirmed."""
+    d = decide_watch(online, previous_version=1, champion_version=2)
+    assert (d.action, d.stage) == (action, "watch"), case
+    reg = _Aliases()
+    apply_decision(d, reg)
+    if action == "rollback":  # the previous champion serves both arms again
+        assert reg.aliases == {"champion": 1, "challenger": 1}
+    else:  # the watch ends: both arms serve the new champion
+        assert reg.aliases == {"challenger": 2}
 
 
 def test_every_decision_is_logged_to_mlflow_with_its_evidence(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ ARGS = {
     "users_per_round": 50,
     "decide_every": 2,
     "min_slates_per_arm": 40,
+    "watch_slates_per_arm": 40,
     "learner_register_every": 50,
     "learner_steps_per_interaction": 0.5,
     "holdout_share": 0.2,
@@ -103,6 +104,8 @@ def test_the_loop_writes_its_files(loop: tuple[Path, dict[str, object]]) -> None
     assert set(written["fifths"]) >= {"live_first", "live_last", "holdout_last", "live_rise"}
     png = (out / "online_loop.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
+    page = (out / "report.html").read_text()  # the curve embedded, every decision listed
+    assert "data:image/png;base64," in page and page.count("<tr>") >= 1 + len(summary["decisions"])  # type: ignore[arg-type]
     assert (out / "logs" / "serve.log").exists() and (out / "logs" / "learn.log").exists()
 
 

@@ -4,12 +4,20 @@ stop, Welch verdicts, and the same logs giving the same report."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import numpy as np
 import redis
 
-from serving.ab_report import Served, build_report, read_feedback, read_served
+from serving.ab_report import (
+    Served,
+    build_report,
+    join_feedback,
+    read_feedback,
+    read_feedback_stored,
+    read_served,
+)
 from serving.feedback.store import RedisFeedbackStore
 from serving.reclog import LoggedRecommendation, RecLog
 from serving.schemas.feedback import FeedbackEvent, FeedbackType
@@ -108,6 +116,26 @@ def test_feedback_without_an_id_joins_the_users_latest_earlier_slate_with_the_mo
     assert arms["b"].completion == 0.5  # one of v's two slates was watched to the end
 
 
+def test_a_join_as_of_storage_never_takes_a_slate_served_after_the_event_was_stored() -> None:
+    """Within the clock-skew allowance a later slate holding the movie would win the join,
+    so the join would change as slates are logged; bounded by the event's storage time it
+    does not (what the autopilot reads)."""
+    served = [
+        Served("early", "u", "a", "ddpg-v1", ("m1",), 100.0),
+        Served("later", "u", "a", "ddpg-v1", ("m1",), 130.0),  # served after the rating
+    ]
+    rated = FeedbackEvent(
+        event_id="1",
+        type=FeedbackType.RATED,
+        user="u",
+        movie="m1",
+        rating=5.0,
+        timestamp=datetime.fromtimestamp(110.0, UTC),
+    )
+    assert list(join_feedback(served, [rated])) == ["later"]  # skew: 60 s
+    assert list(join_feedback(served, [rated], [110.5])) == ["early"]
+
+
 def test_report_from_the_services_redis_logs_reproduces(redis_cp: tuple[redis.Redis, str]) -> None:
     client, prefix = redis_cp
     reclog = RecLog(client, prefix, ttl_seconds=3600)
@@ -132,6 +160,9 @@ def test_report_from_the_services_redis_logs_reproduces(redis_cp: tuple[redis.Re
     assert sorted(r.id for r in read) == sorted(s.id for s in served)
     assert read_served(client, prefix, since=1001.0) == [r for r in read if r.created >= 1001.0]
     events = read_feedback(client, prefix)
+    stored = read_feedback_stored(client, prefix)  # the same events, with storage times
+    assert [e for e, _ in stored] == events
+    assert all(abs(t - time.time()) < 600 for _, t in stored)
     first = build_report(read, events, SHARES)
     again = build_report(read_served(client, prefix), read_feedback(client, prefix), SHARES)
     assert json.dumps(first.as_dict(), default=str) == json.dumps(again.as_dict(), default=str)

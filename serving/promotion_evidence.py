@@ -1,4 +1,5 @@
-"""The evidence a promotion decision reads, taken from the live service's own logs in Redis.
+"""The evidence a promotion decision reads, taken from the live service's own logs in Redis
+(used by the autopilot, serving.autopilot, and so by the online loop).
 
 Online: the served slates (serving.reclog) and the feedback stream joined to them as
 ``marquee ab report`` joins them (serving.ab_report), per arm and per user: mean reward per
@@ -26,7 +27,13 @@ from agent.promotion import ArmSamples
 from features.graph.store import GraphStore
 from features.ranker import Ranker
 from features.ranking import plackett_luce_log_probs
-from serving.ab_report import REWARD_RANGE, Served, join_feedback, read_feedback, read_served
+from serving.ab_report import (
+    REWARD_RANGE,
+    Served,
+    join_feedback,
+    read_feedback_stored,
+    read_served,
+)
 from serving.feedback.store import reward as event_reward
 from serving.schemas.feedback import FeedbackType
 
@@ -49,7 +56,8 @@ def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | No
     served = read_served(client, prefix, since)
     if ids is not None:
         served = [s for s in served if s.id in ids]
-    joined = join_feedback(served, read_feedback(client, prefix))
+    stored = read_feedback_stored(client, prefix)  # joined as of storage: replays agree
+    joined = join_feedback(served, [e for e, _ in stored], [t for _, t in stored])
     rewards, accepted, ratings = {}, {}, {}
     for s in served:
         events = joined.get(s.id, [])
