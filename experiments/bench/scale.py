@@ -314,14 +314,13 @@ def run_workers(args: Args, n: int) -> dict[str, Any]:
 
 
 def _serving_pids(parent: int, n: int) -> list[int]:
-    """The processes that hold an app: the parent itself with one worker, else its n
-    spawned workers (uvicorn's process manager has them as children; the embedded Redis is a
-    child too and is left out: it is not the app)."""
+    """The processes that hold an app: the parent itself with one worker, else its spawned
+    workers (uvicorn's children started by multiprocessing's spawn; the resource tracker and
+    the embedded Redis are left out)."""
     if n == 1:
         return [parent]
-    kids = worker_pids(parent)
-    apps = [p for p in kids if "python" in Path(f"/proc/{p}/cmdline").read_bytes().decode()]
-    return apps[:n] if len(apps) >= n else apps
+    kids = worker_pids(parent)  # also multiprocessing's resource tracker: not an app
+    return [p for p in kids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
 def main(args: Args) -> dict[str, Any]:
