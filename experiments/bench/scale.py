@@ -19,8 +19,10 @@ Measures, each as p50/p95/p99 where it is a distribution:
   (history -> state -> candidates -> actor -> ranking, serving.policy_source's pool with the
   home's champion), each user once, so every request is a first one;
 - ``env``: simulator steps/s under random actions on the home's world;
+- ``share``: N processes open the same graph and query it; each one's RSS and PSS of the
+  pages mapped from the graph's files (/proc/PID/smaps): shared, PSS is RSS / N;
 - ``workers``: ``marquee serve --workers N`` for each N: after ``--worker-requests`` requests,
-  every worker's RSS and PSS (/proc/PID/smaps_rollup), to show the graph's pages are shared.
+  every worker's RSS and PSS (/proc/PID/smaps_rollup) and its mapped graph pages.
 
 Every figure comes with the load average when it was taken (``uptime``'s three numbers).
 """
@@ -64,6 +66,7 @@ class Args:
     recommend_users: int = 200
     k: int = 10
     env_steps: int = 2000  # 0: skip
+    share: tuple[int, ...] = ()  # e.g. 1 2: N processes query one graph; mapped RSS/PSS each
     workers: tuple[int, ...] = ()  # e.g. 1 2: RSS/PSS of `marquee serve --workers N`
     worker_requests: int = 100
     seed: int = 0
@@ -90,6 +93,63 @@ def memory(pid: int | str = "self") -> dict[str, float]:
         if parts and parts[0] in names:
             out[names[parts[0]]] = round(int(parts[1]) / 1024, 1)
     return out
+
+
+def mapped(pid: int | str, folder: Path) -> dict[str, float]:
+    """RSS and PSS in MB of the pages a process maps from files under ``folder`` (the
+    graph's data folder), from /proc/PID/smaps: with N processes sharing them, PSS is RSS/N."""
+    rss = pss = 0
+    inside = False
+    prefix = str(folder)
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            inside = len(head) == 6 and head[5].startswith(prefix)
+        elif inside and head and head[0] == "Rss:":
+            rss += int(head[1])
+        elif inside and head and head[0] == "Pss:":
+            pss += int(head[1])
+    return {"graph_rss_mb": round(rss / 1024, 1), "graph_pss_mb": round(pss / 1024, 1)}
+
+
+def share_probe(graph: str, users: int) -> None:
+    """Child process: load the graph, read ``users`` users' movies and 1-hop scores (touching
+    the mapped pages), report, then wait on stdin so that siblings are measured together."""
+    from features.graph.local import LocalGraphStore
+
+    store = LocalGraphStore.open(Path(graph))
+    for user in bench_users(store, users, 0):
+        store.user_movies(user)
+        store.khop_scores(user, hops=1, limit=50)
+    print(json.dumps({"pid": os.getpid()}), flush=True)
+    sys.stdin.read()
+
+
+def run_share(args: Args, n: int) -> dict[str, Any]:
+    """``n`` processes open the same graph and query it; each one's mapped graph pages."""
+    graph = (args.home / "graph").resolve()
+    code = (
+        "from experiments.bench.scale import share_probe; "
+        f"share_probe({str(graph)!r}, {args.bench_users})"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(n)
+    ]
+    try:
+        pids = [json.loads(p.stdout.readline())["pid"] for p in procs]  # type: ignore[union-attr]
+        per = {str(pid): {**memory(pid), **mapped(pid, graph)} for pid in pids}
+    finally:
+        for p in procs:
+            p.communicate("")
+    return {
+        "processes": n,
+        "per_process": per,
+        "graph_pss_total_mb": round(sum(m["graph_pss_mb"] for m in per.values()), 1),
+        "load_average": load_average(),
+    }
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -300,7 +360,8 @@ def run_workers(args: Args, n: int) -> dict[str, Any]:
                 client.headers["connection"] = "close"
                 client.get(f"/v1/users/{u}/recommendations?k={args.k}").raise_for_status()
         pids = _serving_pids(proc.pid, n)
-        per = {str(p): memory(p) for p in pids}
+        graph = (args.home / "graph").resolve()
+        per = {str(p): {**memory(p), **mapped(p, graph)} for p in pids}
         return {
             "workers": n,
             "per_process": per,
@@ -346,6 +407,8 @@ def main(args: Args) -> dict[str, Any]:
         result["recommend"] = run_recommend(args)
     if args.env_steps:
         result["env"] = run_env(args)
+    for n in args.share:
+        result[f"share_{n}"] = run_share(args, n)
     for n in args.workers:
         result[f"workers_{n}"] = run_workers(args, n)
     if args.json:

@@ -61,3 +61,14 @@ def test_worker_pids_finds_children() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_share_probe_reports_each_process_mapped_graph(tmp_path: Path) -> None:
+    LocalGraphStore(tmp_path / "graph").upsert(
+        generate_synthetic(movies=200, people=300, users=30, seed=1)
+    )
+    args = scale.Args(home=tmp_path, bench_users=5)
+    out = scale.run_share(args, 2)
+    assert out["processes"] == 2 and len(out["per_process"]) == 2
+    for m in out["per_process"].values():
+        assert 0 <= m["graph_pss_mb"] <= m["graph_rss_mb"] and m["rss_mb"] > 0
