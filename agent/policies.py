@@ -41,4 +41,7 @@ class AgentPolicy:
         return np.asarray(act, dtype=np.float32)
 
     def select(self, obs: npt.NDArray[np.float32], ctx: SlateContext) -> Rows:
-        return rank(self.action(obs), ctx.candidates, ctx.embeddings, ctx.k, base=ctx.base).indices
+        action = self.action(obs)
+        return rank(
+            action, ctx.candidates, ctx.embeddings, ctx.k, base=ctx.base, extras=ctx.extras
+        ).indices

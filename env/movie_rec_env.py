@@ -32,13 +32,15 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
     user pick at most one slate movie, rate it and grow bored of what they see.
 
     ## Action Space
-    ``Box(-1, 1, (d,), float32)``: a direction in item-embedding space (d = the world's
-    embedding dim, 16 by default). Candidates (the world's retriever's top ``n_retrieved``,
-    graph traversal from the user's positives, popular fallbacks, minus seen) are scored
-    ``base_i + e_i . a`` by ``features.ranking.rank``, base being the retriever's score
-    standardised over the candidates (so a zero action serves the retriever's ranking); the
-    top ``slate_size`` form the slate (a Plackett-Luce sample if ``ranking_temperature`` > 0).
-    Worlds without a retriever score ``e_i . a`` alone.
+    ``Box(-1, 1, (d + m,), float32)``: a direction in item-embedding space (d = the world's
+    embedding dim, 16 by default) followed by one weight per slate feature (m = 2 in new
+    worlds: quality and variety, ``features.slate_features``; 0 in worlds saved before them).
+    Candidates (the world's retriever's top ``n_retrieved``, graph traversal from the user's
+    positives, popular fallbacks, minus seen) are scored ``base_i + e_i . a_e + f_i . a_f`` by
+    ``features.ranking.rank``, base being the retriever's score standardised over the
+    candidates (so a zero action serves the retriever's ranking); the top ``slate_size`` form
+    the slate (a Plackett-Luce sample if ``ranking_temperature`` > 0). Worlds without a
+    retriever score the rest alone.
 
     ## Observation Space
     ``Box(-1, 1, (n,), float32)`` from ``features.state.StateBuilder``: user vector, pooled
@@ -144,7 +146,8 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             n_retrieved=n_retrieved,
         )
         self._emb = world.embeddings.vectors
-        d = world.embeddings.dim
+        self.slate_features = world.slate_features
+        d = world.embeddings.dim + (0 if self.slate_features is None else self.slate_features.dim)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(d,), dtype=np.float32)
         self.observation_space = spaces.Box(
             -1.0, 1.0, shape=(self.state_builder.observation_size,), dtype=np.float32
@@ -210,7 +213,14 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         cands = self._current_candidates(user)
         base = base_scores(self.retriever, user.history, cands, self.world.base_weight)
         slate = rank(
-            a, cands, self._emb, self.slate_size, self.ranking_temperature, self.np_random, base
+            a,
+            cands,
+            self._emb,
+            self.slate_size,
+            self.ranking_temperature,
+            self.np_random,
+            base,
+            self._extras(user, cands),
         )
         return self._respond(user, cands, slate.indices, slate.propensities)
 
@@ -229,7 +239,16 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             true_utility=user.utility,
             base=base_scores(self.retriever, user.history, cands, self.world.base_weight),
             retrievers=self.world.retrievers,
+            extras=self._extras(user, cands),
         )
+
+    def _extras(
+        self, user: SimulatedUser, cands: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64] | None:
+        """The candidates' slate features for the user's history now, None in worlds without."""
+        if self.slate_features is None:
+            return None
+        return self.slate_features.compute(user.history, cands)
 
     def step_slate(
         self, slate: npt.ArrayLike

@@ -35,6 +35,7 @@ from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
 from features.retrieval import ItemBias, Retriever, RP3Beta
+from features.slate_features import SLATE_FEATURES, SlateFeatures
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,15 @@ class SimulationWorld:
         """The hops the state's graph pool averages (features.state): what this world's agents
         were trained with, so that the service builds the same state."""
         return tuple(int(h) for h in self.settings.get("pool_hops", LEGACY_POOL_HOPS))
+
+    @functools.cached_property
+    def slate_features(self) -> SlateFeatures | None:
+        """The candidates' slate features the agent's action weighs (features.slate_features),
+        quality fitted on the training users' ratings; None for worlds saved without them."""
+        names = tuple(str(n) for n in self.settings.get("slate_features", ()))
+        if not names:
+            return None
+        return SlateFeatures.fit(self.catalog, self.train_ratings, names, self.base_weight)
 
     @property
     def base_weight(self) -> float:
@@ -163,6 +173,7 @@ class SimulationWorld:
             "seed": seed,
             "pool_hops": list(POOL_HOPS),
             "base_weight": DEFAULT_BASE_WEIGHT,
+            "slate_features": list(SLATE_FEATURES),
         }
         if calibrate:
             fit = fit_choice(r, catalog.n_movies, seed=seed)

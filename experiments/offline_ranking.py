@@ -58,6 +58,7 @@ from features.candidates import CandidateGenerator, base_scores, retriever_score
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.movielens import load_movielens
+from features.ranking import candidate_scores
 from features.retrieval import RP3Beta
 from features.state import StateBuilder, UserHistory
 from marquee.home import Home
@@ -154,8 +155,10 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
     builder = StateBuilder(cat, world.embeddings, pool_hops=world.pool_hops)
     policy = AgentPolicy(model) if model is not None else None
     generator = CandidateGenerator(cat, retriever=world.retriever)
-    emb = world.embeddings.vectors.astype(np.float64)
-    zero = np.zeros(world.embeddings.dim, dtype=np.float32)
+    features = world.slate_features
+    zero = np.zeros(
+        world.embeddings.dim + (0 if features is None else features.dim), dtype=np.float32
+    )
 
     def score(users: np.ndarray) -> np.ndarray:
         out = np.full((len(users), split.n_items), -1e9)
@@ -166,7 +169,8 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
             action = policy.action(builder.build(history)) if policy is not None else zero
             cands = generator.generate(history)
             base = base_scores(world.retriever, history, cands, world.base_weight)
-            s = emb[cands] @ action + (0.0 if base is None else base)
+            extras = None if features is None else features.compute(history, cands)
+            _, s = candidate_scores(action, cands, world.embeddings.vectors, base, extras)
             if world.retriever is not None:
                 rest = retriever_scores(world.retriever, history)[histories.rows]
                 out[i] = (rest - rest.max()) / max(float(np.ptp(rest)), 1e-12) - 1e6

@@ -9,9 +9,9 @@ saved beside the rest in ``ranking.npz``.
 Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
 ``catalog.npz``, ``embeddings.npz``, optional ``retriever.npz`` (the blend retriever, a bare
 EASE in older bundles, whose standardised scores are the ranking's base, ``features.blend``),
-``ranking.json`` (settings) and ``ranking.npz`` (artefacts); a world saved by env.world keeps
-its settings in ``world.json``, read as well. Bundles without a retriever rank by e . a alone,
-as before.
+``ranking.json`` (settings: pool hops, base weight, slate features) and ``ranking.npz``
+(artefacts); a world saved by env.world keeps its settings in ``world.json``, read as well.
+Bundles without a retriever rank by e . a alone, as before.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class RankingBundle:
     artefacts: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
     retriever: SavedRetriever | None = None
     base_weight: float = DEFAULT_BASE_WEIGHT  # features.candidates.base_scores
+    # the candidates' features the actions weigh after the embedding (features.slate_features)
+    slate_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -70,7 +72,12 @@ class RankingBundle:
         tmp = folder / (SETTINGS_FILE + ".tmp")
         tmp.write_text(
             json.dumps(
-                {"format": 1, "pool_hops": list(self.pool_hops), "base_weight": self.base_weight}
+                {
+                    "format": 1,
+                    "pool_hops": list(self.pool_hops),
+                    "base_weight": self.base_weight,
+                    "slate_features": list(self.slate_features),
+                }
             )
         )
         tmp.replace(folder / SETTINGS_FILE)
@@ -98,6 +105,7 @@ class RankingBundle:
             embeddings=ItemEmbeddings.load(folder / EMBEDDINGS_FILE),
             pool_hops=_pool_hops(folder),
             base_weight=_base_weight(folder),
+            slate_features=tuple(str(n) for n in _setting(folder, "slate_features") or ()),
             artefacts=artefacts,
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)

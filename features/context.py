@@ -24,7 +24,8 @@ class SlateContext:
     """What a policy may use at one step. ``true_utility`` is the simulator's ground truth:
     only the oracle baseline reads it. ``base`` is the ranking's base score per candidate
     (``features.candidates.base_scores``), ``retrievers`` the named scorers baselines rank by
-    (fitted on training users only)."""
+    (fitted on training users only); ``extras`` the candidates' slate features, which the
+    agent's action weighs after the embedding."""
 
     candidates: Rows
     k: int
@@ -34,4 +35,6 @@ class SlateContext:
     rng: np.random.Generator
     true_utility: Callable[[Rows], npt.NDArray[np.float64]] | None = None
     base: npt.NDArray[np.float64] | None = None
+    # the candidates' slate features (features.slate_features), None without
+    extras: npt.NDArray[np.float64] | None = None
     retrievers: Mapping[str, Retriever] = field(default_factory=dict)

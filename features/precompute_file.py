@@ -38,6 +38,12 @@ def save_entries(ranker: Ranker, path: Path) -> int:
         if with_base
         else np.zeros(0, np.float64)
     )
+    width = 0 if ranker.slate_features is None else ranker.slate_features.dim
+    extras = (
+        np.concatenate([v.extras for v in valued if v.extras is not None])
+        if valued and width
+        else np.zeros((0, width), np.float64)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -51,6 +57,7 @@ def save_entries(ranker: Ranker, path: Path) -> int:
             candidates=flat,
             base=base,
             with_base=np.array(with_base),
+            extras=extras,
         )
         f.flush()
         os.fsync(f.fileno())
@@ -67,6 +74,7 @@ def load_entries(ranker: Ranker, path: Path) -> int:
             users, digests, has_value = z["users"], z["digests"], z["has_value"]
             states, lengths, flat, base = z["states"], z["lengths"], z["candidates"], z["base"]
             with_base = bool(z["with_base"])
+            extras = z["extras"] if "extras" in z.files else np.zeros((0, 0))
     except FileNotFoundError:
         return 0
     except (OSError, ValueError, KeyError) as exc:
@@ -75,13 +83,22 @@ def load_entries(ranker: Ranker, path: Path) -> int:
     if states.ndim != 2 or (states.shape[0] and states.shape[1] != ranker.observation_size):
         log.warning("precomputed states in %s are of another size: not used", path)
         return 0
+    width = 0 if ranker.slate_features is None else ranker.slate_features.dim
+    if width and (extras.ndim != 2 or extras.shape != (flat.shape[0], width)):
+        log.warning("precomputed states in %s have no slate features: not used", path)
+        return 0
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     row = 0
     for user, digest, valued in zip(users, digests, has_value, strict=True):
         value = None
         if valued:
             a, b = int(offsets[row]), int(offsets[row + 1])
-            value = Prepared(states[row], flat[a:b], base[a:b] if with_base else None)
+            value = Prepared(
+                states[row],
+                flat[a:b],
+                base[a:b] if with_base else None,
+                extras[a:b] if width else None,
+            )
             row += 1
         ranker.adopt(str(user), digest.tobytes(), value)
     log.info("loaded %d users' precomputed states from %s (checked before use)", len(users), path)

@@ -3,7 +3,8 @@
 One pass through features for a request: the user's history (features.history) gives the
 state (features.state) and the candidates (features.candidates), both cached per user; the
 caller's actor (a function state -> action, agent.actor for a trained policy) gives the
-action; ``features.ranking.rank`` orders the candidates by base + e . a, base being the
+action; ``features.ranking.rank`` orders the candidates by base + e . a_e + f . a_f (f the
+bundle's slate features, ``features.slate_features``), base being the
 bundle's retriever's standardised score (``features.candidates.base_scores``), as in the
 simulator. Everything a policy version needs beyond its actor comes from one RankingBundle, so
 every version of one world shares a Ranker (the hop precomputation and the cache are costly).
@@ -37,6 +38,7 @@ from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
 from features.ranking import Slate, rank
+from features.slate_features import SlateFeatures
 from features.state import StateBuilder, UserHistory
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class Prepared(NamedTuple):
     state: npt.NDArray[np.float32]
     candidates: npt.NDArray[np.int64]
     base: npt.NDArray[np.float64] | None
+    extras: npt.NDArray[np.float64] | None = None  # slate features (features.slate_features)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,12 @@ class Ranker:
             hops=hops,
             retriever=self.retriever,
         )
+        # quality from the ratings the store holds (the simulator's from its training users')
+        self.slate_features = (
+            SlateFeatures.fit(catalog, catalog.ratings, bundle.slate_features, bundle.base_weight)
+            if bundle.slate_features
+            else None
+        )
         self.keys = self.histories.keys
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
@@ -126,7 +135,8 @@ class Ranker:
 
     @property
     def action_size(self) -> int:
-        return int(self.vectors.shape[1])
+        extra = 0 if self.slate_features is None else self.slate_features.dim
+        return int(self.vectors.shape[1]) + extra
 
     def prepare(self, store: GraphStore, user: str) -> Prepared | None:
         """(state, candidates, base) for a user with usable history, else None (cached; none
@@ -212,10 +222,12 @@ class Ranker:
         if not history.items:
             return None
         cands = self.candidates.generate(history)
+        features = self.slate_features
         return Prepared(
             self.builder.build(history),
             cands,
             base_scores(self.retriever, history, cands, self.bundle.base_weight),
+            None if features is None else features.compute(history, cands),
         )
 
     def rank(
@@ -235,12 +247,12 @@ class Ranker:
         prepared = self.prepare(store, user)
         if prepared is None:
             return None
-        state, cands, base = prepared
+        state, cands, base, extras = prepared
         action = act(state)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
         scale = self.bundle.base_weight if base is not None else 1.0
-        slate = rank(action, cands, self.vectors, k, temperature * scale, rng, base)
+        slate = rank(action, cands, self.vectors, k, temperature * scale, rng, base, extras)
         return RankedSlate(state, action, slate)
 
     def next_state(

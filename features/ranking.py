@@ -1,9 +1,11 @@
 """The one action-to-ranking function, shared by the simulator and the service.
 
-An action a is a direction in item-embedding space; candidate i scores ``base_i + e_i . a``,
-where base_i is a retriever's score for the candidate (``features.retrieval``, standardised over
-the candidates), so a zero action reproduces the retriever and the agent learns corrections to
-it; without a base the score is ``e_i . a`` alone. With
+An action a is a direction in item-embedding space, optionally followed by weights for the
+candidates' slate features (``features.slate_features``); candidate i scores
+``base_i + e_i . a_e + f_i . a_f``, where base_i is a retriever's score for the candidate
+(``features.retrieval``, standardised over the candidates), so a zero action reproduces the
+retriever and the agent learns corrections to it; without a base the score is the rest alone.
+With
 temperature 0 the slate is the deterministic top-k (ties keep candidate order); with temperature
 T > 0 the slate is a Plackett-Luce sample of k candidates without replacement from
 softmax(scores / T), drawn with the Gumbel top-k trick, and each position's propensity (the
@@ -60,6 +62,58 @@ def plackett_luce_log_probs(
     return logits[picks] - lse
 
 
+def candidate_scores(
+    action: npt.ArrayLike,
+    candidate_indices: npt.ArrayLike,
+    embeddings: npt.NDArray[np.floating],
+    base: npt.ArrayLike | None = None,
+    extras: npt.ArrayLike | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """(candidates, scores): ``base + embeddings[i] . a_e + extras_i . a_f`` per candidate,
+    a = (a_e, a_f) with a_e the embedding's dimension and a_f one weight per extras column.
+    Validates every input; the one scoring rule behind ``rank`` and full-ranking evaluation."""
+    emb = np.asarray(embeddings)
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d (items, dim) array, got shape {emb.shape}")
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    cands = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
+    x = None if extras is None else np.asarray(extras, dtype=np.float64)
+    if x is not None and (x.ndim != 2 or x.shape[0] != cands.shape[0]):
+        raise ValueError(
+            f"extras must be a (candidates, features) array for {cands.shape[0]} candidates, "
+            f"got shape {x.shape}"
+        )
+    want = emb.shape[1] + (0 if x is None else x.shape[1])
+    if a.shape[0] != want:
+        raise ValueError(
+            f"action has dimension {a.shape[0]} but embeddings have dimension {emb.shape[1]}"
+            + ("" if x is None else f" and there are {x.shape[1]} slate features")
+        )
+    if not np.all(np.isfinite(a)):
+        raise ValueError("action contains NaN or infinite values")
+    if cands.shape[0] == 0:
+        raise ValueError("no candidates to rank")
+    if cands.min() < 0 or cands.max() >= emb.shape[0]:
+        raise ValueError(
+            f"candidate index out of range [0, {emb.shape[0]}): "
+            f"min {int(cands.min())}, max {int(cands.max())}"
+        )
+    d = emb.shape[1]
+    scores = (emb[cands] @ a[:d].astype(emb.dtype)).astype(np.float64)
+    if x is not None and x.shape[1]:
+        if not np.all(np.isfinite(x)):
+            raise ValueError("slate features contain NaN or infinite values")
+        scores = scores + x @ a[d:]
+    if base is not None:
+        b = np.asarray(base, dtype=np.float64).reshape(-1)
+        if b.shape != scores.shape:
+            raise ValueError(f"base has {b.shape[0]} scores for {scores.shape[0]} candidates")
+        if not np.all(np.isfinite(b)):
+            raise ValueError("base scores contain NaN or infinite values")
+        scores = scores + b
+    return cands, scores
+
+
 def rank(
     action: npt.ArrayLike,
     candidate_indices: npt.ArrayLike,
@@ -68,44 +122,20 @@ def rank(
     temperature: float = 0.0,
     rng: np.random.Generator | None = None,
     base: npt.ArrayLike | None = None,
+    extras: npt.ArrayLike | None = None,
 ) -> Slate:
-    """Rank candidates by ``base + embeddings[i] . action``; a slate of ``min(k, n)`` items.
+    """Rank candidates by ``candidate_scores``; a slate of ``min(k, n)`` items.
 
-    ``embeddings`` is the (n_items, d) matrix; ``action`` has shape (d,); ``base`` (optional)
-    holds one finite score per candidate, in candidate order. ``rng`` is needed only when
-    temperature > 0 (a fresh unseeded generator is used if omitted, so pass one to be
-    reproducible).
+    ``embeddings`` is the (n_items, d) matrix; ``action`` has shape (d + m,) for ``extras`` of
+    shape (candidates, m) (m = 0 without); ``base`` (optional) holds one finite score per
+    candidate, in candidate order. ``rng`` is needed only when temperature > 0 (a fresh
+    unseeded generator is used if omitted, so pass one to be reproducible).
     """
     if k <= 0:
         raise ValueError(f"slate size k must be positive, got {k}")
     if temperature < 0 or not np.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    emb = np.asarray(embeddings)
-    if emb.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-d (items, dim) array, got shape {emb.shape}")
-    a = np.asarray(action, dtype=emb.dtype).reshape(-1)
-    if a.shape[0] != emb.shape[1]:
-        raise ValueError(
-            f"action has dimension {a.shape[0]} but embeddings have dimension {emb.shape[1]}"
-        )
-    if not np.all(np.isfinite(a)):
-        raise ValueError("action contains NaN or infinite values")
-    cands = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
-    if cands.shape[0] == 0:
-        raise ValueError("no candidates to rank")
-    if cands.min() < 0 or cands.max() >= emb.shape[0]:
-        raise ValueError(
-            f"candidate index out of range [0, {emb.shape[0]}): "
-            f"min {int(cands.min())}, max {int(cands.max())}"
-        )
-    scores = (emb[cands] @ a).astype(np.float64)
-    if base is not None:
-        b = np.asarray(base, dtype=np.float64).reshape(-1)
-        if b.shape != scores.shape:
-            raise ValueError(f"base has {b.shape[0]} scores for {scores.shape[0]} candidates")
-        if not np.all(np.isfinite(b)):
-            raise ValueError("base scores contain NaN or infinite values")
-        scores = scores + b
+    cands, scores = candidate_scores(action, candidate_indices, embeddings, base, extras)
     n = min(k, cands.shape[0])
     if temperature == 0.0:
         order = np.argsort(-scores, kind="stable")[:n]

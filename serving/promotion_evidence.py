@@ -8,7 +8,8 @@ shown. Off-policy: SNIPS with whole-slate weights of the challenger on the champ
 logged slates. The logging propensities are the ones the service logged; the challenger's are
 computed by re-preparing each logged user's state, candidates and retriever base with the
 service's own Ranker (features.ranker; the graph does not change during the loop, so they are
-the ones served) and scoring them base + e . a with the challenger's action.
+the ones served) and scoring them as the service does (``features.ranking.candidate_scores``) with the
+challenger's action.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from agent.evaluation.ope import SNIPS, Estimate, SlateFeedback
 from agent.promotion import ArmSamples
 from features.graph.store import GraphStore
 from features.ranker import Ranker
-from features.ranking import plackett_luce_log_probs
+from features.ranking import candidate_scores, plackett_luce_log_probs
 from serving.ab_report import (
     REWARD_RANGE,
     Served,
@@ -135,14 +136,11 @@ def off_policy(
         prepared = ranker.prepare(store, s.user)
         if rec is None or rec.state is None or prepared is None or rec.propensities.size == 0:
             continue
-        _, cands, base = prepared
+        _, cands, base, extras = prepared
         pos = _positions(keys, rec.slate, cands)
         if pos is None:
             continue
-        vectors = ranker.vectors[cands].astype(np.float64)
-        scores = vectors @ np.asarray(challenger_act(rec.state), dtype=np.float64)
-        if base is not None:
-            scores = scores + base
+        _, scores = candidate_scores(challenger_act(rec.state), cands, ranker.vectors, base, extras)
         target_lp.append(plackett_luce_log_probs(scores, pos, temperature))
         logging_lp.append(np.log(np.clip(rec.propensities.astype(np.float64), 1e-300, 1.0)))
         rewards.append(logs.rewards[s.id])

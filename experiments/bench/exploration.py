@@ -31,7 +31,8 @@ from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Row = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float64] | None]
+Optional = npt.NDArray[np.float64] | None
+Row = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], Optional, Optional]
 
 
 @dataclass
@@ -58,7 +59,7 @@ def sample_rows(rec: PolicyRecommender, store: object, args: Args) -> list[Row]:
         prepared = ranker.prepare(store, users[i])  # type: ignore[arg-type]
         if prepared is None or prepared.candidates.shape[0] <= args.k:
             continue
-        rows.append((rec.act(prepared.state), prepared.candidates, prepared.base))
+        rows.append((rec.act(prepared.state), prepared.candidates, prepared.base, prepared.extras))
     return rows
 
 
@@ -68,11 +69,11 @@ def measure(
     """Sampled slates at ``temperature`` against the deterministic ones, over every user."""
     rng = np.random.default_rng(args.seed)
     overlap, first, props, distinct = [], [], [], []
-    for action, candidates, base in rows:
-        det = rank(action, candidates, vectors, args.k, 0.0, base=base).indices
+    for action, candidates, base, extras in rows:
+        det = rank(action, candidates, vectors, args.k, 0.0, base=base, extras=extras).indices
         shown: set[int] = set()
         for _ in range(args.slates):
-            slate = rank(action, candidates, vectors, args.k, temperature, rng, base)
+            slate = rank(action, candidates, vectors, args.k, temperature, rng, base, extras)
             overlap.append(len(set(det.tolist()) & set(slate.indices.tolist())) / args.k)
             first.append(float(slate.indices[0] == det[0]))
             props.extend(slate.propensities.tolist())

@@ -140,9 +140,9 @@ def test_bad_reset_options(
     [
         (
             np.zeros(3, dtype=np.float32),
-            r"action has shape \(3,\) but the action space has shape \(16,\)",
+            r"action has shape \(3,\) but the action space has shape \(18,\)",
         ),
-        (np.full(16, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
+        (np.full(18, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
     ],
 )
 def test_bad_actions(ml_world: SimulationWorld, action: np.ndarray, message: str) -> None:
