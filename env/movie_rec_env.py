@@ -147,8 +147,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         )
         self._emb = world.embeddings.vectors
         self.slate_features = world.slate_features
-        d = world.embeddings.dim + (0 if self.slate_features is None else self.slate_features.dim)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(d,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(world.action_dim,), dtype=np.float32)
         self.observation_space = spaces.Box(
             -1.0, 1.0, shape=(self.state_builder.observation_size,), dtype=np.float32
         )

@@ -105,6 +105,12 @@ class SimulationWorld:
         return SlateFeatures.fit(self.catalog, self.train_ratings, names, self.base_weight)
 
     @property
+    def action_dim(self) -> int:
+        """The agent's action size: the embedding's dimension plus one per slate feature."""
+        extra = 0 if self.slate_features is None else self.slate_features.dim
+        return self.embeddings.dim + extra
+
+    @property
     def base_weight(self) -> float:
         """The retriever base's weight in the ranking (features.candidates) this world's
         agents were trained with."""

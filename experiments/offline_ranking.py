@@ -156,9 +156,7 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
     policy = AgentPolicy(model) if model is not None else None
     generator = CandidateGenerator(cat, retriever=world.retriever)
     features = world.slate_features
-    zero = np.zeros(
-        world.embeddings.dim + (0 if features is None else features.dim), dtype=np.float32
-    )
+    zero = np.zeros(world.action_dim, dtype=np.float32)
 
     def score(users: np.ndarray) -> np.ndarray:
         out = np.full((len(users), split.n_items), -1e9)

@@ -59,7 +59,7 @@ def _home(trained: TrainedHome, tmp_path: Path) -> Home:
 
 def _push(client: redis.Redis, prefix: str, trained: TrainedHome, n: int, seed: int = 0) -> None:
     obs = trained.world.catalog.n_genres + 4 * trained.world.embeddings.dim + 2
-    act = trained.world.embeddings.dim
+    act = trained.world.action_dim
     ring = RedisRing(client, ring_prefix(prefix), obs_dim=obs, action_dim=act, capacity=CAPACITY)
     rng = np.random.default_rng(seed)
     ring.push(
