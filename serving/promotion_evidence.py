@@ -8,8 +8,8 @@ shown. Off-policy: SNIPS with whole-slate weights of the challenger on the champ
 logged slates. The logging propensities are the ones the service logged; the challenger's are
 computed by re-preparing each logged user's state, candidates and retriever base with the
 service's own Ranker (features.ranker; the graph does not change during the loop, so they are
-the ones served) and scoring them as the service does (``features.ranking.candidate_scores``) with the
-challenger's action.
+the ones served) and scoring them as the service does (``features.ranking.candidate_scores``)
+with the challenger's action.
 """
 
 from __future__ import annotations
