@@ -22,7 +22,9 @@ console = Console()  # results
 err = Console(stderr=True)  # progress and status, so `--json > file` stays valid JSON
 
 
-def _world(home: Home, rebuild: bool = False) -> SimulationWorld:
+def _world(
+    home: Home, rebuild: bool = False, slate_features: tuple[str, ...] = ()
+) -> SimulationWorld:
     """The home's simulation world, with a status line while it is built."""
     from agent.worlds import NoRatingsError, load_or_build_world, world_dir
 
@@ -30,7 +32,7 @@ def _world(home: Home, rebuild: bool = False) -> SimulationWorld:
         if world_dir(home).exists() and not rebuild:
             return load_or_build_world(home)
         with err.status("building the simulation world (embeddings, world model)..."):
-            return load_or_build_world(home, rebuild=True)
+            return load_or_build_world(home, rebuild=True, slate_features=slate_features)
     except NoRatingsError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -57,6 +59,13 @@ def train_command(
         list[str] | None, typer.Option(help="Registry aliases for the new version.")
     ] = None,
     rebuild_world: Annotated[bool, typer.Option(help="Rebuild the simulation world.")] = False,
+    slate_feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A slate feature the action weighs (quality, variety; repeat the option) in a "
+            "world built now (a new home or --rebuild-world). Off by default: README."
+        ),
+    ] = None,
 ) -> None:
     """Train a policy in the simulator, track it in MLflow and register it."""
     from agent.config import AgentConfig
@@ -65,7 +74,14 @@ def train_command(
     if algo not in ("ddpg", "td3"):
         raise typer.BadParameter(f"algo must be ddpg or td3, not {algo!r}")
     home: Home = ctx.obj
-    world = _world(home, rebuild_world)
+    world = _world(home, rebuild_world, tuple(slate_feature or ()))
+    asked = tuple(slate_feature or ())
+    if asked and tuple(world.settings.get("slate_features", ())) != asked:
+        raise typer.BadParameter(
+            f"the home's world was built with slate features "
+            f"{list(world.settings.get('slate_features', ()))}, not {list(asked)}: add "
+            "--rebuild-world"
+        )
     config = TrainConfig(
         agent=AgentConfig(algo=algo, seed=seed),  # type: ignore[arg-type]
         timesteps=timesteps,

@@ -24,9 +24,11 @@ def world_dir(home: Home) -> Path:
     return home.world_dir
 
 
-def load_or_build_world(home: Home, rebuild: bool = False) -> SimulationWorld:
+def load_or_build_world(
+    home: Home, rebuild: bool = False, slate_features: tuple[str, ...] = ()
+) -> SimulationWorld:
     """The saved world, or one built from the home's graph (then saved) when there is none or
-    ``rebuild`` is asked for."""
+    ``rebuild`` is asked for, with ``slate_features`` (env.world.SimulationWorld.build)."""
     folder = world_dir(home)
     if folder.exists() and not rebuild:
         return SimulationWorld.load(folder)
@@ -34,6 +36,6 @@ def load_or_build_world(home: Home, rebuild: bool = False) -> SimulationWorld:
         if not store.counts().get("rated", 0):
             raise NoRatingsError("the graph holds no ratings: run `marquee ingest movielens` first")
         logger.info("building the simulation world from %s", home.graph_dir)
-        world = SimulationWorld.from_store(store)
+        world = SimulationWorld.from_store(store, slate_features=slate_features)
     world.save(folder)
     return world

@@ -35,7 +35,7 @@ from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
 from features.retrieval import ItemBias, Retriever, RP3Beta
-from features.slate_features import SLATE_FEATURES, SlateFeatures
+from features.slate_features import SlateFeatures
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,14 @@ class SimulationWorld:
         test_fraction: float = 0.2,
         seed: int = 0,
         calibrate: bool = True,
+        slate_features: tuple[str, ...] = (),
     ) -> SimulationWorld:
         """Split users (seeded), fit embeddings and the retriever on the train users, the world
         and consumption models on all; with ``calibrate``, fit the choice weights too (about
-        20 s on ml-latest-small), else keep ``CalibratedChoice``'s defaults."""
+        20 s on ml-latest-small), else keep ``CalibratedChoice``'s defaults. ``slate_features``
+        (features.slate_features.SLATE_FEATURES or a part): what the agent's action weighs
+        beside the embedding; off by default (README "Slate features": they win in the
+        simulator and cost real held-out precision)."""
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         users = catalog.users
@@ -179,7 +183,7 @@ class SimulationWorld:
             "seed": seed,
             "pool_hops": list(POOL_HOPS),
             "base_weight": DEFAULT_BASE_WEIGHT,
-            "slate_features": list(SLATE_FEATURES),
+            "slate_features": list(slate_features),
         }
         if calibrate:
             fit = fit_choice(r, catalog.n_movies, seed=seed)

@@ -80,6 +80,8 @@ class Args:
     ease_l2: float = 500.0
     cold_first_n: int = 10
     skip_agent: bool = False
+    slate_features: tuple[str, ...] = ()
+    """Slate features the agent's action weighs (quality, variety; features.slate_features)."""
     skip_cold: bool = False
     agent: Path | None = None
     """Load this trained agent (a .zip from a run on the same split) instead of training."""
@@ -197,7 +199,13 @@ def part_world(args: Args, split: TimeSplit) -> SimulationWorld:
         edges={k: v for k, v in batch.edges.items() if k is not EdgeKind.RATED},
         genre_vertices=batch.vertices.get(VertexKind.GENRE),
     )
-    return SimulationWorld.build(catalog, dim=args.dim, test_fraction=0.0, seed=args.seed)
+    return SimulationWorld.build(
+        catalog,
+        dim=args.dim,
+        test_fraction=0.0,
+        seed=args.seed,
+        slate_features=args.slate_features,
+    )
 
 
 def train_agent(

@@ -140,9 +140,9 @@ def test_bad_reset_options(
     [
         (
             np.zeros(3, dtype=np.float32),
-            r"action has shape \(3,\) but the action space has shape \(18,\)",
+            r"action has shape \(3,\) but the action space has shape \(16,\)",
         ),
-        (np.full(18, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
+        (np.full(16, np.nan, dtype=np.float32), "action contains NaN or infinite values"),
     ],
 )
 def test_bad_actions(ml_world: SimulationWorld, action: np.ndarray, message: str) -> None:
@@ -213,3 +213,24 @@ def test_the_state_pool_comes_from_the_world(ml_world: SimulationWorld) -> None:
     assert legacy.pool_hops == LEGACY_POOL_HOPS
     assert MovieRecEnv(legacy).state_builder.pool_hops == LEGACY_POOL_HOPS
     assert MovieRecEnv(ml_world).state_builder.pool_hops == POOL_HOPS
+
+
+def test_slate_features_widen_the_action(tiny_world: SimulationWorld) -> None:
+    """A world built with slate features: the action is the embedding's dimension plus one
+    weight per feature, the env passes its checks, and a weight on quality alone ranks the
+    candidates by their quality."""
+    plain = MovieRecEnv(tiny_world, slate_size=2, max_candidates=6)
+    assert plain.action_space.shape == (3,) and tiny_world.slate_features is None
+    world = dataclasses.replace(
+        tiny_world, settings={**tiny_world.settings, "slate_features": ["quality", "variety"]}
+    )
+    e = MovieRecEnv(world, slate_size=2, max_candidates=6)
+    assert e.action_space.shape == (5,) and world.action_dim == 5
+    check_env(e, skip_render_check=True)
+    e.reset(seed=0, options={"user": "u1"})
+    ctx = e.slate_context(np.random.default_rng(0))
+    assert ctx.extras is not None and ctx.extras.shape == (ctx.candidates.shape[0], 2)
+    quality = np.array([0, 0, 0, 1.0, 0], dtype=np.float32)
+    _, _, _, _, info = e.step(quality)
+    best = ctx.candidates[np.argsort(-ctx.extras[:, 0], kind="stable")[:2]]
+    assert sorted(info["slate"].tolist()) == sorted(best.tolist())
