@@ -54,6 +54,16 @@ class DayCache:
         self._items: OrderedDict[int, npt.NDArray[np.float64]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, int]:
+        """A copy (pickle, deepcopy: Ray workers, gymnasium's env checker) starts empty; a
+        lock cannot be pickled, and a cache need not travel."""
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.size = state["size"]
+        self._items = OrderedDict()
+        self._lock = threading.Lock()
+
     def get(self, day: int) -> npt.NDArray[np.float64] | None:
         with self._lock:
             hit = self._items.get(day)

@@ -3,6 +3,8 @@ EASE-only files still load, and recent popularity never reads ratings from after
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,13 @@ def test_recent_popularity_from_an_earlier_day_equals_the_direct_sum(
     for d, want in zip(days, expected, strict=True):
         np.testing.assert_allclose(incremental.scores_on(d), want, rtol=1e-12)
     assert len(incremental._raw.days()) == len(incremental._cache.days()) == 3
+
+
+def test_a_blend_with_warm_day_caches_pickles_and_deep_copies() -> None:
+    """Ray ships the world to its workers by pickle and gymnasium's env checker deep-copies it:
+    the per-day caches' locks must not travel (a copy starts with empty caches)."""
+    blend = BlendRetriever.fit(_ratings(), 15, popularity_n0=2.0)
+    h = UserHistory.from_ratings(15, [0, 4, 7, 9], [4.0] * 4, last_time=500 * DAY)
+    before = blend.scores(h)  # fills the day caches
+    for copied in (pickle.loads(pickle.dumps(blend)), copy.deepcopy(blend)):
+        assert np.array_equal(copied.scores(h), before)
