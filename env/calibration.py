@@ -9,22 +9,33 @@ the real choice gives w_rating and w_propensity. Users are split in two: weights
 one part and the log-likelihood and top-k accuracy are reported on the other, for the
 calibrated model and for the original rating-only model (``MultinomialLogitChoice``).
 
-Not identified from rating logs, so not fitted: the position effect (slates are shuffled here)
-and the "nothing" utility (a rating log never shows an ignored slate).
+Boredom too, given the movies' genres: the user model's boredom dynamics
+(``env.user_model.replay_boredom``) are replayed over each user's real sequence, and each
+option's boredom joins the logit as a third feature; the real rating's residual from the world
+model, regressed on the chosen movie's boredom, gives boredom's cost in rating points. On
+ml-latest-small both say the invented boredom was backwards: the boredom weight comes out
+negative (people pick more of the genres they just watched) and ratings do not fall with it.
+
+Not identified from rating logs, so not fitted: the position effect (slates are shuffled here),
+the "nothing" utility (a rating log never shows an ignored slate), boredom's growth and
+recovery rates, and leaving.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from env.choice import RATING_PIVOT, CalibratedChoice, MultinomialLogitChoice
 from env.consumption import ConsumptionModel
+from env.user_model import UserModelConfig, replay_boredom
 from env.world_model import WorldModel
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,13 @@ class ChoiceFit:
     heldout_events: int
     slate_size: int
     heldout: dict[str, dict[str, float]]  # model -> {log_likelihood, top1, top3}
+    # with genres: the choice's boredom weight (negative: more of the same attracts), the
+    # slope of the real rating's residual on boredom, the rating points one unit of boredom
+    # costs (minus that slope, 0 if boredom does not lower ratings) and held-out RMSEs
+    w_boredom: float | None = None
+    rating_boredom_slope: float | None = None
+    rating_boredom: float | None = None
+    rating_rmse: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -54,6 +72,9 @@ class _Slates:
     rating: npt.NDArray[np.float64]  # (events, slate) rating utilities; column 0 is the choice
     propensity: npt.NDArray[np.float64]
     user: npt.NDArray[np.int64]  # event's user index (for the user split)
+    items: npt.NDArray[np.int64]  # (events, slate) movie rows; column 0 is the choice
+    observed: npt.NDArray[np.float64]  # (events,) the real rating of the choice
+    boredom: npt.NDArray[np.float64] | None  # (events, slate) mean genre boredom, if genres
 
 
 def replay_slates(
@@ -63,8 +84,11 @@ def replay_slates(
     fit_fraction: float = 0.8,
     negatives: int = 9,
     seed: int = 0,
+    genres: sp.spmatrix | npt.NDArray[np.float64] | None = None,
+    user_config: UserModelConfig | None = None,
 ) -> _Slates:
-    """Slates of (real next choice + sampled negatives) with the two utility features."""
+    """Slates of (real next choice + sampled negatives) with the utility features; with
+    ``genres`` (movies x genres, 0/1), each option's boredom too (``env.user_model``)."""
     r = ratings.sort_values(["user", "timestamp", "movie"], kind="stable")
     users = r["user"].astype(str).to_numpy()
     rank = r.groupby("user").cumcount().to_numpy()
@@ -114,7 +138,35 @@ def replay_slates(
         rating[rows] = wr[slate[rows]] if wr is not None else world.mu
         prop[rows] = cr[slate[rows]]
     del users
-    return _Slates(rating, prop, uidx.astype(np.int64))
+    return _Slates(
+        rating,
+        prop,
+        uidx.astype(np.int64),
+        slate.astype(np.int64),
+        ev["rating"].to_numpy().astype(np.float64),
+        None
+        if genres is None
+        else _slate_boredom(r, past, slate, genres, user_config or UserModelConfig()),
+    )
+
+
+def _slate_boredom(
+    r: pd.DataFrame,
+    past: npt.NDArray[np.bool_],
+    slate: npt.NDArray[np.int64],
+    genres: sp.spmatrix | npt.NDArray[np.float64],
+    config: UserModelConfig,
+) -> npt.NDArray[np.float64]:
+    """Each slate movie's mean genre boredom (``SimulatedUser.boredom_of``) under the state the
+    user's real sequence left before the event."""
+    g = sp.csr_matrix(genres, dtype=np.float64)
+    counts = np.asarray(g.sum(axis=1)).ravel()
+    share = sp.diags(np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)) @ g
+    movies = r["movie"].to_numpy().astype(np.int64)
+    state = replay_boredom(r["user"].astype(str).to_numpy(), g[movies].toarray(), config)[~past]
+    items = slate.reshape(-1)
+    per = (share[items].toarray() * np.repeat(state, slate.shape[1], axis=0)).sum(axis=1)
+    return np.asarray(per.reshape(slate.shape))
 
 
 def _log_likelihood(u: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -160,17 +212,26 @@ def fit_choice(
     negatives: int = 9,
     max_users: int = MAX_CALIBRATION_USERS,
     seed: int = 0,
+    genres: sp.spmatrix | npt.NDArray[np.float64] | None = None,
+    user_config: UserModelConfig | None = None,
 ) -> ChoiceFit:
     """Maximum-likelihood w_rating, w_propensity on one part of the users, figures on the
     other (module doc). ``ratings`` has columns user, movie (row), rating, timestamp. With
     more than ``max_users`` users, a seeded sample of that many is used (two weights need no
-    more; on 100K users the replay's per-user passes over the catalogue took hours)."""
+    more; on 100K users the replay's per-user passes over the catalogue took hours).
+
+    With ``genres`` (movies x genres), boredom is fitted too: its choice weight beside the
+    other two, and its cost in rating points (least squares of the real rating's residual
+    from the world model on the chosen movie's boredom), each under ``user_config``'s
+    dynamics replayed over the real sequences."""
     users = np.unique(ratings["user"].astype(str).to_numpy())
     if users.shape[0] > max_users:
         keep = np.random.default_rng(seed + 2).choice(users, max_users, replace=False)
         ratings = ratings[ratings["user"].astype(str).isin(set(keep.tolist()))]
         log.info("choice calibration on %d of %d users", max_users, users.shape[0])
-    s = replay_slates(ratings, n_items, negatives=negatives, seed=seed)
+    s = replay_slates(
+        ratings, n_items, negatives=negatives, seed=seed, genres=genres, user_config=user_config
+    )
     rng = np.random.default_rng(seed + 1)
     n_users = int(s.user.max()) + 1
     held_users = rng.random(n_users) < heldout_fraction
@@ -189,13 +250,46 @@ def fit_choice(
         "calibrated": _figures(w_r * xr[held] + w_p * xp[held]),
     }
     log.info("choice weights: rating %.3f, propensity %.3f", w_r, w_p)
-    return ChoiceFit(
+    fit = ChoiceFit(
         w_rating=w_r,
         w_propensity=w_p,
         fit_events=int((~held).sum()),
         heldout_events=int(held.sum()),
         slate_size=negatives + 1,
         heldout=heldout,
+    )
+    return fit if s.boredom is None else _with_boredom(fit, s, held)
+
+
+def _with_boredom(fit: ChoiceFit, s: _Slates, held: npt.NDArray[np.bool_]) -> ChoiceFit:
+    """``fit`` refitted with boredom as a third choice feature, plus boredom's rating cost."""
+    assert s.boredom is not None
+    xr, xp, xb = s.rating - RATING_PIVOT, s.propensity, -s.boredom
+    w_r, w_p, w_b = fit_logit_weights([xr[~held], xp[~held], xb[~held]])
+    heldout = dict(fit.heldout)
+    heldout["calibrated with boredom"] = _figures(w_r * xr[held] + w_p * xp[held] + w_b * xb[held])
+    # rating residual of the real choice on its boredom: slope by least squares with intercept
+    resid, b0 = s.observed - s.rating[:, 0], s.boredom[:, 0]
+    x = np.column_stack([np.ones(int((~held).sum())), b0[~held]])
+    coef, *_ = np.linalg.lstsq(x, resid[~held], rcond=None)
+    cost = max(0.0, -float(coef[1]))
+    base = s.rating[held, 0]
+    rmse = {
+        "world model": float(np.sqrt(np.mean((s.observed[held] - base) ** 2))),
+        "world model minus fitted boredom": float(
+            np.sqrt(np.mean((s.observed[held] - base + cost * b0[held]) ** 2))
+        ),
+    }
+    log.info("boredom: choice weight %.3f, rating cost %.3f (slope %.3f)", w_b, cost, coef[1])
+    return dataclasses.replace(
+        fit,
+        w_rating=w_r,
+        w_propensity=w_p,
+        heldout=heldout,
+        w_boredom=w_b,
+        rating_boredom_slope=float(coef[1]),
+        rating_boredom=cost,
+        rating_rmse=rmse,
     )
 
 

@@ -75,7 +75,9 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
     - ``ranking_temperature`` (0.0: deterministic top-k).
     - ``user_config``, ``choice``, ``reward``: the swappable parts (their modules document
       their defaults). ``choice`` defaults to the world's (``SimulationWorld.choice_model``:
-      calibrated on real next interactions when the world has a consumption model).
+      calibrated on real next interactions when the world has a consumption model);
+      ``user_config`` to the world's (``SimulationWorld.user_config``: boredom's rating cost
+      as fitted on real ratings).
 
     Reset options: ``{"user": key}`` runs that user (any user of the world); unknown keys or
     users raise ValueError. All randomness comes from ``self.np_random``.
@@ -130,7 +132,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.slate_size = slate_size
         self.history_size = history_size
         self.ranking_temperature = ranking_temperature
-        self.user_config = user_config or UserModelConfig()
+        self.user_config = user_config or world.user_config()
         self.choice = choice or world.choice_model()
         self.reward_fn = reward or RatingReward()
         self.render_mode = render_mode

@@ -100,3 +100,26 @@ class SimulatedUser:
         p = c.leave_base + (0.0 if chose else c.leave_no_choice)
         p += c.leave_boredom * float(self.boredom.mean()) if self.boredom.size else 0.0
         return float(min(p, 1.0))
+
+
+def replay_boredom(
+    users: npt.ArrayLike,
+    genres: npt.NDArray[np.float64],
+    config: UserModelConfig,
+) -> npt.NDArray[np.float64]:
+    """Each event's boredom state *before* it, replaying real watch sequences through
+    ``SimulatedUser.observe``'s dynamics (recovery, then ``boredom_watched`` per genre of the
+    movie watched, clipped to [0, 1]); real logs record no slates, so nothing is "shown".
+
+    ``users`` holds each event's user, events grouped by user and in time order; ``genres``
+    the (events x genres) 0/1 genres of each event's movie. Used to fit how much boredom
+    matters to real people (``env.calibration``)."""
+    u = np.asarray(users)
+    out = np.zeros_like(genres, dtype=np.float64)
+    b = np.zeros(genres.shape[1], dtype=np.float64)
+    for i in range(u.shape[0]):
+        if i == 0 or u[i] != u[i - 1]:
+            b = np.zeros(genres.shape[1], dtype=np.float64)
+        out[i] = b
+        b = np.clip(b * config.boredom_recovery + config.boredom_watched * genres[i], 0.0, 1.0)
+    return out

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from env.calibration import fit_choice
 from env.choice import CalibratedChoice, ChoiceModel, MultinomialLogitChoice
 from env.consumption import ConsumptionModel
+from env.user_model import UserModelConfig
 from env.world_model import WorldModel
 from features.blend import BlendRetriever, SavedRetriever, load_retriever
 from features.bundle import RETRIEVER_FILE
@@ -66,6 +67,11 @@ class SimulationWorld:
             return MultinomialLogitChoice()
         weights = self.settings.get("choice", {})
         return CalibratedChoice(**{k: float(v) for k, v in weights.items()})
+
+    def user_config(self) -> UserModelConfig:
+        """The simulated users' settings: boredom's rating cost as fitted on real ratings when
+        the world was calibrated with genres, ``UserModelConfig``'s defaults otherwise."""
+        return UserModelConfig(**{k: float(v) for k, v in self.settings.get("user", {}).items()})
 
     @functools.cached_property
     def train_ratings(self) -> Any:
@@ -186,8 +192,11 @@ class SimulationWorld:
             "slate_features": list(slate_features),
         }
         if calibrate:
-            fit = fit_choice(r, catalog.n_movies, seed=seed)
+            fit = fit_choice(r, catalog.n_movies, seed=seed, genres=catalog.genres)
             settings["choice"] = {"w_rating": fit.w_rating, "w_propensity": fit.w_propensity}
+            if fit.w_boredom is not None:
+                settings["choice"]["w_boredom"] = fit.w_boredom
+                settings["user"] = {"boredom_weight": fit.rating_boredom}
             settings["choice_fit"] = fit.as_dict()
         log.info("world: %d train users, %d test users", train.shape[0], test.shape[0])
         return cls(catalog, emb, model, train, test, settings, consumption, retriever)

@@ -9,6 +9,8 @@ import pytest
 
 from env.calibration import fit_choice, fit_logit_weights
 from env.choice import CalibratedChoice, MultinomialLogitChoice
+from env.movie_rec_env import MovieRecEnv
+from env.user_model import UserModelConfig, replay_boredom
 from env.world import SimulationWorld
 
 
@@ -48,6 +50,22 @@ def test_calibrated_choice_beats_rating_only_on_held_out_users(
     assert fit.w_propensity > 0
 
 
+@pytest.mark.slow
+def test_calibrated_world_fits_boredom_on_real_sequences(ml_world: SimulationWorld) -> None:
+    """The world's choice and users carry the boredom fitted on ml-latest-small, which says
+    people pick more of what they just watched, and the fit explains held-out choices better."""
+    fit = ml_world.settings["choice_fit"]
+    assert ml_world.settings["choice"]["w_boredom"] == fit["w_boredom"] < 0
+    choice = ml_world.choice_model()
+    assert isinstance(choice, CalibratedChoice)
+    assert choice.w_boredom == fit["w_boredom"]
+    assert ml_world.user_config().boredom_weight == fit["rating_boredom"]
+    held = fit["heldout"]
+    assert held["calibrated with boredom"]["log_likelihood"] > held["calibrated"]["log_likelihood"]
+    env = MovieRecEnv(ml_world, split="test")
+    assert env.user_config == ml_world.user_config()
+
+
 def test_calibrated_choice_probabilities() -> None:
     choice = CalibratedChoice(w_rating=1.0, w_propensity=1.0, w_position=0.0, w_nothing=0.0)
     p = choice.probabilities([3.5, 3.5], propensity=[0.0, np.log(3.0)])
@@ -62,7 +80,7 @@ def test_calibrated_choice_probabilities() -> None:
     ("kwargs", "message"),
     [
         ({"w_position": -1.0}, "w_position must be >= 0"),
-        ({"w_boredom": -0.1}, "w_boredom must be >= 0"),
+        ({"w_boredom": float("inf")}, "w_boredom must be finite"),
         ({"w_rating": float("nan")}, "w_rating must be finite"),
     ],
 )
@@ -97,3 +115,61 @@ def test_calibration_samples_users_past_its_cap() -> None:
     assert fit_choice(ratings, movies, max_users=users, seed=0) == full  # at the cap: all
     capped = fit_choice(ratings, movies, max_users=20, seed=0)
     assert capped.fit_events + capped.heldout_events == 20 * 3
+
+
+def test_replayed_boredom_follows_the_simulated_dynamics() -> None:
+    """Each event sees the state before it: recovery then +watched per genre, clipped to 1,
+    starting afresh for each user."""
+    config = UserModelConfig(boredom_recovery=0.5, boredom_watched=0.6)
+    genres = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    states = replay_boredom(["a", "a", "a", "b"], genres, config)
+    assert states == pytest.approx(
+        np.array([[0.0, 0.0], [0.6, 0.0], [0.9, 0.0], [0.0, 0.0]])  # 0.3 + 0.6; new user
+    )
+    clipped = replay_boredom(["a"] * 4, np.ones((4, 1)), UserModelConfig(boredom_watched=0.6))
+    assert clipped[:, 0] == pytest.approx([0.0, 0.6, 1.0, 1.0])
+
+
+def _genre_sequences(streak: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Users who watch ``streak`` movies of one genre before switching to the other (1:
+    alternating every movie); 2 genres of 60 movies each."""
+    rng = np.random.default_rng(seed)
+    genres = np.zeros((120, 2))
+    genres[:60, 0] = genres[60:, 1] = 1.0
+    rows = []
+    for u in range(150):
+        g0 = int(rng.integers(2))
+        seen = rng.permutation(60)
+        for t in range(30):
+            g = (g0 + t // streak) % 2
+            rows.append((f"u{u}", int(g * 60 + seen[t]), float(rng.integers(1, 6)), t))
+    return pd.DataFrame(rows, columns=["user", "movie", "rating", "timestamp"]), genres
+
+
+@pytest.mark.parametrize(("streak", "sign"), [(10, -1.0), (1, 1.0)])
+def test_boredom_weight_takes_the_sign_of_real_sequences(streak: int, sign: float) -> None:
+    """People who keep to a genre give a negative boredom weight (recent genres attract);
+    people who alternate, a positive one (recent genres repel)."""
+    ratings, genres = _genre_sequences(streak, seed=0)
+    fit = fit_choice(ratings, 120, seed=0, genres=genres)
+    assert fit.w_boredom is not None and np.sign(fit.w_boredom) == sign
+    held = fit.heldout
+    assert held["calibrated with boredom"]["log_likelihood"] > held["calibrated"]["log_likelihood"]
+    assert fit_choice(ratings, 120, seed=0).w_boredom is None  # no genres: not fitted
+
+
+def test_boredom_rating_cost_is_fitted_from_ratings_that_fall_in_a_streak() -> None:
+    """Ratings that fall the longer a genre streak runs give boredom a rating cost; random
+    ratings give none (the cost is never negative)."""
+    ratings, genres = _genre_sequences(10, seed=0)
+    noisy = fit_choice(ratings, 120, seed=0, genres=genres)
+    state = replay_boredom(
+        ratings["user"].to_numpy(), genres[ratings["movie"].to_numpy()], UserModelConfig()
+    )
+    bored = (state * genres[ratings["movie"].to_numpy()]).sum(axis=1)
+    ratings["rating"] = np.clip(4.5 - 2.0 * bored, 0.5, 5.0)
+    tired = fit_choice(ratings, 120, seed=0, genres=genres)
+    assert tired.rating_boredom is not None and tired.rating_boredom > 0.2, noisy.rating_boredom
+    assert noisy.rating_boredom is not None and noisy.rating_boredom < tired.rating_boredom / 2
+    assert tired.rating_rmse is not None
+    assert tired.rating_rmse["world model minus fitted boredom"] < tired.rating_rmse["world model"]
