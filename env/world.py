@@ -108,7 +108,14 @@ class SimulationWorld:
         names = tuple(str(n) for n in self.settings.get("slate_features", ()))
         if not names:
             return None
-        return SlateFeatures.fit(self.catalog, self.train_ratings, names, self.base_weight)
+        weight = self.base_weight * self.slate_feature_reach
+        return SlateFeatures.fit(self.catalog, self.train_ratings, names, weight)
+
+    @property
+    def slate_feature_reach(self) -> float:
+        """How far a slate-feature weight of 1 moves a score, as a fraction of the retriever
+        base (``features.slate_features``): the bound on the agent's feature corrections."""
+        return float(self.settings.get("slate_feature_reach", 1.0))
 
     @property
     def action_dim(self) -> int:
@@ -148,6 +155,7 @@ class SimulationWorld:
         seed: int = 0,
         calibrate: bool = True,
         slate_features: tuple[str, ...] = (),
+        slate_feature_reach: float = 1.0,
     ) -> SimulationWorld:
         """Split users (seeded), fit embeddings and the retriever on the train users, the world
         and consumption models on all; with ``calibrate``, fit the choice weights too (about
@@ -190,6 +198,7 @@ class SimulationWorld:
             "pool_hops": list(POOL_HOPS),
             "base_weight": DEFAULT_BASE_WEIGHT,
             "slate_features": list(slate_features),
+            "slate_feature_reach": slate_feature_reach,
         }
         if calibrate:
             fit = fit_choice(r, catalog.n_movies, seed=seed, genres=catalog.genres)

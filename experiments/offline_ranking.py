@@ -82,6 +82,8 @@ class Args:
     skip_agent: bool = False
     slate_features: tuple[str, ...] = ()
     """Slate features the agent's action weighs (quality, variety; features.slate_features)."""
+    slate_feature_reach: float = 1.0
+    """A feature weight of 1 moves scores this fraction of the base (the correction's bound)."""
     skip_cold: bool = False
     agent: Path | None = None
     """Load this trained agent (a .zip from a run on the same split) instead of training."""
@@ -205,6 +207,7 @@ def part_world(args: Args, split: TimeSplit) -> SimulationWorld:
         test_fraction=0.0,
         seed=args.seed,
         slate_features=args.slate_features,
+        slate_feature_reach=args.slate_feature_reach,
     )
 
 

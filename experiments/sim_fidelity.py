@@ -13,14 +13,17 @@ measured twice:
 Policies: random, most-popular, item-bias, MF-greedy (the history's rating-weighted embedding),
 EASE (the recency-weighted retriever the agent's ranking adds to), RP3beta (the graph baseline)
 and the agent (what is served: base + e . a). Kendall tau and Spearman rho between each
-simulated figure and real P@10 are reported for today's choice model (rating only) and for the
-calibrated one, with a PNG scatter.
+simulated figure and real P@10 are reported for three simulators: the original choice model
+(rating only, with the invented boredom prior), the calibrated choice with that prior
+(the previous default), and the calibrated choice with boredom fitted on the real sequences
+(``env.calibration``: today's), with a PNG scatter.
 
     .venv/bin/python -m experiments.sim_fidelity [--data PATH] [--json] [--plot fidelity.png]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -43,6 +46,7 @@ from agent.evaluation.offline import (
 from agent.evaluation.simulated import evaluate_policies
 from agent.policies import AgentPolicy, SlatePolicy
 from env.choice import CalibratedChoice, ChoiceModel, MultinomialLogitChoice
+from env.user_model import UserModelConfig
 from env.world import BUNDLED_MOVIELENS, SimulationWorld
 from experiments.offline_ranking import (
     Args as OfflineArgs,
@@ -74,6 +78,8 @@ class Args:
     """Agent training steps in the train part's simulator."""
     agent: Path | None = None
     """A trained agent for this split (experiments.offline_ranking --save-agent) to reuse."""
+    slate_features: tuple[str, ...] = ()
+    """Slate features the agent's action weighs (as given to offline_ranking for --agent)."""
     eval_seeds: int = 3
     episodes: int = 60
     """Episodes per evaluation seed and policy."""
@@ -119,7 +125,11 @@ def main(args: Args) -> dict[str, object]:
     rated = load_movielens(args.data).deduplicated().edges[EdgeKind.RATED]
     split = time_split(rated, args.train_fraction)
     offline = OfflineArgs(
-        data=args.data, seed=args.seed, timesteps=args.timesteps, agent=args.agent
+        data=args.data,
+        seed=args.seed,
+        timesteps=args.timesteps,
+        agent=args.agent,
+        slate_features=args.slate_features,
     )
     world = part_world(offline, split)
     model, _ = train_agent(offline, world)
@@ -136,11 +146,17 @@ def main(args: Args) -> dict[str, object]:
     policies: list[SlatePolicy] = [BASELINES[n]() for n in POLICIES if n != "agent"] + [
         AgentPolicy(model, name="agent")
     ]
-    sims: dict[str, ChoiceModel] = {
-        "rating-only choice (original)": MultinomialLogitChoice(),
-        "calibrated choice": world.choice_model(),
+    calibrated = world.choice_model()
+    assert isinstance(calibrated, CalibratedChoice)
+    prior = UserModelConfig()
+    sims: dict[str, tuple[ChoiceModel, UserModelConfig]] = {
+        "rating-only choice (original)": (MultinomialLogitChoice(), prior),
+        "calibrated choice, invented boredom (previous)": (
+            dataclasses.replace(calibrated, w_boredom=CalibratedChoice.w_boredom),
+            prior,
+        ),
+        "calibrated choice, fitted boredom": (calibrated, world.user_config()),
     }
-    assert isinstance(sims["calibrated choice"], CalibratedChoice)
     out: dict[str, object] = {
         "config": {k: str(v) for k, v in asdict(args).items()},
         "choice_fit": world.settings.get("choice_fit"),
@@ -148,7 +164,7 @@ def main(args: Args) -> dict[str, object]:
         "simulators": {},
     }
     p10 = [real[n]["precision"] for n in POLICIES]
-    for label, choice in sims.items():
+    for label, (choice, users) in sims.items():
         reports = evaluate_policies(
             policies,
             world,
@@ -157,6 +173,7 @@ def main(args: Args) -> dict[str, object]:
             split="train",
             history_size=1_000_000,  # the user's whole train part, as the real protocol
             choice=choice,
+            user_config=users,
         )
         by = {r.policy: r for r in reports}
         hit = [by[n].hit_rate for n in POLICIES]

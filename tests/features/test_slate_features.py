@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from features.bundle import RankingBundle
 from features.embeddings import ItemEmbeddings
@@ -76,7 +75,7 @@ def test_only_the_named_features_in_their_order() -> None:
 )
 def test_bad_features(names: tuple[str, ...], quality: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        SlateFeatures(names, np.zeros(quality), sp.csr_matrix(np.zeros((8, 3))))
+        SlateFeatures(names, np.zeros(quality), np.zeros((8, 3), dtype=np.float32))
 
 
 def test_the_action_weighs_the_features_after_the_embedding() -> None:
