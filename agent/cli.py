@@ -23,7 +23,10 @@ err = Console(stderr=True)  # progress and status, so `--json > file` stays vali
 
 
 def _world(
-    home: Home, rebuild: bool = False, slate_features: tuple[str, ...] = ()
+    home: Home,
+    rebuild: bool = False,
+    slate_features: tuple[str, ...] = (),
+    slate_feature_reach: float = 1.0,
 ) -> SimulationWorld:
     """The home's simulation world, with a status line while it is built."""
     from agent.worlds import NoRatingsError, load_or_build_world, world_dir
@@ -32,7 +35,12 @@ def _world(
         if world_dir(home).exists() and not rebuild:
             return load_or_build_world(home)
         with err.status("building the simulation world (embeddings, world model)..."):
-            return load_or_build_world(home, rebuild=True, slate_features=slate_features)
+            return load_or_build_world(
+                home,
+                rebuild=True,
+                slate_features=slate_features,
+                slate_feature_reach=slate_feature_reach,
+            )
     except NoRatingsError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -66,6 +74,13 @@ def train_command(
             "world built now (a new home or --rebuild-world). Off by default: README."
         ),
     ] = None,
+    slate_feature_reach: Annotated[
+        float,
+        typer.Option(
+            help="How far a slate-feature weight of 1 moves a score, as a share of the "
+            "retriever base (the bound on the agent's feature corrections), in a world built now."
+        ),
+    ] = 1.0,
 ) -> None:
     """Train a policy in the simulator, track it in MLflow and register it."""
     from agent.config import AgentConfig
@@ -74,7 +89,7 @@ def train_command(
     if algo not in ("ddpg", "td3"):
         raise typer.BadParameter(f"algo must be ddpg or td3, not {algo!r}")
     home: Home = ctx.obj
-    world = _world(home, rebuild_world, tuple(slate_feature or ()))
+    world = _world(home, rebuild_world, tuple(slate_feature or ()), slate_feature_reach)
     asked = tuple(slate_feature or ())
     if asked and tuple(world.settings.get("slate_features", ())) != asked:
         raise typer.BadParameter(

@@ -25,10 +25,14 @@ def world_dir(home: Home) -> Path:
 
 
 def load_or_build_world(
-    home: Home, rebuild: bool = False, slate_features: tuple[str, ...] = ()
+    home: Home,
+    rebuild: bool = False,
+    slate_features: tuple[str, ...] = (),
+    slate_feature_reach: float = 1.0,
 ) -> SimulationWorld:
     """The saved world, or one built from the home's graph (then saved) when there is none or
-    ``rebuild`` is asked for, with ``slate_features`` (env.world.SimulationWorld.build)."""
+    ``rebuild`` is asked for, with ``slate_features`` and their reach
+    (env.world.SimulationWorld.build)."""
     folder = world_dir(home)
     if folder.exists() and not rebuild:
         return SimulationWorld.load(folder)
@@ -36,6 +40,8 @@ def load_or_build_world(
         if not store.counts().get("rated", 0):
             raise NoRatingsError("the graph holds no ratings: run `marquee ingest movielens` first")
         logger.info("building the simulation world from %s", home.graph_dir)
-        world = SimulationWorld.from_store(store, slate_features=slate_features)
+        world = SimulationWorld.from_store(
+            store, slate_features=slate_features, slate_feature_reach=slate_feature_reach
+        )
     world.save(folder)
     return world

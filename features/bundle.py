@@ -54,6 +54,7 @@ class RankingBundle:
     base_weight: float = DEFAULT_BASE_WEIGHT  # features.candidates.base_scores
     # the candidates' features the actions weigh after the embedding (features.slate_features)
     slate_features: tuple[str, ...] = ()
+    slate_feature_reach: float = 1.0  # a feature weight of 1 moves scores this share of the base
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -77,6 +78,7 @@ class RankingBundle:
                     "pool_hops": list(self.pool_hops),
                     "base_weight": self.base_weight,
                     "slate_features": list(self.slate_features),
+                    "slate_feature_reach": self.slate_feature_reach,
                 }
             )
         )
@@ -106,6 +108,7 @@ class RankingBundle:
             pool_hops=_pool_hops(folder),
             base_weight=_base_weight(folder),
             slate_features=tuple(str(n) for n in _setting(folder, "slate_features") or ()),
+            slate_feature_reach=float(_setting(folder, "slate_feature_reach") or 1.0),
             artefacts=artefacts,
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)

@@ -117,7 +117,12 @@ class Ranker:
         )
         # quality from the ratings the store holds (the simulator's from its training users')
         self.slate_features = (
-            SlateFeatures.fit(catalog, catalog.ratings, bundle.slate_features, bundle.base_weight)
+            SlateFeatures.fit(
+                catalog,
+                catalog.ratings,
+                bundle.slate_features,
+                bundle.base_weight * bundle.slate_feature_reach,
+            )
             if bundle.slate_features
             else None
         )

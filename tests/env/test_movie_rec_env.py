@@ -234,3 +234,15 @@ def test_slate_features_widen_the_action(tiny_world: SimulationWorld) -> None:
     _, _, _, _, info = e.step(quality)
     best = ctx.candidates[np.argsort(-ctx.extras[:, 0], kind="stable")[:2]]
     assert sorted(info["slate"].tolist()) == sorted(best.tolist())
+
+
+def test_slate_feature_reach_bounds_the_feature_corrections(tiny_world: SimulationWorld) -> None:
+    """The world's reach scales what a feature weight of 1 adds (a share of the base weight),
+    so the agent's [-1, 1] weights cannot move scores further than that."""
+    settings = {**tiny_world.settings, "slate_features": ["quality", "variety"]}
+    full = dataclasses.replace(tiny_world, settings=settings)
+    short = dataclasses.replace(tiny_world, settings={**settings, "slate_feature_reach": 0.25})
+    assert full.slate_feature_reach == 1.0 and short.slate_feature_reach == 0.25
+    assert full.slate_features is not None and short.slate_features is not None
+    assert short.slate_features.weight == pytest.approx(0.25 * full.slate_features.weight)
+    assert full.slate_features.weight == full.base_weight

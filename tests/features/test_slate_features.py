@@ -123,3 +123,22 @@ def test_bundles_carry_their_features_and_old_ones_have_none(tmp_path: Path) -> 
     (folder / "ranking.json").write_text(json.dumps(settings))
     old = RankingBundle.load(folder)
     assert old.slate_features == () and Ranker(old).action_size == 4
+
+
+def test_the_reach_scales_the_features_the_ranker_computes(tmp_path: Path) -> None:
+    """A bundle's reach is what a feature weight of 1 moves, as a share of the base: the
+    ranker's features are the full-reach ones times it; bundles saved before it have reach 1."""
+    full = Ranker(RankingBundle.load(_bundle(tmp_path / "full", slate_features=SLATE_FEATURES)))
+    folder = _bundle(tmp_path / "short", slate_features=SLATE_FEATURES, slate_feature_reach=0.125)
+    short = Ranker(RankingBundle.load(folder))
+    assert RankingBundle.load(folder).slate_feature_reach == 0.125
+    assert full.slate_features is not None and short.slate_features is not None
+    history = UserHistory.from_ratings(8, _rows("m1", "m2"), [5.0, 2.0])
+    cands = _rows("m3", "m4", "m6", "m7")
+    wide = full.slate_features.compute(history, cands)
+    assert np.abs(wide).max() > 0
+    assert np.allclose(short.slate_features.compute(history, cands), 0.125 * wide)
+    settings = json.loads((folder / "ranking.json").read_text())
+    del settings["slate_feature_reach"]
+    (folder / "ranking.json").write_text(json.dumps(settings))
+    assert RankingBundle.load(folder).slate_feature_reach == 1.0
