@@ -72,7 +72,6 @@ class _Slates:
     rating: npt.NDArray[np.float64]  # (events, slate) rating utilities; column 0 is the choice
     propensity: npt.NDArray[np.float64]
     user: npt.NDArray[np.int64]  # event's user index (for the user split)
-    items: npt.NDArray[np.int64]  # (events, slate) movie rows; column 0 is the choice
     observed: npt.NDArray[np.float64]  # (events,) the real rating of the choice
     boredom: npt.NDArray[np.float64] | None  # (events, slate) mean genre boredom, if genres
 
@@ -142,7 +141,6 @@ def replay_slates(
         rating,
         prop,
         uidx.astype(np.int64),
-        slate.astype(np.int64),
         ev["rating"].to_numpy().astype(np.float64),
         None
         if genres is None

@@ -80,6 +80,8 @@ class Args:
     """A trained agent for this split (experiments.offline_ranking --save-agent) to reuse."""
     slate_features: tuple[str, ...] = ()
     """Slate features the agent's action weighs (as given to offline_ranking for --agent)."""
+    slate_feature_reach: float = 1.0
+    """Their reach (as given to offline_ranking for --agent)."""
     eval_seeds: int = 3
     episodes: int = 60
     """Episodes per evaluation seed and policy."""
@@ -130,6 +132,7 @@ def main(args: Args) -> dict[str, object]:
         timesteps=args.timesteps,
         agent=args.agent,
         slate_features=args.slate_features,
+        slate_feature_reach=args.slate_feature_reach,
     )
     world = part_world(offline, split)
     model, _ = train_agent(offline, world)
