@@ -27,7 +27,7 @@ def test_report_compares_the_three_simulators(tmp_path: Path) -> None:
     plot = tmp_path / "fidelity.png"
     out = main(Args(data=folder, timesteps=200, eval_seeds=2, episodes=3, plot=plot))
     sims = out["simulators"]
-    assert set(sims) == {  # type: ignore[arg-type]
+    assert set(sims) == {  # type: ignore[arg-type, call-overload]
         "rating-only choice (original)",
         "calibrated choice, invented boredom (previous)",
         "calibrated choice, fitted boredom",
@@ -35,6 +35,6 @@ def test_report_compares_the_three_simulators(tmp_path: Path) -> None:
     for sim in sims.values():  # type: ignore[attr-defined]
         assert set(sim["policies"]) == set(POLICIES)
         assert -1.0 <= sim["hit_rate_vs_p10"]["kendall_tau"] <= 1.0
-    assert set(out["real"]) == set(POLICIES)  # type: ignore[arg-type]
+    assert set(out["real"]) == set(POLICIES)  # type: ignore[arg-type, call-overload]
     assert out["choice_fit"]["w_boredom"] is not None  # type: ignore[index]
     assert plot.stat().st_size > 0
