@@ -43,5 +43,11 @@ class AgentPolicy:
     def select(self, obs: npt.NDArray[np.float32], ctx: SlateContext) -> Rows:
         action = self.action(obs)
         return rank(
-            action, ctx.candidates, ctx.embeddings, ctx.k, base=ctx.base, extras=ctx.extras
+            action,
+            ctx.candidates,
+            ctx.embeddings,
+            ctx.k,
+            base=ctx.base,
+            extras=ctx.extras,
+            residual=ctx.residual,
         ).indices

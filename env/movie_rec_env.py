@@ -16,7 +16,7 @@ from env.user_model import SimulatedUser, UserModelConfig
 from env.world import SPLITS, SimulationWorld, default_world
 from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.context import SlateContext
-from features.ranking import rank
+from features.ranking import rank, residual_weight
 from features.state import StateBuilder, UserHistory
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             self.np_random,
             base,
             self._extras(user, cands),
+            self._residual(user),
         )
         return self._respond(user, cands, slate.indices, slate.propensities)
 
@@ -241,7 +242,12 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             base=base_scores(self.retriever, user.history, cands, self.world.base_weight),
             retrievers=self.world.retrievers,
             extras=self._extras(user, cands),
+            residual=self._residual(user),
         )
+
+    def _residual(self, user: SimulatedUser) -> float:
+        """The share of the action's correction this user's history length gets."""
+        return residual_weight(len(user.history.items), self.world.residual_ramp)
 
     def _extras(
         self, user: SimulatedUser, cands: npt.NDArray[np.int64]

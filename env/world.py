@@ -35,6 +35,7 @@ from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
+from features.ranking import RESIDUAL_RAMP
 from features.retrieval import ItemBias, Retriever, RP3Beta
 from features.slate_features import SlateFeatures
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
@@ -112,6 +113,12 @@ class SimulationWorld:
         return SlateFeatures.fit(self.catalog, self.train_ratings, names, weight)
 
     @property
+    def residual_ramp(self) -> float:
+        """The ramp of the agent's correction with the history's length
+        (``features.ranking.residual_weight``); 0 (full correction) for worlds saved before."""
+        return float(self.settings.get("residual_ramp", 0.0))
+
+    @property
     def slate_feature_reach(self) -> float:
         """How far a slate-feature weight of 1 moves a score, as a fraction of the retriever
         base (``features.slate_features``): the bound on the agent's feature corrections."""
@@ -156,6 +163,7 @@ class SimulationWorld:
         calibrate: bool = True,
         slate_features: tuple[str, ...] = (),
         slate_feature_reach: float = 1.0,
+        residual_ramp: float = RESIDUAL_RAMP,
     ) -> SimulationWorld:
         """Split users (seeded), fit embeddings and the retriever on the train users, the world
         and consumption models on all; with ``calibrate``, fit the choice weights too (about
@@ -199,6 +207,7 @@ class SimulationWorld:
             "base_weight": DEFAULT_BASE_WEIGHT,
             "slate_features": list(slate_features),
             "slate_feature_reach": slate_feature_reach,
+            "residual_ramp": residual_ramp,
         }
         if calibrate:
             fit = fit_choice(r, catalog.n_movies, seed=seed, genres=catalog.genres)

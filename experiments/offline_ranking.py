@@ -58,7 +58,7 @@ from features.candidates import CandidateGenerator, base_scores, retriever_score
 from features.catalog import Catalog
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.movielens import load_movielens
-from features.ranking import candidate_scores
+from features.ranking import candidate_scores, residual_weight
 from features.retrieval import RP3Beta
 from features.state import StateBuilder, UserHistory
 from marquee.home import Home
@@ -172,7 +172,8 @@ def served_scorer(split: TimeSplit, world: SimulationWorld, model: object | None
             cands = generator.generate(history)
             base = base_scores(world.retriever, history, cands, world.base_weight)
             extras = None if features is None else features.compute(history, cands)
-            _, s = candidate_scores(action, cands, world.embeddings.vectors, base, extras)
+            residual = residual_weight(len(history.items), world.residual_ramp)
+            _, s = candidate_scores(action, cands, world.embeddings.vectors, base, extras, residual)
             if world.retriever is not None:
                 rest = retriever_scores(world.retriever, history)[histories.rows]
                 out[i] = (rest - rest.max()) / max(float(np.ptp(rest)), 1e-12) - 1e6

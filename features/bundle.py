@@ -55,6 +55,7 @@ class RankingBundle:
     # the candidates' features the actions weigh after the embedding (features.slate_features)
     slate_features: tuple[str, ...] = ()
     slate_feature_reach: float = 1.0  # a feature weight of 1 moves scores this share of the base
+    residual_ramp: float = 0.0  # features.ranking.residual_weight (0: full correction, as before)
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -79,6 +80,7 @@ class RankingBundle:
                     "base_weight": self.base_weight,
                     "slate_features": list(self.slate_features),
                     "slate_feature_reach": self.slate_feature_reach,
+                    "residual_ramp": self.residual_ramp,
                 }
             )
         )
@@ -109,6 +111,7 @@ class RankingBundle:
             base_weight=_base_weight(folder),
             slate_features=tuple(str(n) for n in _setting(folder, "slate_features") or ()),
             slate_feature_reach=float(_setting(folder, "slate_feature_reach") or 1.0),
+            residual_ramp=float(_setting(folder, "residual_ramp") or 0.0),
             artefacts=artefacts,
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)

@@ -37,4 +37,6 @@ class SlateContext:
     base: npt.NDArray[np.float64] | None = None
     # the candidates' slate features (features.slate_features), None without
     extras: npt.NDArray[np.float64] | None = None
+    # the share of the action's correction this user gets (features.ranking.residual_weight)
+    residual: float = 1.0
     retrievers: Mapping[str, Retriever] = field(default_factory=dict)

@@ -44,6 +44,7 @@ def save_entries(ranker: Ranker, path: Path) -> int:
         if valued and width
         else np.zeros((0, width), np.float64)
     )
+    residuals = np.array([v.residual for v in valued], dtype=np.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -58,6 +59,7 @@ def save_entries(ranker: Ranker, path: Path) -> int:
             base=base,
             with_base=np.array(with_base),
             extras=extras,
+            residuals=residuals,
         )
         f.flush()
         os.fsync(f.fileno())
@@ -75,6 +77,7 @@ def load_entries(ranker: Ranker, path: Path) -> int:
             states, lengths, flat, base = z["states"], z["lengths"], z["candidates"], z["base"]
             with_base = bool(z["with_base"])
             extras = z["extras"] if "extras" in z.files else np.zeros((0, 0))
+            residuals = z["residuals"] if "residuals" in z.files else None
     except FileNotFoundError:
         return 0
     except (OSError, ValueError, KeyError) as exc:
@@ -87,6 +90,9 @@ def load_entries(ranker: Ranker, path: Path) -> int:
     if width and (extras.ndim != 2 or extras.shape != (flat.shape[0], width)):
         log.warning("precomputed states in %s have no slate features: not used", path)
         return 0
+    if residuals is None and ranker.bundle.residual_ramp > 0:
+        log.warning("precomputed states in %s have no residual weights: not used", path)
+        return 0
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     row = 0
     for user, digest, valued in zip(users, digests, has_value, strict=True):
@@ -98,6 +104,7 @@ def load_entries(ranker: Ranker, path: Path) -> int:
                 flat[a:b],
                 base[a:b] if with_base else None,
                 extras[a:b] if width else None,
+                1.0 if residuals is None else float(residuals[row]),
             )
             row += 1
         ranker.adopt(str(user), digest.tobytes(), value)

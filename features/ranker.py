@@ -37,7 +37,7 @@ from features.bundle import RankingBundle
 from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
-from features.ranking import Slate, rank
+from features.ranking import Slate, rank, residual_weight
 from features.slate_features import SlateFeatures
 from features.state import StateBuilder, UserHistory
 
@@ -54,6 +54,7 @@ class Prepared(NamedTuple):
     candidates: npt.NDArray[np.int64]
     base: npt.NDArray[np.float64] | None
     extras: npt.NDArray[np.float64] | None = None  # slate features (features.slate_features)
+    residual: float = 1.0  # the correction's share for this history (ranking.residual_weight)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ class Ranker:
             cands,
             base_scores(self.retriever, history, cands, self.bundle.base_weight),
             None if features is None else features.compute(history, cands),
+            residual_weight(len(history.items), self.bundle.residual_ramp),
         )
 
     def rank(
@@ -252,12 +254,14 @@ class Ranker:
         prepared = self.prepare(store, user)
         if prepared is None:
             return None
-        state, cands, base, extras = prepared
+        state, cands, base, extras, residual = prepared
         action = act(state)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
         scale = self.bundle.base_weight if base is not None else 1.0
-        slate = rank(action, cands, self.vectors, k, temperature * scale, rng, base, extras)
+        slate = rank(
+            action, cands, self.vectors, k, temperature * scale, rng, base, extras, residual
+        )
         return RankedSlate(state, action, slate)
 
     def next_state(

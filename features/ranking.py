@@ -2,14 +2,15 @@
 
 An action a is a direction in item-embedding space, optionally followed by weights for the
 candidates' slate features (``features.slate_features``); candidate i scores
-``base_i + e_i . a_e + f_i . a_f``, where base_i is a retriever's score for the candidate
-(``features.retrieval``, standardised over the candidates), so a zero action reproduces the
-retriever and the agent learns corrections to it; without a base the score is the rest alone.
-With
-temperature 0 the slate is the deterministic top-k (ties keep candidate order); with temperature
-T > 0 the slate is a Plackett-Luce sample of k candidates without replacement from
-softmax(scores / T), drawn with the Gumbel top-k trick, and each position's propensity (the
-probability of that pick given the picks before it) is returned for off-policy evaluation.
+``base_i + w_n (e_i . a_e + f_i . a_f)``, where base_i is a retriever's score for the
+candidate (``features.retrieval``, standardised over the candidates), so a zero action
+reproduces the retriever and the agent learns corrections to it, and w_n the share of the
+correction a user with n interactions gets (``residual_weight``); without a base the score is
+the rest alone. With temperature 0 the slate is the deterministic top-k (ties keep candidate
+order); with temperature T > 0 the slate is a Plackett-Luce sample of k candidates without
+replacement from softmax(scores / T), drawn with the Gumbel top-k trick, and each position's
+propensity (the probability of that pick given the picks before it) is returned for
+off-policy evaluation.
 """
 
 from __future__ import annotations
@@ -62,16 +63,34 @@ def plackett_luce_log_probs(
     return logits[picks] - lse
 
 
+RESIDUAL_RAMP = 10.0  # new worlds: no correction at 10 interactions, half at 20, 0.9 at 100
+
+
+def residual_weight(history_length: int, ramp: float) -> float:
+    """The share of the agent's correction a user with ``history_length`` interactions gets:
+    max(0, 1 - ramp / n), 1 when ``ramp`` is 0 (worlds and bundles saved before it). An
+    actor reading a short history is guessing, and on real users with 10 interactions its
+    correction cost the retriever's precision (README), so it grows with what is known, as
+    the blend's ALS part does (``features.blend``)."""
+    if ramp < 0:
+        raise ValueError(f"residual ramp must be >= 0, got {ramp}")
+    if ramp == 0:
+        return 1.0
+    return max(0.0, 1.0 - ramp / history_length) if history_length > 0 else 0.0
+
+
 def candidate_scores(
     action: npt.ArrayLike,
     candidate_indices: npt.ArrayLike,
     embeddings: npt.NDArray[np.floating],
     base: npt.ArrayLike | None = None,
     extras: npt.ArrayLike | None = None,
+    residual: float = 1.0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """(candidates, scores): ``base + embeddings[i] . a_e + extras_i . a_f`` per candidate,
-    a = (a_e, a_f) with a_e the embedding's dimension and a_f one weight per extras column.
-    Validates every input; the one scoring rule behind ``rank`` and full-ranking evaluation."""
+    """(candidates, scores): ``base + residual (embeddings[i] . a_e + extras_i . a_f)`` per
+    candidate, a = (a_e, a_f) with a_e the embedding's dimension and a_f one weight per extras
+    column, ``residual`` the user's ``residual_weight``. Validates every input; the one scoring
+    rule behind ``rank`` and full-ranking evaluation."""
     emb = np.asarray(embeddings)
     if emb.ndim != 2:
         raise ValueError(f"embeddings must be a 2-d (items, dim) array, got shape {emb.shape}")
@@ -91,6 +110,8 @@ def candidate_scores(
         )
     if not np.all(np.isfinite(a)):
         raise ValueError("action contains NaN or infinite values")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual weight must be in [0, 1], got {residual}")
     if cands.shape[0] == 0:
         raise ValueError("no candidates to rank")
     if cands.min() < 0 or cands.max() >= emb.shape[0]:
@@ -104,6 +125,7 @@ def candidate_scores(
         if not np.all(np.isfinite(x)):
             raise ValueError("slate features contain NaN or infinite values")
         scores = scores + x @ a[d:]
+    scores = residual * scores
     if base is not None:
         b = np.asarray(base, dtype=np.float64).reshape(-1)
         if b.shape != scores.shape:
@@ -123,6 +145,7 @@ def rank(
     rng: np.random.Generator | None = None,
     base: npt.ArrayLike | None = None,
     extras: npt.ArrayLike | None = None,
+    residual: float = 1.0,
 ) -> Slate:
     """Rank candidates by ``candidate_scores``; a slate of ``min(k, n)`` items.
 
@@ -135,7 +158,7 @@ def rank(
         raise ValueError(f"slate size k must be positive, got {k}")
     if temperature < 0 or not np.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    cands, scores = candidate_scores(action, candidate_indices, embeddings, base, extras)
+    cands, scores = candidate_scores(action, candidate_indices, embeddings, base, extras, residual)
     n = min(k, cands.shape[0])
     if temperature == 0.0:
         order = np.argsort(-scores, kind="stable")[:n]

@@ -136,11 +136,13 @@ def off_policy(
         prepared = ranker.prepare(store, s.user)
         if rec is None or rec.state is None or prepared is None or rec.propensities.size == 0:
             continue
-        _, cands, base, extras = prepared
+        _, cands, base, extras, residual = prepared
         pos = _positions(keys, rec.slate, cands)
         if pos is None:
             continue
-        _, scores = candidate_scores(challenger_act(rec.state), cands, ranker.vectors, base, extras)
+        _, scores = candidate_scores(
+            challenger_act(rec.state), cands, ranker.vectors, base, extras, residual
+        )
         target_lp.append(plackett_luce_log_probs(scores, pos, temperature))
         logging_lp.append(np.log(np.clip(rec.propensities.astype(np.float64), 1e-300, 1.0)))
         rewards.append(logs.rewards[s.id])

@@ -59,7 +59,8 @@ def sample_rows(rec: PolicyRecommender, store: object, args: Args) -> list[Row]:
         prepared = ranker.prepare(store, users[i])  # type: ignore[arg-type]
         if prepared is None or prepared.candidates.shape[0] <= args.k:
             continue
-        rows.append((rec.act(prepared.state), prepared.candidates, prepared.base, prepared.extras))
+        action = rec.act(prepared.state) * prepared.residual  # the share this user gets
+        rows.append((action, prepared.candidates, prepared.base, prepared.extras))
     return rows
 
 

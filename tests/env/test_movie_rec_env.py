@@ -16,6 +16,7 @@ from env.choice import MultinomialLogitChoice
 from env.movie_rec_env import MovieRecEnv
 from env.user_model import UserModelConfig
 from env.world import SimulationWorld
+from features.ranking import residual_weight
 from features.state import UserHistory
 from tests.env.conftest import ITEM_SCORE
 
@@ -246,3 +247,26 @@ def test_slate_feature_reach_bounds_the_feature_corrections(tiny_world: Simulati
     assert full.slate_features is not None and short.slate_features is not None
     assert short.slate_features.weight == pytest.approx(0.25 * full.slate_features.weight)
     assert full.slate_features.weight == full.base_weight
+
+
+def test_the_residual_ramp_leaves_short_histories_to_the_retriever(
+    tiny_world: SimulationWorld,
+) -> None:
+    """Below the ramp a user gets no correction: any action ranks as the zero action (the
+    retriever); with no ramp the same action changes the slate."""
+    slates = {}
+    for ramp in (0.0, 1000.0):
+        world = dataclasses.replace(
+            tiny_world, settings={**tiny_world.settings, "residual_ramp": ramp}
+        )
+        e = MovieRecEnv(world, slate_size=2, max_candidates=6)
+        picks = []
+        for action in (np.zeros(3), np.array([-1.0, 1.0, -1.0]), np.array([1.0, -1.0, 1.0])):
+            e.reset(seed=0, options={"user": "u1"})
+            ctx = e.slate_context(np.random.default_rng(0))
+            assert ctx.residual == residual_weight(len(ctx.history.items), ramp)
+            _, _, _, _, info = e.step(action.astype(np.float32))
+            picks.append(info["slate"].tolist())
+        slates[ramp] = picks
+    assert slates[1000.0][0] == slates[1000.0][1] == slates[1000.0][2]
+    assert len({tuple(p) for p in slates[0.0]}) > 1

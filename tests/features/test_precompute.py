@@ -38,9 +38,9 @@ def _store() -> LocalGraphStore:
     return store
 
 
-def _bundle(store: LocalGraphStore) -> RankingBundle:
+def _bundle(store: LocalGraphStore, residual_ramp: float = 0.0) -> RankingBundle:
     catalog = Catalog.from_store(store)
-    return RankingBundle(catalog, ItemEmbeddings.fit(catalog, dim=4))
+    return RankingBundle(catalog, ItemEmbeddings.fit(catalog, dim=4), residual_ramp=residual_ramp)
 
 
 def _write(store: LocalGraphStore, user: str, movie: str, kind: EdgeKind, t: int) -> None:
@@ -65,6 +65,7 @@ def _same(got: Prepared | None, fresh: Prepared | None) -> bool:
         np.array_equal(got.state, fresh.state)
         and np.array_equal(got.candidates, fresh.candidates)
         and base_same
+        and got.residual == fresh.residual
     )
 
 
@@ -207,3 +208,33 @@ def test_an_unreadable_saved_file_is_ignored(tmp_path: Path) -> None:
     while not pre.idle:
         pre.step()
     assert pre.status()["loaded"] == 0 and ranker.stats.computed == len(USERS)
+
+
+def test_saved_residual_weights_come_back_and_a_file_without_them_is_not_used(
+    tmp_path: Path,
+) -> None:
+    """Each user's share of the correction is saved with their state; a file saved before
+    (no weights) is not used by a ranker whose bundle ramps the correction."""
+    store = _store()
+    bundle = _bundle(store, residual_ramp=2.0)
+    saved = tmp_path / "states.npz"
+    first = Precomputer(Ranker(bundle), store, saved=saved)
+    while not first.idle:
+        first.step()
+    ranker = Ranker(bundle)
+    again = Precomputer(ranker, store, saved=saved)
+    while not again.idle:
+        again.step()
+    assert again.status()["loaded"] == len(USERS) and ranker.stats.computed == 0
+    weights = {u: ranker.prepare(store, u) for u in USERS}
+    assert any(w is not None and 0.0 < w.residual < 1.0 for w in weights.values())
+    for u in USERS:
+        assert _same(weights[u], Ranker(bundle).prepare(store, u)), u
+    with np.load(saved) as z:
+        old = {k: z[k] for k in z.files if k != "residuals"}
+    np.savez(saved, **old)
+    fresh = Ranker(bundle)
+    later = Precomputer(fresh, store, saved=saved)
+    while not later.idle:
+        later.step()
+    assert later.status()["loaded"] == 0 and fresh.stats.computed == len(USERS)

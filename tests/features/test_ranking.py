@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from features.ranking import plackett_luce_log_probs, rank
+from features.ranking import candidate_scores, plackett_luce_log_probs, rank, residual_weight
 
 
 @pytest.fixture
@@ -158,3 +158,40 @@ def test_bad_base(emb: np.ndarray, base: object, message: str) -> None:
         base = np.full(emb.shape[0], np.nan)
     with pytest.raises(ValueError, match=message):
         rank(np.zeros(emb.shape[1]), cands, emb, 3, base=base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("length", "ramp", "weight"),
+    [
+        (10, 10.0, 0.0),
+        (5, 10.0, 0.0),
+        (20, 10.0, 0.5),
+        (100, 10.0, 0.9),
+        (0, 10.0, 0.0),
+        (3, 0.0, 1.0),
+        (0, 0.0, 1.0),
+    ],
+)
+def test_residual_weight_ramps_with_the_history(length: int, ramp: float, weight: float) -> None:
+    assert residual_weight(length, ramp) == pytest.approx(weight)
+
+
+def test_the_residual_weight_scales_the_correction_not_the_base(emb: np.ndarray) -> None:
+    action = np.ones(emb.shape[1])
+    base = np.array([3.0, 2.0, 1.0, 0.0, -1.0])
+    cands = np.arange(5)
+    _, full = candidate_scores(action, cands, emb, base)
+    _, half = candidate_scores(action, cands, emb, base, residual=0.5)
+    _, none = candidate_scores(action, cands, emb, base, residual=0.0)
+    assert np.allclose(none, base)
+    assert np.allclose(half - base, 0.5 * (full - base))
+    assert rank(action, cands, emb, 5, base=base, residual=0.0).indices.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("residual", "ramp"), [(1.5, None), (-0.1, None), (None, -1.0)])
+def test_bad_residual(emb: np.ndarray, residual: float | None, ramp: float | None) -> None:
+    with pytest.raises(ValueError, match="residual"):
+        if ramp is not None:
+            residual_weight(10, ramp)
+        else:
+            candidate_scores(np.ones(emb.shape[1]), np.arange(3), emb, residual=residual or 0.0)
