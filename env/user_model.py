@@ -3,8 +3,11 @@
 Boredom b_g in [0, 1] per genre. After each slate it first recovers (b <- b * recovery), then
 grows by ``shown`` times the share of slate movies in each genre and by ``watched`` for each
 genre of the chosen movie. A movie's true utility is its predicted rating minus
-``boredom_weight`` times the mean boredom over its genres, so a user shown the same kind of
-movie again and again likes it less, and long-term reward favours variety.
+``boredom_weight`` times the mean boredom over its genres. The defaults are priors (a user
+shown the same kind of movie again and again likes it less); a calibrated world replaces the
+weight with the one fitted on real ratings (``env.calibration``: 0 on ml-latest-small, whose
+ratings do not fall with repetition), and its choice model weighs boredom as fitted on real
+choices (negative there: recent genres attract).
 
 The user leaves (the episode terminates) with probability ``leave_base``, plus
 ``leave_no_choice`` after a slate they ignored, plus ``leave_boredom`` times their mean boredom.
