@@ -37,6 +37,7 @@ from env.choice import RATING_PIVOT, CalibratedChoice, MultinomialLogitChoice
 from env.consumption import ConsumptionModel
 from env.user_model import UserModelConfig, replay_boredom
 from env.world_model import WorldModel
+from features.catalog import genre_shares
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +159,11 @@ def _slate_boredom(
     """Each slate movie's mean genre boredom (``SimulatedUser.boredom_of``) under the state the
     user's real sequence left before the event."""
     g = sp.csr_matrix(genres, dtype=np.float64)
-    counts = np.asarray(g.sum(axis=1)).ravel()
-    share = sp.diags(np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)) @ g
+    share = genre_shares(g)
     movies = r["movie"].to_numpy().astype(np.int64)
     state = replay_boredom(r["user"].astype(str).to_numpy(), g[movies].toarray(), config)[~past]
     items = slate.reshape(-1)
-    per = (share[items].toarray() * np.repeat(state, slate.shape[1], axis=0)).sum(axis=1)
+    per = (share[items] * np.repeat(state, slate.shape[1], axis=0)).sum(axis=1)
     return np.asarray(per.reshape(slate.shape))
 
 

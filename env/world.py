@@ -32,7 +32,7 @@ from env.world_model import WorldModel
 from features.blend import BlendRetriever, SavedRetriever, load_retriever
 from features.bundle import RETRIEVER_FILE
 from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
-from features.catalog import Catalog
+from features.catalog import Catalog, genre_shares
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
 from features.ranking import RESIDUAL_RAMP
@@ -281,8 +281,7 @@ class SimulationWorld:
     @functools.cached_property
     def genre_share(self) -> npt.NDArray[np.float64]:
         """genre_matrix with each row divided by the movie's number of genres (0 rows stay 0)."""
-        g = self.genre_matrix
-        return g / np.maximum(g.sum(axis=1, keepdims=True), 1.0)
+        return genre_shares(self.genre_matrix)
 
     # ---- persistence -----------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:

@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 _NO_GENRE = "(no genres listed)"
 
 
+def genre_shares(genres: sp.spmatrix | npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """Dense movies x genres, each 0/1 row divided by the movie's number of genres (rows of
+    movies without genres stay 0): how much of a movie each genre is."""
+    dense = sp.csr_matrix(genres).toarray() if sp.issparse(genres) else genres
+    g = np.asarray(dense, dtype=np.float64)
+    return np.asarray(g / np.maximum(g.sum(axis=1, keepdims=True), 1.0))
+
+
 def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
     return {
         f"{prefix}_data": m.data,

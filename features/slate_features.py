@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 
-from features.catalog import Catalog
+from features.catalog import Catalog, genre_shares
 from features.retrieval import ItemBias, zscores
 from features.state import UserHistory
 
@@ -65,11 +64,9 @@ class SlateFeatures:
     ) -> SlateFeatures:
         """Features over ``catalog``'s movies, quality from ``ratings`` (columns movie, rating:
         the ratings the ranking may see, a world's training users or the store's)."""
-        g = catalog.genres.astype(np.float64).tocsr()
-        counts = np.asarray(g.sum(axis=1)).ravel()
-        share = sp.diags(np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)) @ g
+        share = genre_shares(catalog.genres).astype(np.float32)
         bias = ItemBias.fit(ratings, catalog.n_movies).bias
-        return cls(tuple(names), bias, share.toarray().astype(np.float32), weight)
+        return cls(tuple(names), bias, share, weight)
 
     @property
     def dim(self) -> int:
