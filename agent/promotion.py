@@ -133,6 +133,14 @@ def _fmt(d: Difference) -> str:
     return f"{d.estimate:+.4f} [{d.ci95_low:+.4f}, {d.ci95_high:+.4f}] (p = {d.p_value:.2g})"
 
 
+def _drop_detail(online: OnlineEvidence, drops: list[str]) -> str:
+    """Each dropped guardrail with the challenger's and the champion's figures."""
+    return "; ".join(
+        f"{g} {getattr(online.challenger, g):.4f} vs {getattr(online.champion, g):.4f}"
+        for g in drops
+    )
+
+
 def guardrail_drops(online: OnlineEvidence, rules: PromotionRules) -> list[str]:
     """The guardrails the challenger breaks: acceptance or mean rating significantly lower by
     more than the tolerance, or coverage lower by more than its tolerance."""
@@ -210,10 +218,7 @@ def decide(
         )
     drops = guardrail_drops(online, rules)
     if drops:
-        detail = "; ".join(
-            f"{g} {getattr(online.challenger, g):.4f} vs {getattr(online.champion, g):.4f}"
-            for g in drops
-        )
+        detail = _drop_detail(online, drops)
         return made("rollback", "online", f"guardrail dropped: {detail}", drops)
     few = min(online.champion.users, online.challenger.users)
     if online.method == "ab" and few < rules.min_users_per_arm:
@@ -264,10 +269,7 @@ def decide_watch(
         )
     drops = guardrail_drops(online, rules)
     if drops:
-        detail = "; ".join(
-            f"{g} {getattr(online.challenger, g):.4f} vs {getattr(online.champion, g):.4f}"
-            for g in drops
-        )
+        detail = _drop_detail(online, drops)
         return made("rollback", f"watch: guardrail dropped after promotion: {detail}", drops)
     p = online.primary
     if p.ci95_high < 0 and p.p_value < rules.alpha:
