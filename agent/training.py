@@ -63,7 +63,9 @@ class TrainResult:
     version: int | None
     timesteps: int
     eval_curve: list[tuple[int, float]]
-    seconds: float
+    seconds: float  # the whole call: world env setup, MLflow, the loop, the final evaluation
+    learn_seconds: float = 0.0  # the learning loop alone (SB3's learn)
+    learned_steps: int = 0  # env steps taken in that loop (less than timesteps on resume)
 
 
 class EvalCallback(BaseCallback):
@@ -166,7 +168,10 @@ def train(
         ]
         if on_steps is not None:
             callbacks.append(_StepHook(on_steps))
+        loop_start, steps_before = time.perf_counter(), int(model.num_timesteps)
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
+        learn_seconds = time.perf_counter() - loop_start
+        learned_steps = int(model.num_timesteps) - steps_before
         final_return = evaluator.record()
         save_checkpoint(model, ckpt)
         model_path = ckpt / "best.zip"
@@ -192,6 +197,8 @@ def train(
         timesteps=int(model.num_timesteps),
         eval_curve=evaluator.curve,
         seconds=seconds,
+        learn_seconds=learn_seconds,
+        learned_steps=learned_steps,
     )
 
 

@@ -2,7 +2,9 @@
 
 Runs the same short training once per torch thread count (and, with --sb3-defaults, once with
 SB3's own DDPG defaults: train_freq 1, batch 256, one env) so the ratios come from one run on
-the same machine state.
+the same machine state. Each row gives two rates: ``steps_per_s`` over the whole call (env
+and agent construction, MLflow, the final evaluation: a fixed few seconds that weigh on short
+runs) and ``loop_steps_per_s`` over SB3's learning loop alone, what a long training runs at.
 
     .venv/bin/python -m experiments.bench.train_speed [--steps 10000] [--json]
 """
@@ -34,7 +36,8 @@ class Args:
     json: bool = False
 
 
-def run(world: SimulationWorld, agent: AgentConfig, steps: int, n_envs: int) -> float:
+def run(world: SimulationWorld, agent: AgentConfig, steps: int, n_envs: int) -> dict[str, float]:
+    """One training; its whole-call and learning-loop rates."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
             agent=agent,
@@ -46,7 +49,10 @@ def run(world: SimulationWorld, agent: AgentConfig, steps: int, n_envs: int) -> 
             register=False,
         )
         result = train(Home(Path(tmp)), world, cfg)
-    return result.timesteps / result.seconds
+    return {
+        "steps_per_s": result.timesteps / result.seconds,
+        "loop_steps_per_s": result.learned_steps / result.learn_seconds,
+    }
 
 
 def main(args: Args) -> dict[str, object]:
@@ -54,8 +60,8 @@ def main(args: Args) -> dict[str, object]:
     world = SimulationWorld.from_movielens(seed=args.seed)
     rows: list[dict[str, object]] = []
     for n in args.threads:
-        rate = run(world, AgentConfig(seed=args.seed, torch_threads=n), args.steps, 4)
-        rows.append({"config": f"marquee defaults, torch threads {n}", "steps_per_s": rate})
+        rates = run(world, AgentConfig(seed=args.seed, torch_threads=n), args.steps, 4)
+        rows.append({"config": f"marquee defaults, torch threads {n}", **rates})
     if args.sb3_defaults:
         sb3 = AgentConfig(
             seed=args.seed,
@@ -69,7 +75,7 @@ def main(args: Args) -> dict[str, object]:
         rows.append(
             {
                 "config": "SB3 DDPG defaults (1 env, train_freq 1, batch 256, 400-300)",
-                "steps_per_s": run(world, sb3, args.steps, 1),
+                **run(world, sb3, args.steps, 1),
             }
         )
     out: dict[str, object] = {"args": asdict(args), "rows": rows}
@@ -77,7 +83,10 @@ def main(args: Args) -> dict[str, object]:
         print(json.dumps(out, indent=2))
     else:
         for r in rows:
-            print(f"{r['steps_per_s']:8.0f} steps/s  {r['config']}")
+            print(
+                f"{r['steps_per_s']:8.0f} steps/s whole call, "
+                f"{r['loop_steps_per_s']:6.0f} in the loop  {r['config']}"
+            )
     return out
 
 

@@ -41,6 +41,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
 def test_learn_200_steps_logs_registers_and_reloads(home: Home, ml_world: SimulationWorld) -> None:
     result = train(home, ml_world, _config(200, aliases=("champion",)))
     assert result.timesteps >= 200
+    assert result.learned_steps == result.timesteps  # a fresh run learns every step it counts
+    assert 0 < result.learn_seconds < result.seconds
     assert result.version == 1
     run = mlflow.MlflowClient(home.tracking_uri).get_run(result.run_id)
     assert run.data.params["agent.algo"] == "ddpg"
@@ -68,6 +70,8 @@ def test_resume_continues_from_the_checkpoint(home: Home, ml_world: SimulationWo
     assert (checkpoint_dir(home, "train") / "buffer.pkl").exists()
     resumed = train(home, ml_world, _config(400, register=False), resume=True)
     assert resumed.timesteps >= 400
+    # the loop's rate counts only the steps this call took, not the checkpoint's
+    assert resumed.learned_steps == resumed.timesteps - first.timesteps
     assert resumed.run_id == first.run_id  # the same MLflow run goes on
 
 
