@@ -129,11 +129,19 @@ def evaluate_command(
     episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of the returns here.")] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="Also give every policy's paired difference from this one (one of the "
+            "policies named), with its interval over seeds; JSON becomes "
+            '{"policies": [...], "paired": [...]}.'
+        ),
+    ] = None,
 ) -> None:
     """Compare policies on the same held-out simulated users (common random numbers)."""
     from agent.baselines.simple import BASELINES
     from agent.evaluation.plots import plot_returns
-    from agent.evaluation.simulated import evaluate_policies
+    from agent.evaluation.simulated import evaluate_policies, paired_differences
     from agent.factory import load_agent
     from agent.policies import AgentPolicy, SlatePolicy
     from agent.registry import PolicyNotFoundError, PolicyRegistry
@@ -144,6 +152,10 @@ def evaluate_command(
         *(n for n in BASELINES if n != "ease" or world.retriever is not None),
         "champion",
     ]
+    if against is not None and against not in names:
+        raise typer.BadParameter(
+            f"--against {against!r} is not among the policies evaluated: {', '.join(names)}"
+        )
     chosen: list[SlatePolicy] = []
     curve: list[tuple[int, float]] = []
     registry = PolicyRegistry(home.tracking_uri)
@@ -171,8 +183,14 @@ def evaluate_command(
         )
     out = plot or (home.root / "evaluation.png")
     plot_returns(reports, out, curve or None)
+    paired = [] if against is None else paired_differences(reports, reports[names.index(against)])
     if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+        listed = [r.as_dict() for r in reports]
+        if against is None:
+            typer.echo(json.dumps(listed, indent=2))
+        else:
+            both = {"policies": listed, "paired": [p.as_dict() for p in paired]}
+            typer.echo(json.dumps(both, indent=2))
         return
     table = Table(title=f"held-out users, {seeds} seeds x {episodes} episodes")
     for col in ("policy", "return", "95% CI", "hit rate", "rating", "coverage", "diversity"):
@@ -188,6 +206,18 @@ def evaluate_command(
             f"{r.diversity:.3f}",
         )
     console.print(table)
+    if paired:
+        diffs = Table(title=f"paired with {paired[0].reference} (same episodes)")
+        for col in ("policy", "return difference", "95% CI", "seeds won"):
+            diffs.add_column(col)
+        for p in paired:
+            diffs.add_row(
+                p.policy,
+                f"{p.mean:+.3f}",
+                f"[{p.ci95_low:+.3f}, {p.ci95_high:+.3f}]",
+                f"{p.seeds_won} of {p.seeds}",
+            )
+        console.print(diffs)
     console.print(f"plot: {out}")
 
 

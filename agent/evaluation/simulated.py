@@ -4,6 +4,11 @@ Every policy plays the same episodes: for seed s and episode j, the same user an
 reset seed. Per policy: mean return per episode with a 95% confidence interval over seeds
 (Student t on the per-seed means), hit rate (steps where the user chose something), mean
 rating of chosen movies, catalogue coverage and diversity within the slate.
+
+Because the episodes are shared, two policies' per-seed means move together (a seed of long
+sessions is long for every policy), so their own intervals overlap even when one wins on every
+seed. ``paired_differences`` gives the interval of the per-seed difference instead, the test
+common random numbers are for.
 """
 
 from __future__ import annotations
@@ -50,6 +55,54 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[f
         raise ValueError("a confidence interval needs at least two seeds")
     half = stats.t.ppf(0.5 + level / 2, x.shape[0] - 1) * x.std(ddof=1) / np.sqrt(x.shape[0])
     return float(x.mean() - half), float(x.mean() + half)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``policy``'s mean return minus ``reference``'s over the same episodes, with a 95%
+    interval over seeds and the number of seeds it won."""
+
+    policy: str
+    reference: str
+    mean: float
+    ci95_low: float
+    ci95_high: float
+    seeds_won: int
+    seeds: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def paired_differences(
+    reports: Sequence[PolicyReport], reference: PolicyReport
+) -> list[PairedDifference]:
+    """Every other report's per-seed return minus ``reference``'s (module doc)."""
+    base = np.asarray(reference.seed_returns, dtype=np.float64)
+    out = []
+    for r in reports:
+        if r is reference:
+            continue
+        own = np.asarray(r.seed_returns, dtype=np.float64)
+        if own.shape != base.shape:
+            raise ValueError(
+                f"{r.policy} has {own.shape[0]} seeds, {reference.policy} {base.shape[0]}: "
+                "paired differences need the same episodes"
+            )
+        diff = own - base
+        low, high = confidence_interval(diff.tolist())
+        out.append(
+            PairedDifference(
+                r.policy,
+                reference.policy,
+                float(diff.mean()),
+                low,
+                high,
+                int(np.count_nonzero(diff > 0)),
+                int(diff.shape[0]),
+            )
+        )
+    return out
 
 
 def _diversity(emb: np.ndarray, rows: np.ndarray) -> float:

@@ -39,6 +39,22 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert [r["policy"] for r in reports] == ["most-popular", "ddpg-v1"]
     assert plot.stat().st_size > 0
 
+    evaluate = [*home, "evaluate", "most-popular", "champion", "--seeds", "2", "--episodes", "2"]
+    result = runner.invoke(app, [*evaluate, "--json", "--against", "most-popular"])
+    assert result.exit_code == 0, result.output
+    both = json.loads(result.stdout)
+    assert [r["policy"] for r in both["policies"]] == ["most-popular", "ddpg-v1"]
+    (paired,) = both["paired"]
+    assert (paired["policy"], paired["reference"], paired["seeds"]) == (
+        "ddpg-v1",
+        "most-popular",
+        2,
+    )
+    assert paired["ci95_low"] <= paired["mean"] <= paired["ci95_high"]
+    result = runner.invoke(app, [*evaluate, "--against", "ease"])
+    assert result.exit_code == 2
+    assert "--against 'ease' is not among the policies evaluated" in _text(result.output)
+
 
 def _text(output: str) -> str:
     """The CLI's message with rich's box drawing and line wrapping removed."""
