@@ -213,9 +213,9 @@ def evaluate_command(
         for p in paired:
             diffs.add_row(
                 p.policy,
-                f"{p.mean:+.3f}",
-                f"[{p.ci95_low:+.3f}, {p.ci95_high:+.3f}]",
-                f"{p.seeds_won} of {p.seeds}",
+                f"{p.difference.estimate:+.3f}",
+                f"[{p.difference.ci95_low:+.3f}, {p.difference.ci95_high:+.3f}]",
+                f"{p.seeds_won} of {p.difference.n}",
             )
         console.print(diffs)
     console.print(f"plot: {out}")

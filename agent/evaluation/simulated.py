@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from agent.evaluation.ab_stats import Difference, paired_difference
 from agent.policies import SlatePolicy
 from env.movie_rec_env import MovieRecEnv
 from env.world import SimulationWorld
@@ -59,49 +60,40 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[f
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """``policy``'s mean return minus ``reference``'s over the same episodes, with a 95%
-    interval over seeds and the number of seeds it won."""
+    """``policy``'s per-seed mean return minus ``reference``'s over the same episodes
+    (``agent.evaluation.ab_stats.paired_difference``: estimate, 95% interval, p-value), and
+    the number of seeds it won."""
 
     policy: str
     reference: str
-    mean: float
-    ci95_low: float
-    ci95_high: float
+    difference: Difference
     seeds_won: int
-    seeds: int
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            "policy": self.policy,
+            "reference": self.reference,
+            **self.difference.as_dict(),
+            "seeds_won": self.seeds_won,
+        }
 
 
 def paired_differences(
     reports: Sequence[PolicyReport], reference: PolicyReport
 ) -> list[PairedDifference]:
     """Every other report's per-seed return minus ``reference``'s (module doc)."""
-    base = np.asarray(reference.seed_returns, dtype=np.float64)
     out = []
     for r in reports:
         if r is reference:
             continue
-        own = np.asarray(r.seed_returns, dtype=np.float64)
-        if own.shape != base.shape:
+        if len(r.seed_returns) != len(reference.seed_returns):
             raise ValueError(
-                f"{r.policy} has {own.shape[0]} seeds, {reference.policy} {base.shape[0]}: "
-                "paired differences need the same episodes"
+                f"{r.policy} has {len(r.seed_returns)} seeds, {reference.policy} "
+                f"{len(reference.seed_returns)}: paired differences need the same episodes"
             )
-        diff = own - base
-        low, high = confidence_interval(diff.tolist())
-        out.append(
-            PairedDifference(
-                r.policy,
-                reference.policy,
-                float(diff.mean()),
-                low,
-                high,
-                int(np.count_nonzero(diff > 0)),
-                int(diff.shape[0]),
-            )
-        )
+        diff = paired_difference(reference.seed_returns, r.seed_returns)
+        won = sum(a > b for a, b in zip(r.seed_returns, reference.seed_returns, strict=True))
+        out.append(PairedDifference(r.policy, reference.policy, diff, won))
     return out
 
 

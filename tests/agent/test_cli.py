@@ -45,12 +45,12 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     both = json.loads(result.stdout)
     assert [r["policy"] for r in both["policies"]] == ["most-popular", "ddpg-v1"]
     (paired,) = both["paired"]
-    assert (paired["policy"], paired["reference"], paired["seeds"]) == (
+    assert (paired["policy"], paired["reference"], paired["n"]) == (
         "ddpg-v1",
         "most-popular",
         2,
     )
-    assert paired["ci95_low"] <= paired["mean"] <= paired["ci95_high"]
+    assert paired["ci95_low"] <= paired["estimate"] <= paired["ci95_high"]
     result = runner.invoke(app, [*evaluate, "--against", "ease"])
     assert result.exit_code == 2
     assert "--against 'ease' is not among the policies evaluated" in _text(result.output)
