@@ -28,7 +28,7 @@ from features.graph.matvec import matvec, row_blocks
 PADDED_MAX = 1_000_000  # (rows x longest row) up to which row sums use one padded table
 
 
-def _row_products(
+def row_products(
     m: sp.csr_matrix, rows: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """``(m @ x)[rows]``, equal bit for bit: each row's products summed left to right, as
@@ -136,14 +136,14 @@ class HopGraph:
         additions, for callers that round path counts anyway (the store's k-hop query)."""
         seeds = np.asarray(seeds, dtype=np.int64)
         n_rows, n_cols = self.bw.shape
-        pos = _gather(self.bw.indptr, seeds)
+        pos = gather_positions(self.bw.indptr, seeds)
         y = np.bincount(self.bw.indices[pos], minlength=n_cols).astype(np.float64)
         cols = np.flatnonzero(y)
         bt = self.bt
         if int(np.diff(bt.indptr)[cols].sum()) * 4 >= bt.nnz:
             return self.first_of_rows(seeds)
         col_weight = self._column_weight
-        pos = _gather(bt.indptr, cols)
+        pos = gather_positions(bt.indptr, cols)
         lens = np.diff(bt.indptr)[cols]
         weights = np.repeat(y[cols] * col_weight[cols], lens)
         out: npt.NDArray[np.float64] = np.bincount(
@@ -159,16 +159,19 @@ class HopGraph:
     def step_few(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """H @ x, reading only what x's nonzeros touch while that is little: each half of the
         hop (B^T x, then B w y) gathers the rows it needs when they hold under a quarter of
-        the entries, else runs the whole mat-vec. Equal to ``step`` up to the order of
-        additions, for callers that round path counts (the store's k-hop query)."""
+        the entries, else runs the whole mat-vec (at once when x is nonzero on most movies).
+        Equal to ``step`` up to the order of additions, for callers that round path counts
+        (the store's k-hop query)."""
         n_rows, n_cols = self.bw.shape
         rows = np.flatnonzero(x).astype(np.int64)
+        if rows.shape[0] * 2 > n_rows:  # most movies: the full hop, without the bookkeeping
+            return self._apply_vector(x)
         bw_degree, bt_degree = self._degrees
         bw_lens = bw_degree[rows]
         bt, bw = self._blocks
         y: npt.NDArray[np.float64]
         if int(bw_lens.sum()) * 4 < self.bw.nnz:
-            pos = _gather(self.bw.indptr, rows)
+            pos = gather_positions(self.bw.indptr, rows)
             weights = np.repeat(x[rows], bw_lens)
             y = np.bincount(self.bw.indices[pos], weights=weights, minlength=n_cols).astype(
                 np.float64, copy=False
@@ -179,7 +182,7 @@ class HopGraph:
         lens = bt_degree[cols]
         out: npt.NDArray[np.float64]
         if int(lens.sum()) * 4 < self.bt.nnz:
-            pos = _gather(self.bt.indptr, cols)
+            pos = gather_positions(self.bt.indptr, cols)
             weights = np.repeat(y[cols] * self._column_weight[cols], lens)
             out = np.bincount(self.bt.indices[pos], weights=weights, minlength=n_rows).astype(
                 np.float64, copy=False
@@ -232,10 +235,10 @@ class HopGraph:
         the rows' own entries."""
         rows = np.asarray(rows, dtype=np.int64)
         y = self.column_sums(x) if column_sums is None else column_sums
-        out = _row_products(self.bw, rows, y)
+        out = row_products(self.bw, rows, y)
         out -= self.self_weight[rows] * x[rows]
         if self.similar.nnz:
-            out += _row_products(self.similar, rows, x)
+            out += row_products(self.similar, rows, x)
         return out
 
     def levels(self, seed: npt.NDArray[np.float64], hops: int) -> npt.NDArray[np.float64]:
@@ -263,7 +266,9 @@ def hop_graph(bw: sp.csr_matrix, bt: sp.csr_matrix, similar: sp.csr_matrix) -> H
     return HopGraph(bw=bw, bt=bt, self_weight=self_weight, similar=sp.csr_matrix(similar))
 
 
-def _gather(indptr: npt.NDArray[np.integer], rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def gather_positions(
+    indptr: npt.NDArray[np.integer], rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """Positions of all entries of CSR ``rows``, in row order."""
     starts = indptr[rows].astype(np.int64)
     lens = (indptr[rows + 1] - indptr[rows]).astype(np.int64)

@@ -313,8 +313,8 @@ def test_row_products_equal_the_full_product_bit_for_bit(
     assert m.indptr[6] == m.indptr[5]
     x = rng.random(400) * 1e3 - 1.0
     rows = np.r_[rng.choice(300, 120, replace=False), 5, 5, 7]
-    assert np.array_equal(hop_mod._row_products(m, rows, x), (m @ x)[rows])
-    assert hop_mod._row_products(m, np.zeros(0, dtype=np.int64), x).shape == (0,)
+    assert np.array_equal(hop_mod.row_products(m, rows, x), (m @ x)[rows])
+    assert hop_mod.row_products(m, np.zeros(0, dtype=np.int64), x).shape == (0,)
 
 
 def test_hop_sum_and_first_of_rows_equal_the_stacked_levels(
