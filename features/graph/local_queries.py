@@ -18,6 +18,7 @@ import numpy as np
 from scipy import sparse
 
 from features.graph.hop import HopGraph, incidence_hop
+from features.graph.hop_top import HubSplit, first_hop, hub_split, top_last_hop
 from features.graph.schema import (
     CONTENT_EDGES,
     DEFAULT_HOP_WEIGHTS,
@@ -154,6 +155,19 @@ def hop_operator(
     return op
 
 
+def _hub_split(
+    state: GraphState, weights: Mapping[EdgeKind, float], hub_cap: int | None
+) -> HubSplit:
+    """``hop_operator``'s hub split (features.graph.hop_top), cached on the state beside it."""
+    w = check_hop_weights(weights)
+    cache_key = ("hub_split", tuple(sorted((k.value, v) for k, v in w.items())), hub_cap)
+    cached = state.cache.get(cache_key)
+    if cached is None:
+        cached = hub_split(hop_operator(state, weights, hub_cap))
+        state.cache[cache_key] = cached
+    return cached
+
+
 def _round_scores(x: np.ndarray) -> np.ndarray:
     """Round to 32 significant bits (about 10 decimal digits), so that scores equal in exact
     arithmetic compare equal whatever order their terms were summed in."""
@@ -190,25 +204,42 @@ def khop_scores(
 ) -> list[tuple[str, float]]:
     """Weighted path counts from the user's positive movies to unseen movies (through no
     vertex of more than ``hub_cap`` movies, when given). While a hop's frontier is small only
-    its own rows are read (``HopGraph.step_few``), else the whole operator."""
+    its own rows are read (``HopGraph.step_few``), else the whole operator; the first hop goes
+    through the hubs in one pass and, with a ``limit``, the last hop is exact only for the
+    movies that can reach the top (features.graph.hop_top).
+    """
     if hops not in (1, 2, 3):
         raise ValueError(f"khop_scores: hops must be 1, 2 or 3, got {hops!r}")
     if limit is not None and limit < 0:
         raise ValueError(f"khop_scores: limit must be >= 0 or None, got {limit!r}")
     movies, ratings, _ = user_ratings(state, user)
-    op = hop_operator(state, DEFAULT_HOP_WEIGHTS if weights is None else weights, hub_cap)
+    weights = DEFAULT_HOP_WEIGHTS if weights is None else weights
+    op = hop_operator(state, weights, hub_cap)
     seeds = np.unique(movies[ratings >= min_rating])
     if not len(seeds):
         return []
-    x = op.first_of_few_rows(seeds)
+    hubs = _hub_split(state, weights, hub_cap)
+    x = first_hop(hubs, seeds)
     total = x.copy()
-    for _ in range(hops - 1):
+    for _ in range(hops - 2):
         x = op.step_few(x)
         total += x
-    total = _round_scores(total)
-    total[seen_movies(state, user)] = 0.0
-    cand = _top_candidates(total, limit)
-    idx, vals = _sorted_pairs(state, VertexKind.MOVIE, cand, total[cand], limit)
+    seen = seen_movies(state, user)
+    top = None
+    if hops > 1 and limit is not None:
+        top = top_last_hop(hubs, x, total, seen, limit)
+    if top is not None:
+        cand, vals = top[0], _round_scores(top[1])
+        keep = vals != 0.0
+        cand, vals = cand[keep], vals[keep]
+    else:
+        if hops > 1:
+            total += op.step_few(x)
+        total = _round_scores(total)
+        total[seen] = 0.0
+        cand = _top_candidates(total, limit)
+        vals = total[cand]
+    idx, vals = _sorted_pairs(state, VertexKind.MOVIE, cand, vals, limit)
     keys = state.vertices[VertexKind.MOVIE].keys[idx]
     return list(zip(keys.tolist(), vals.tolist(), strict=True))
 

@@ -1,0 +1,103 @@
+"""The k-hop query's first hop through the hubs and its bounded last hop (features.graph.hop_top)
+give the top movies and scores of the old computation, every hop in full."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features.graph import hop_top
+from features.graph import local_queries as queries
+from features.graph.local import LocalGraphStore
+from features.graph.local_queries import hop_operator, seen_movies, user_ratings
+from features.graph.schema import DEFAULT_HOP_WEIGHTS, VertexKind
+from features.importers.synthetic import generate_synthetic
+
+USERS = ("u1", "u2", "u5", "u9", "u14", "u20")
+
+
+@pytest.fixture(scope="module")
+def store() -> LocalGraphStore:
+    out = LocalGraphStore()
+    out.upsert(generate_synthetic(movies=600, people=400, users=30, tags=40, seed=7))
+    return out
+
+
+def _old_khop(store: LocalGraphStore, user: str, hops: int, limit: int) -> list[tuple[str, float]]:
+    """khop_scores as it was computed before: H applied ``hops`` times to the seed vector over
+    all movies, path counts summed and rounded, seen movies out, best first then by key."""
+    state = store.state
+    movies, ratings, _ = user_ratings(state, user)
+    op = hop_operator(state, DEFAULT_HOP_WEIGHTS)
+    x = np.zeros(op.bw.shape[0])
+    x[np.unique(movies[ratings >= 4.0])] = 1.0
+    total = np.zeros_like(x)
+    for _ in range(hops):
+        x = op.apply(x)
+        total += x
+    total = queries._round_scores(total)
+    total[seen_movies(state, user)] = 0.0
+    keys = state.vertices[VertexKind.MOVIE].keys
+    pairs = [(str(keys[i]), float(total[i])) for i in np.flatnonzero(total)]
+    return sorted(pairs, key=lambda p: (-p[1], p[0]))[:limit]
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record what each bounded last hop returned (None: it fell back to the full hop)."""
+    calls: list[Any] = []
+    real: Callable[..., Any] = hop_top.top_last_hop
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(queries, "top_last_hop", spy)
+    return calls
+
+
+@pytest.mark.parametrize("hub_degree", [12, 40, 1000])
+@pytest.mark.parametrize("hops", [2, 3])
+def test_khop_equals_the_full_computation(
+    store: LocalGraphStore, monkeypatch: pytest.MonkeyPatch, hub_degree: int, hops: int
+) -> None:
+    monkeypatch.setattr(hop_top, "HUB_DEGREE", hub_degree)
+    store.state.cache.clear()  # the hub split is cached with the operator
+    calls = _spy(monkeypatch)
+    for user in USERS:
+        for limit in (1, 10, 50):
+            got = store.khop_scores(user, hops=hops, limit=limit)
+            want = _old_khop(store, user, hops, limit)
+            assert [k for k, _ in got] == [k for k, _ in want]
+            np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-12)
+    if hub_degree < 1000:  # with hubs the bound leaves few movies to count exactly
+        pruned = [c for c in calls if c is not None]
+        assert pruned
+        assert max(len(c[0]) for c in pruned) < len(store.state.vertices[VertexKind.MOVIE]) / 2
+
+
+def test_first_hop_equals_first_of_rows(store: LocalGraphStore) -> None:
+    op = hop_operator(store.state, DEFAULT_HOP_WEIGHTS)
+    split = hop_top.hub_split(op, hub_degree=15)
+    assert split.hubs.shape[0] > 0
+    for seeds in (np.array([0]), np.array([3, 40, 41, 599]), np.arange(0, 600, 7)):
+        np.testing.assert_allclose(
+            hop_top.first_hop(split, seeds), op.first_of_rows(seeds), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_top_last_hop_keeps_every_tie(store: LocalGraphStore) -> None:
+    """Movies of equal score at the cut are all candidates, whatever the limit falls on."""
+    op = hop_operator(store.state, DEFAULT_HOP_WEIGHTS)
+    split = hop_top.hub_split(op, hub_degree=12)
+    x = np.ones(op.bw.shape[0])
+    full = op.step(x) + x
+    for limit in (1, 5, 30):
+        out = hop_top.top_last_hop(split, x, x.copy(), np.zeros(0, dtype=np.int64), limit)
+        assert out is not None
+        cut = np.sort(full)[-limit]
+        assert set(np.flatnonzero(full >= cut * (1 - 1e-12))) <= set(out[0].tolist())
+        np.testing.assert_allclose(out[1], full[out[0]], rtol=1e-12)
