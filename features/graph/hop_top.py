@@ -48,6 +48,7 @@ class HubSplit:
     bw_hub: list[sp.csr_matrix]  # row blocks of (movies x hub columns), B w's hub columns
     hub_self: npt.NDArray[np.float64]  # sum_{hub v in cols(j)} w_v, per movie
     rest_reach: npt.NDArray[np.float64]  # sum_{other v in cols(j)} w_v (deg_v - 1), per movie
+    row_length: npt.NDArray[np.int64]  # entries of B w per movie
 
 
 def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
@@ -76,6 +77,7 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
         bw_hub=row_blocks(bw_hub),
         hub_self=hub_self,
         rest_reach=rest_reach,
+        row_length=np.diff(op.bw.indptr).astype(np.int64),
     )
 
 
@@ -114,8 +116,8 @@ def top_last_hop(
     bound does not narrow things down (then the caller runs the full hop)."""
     op = hs.op
     n = x.shape[0]
-    if limit <= 0 or limit >= n or op.similar.nnz:
-        return None
+    if limit <= 0 or limit >= n or op.similar.nnz or not hs.hubs.shape[0]:
+        return None  # without hubs (a hub cap removed them) the bound leaves too many movies
     y_hub = matvec(hs.bt_hub, x)
     lower = matvec(hs.bw_hub, y_hub)
     lower -= hs.hub_self * x
@@ -126,9 +128,9 @@ def top_last_hop(
         return None
     upper = hs.rest_reach * max(float(x.max()), 0.0)
     upper += lower
+    upper[excluded] = -1.0
     candidates = np.flatnonzero(upper >= threshold * (1.0 - SLACK))
-    candidates = np.setdiff1d(candidates, excluded)
-    if int(np.diff(op.bw.indptr)[candidates].sum()) > MAX_EXACT_SHARE * op.bw.nnz:
+    if int(hs.row_length[candidates].sum()) > MAX_EXACT_SHARE * op.bw.nnz:
         return None
     return candidates, total[candidates] + _hop_at(hs, x, y_hub, candidates)
 
