@@ -101,3 +101,20 @@ def test_top_last_hop_keeps_every_tie(store: LocalGraphStore) -> None:
         cut = np.sort(full)[-limit]
         assert set(np.flatnonzero(full >= cut * (1 - 1e-12))) <= set(out[0].tolist())
         np.testing.assert_allclose(out[1], full[out[0]], rtol=1e-12)
+
+
+def test_no_hubs_means_the_full_hop(
+    store: LocalGraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without hub columns (a hub cap removes them) every movie would pass the bound: the last
+    hop says so before any pass over the catalogue, and the query runs the full hop."""
+    op = hop_operator(store.state, DEFAULT_HOP_WEIGHTS)
+    split = hop_top.hub_split(op, hub_degree=10_000)
+    assert split.hubs.shape[0] == 0
+
+    def no_pass(*_: Any) -> None:
+        raise AssertionError("a pass over the catalogue")
+
+    monkeypatch.setattr(hop_top, "matvec", no_pass)
+    x = np.ones(op.bw.shape[0])
+    assert hop_top.top_last_hop(split, x, x.copy(), np.zeros(0, dtype=np.int64), 10) is None
