@@ -25,6 +25,7 @@ from serving import wiring
 from serving.ab import ABRouter, Arm
 from serving.breaker import CircuitBreaker
 from serving.deps import Services
+from serving.feedback.graph_history import FeedbackHistory, reclog_users
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
 from serving.metrics import Metrics, method_label
 from serving.openapi import build_document
@@ -146,8 +147,14 @@ def _build(
             limit=settings.state_cache_size,
             saved=saved_states_file(settings) if settings.precompute_save else None,
         )
+    history = FeedbackHistory(
+        store,
+        on_changed=precompute.changed if precompute is not None else None,
+        user_of=reclog_users(reclog, breaker),
+    )
     return Services(
         precompute=precompute,
+        history=history,
         settings=settings,
         store=store,
         ab=ab,

@@ -23,6 +23,7 @@ from fastapi import Depends, HTTPException, Request
 from features.graph.store import GraphStore
 from serving.ab import ABRouter
 from serving.breaker import CircuitBreaker
+from serving.feedback.graph_history import FeedbackHistory
 from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
 from serving.plex.ids import PlexRef, new_movie_key
@@ -61,6 +62,8 @@ class Services:
     rate_limiter: RateLimiter | None = None
     # known users' states computed ahead of requests (None: off, or no policy pool)
     precompute: Precompute | None = None
+    # writes stored feedback's history changes into the graph (None: feedback stays in Redis)
+    history: FeedbackHistory | None = None
 
 
 async def get_services(request: Request) -> Services:
@@ -123,6 +126,10 @@ async def get_library_new(services: ServicesDep) -> Callable[[PlexRef], None] | 
     return services.on_library_new
 
 
+async def get_history(services: ServicesDep) -> FeedbackHistory | None:
+    return services.history
+
+
 async def get_precompute(services: ServicesDep) -> Precompute | None:
     return services.precompute
 
@@ -140,6 +147,7 @@ ApiTokenDep = Annotated["str | None", Depends(get_api_token)]
 MovieResolverDep = Annotated[Callable[[PlexRef], str], Depends(get_movie_resolver)]
 LibraryNewDep = Annotated["Callable[[PlexRef], None] | None", Depends(get_library_new)]
 PrecomputeDep = Annotated["Precompute | None", Depends(get_precompute)]
+HistoryDep = Annotated["FeedbackHistory | None", Depends(get_history)]
 
 
 def bearer_matches(request: Request, expected: str) -> bool:

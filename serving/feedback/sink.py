@@ -31,13 +31,16 @@ class InMemoryFeedbackSink:
         self._events: dict[str, FeedbackEvent] = {}
 
     def submit(self, events: Sequence[FeedbackEvent]) -> int:
-        new = 0
+        return sum(self.submit_flags(events))
+
+    def submit_flags(self, events: Sequence[FeedbackEvent]) -> list[bool]:
+        """Store the events; per event, whether it was new."""
+        flags: list[bool] = []
         with self._lock:
             for event in events:
-                if event.event_id not in self._events:
-                    self._events[event.event_id] = event
-                    new += 1
-        return new
+                flags.append(event.event_id not in self._events)
+                self._events.setdefault(event.event_id, event)
+        return flags
 
     @property
     def events(self) -> list[FeedbackEvent]:

@@ -74,16 +74,22 @@ class SpoolingFeedbackSink:
     def submit_outcome(self, events: Sequence[FeedbackEvent]) -> tuple[int, bool]:
         """(new events stored in Redis, False), or (events spooled, True) when Redis is down
         or the breaker is open. Spooled events are on disk (fsynced) when this returns."""
+        flags, spooled = self.submit_flags_outcome(events)
+        return sum(flags), spooled
+
+    def submit_flags_outcome(self, events: Sequence[FeedbackEvent]) -> tuple[list[bool], bool]:
+        """As ``submit_outcome``, per event: whether it was new in Redis; when spooled, every
+        event is flagged (which are duplicates is known only when they are replayed)."""
         if not events:
-            return 0, False
+            return [], False
         try:
-            return self.breaker.call(lambda: self.store.submit(events)), False
+            return self.breaker.call(lambda: self.store.submit_flags(events)), False
         except REDIS_DOWN as exc:
             if not isinstance(exc, BreakerOpen):
                 log.warning(
                     "redis unavailable (%s); spooling %d events", type(exc).__name__, len(events)
                 )
-            return self._spool(events), True
+            return [True] * self._spool(events), True
 
     def _spool(self, events: Sequence[FeedbackEvent]) -> int:
         data = "".join(e.model_dump_json() + "\n" for e in events).encode()

@@ -2,35 +2,34 @@
 
 Each action becomes a FeedbackEvent checked by ``validate_events`` and stored by the feedback
 sink, the path ``POST /v1/feedback`` takes (so the replay buffer learns from it). Then the graph
-gets the edge the action means: ``not_interested`` (never shown again: candidates leave out
-seen movies) or ``rated``. ``download`` adds the movie to Radarr first (when configured) and
-is then stored as a ``click`` from source ``web-download``; a Radarr failure stores nothing.
+gets the edge the action means, written as every feedback's is (serving.feedback.graph_history):
+``not_interested`` (never shown again: candidates leave out seen movies) or ``rated``.
+``download`` adds the movie to Radarr first (when configured) and is then stored as a
+``click`` from source ``web-download``; a Radarr failure stores nothing.
 ``watchlist`` puts the movie on the user's plex.tv watchlist first (serving.plex.watchlist) and
 is then stored as a ``click`` from source ``web-watchlist``; a plex.tv failure stores nothing.
-It needs the API token, like every write. Nothing is written to the graph when the feedback
-was refused or could not be stored. A graph edge changes the user's state, so the user is
-reported to the precomputer (serving.precompute), which recomputes it in the background.
+The two clicks write no edge: the card stays, with its badge. It needs the API token, like
+every write. Nothing is written to the graph when the feedback was refused or could not be
+stored. A graph edge changes the user's state, so the user is reported to the precomputer
+(serving.precompute), which recomputes it in the background.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import Annotated, Literal
 
-import pandas as pd
 import redis
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from features.graph.batch import GraphBatch
-from features.graph.schema import EdgeKind, VertexKind
+from features.graph.schema import VertexKind
 from features.graph.store import GraphStore
 from serving.deps import (
+    HistoryDep,
     MetricsDep,
-    PrecomputeDep,
     SettingsDep,
     SinkDep,
     StoreDep,
@@ -83,21 +82,6 @@ class ActionDone(BaseModel):
     message: str
 
 
-def _edge(store: GraphStore, user: str, movie: str, body: CardAction) -> None:
-    """The graph edge the action means (the user vertex is added when new)."""
-    batch = GraphBatch()
-    if store.vertex(VertexKind.USER, user) is None:
-        batch.add_vertices(VertexKind.USER, pd.DataFrame({"key": [user], "name": [user]}))
-    now = int(time.time())
-    if body.action == "not_interested":
-        row = {"src": user, "dst": movie, "timestamp": now}
-        batch.add_edges(EdgeKind.NOT_INTERESTED, pd.DataFrame([row]))
-    else:
-        row = {"src": user, "dst": movie, "rating": float(body.rating or 0), "timestamp": now}
-        batch.add_edges(EdgeKind.RATED, pd.DataFrame([row]))
-    store.upsert(batch)
-
-
 @router.post(
     "/users/{user}/movies/{movie}/actions",
     response_model=ActionDone,
@@ -119,7 +103,7 @@ async def card_action(
     metrics: MetricsDep,
     radarr: RadarrDep,
     site: SiteDep,
-    precompute: PrecomputeDep,
+    history: HistoryDep,
 ) -> ActionDone:
     if body.action == "rate" and body.rating is None:
         msg = "a rating from 1 to 5 is needed"
@@ -171,10 +155,9 @@ async def card_action(
         log.error("feedback store failed: %s", type(exc).__name__)
         raise HTTPException(status_code=503, detail="feedback store unavailable; retry") from None
     metrics.feedback.labels(type=events[0].type.value).inc()
-    if body.action in ("not_interested", "rate"):
-        await run_in_threadpool(_edge, store, user, movie, body)
-        if precompute is not None:  # their state changed: recompute it before they ask
-            precompute.changed([user])
+    if body.action in ("not_interested", "rate") and history is not None:
+        # the edge joins the user's history; their state is recomputed before they ask
+        await run_in_threadpool(history.apply, events)
     message = {
         "not_interested": "Hidden: you will not see it again.",
         "rate": f"Rated {body.rating} of 5 stars.",

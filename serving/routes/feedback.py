@@ -1,7 +1,9 @@
 """POST /v1/feedback: one FeedbackEvent or a list of them; all valid or none stored.
 
 Errors come back as 422 with FastAPI's shape, ``{"detail": [{"loc", "msg", "type"}]}``, where
-``loc`` is ["body", <index when a list>, <field>]. Movies must exist in the graph.
+``loc`` is ["body", <index when a list>, <field>]. Movies must exist in the graph. The new
+events' history changes are then written into the graph (serving.feedback.graph_history), so
+the user's next slate is ranked from a history that includes them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from pydantic import ValidationError
 
 from features.graph.schema import VertexKind
 from features.graph.store import GraphStore
-from serving.deps import MetricsDep, SettingsDep, SinkDep, StoreDep, require_write
-from serving.feedback.spool import SpoolingFeedbackSink
+from serving.deps import (
+    HistoryDep,
+    MetricsDep,
+    SettingsDep,
+    SinkDep,
+    StoreDep,
+    require_write,
+)
+from serving.feedback.graph_history import submit_with_flags
 from serving.request_limits import BodyTooDeep, loads_bounded
 from serving.schemas.feedback import FeedbackEvent
 from serving.schemas.recommendations import FeedbackAccepted
@@ -90,7 +99,12 @@ def validate_events(
     },
 )
 async def post_feedback(
-    request: Request, settings: SettingsDep, store: StoreDep, sink: SinkDep, metrics: MetricsDep
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    sink: SinkDep,
+    metrics: MetricsDep,
+    history: HistoryDep,
 ) -> Any:
     raw = await request.body()
     try:
@@ -112,16 +126,15 @@ async def post_feedback(
     if errors:
         return JSONResponse(status_code=422, content={"detail": errors})
     try:
-        if isinstance(sink, SpoolingFeedbackSink):
-            new, spooled = await run_in_threadpool(sink.submit_outcome, events)
-        else:
-            new, spooled = await run_in_threadpool(sink.submit, events), False
+        flags, spooled = await run_in_threadpool(submit_with_flags, sink, events)
     except redis.RedisError as exc:
         log.error("feedback store failed: %s", type(exc).__name__)
         raise HTTPException(status_code=503, detail="feedback store unavailable; retry") from None
     for event in events:
         metrics.feedback.labels(type=event.type.value).inc()
-    accepted = FeedbackAccepted(received=len(events), new=new, spooled=spooled)
+    if history is not None:  # the new events join the users' histories in the graph
+        await run_in_threadpool(history.apply_new, events, flags)
+    accepted = FeedbackAccepted(received=len(events), new=sum(flags), spooled=spooled)
     if spooled:  # on disk (fsynced), not yet in Redis: accepted, stored later
         return JSONResponse(status_code=202, content=accepted.model_dump())
     return accepted

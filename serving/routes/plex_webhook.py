@@ -5,7 +5,8 @@ A delivery is a write, so it must be authenticated: Plex's webhook URL carries
 ``Authorization: Bearer <MARQUEE_API_TOKEN>``. With neither configured every delivery is refused
 (403), as for /v1/feedback; a wrong or missing credential is 401. Parsing (which may build
 the movie index from the graph) and storing (a Redis script, a spool fsync) block, so they run
-in the threadpool, as /v1/feedback does.
+in the threadpool, as /v1/feedback does. New events' history changes are written into the
+graph as /v1/feedback's are (serving.feedback.graph_history).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.deps import (
     ApiTokenDep,
+    HistoryDep,
     LibraryNewDep,
     MovieResolverDep,
     SinkDep,
     WebhookSecretDep,
     bearer_matches,
 )
-from serving.feedback.spool import SpoolingFeedbackSink
+from serving.feedback.graph_history import submit_with_flags
 from serving.plex.webhook import ParsedWebhook, WebhookError, parse_webhook
 from serving.plex.webhook_payload import field_errors
 
@@ -77,6 +79,7 @@ async def plex_webhook(
     token: ApiTokenDep,
     resolve_movie: MovieResolverDep,
     on_library_new: LibraryNewDep,
+    history: HistoryDep,
     given: Annotated[str | None, Query(alias="secret", include_in_schema=False)] = None,
 ) -> Any:
     check_webhook_auth(request, secret, token, given)
@@ -101,10 +104,11 @@ async def plex_webhook(
                 status_code=400, detail=f"payload gives invalid feedback: {field_errors(exc)}"
             ) from None
         stored, spooled = 0, False
-        if parsed.events and isinstance(sink, SpoolingFeedbackSink):
-            stored, spooled = sink.submit_outcome(parsed.events)
-        elif parsed.events:
-            stored = sink.submit(parsed.events)
+        if parsed.events:
+            flags, spooled = submit_with_flags(sink, parsed.events)
+            stored = sum(flags)
+            if history is not None:  # the new events join the user's history in the graph
+                history.apply_new(parsed.events, flags)
         if parsed.event == "library.new" and parsed.ref is not None and on_library_new is not None:
             try:
                 on_library_new(parsed.ref)

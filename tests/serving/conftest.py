@@ -104,8 +104,9 @@ def build_store() -> LocalGraphStore:
     return store
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def store() -> LocalGraphStore:
+    """A fresh graph per test: feedback posted to the app writes the users' edges into it."""
     return build_store()
 
 

@@ -269,7 +269,9 @@ def test_endpoint_serves_the_registered_champion(
 ) -> None:
     client, prefix = server_cp
     settings = make_settings(tmp_path, prefix, home=trained.home.root, temperature=0.3)
-    app = create_app(settings, store=trained.store, redis_client=client)
+    trained.store.save(tmp_path / "graph")
+    store = LocalGraphStore(tmp_path / "graph")  # a copy: the feedback below writes to it
+    app = create_app(settings, store=store, redis_client=client)
     user = str(trained.world.catalog.users[3])
     with TestClient(app) as api:
         ready = api.get("/readyz").json()

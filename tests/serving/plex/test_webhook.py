@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from serving import deps
+from serving.feedback.graph_history import FeedbackHistory
 from serving.feedback.sink import InMemoryFeedbackSink
 from serving.feedback.store import reward
 from serving.log_redaction import RedactSecretFilter
@@ -56,6 +57,7 @@ def _webhook_app(
     secret: str | None,
     on_new: Callable[[PlexRef], None] | None,
     token: str | None = None,
+    history: FeedbackHistory | None = None,
 ) -> FastAPI:
     """The webhook route alone, its dependencies overridden (no services behind it)."""
     app = FastAPI()
@@ -65,6 +67,7 @@ def _webhook_app(
     app.dependency_overrides[deps.get_api_token] = lambda: token
     app.dependency_overrides[deps.get_movie_resolver] = lambda: new_movie_key
     app.dependency_overrides[deps.get_library_new] = lambda: on_new
+    app.dependency_overrides[deps.get_history] = lambda: history
     return app
 
 
