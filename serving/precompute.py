@@ -3,8 +3,9 @@ pool's ranker, and the lifespan's background task that runs it between requests.
 
 The ranker exists once a registry policy has loaded (the pool loads it with the first version),
 so the Precomputer is made on first need and again if the pool's ranker is replaced. Writers in
-the service (the web's card actions, which add rated / not-interested edges) report the users
-they changed through ``changed``; the task recomputes those first, then continues the warm-up.
+the service (serving.feedback.graph_history, for feedback and the web's card actions) report the
+users they changed through ``changed``; the task recomputes those first, then continues the
+warm-up.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -56,17 +58,19 @@ class Precompute:
         self.limit = limit
         self.saved = saved
         self._current: Precomputer | None = None
+        self._lock = threading.Lock()  # feedback reports changes from the threadpool
 
     def current(self) -> Precomputer | None:
         ranker = self.ranker_source()
         if ranker is None:
             return None
-        now = self._current
-        if now is None or now.ranker is not ranker:
-            now = self._current = Precomputer(
-                ranker, self.store, limit=self.limit, saved=self.saved
-            )
-        return now
+        with self._lock:
+            now = self._current
+            if now is None or now.ranker is not ranker:
+                now = self._current = Precomputer(
+                    ranker, self.store, limit=self.limit, saved=self.saved
+                )
+            return now
 
     def changed(self, users: Iterable[str]) -> None:
         """These users' histories changed in the graph: recompute them in the background."""

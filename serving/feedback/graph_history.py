@@ -177,6 +177,9 @@ class FeedbackHistory:
                 exc,
             )
             return []
+        except Exception:  # the events are stored: a graph failure must not fail the request
+            log.exception("feedback: %d events stored but not written to the graph", len(events))
+            return []
         if not report.changed:
             return []
         if self.on_changed is not None:
