@@ -2,7 +2,8 @@
 
 The graph lives in an immutable ``GraphState`` (features.graph.local_state) swapped in whole by
 each upsert; queries are in features.graph.local_queries (explanations in local_explain); with
-a folder, every upsert is saved there atomically (features.graph.local_files).
+a folder, every upsert is saved there atomically (features.graph.local_files), rewriting only
+the arrays the upsert changed (the others are linked from the last save).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from features.graph import local_explain
 from features.graph import local_queries as q
 from features.graph.batch import GraphBatch
-from features.graph.local_files import load_state, save_state
+from features.graph.local_files import SavedFiles, load_state, save_state
 from features.graph.local_state import GraphState, apply_batch
 from features.graph.schema import EDGE_SPECS, EdgeKind, VertexKind
 from features.graph.store import (
@@ -54,6 +55,7 @@ class LocalGraphStore(GraphStore):
         self.hub_cap = hub_cap
         self._path = Path(path) if path is not None else None
         self._lock = threading.Lock()
+        self._saved: SavedFiles | None = None  # what the last save wrote: the next one links it
         loaded = load_state(self._path) if self._path is not None else None
         self._state = loaded if loaded is not None else GraphState.empty()
         if loaded is not None:
@@ -78,7 +80,11 @@ class LocalGraphStore(GraphStore):
         target = Path(path) if path is not None else self._path
         if target is None:
             raise GraphStoreError("save: this store has no folder; pass a path")
-        save_state(self._state, target)
+        with self._lock:
+            if target == self._path:
+                self._saved = save_state(self._state, target, self._saved)
+            else:
+                save_state(self._state, target)
 
     def nbytes(self) -> int:
         """Approximate memory held by the graph's arrays."""
@@ -88,7 +94,7 @@ class LocalGraphStore(GraphStore):
         with self._lock:
             state, report = apply_batch(self._state, batch)
             if report.changed and self._path is not None:
-                save_state(state, self._path)
+                self._saved = save_state(state, self._path, self._saved)
             if report.changed:
                 self._state = state
         log.debug("upsert: created %s, updated %s", report.created, report.updated)

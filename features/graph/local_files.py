@@ -4,7 +4,9 @@
 ``.npy`` files. Strings are stored as one UTF-8 byte array plus offsets rather than fixed-width
 unicode, because one long summary would otherwise widen every row of its column. A save writes a
 new data folder, then replaces the manifest atomically (os.replace), then removes older data
-folders: a crash leaves the previous graph.
+folders: a crash leaves the previous graph. The arrays a save finds unchanged since the store's
+last save (the same objects: states are immutable) are hard-linked from the last data folder
+rather than written again (``SavedFiles``).
 
 Loading memory-maps every array read-only (``np.load(mmap_mode="r")``): a load reads no data,
 the pages come from the OS page cache as queries touch them, and every process that opens the
@@ -22,6 +24,7 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,53 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array, allow_pickle=False)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@dataclass(frozen=True)
+class SavedFiles:
+    """What one save wrote: its data folder and, per file name, the object saved there. States
+    are immutable and an upsert keeps every array it does not touch, so the next save of the
+    same store links those files (``os.link``) instead of writing and fsyncing them again: a
+    user's new rating rewrites the user and rating arrays, not the catalogue."""
+
+    data: Path
+    held: dict[str, object]
+
+
+class _Writer:
+    """Writes one data folder, linking files whose object the previous save already wrote."""
+
+    def __init__(self, data: Path, previous: SavedFiles | None) -> None:
+        self.data = data
+        self.previous = previous
+        self.held: dict[str, object] = {}
+        self.linked = 0
+
+    def _link(self, names: list[str], obj: object) -> bool:
+        prev = self.previous
+        if prev is None or any(prev.held.get(n) is not obj for n in names):
+            return False
+        try:
+            for n in names:
+                os.link(prev.data / n, self.data / n)
+        except OSError:  # the folder is gone (another writer's save removed it), or no links
+            for n in names:
+                (self.data / n).unlink(missing_ok=True)
+            return False
+        self.linked += len(names)
+        return True
+
+    def array(self, name: str, array: np.ndarray) -> None:
+        file = f"{name}.npy"
+        if not self._link([file], array):
+            _write_npy(self.data / file, array)
+        self.held[file] = array
+
+    def strings(self, name: str, values: np.ndarray | StringColumn) -> None:
+        files = [f"{name}.utf8.npy", f"{name}.offsets.npy"]
+        if not self._link(files, values):
+            _write_strings(self.data, name, values)
+        self.held.update(dict.fromkeys(files, values))
 
 
 def _write_strings(folder: Path, name: str, values: np.ndarray | StringColumn) -> None:
@@ -87,12 +137,15 @@ def _read_strings(folder: Path, name: str) -> StringColumn:
     return StringColumn(blob, offsets)
 
 
-def save_state(state: GraphState, path: Path) -> None:
-    """Write ``state`` to the folder ``path`` atomically (see the module docstring)."""
+def save_state(state: GraphState, path: Path, previous: SavedFiles | None = None) -> SavedFiles:
+    """Write ``state`` to the folder ``path`` atomically (see the module docstring); what
+    ``previous`` (the last save to ``path``) wrote and ``state`` still holds is linked, not
+    written again (SavedFiles)."""
     path.mkdir(parents=True, exist_ok=True)
     data_name = f"data-{uuid.uuid4().hex[:12]}"
     data = path / data_name
     data.mkdir()
+    put = _Writer(data, previous)
     try:
         manifest: dict[str, Any] = {
             "format": FORMAT_NAME,
@@ -102,26 +155,26 @@ def save_state(state: GraphState, path: Path) -> None:
             "edges": {},
         }
         for vkind, vt in state.vertices.items():
-            _write_strings(data, f"{vkind.value}.key", vt.key_source)
-            _write_npy(data / f"{vkind.value}.key_rank.npy", vt.key_rank)
+            put.strings(f"{vkind.value}.key", vt.key_source)
+            put.array(f"{vkind.value}.key_rank", vt.key_rank)
             cols = vt.columns
             for col in VERTEX_COLUMNS[vkind]:
                 name = f"{vkind.value}.{col.name}"
                 if col.dtype == "str":
                     held = cols.raw(col.name) if isinstance(cols, LazyColumns) else cols[col.name]
-                    _write_strings(data, name, held)
+                    put.strings(name, held)
                 else:
-                    _write_npy(data / f"{name}.npy", vt.columns[col.name])
+                    put.array(name, vt.columns[col.name])
             manifest["vertices"][vkind.value] = {
                 "count": len(vt),
                 "columns": [c.name for c in VERTEX_COLUMNS[vkind]],
                 "key_rank": True,
             }
         for ekind, et in state.edges.items():
-            _write_npy(data / f"{ekind.value}.indptr.npy", et.indptr)
-            _write_npy(data / f"{ekind.value}.indices.npy", et.indices)
+            put.array(f"{ekind.value}.indptr", et.indptr)
+            put.array(f"{ekind.value}.indices", et.indices)
             for col in EDGE_SPECS[ekind].columns:
-                _write_npy(data / f"{ekind.value}.{col.name}.npy", et.columns[col.name])
+                put.array(f"{ekind.value}.{col.name}", et.columns[col.name])
             manifest["edges"][ekind.value] = {
                 "count": et.nnz,
                 "columns": [c.name for c in EDGE_SPECS[ekind].columns],
@@ -140,7 +193,10 @@ def save_state(state: GraphState, path: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
     for stale in path.glob(f".{MANIFEST}.*.tmp"):
         stale.unlink(missing_ok=True)
-    log.info("saved graph to %s (%s)", path, data_name)
+    log.info(
+        "saved graph to %s (%s; %d files linked from the last save)", path, data_name, put.linked
+    )
+    return SavedFiles(data, put.held)
 
 
 def load_state(path: Path) -> GraphState | None:
