@@ -14,7 +14,11 @@ web's card actions therefore hand their new events here once the sink has taken 
   and an edge already there says more;
 - an event on a slate as a whole: nothing.
 
-Edges carry the event's time. A user the graph does not hold gets a user vertex; a movie it
+Edges carry the event's time, except that a rating joins the history as its latest, as the
+learner's s' has it (features.history.with_rating): a rating timed no later than the user's
+latest gets that time plus one second, so ratings arriving within one second (a batch, a fast
+replay of the online loop) keep their arrival order, and the history's order never depends on
+how many seconds apart they came. A user the graph does not hold gets a user vertex; a movie it
 does not hold (a Plex item not synced yet) is left out. All of a request's edges go in one
 upsert, then the users whose history changed are reported (``on_changed``: the precomputer
 recomputes them). A store that refuses the write (a folder it cannot save to, ArangoDB down) is
@@ -27,6 +31,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import redis
 
@@ -102,18 +107,22 @@ class FeedbackHistory:
             return self.user_of(event.recommendation_id)
         return None
 
-    def _known(self, user: str) -> tuple[bool, set[str]]:
-        """Whether the graph holds the user, and the movies in their history."""
+    def _known(self, user: str) -> tuple[bool, set[str], int | None]:
+        """Whether the graph holds the user, the movies in their history, and the time of
+        their latest rating (None: none)."""
         try:
             found = self.store.user_movies(user)
         except UnknownVertexError:
-            return False, set()
-        return True, {str(m) for m in found.rated} | {str(m) for m in found.seen}
+            return False, set(), None
+        stamps = found.timestamps[np.isfinite(found.timestamps)]
+        latest = int(stamps.max()) if stamps.shape[0] else None
+        return True, {str(m) for m in found.rated} | {str(m) for m in found.seen}, latest
 
     def batch(self, events: Sequence[FeedbackEvent]) -> tuple[GraphBatch, list[str]]:
         """The edges (and new user vertices) the events mean, and the users they touch."""
         rows: dict[EdgeKind, list[dict[str, Any]]] = {}
         users: dict[str, set[str]] = {}  # user -> movies in their history (with this batch)
+        latest: dict[str, int | None] = {}  # user -> time of their latest rating
         new_users: list[str] = []
         movies: dict[str, bool] = {}
         for event in events:
@@ -131,14 +140,17 @@ class FeedbackHistory:
                 log.debug("event %s: movie %r not in the graph", event.event_id, movie)
                 continue
             if user not in users:
-                known, history = self._known(user)
-                users[user] = history
+                known, users[user], latest[user] = self._known(user)
                 if not known:
                     new_users.append(user)
             now = int(event.timestamp.timestamp())
             row: dict[str, Any] = {"src": user, "dst": movie, "timestamp": now}
             if event.type is FeedbackType.RATED:
                 kind, row["rating"] = EdgeKind.RATED, float(change.rating or 0.0)
+                last = latest[user]
+                if last is not None and now <= last:
+                    row["timestamp"] = now = last + 1  # joins the history as its latest rating
+                latest[user] = now
             elif event.type is FeedbackType.WATCHED:
                 kind, row["completion"] = EdgeKind.WATCHED, float(event.completion or 0.0)
             elif event.type is FeedbackType.NOT_INTERESTED:

@@ -111,8 +111,10 @@ def test_one_upsert_per_call_a_new_user_and_a_user_from_the_slate_log() -> None:
     assert store.vertex(VertexKind.USER, "newcomer") == {"key": "newcomer", "name": "newcomer"}
     assert _edges(store, "newcomer") == {"rated": {"4"}, "watched": {"5"}, "not_interested": set()}
     assert "8" in _edges(store, "u2")["rated"] and "4" in _edges(store, "fan")["rated"]
+    counts = store.counts()
     calls.clear()
-    assert history.apply(events) == [] and len(calls) == 1  # the same edges again: no change
+    assert history.apply(events[1:2]) == []  # the same watch again: nothing changes
+    assert store.counts() == counts and len(calls) == 1
 
 
 class RefusingStore(LocalGraphStore):
@@ -273,3 +275,22 @@ def test_a_plex_webhook_rating_is_not_offered_again(
         revision = store.revision()
         assert deliver()["stored"] == 0  # Plex redelivers: stored once, written once
         assert store.revision() is revision
+
+
+def test_ratings_join_the_history_in_arrival_order() -> None:
+    """As the learner's s' has it: each new rating is the user's latest, even when it came in
+    the same second as the one before, or carries an older time."""
+    store = build_store()  # "fan" rated 1 at t=1000 and 2 at t=1001
+    history = FeedbackHistory(store)
+    old = datetime(1970, 1, 1, 0, 5, tzinfo=UTC)  # t=300, before both
+    events = [
+        _event(1, "rated", movie="4", rating=4.0),
+        _event(2, "rated", movie="3", rating=2.0),  # the same second as the one before
+        _event(3, "rated", movie="5", rating=3.0, timestamp=old),
+    ]
+    history.apply(events)
+    found = store.user_movies("fan")
+    order = [str(m) for _, m in sorted(zip(found.timestamps, found.rated, strict=True))]
+    assert order == ["1", "2", "4", "3", "5"]
+    when = int(WHEN.timestamp())
+    assert sorted(found.timestamps)[2:] == [when, when + 1, when + 2]
