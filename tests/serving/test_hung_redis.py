@@ -64,7 +64,8 @@ def hung_setup(tmp_path: Path, store: LocalGraphStore) -> Iterator[tuple[RedisSe
 
 
 def _feedback(base: str, i: int) -> httpx.Response:
-    event = {"event_id": f"hung-{i}", "type": "click", "user": "fan", "movie": str(1 + i % 8)}
+    # u5's clicks mark every movie seen for u5 (serving.feedback.graph_history); "fan" is served
+    event = {"event_id": f"hung-{i}", "type": "click", "user": "u5", "movie": str(1 + i % 8)}
     return httpx.post(f"{base}/v1/feedback", json=event, headers=AUTH, timeout=HANG_GUARD)
 
 
