@@ -30,13 +30,15 @@ class Response:
 
 
 class People:
-    """The simulated population (one SimulatedUser per world user, kept across visits)."""
+    """The simulated population (one SimulatedUser per world user, kept across visits), with
+    the world's own user settings (``SimulationWorld.user_config``: boredom's rating cost as
+    fitted) unless ``config`` says otherwise: the people the champion was trained among."""
 
     def __init__(
         self, world: SimulationWorld, users: list[str], config: UserModelConfig | None = None
     ) -> None:
         self.world = world
-        self.config = config or UserModelConfig()
+        self.config = config if config is not None else world.user_config()
         self.choice = world.choice_model()
         self.reward_fn = RatingReward()
         self.rows = {str(k): i for i, k in enumerate(world.catalog.movie_keys)}
