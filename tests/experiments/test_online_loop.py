@@ -19,7 +19,7 @@ ARGS = {
     "movies": 200,
     "users": 80,
     "champion_steps": 200,
-    "interactions": 500,
+    "interactions": 2000,
     "users_per_round": 50,
     "decide_every": 2,
     "min_slates_per_arm": 40,
@@ -63,7 +63,8 @@ def test_the_loop_serves_the_interactions_and_decides_at_least_once(
     loop: tuple[Path, dict[str, object]],
 ) -> None:
     out, summary = loop
-    assert 500 <= summary["interactions"] <= 2000  # type: ignore[operator]
+    # at least the interactions asked for; more only while waiting for a decision (4x cap)
+    assert ARGS["interactions"] <= summary["interactions"] <= 4 * ARGS["interactions"]  # type: ignore[operator]
     per_arm = summary["per_arm"]
     assert isinstance(per_arm, dict)
     assert per_arm["champion"]["slates"] > 80 and per_arm["challenger"]["slates"] > 80
