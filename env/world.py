@@ -35,6 +35,7 @@ from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog, genre_shares
 from features.embeddings import ItemEmbeddings
 from features.graph.store import GraphStore
+from features.npz import arrays_path
 from features.ranking import RESIDUAL_RAMP
 from features.retrieval import ItemBias, Retriever, RP3Beta
 from features.slate_features import SlateFeatures
@@ -315,7 +316,7 @@ class SimulationWorld:
     @classmethod
     def load(cls, folder: str | Path) -> SimulationWorld:
         folder = Path(folder)
-        missing = [f for f in _FILES if not (folder / f).exists()]
+        missing = [f for f in _FILES if not arrays_path(folder / f).exists()]
         if missing:
             raise FileNotFoundError(f"{folder}: not a saved world, missing {', '.join(missing)}")
         meta = json.loads((folder / "world.json").read_text())
@@ -335,7 +336,7 @@ class SimulationWorld:
             ),
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)
-                if (folder / RETRIEVER_FILE).exists()
+                if arrays_path(folder / RETRIEVER_FILE).exists()
                 else None
             ),
         )

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.als import AlsRetriever
-from features.npz import save_npz
+from features.npz import open_arrays, save_arrays
 from features.popularity import DayCache, RecentPopularity
 from features.retrieval import EaseRetriever, Scores, zscores
 from features.state import UserHistory
@@ -125,7 +125,7 @@ class BlendRetriever:
             arrays.update({f"als.{k}": v for k, v in self.als.arrays().items()})
         if self.popularity is not None:
             arrays.update({f"popularity.{k}": v for k, v in self.popularity.arrays().items()})
-        save_npz(path, **arrays)
+        save_arrays(path, arrays)
 
 
 def _part(z: Any, prefix: str) -> dict[str, npt.NDArray[Any]] | None:
@@ -137,8 +137,9 @@ SavedRetriever = EaseRetriever | BlendRetriever  # what bundles and worlds keep
 
 
 def load_retriever(path: str | Path) -> SavedRetriever:
-    """The retriever saved at ``path``: a blend, or a bare EASE (bundles before the blend)."""
-    with np.load(Path(path), allow_pickle=False) as z:
+    """The retriever saved at ``path``: a blend, or a bare EASE (bundles before the blend);
+    mapped from a folder, read from an older .npz (``features.npz.open_arrays``)."""
+    with open_arrays(path) as z:
         if "format" not in z.files:
             return EaseRetriever.from_arrays(z)
         fmt = str(z["format"])

@@ -7,11 +7,17 @@ carries further named arrays a ranking may need (for example a retriever's per-i
 saved beside the rest in ``ranking.npz``.
 
 Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
-``catalog.npz``, ``embeddings.npz``, optional ``retriever.npz`` (the blend retriever, a bare
+``catalog``, ``embeddings``, optional ``retriever`` (the blend retriever, a bare
 EASE in older bundles, whose standardised scores are the ranking's base, ``features.blend``),
-``ranking.json`` (settings: pool hops, base weight, slate features) and ``ranking.npz``
+``ranking.json`` (settings: pool hops, base weight, slate features) and ``ranking``
 (artefacts); a world saved by env.world keeps its settings in ``world.json``, read as well.
 Bundles without a retriever rank by e . a alone, as before.
+
+The arrays are folders of .npy files that a load memory-maps read-only (``features.npz``):
+every worker of ``marquee serve --workers N`` shares one copy of them through the page cache,
+as it shares the graph, and the catalogue's ratings, which ranking does not read, are never
+loaded (``features.catalog.SavedRatings``). Bundles saved before (``catalog.npz`` and so on)
+still load, read into memory.
 """
 
 from __future__ import annotations
@@ -23,17 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from features.blend import SavedRetriever, load_retriever
 from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
+from features.npz import arrays_path, open_arrays, save_arrays
 from features.state import LEGACY_POOL_HOPS, POOL_HOPS
 
 log = logging.getLogger(__name__)
 
+# the names older bundles' archives had; a save writes each as a folder without ".npz"
+# (features.npz.save_arrays) and a load reads whichever is there (features.npz.open_arrays)
 CATALOG_FILE = "catalog.npz"
 EMBEDDINGS_FILE = "embeddings.npz"
 SETTINGS_FILE = "ranking.json"
@@ -88,21 +96,19 @@ class RankingBundle:
         if self.retriever is not None:
             self.retriever.save(folder / RETRIEVER_FILE)
         if self.artefacts:
-            tmp_npz = folder / (ARTEFACTS_FILE + ".tmp.npz")
-            np.savez(tmp_npz, **dict(self.artefacts))  # type: ignore[arg-type]
-            tmp_npz.replace(folder / ARTEFACTS_FILE)
+            save_arrays(folder / ARTEFACTS_FILE, dict(self.artefacts))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> RankingBundle:
         """The bundle in ``folder``; FileNotFoundError naming what is missing."""
         folder = Path(folder)
-        missing = [f for f in (CATALOG_FILE, EMBEDDINGS_FILE) if not (folder / f).exists()]
+        missing = [f for f in (CATALOG_FILE, EMBEDDINGS_FILE) if not _exists(folder / f)]
         if missing:
             raise FileNotFoundError(f"{folder}: no ranking bundle, missing {', '.join(missing)}")
         artefacts: dict[str, npt.NDArray[Any]] = {}
-        if (folder / ARTEFACTS_FILE).exists():
-            with np.load(folder / ARTEFACTS_FILE, allow_pickle=False) as z:
+        if _exists(folder / ARTEFACTS_FILE):
+            with open_arrays(folder / ARTEFACTS_FILE) as z:
                 artefacts = {name: z[name] for name in z.files}
         return cls(
             catalog=Catalog.load(folder / CATALOG_FILE),
@@ -115,10 +121,15 @@ class RankingBundle:
             artefacts=artefacts,
             retriever=(
                 load_retriever(folder / RETRIEVER_FILE)
-                if (folder / RETRIEVER_FILE).exists()
+                if _exists(folder / RETRIEVER_FILE)
                 else None
             ),
         )
+
+
+def _exists(path: Path) -> bool:
+    """Whether the arrays saved as ``path`` are there, as a folder or an older .npz."""
+    return arrays_path(path).exists()
 
 
 def _setting(folder: Path, name: str) -> Any:

@@ -10,6 +10,7 @@ per-column edge-kind weights, S the weighted similar_to counts).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from features.graph.schema import (
     slug,
 )
 from features.graph.store import GraphStore
+from features.npz import ArrayFolder, open_arrays, save_arrays
 from features.popularity import rating_counts
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,39 @@ def _csr_load(prefix: str, z: Mapping[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
+_RATING_COLUMNS = {
+    "user": "r_user",
+    "movie": "r_movie",
+    "rating": "r_rating",
+    "timestamp": "r_timestamp",
+}
+
+
+class SavedRatings:
+    """A saved catalogue's ratings, read only when asked for, and then only the columns asked
+    for: the service ranks without them (at most the movie and rating columns, for the
+    ``quality`` slate feature), while the user keys alone would cost a worker hundreds of MB
+    at 4M ratings."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self._arrays = arrays
+
+    def frame(self, columns: tuple[str, ...] = tuple(_RATING_COLUMNS)) -> pd.DataFrame:
+        """The ratings frame with ``columns`` (catalog.ratings' layout)."""
+        out: dict[str, np.ndarray] = {}
+        for c in columns:
+            values = self._arrays[_RATING_COLUMNS[c]]
+            out[c] = values.astype(object) if c == "user" else np.asarray(values)
+        return pd.DataFrame(out)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Movies (rows 0..n-1, sorted by key), genres, popularity, ratings and the hop graph.
 
     ``ratings`` has columns user (str key), movie (row index), rating, timestamp, sorted by
-    (user, timestamp, movie).
+    (user, timestamp, movie). A loaded catalogue reads them on first use (``SavedRatings``):
+    the simulator needs them, the service does not.
     """
 
     movie_keys: npt.NDArray[np.str_]
@@ -77,8 +106,22 @@ class Catalog:
     genre_names: npt.NDArray[np.str_]
     genres: sp.csr_matrix  # movies x genres, 0/1 float32
     popularity: npt.NDArray[np.int64]  # ratings per movie (features.popularity.rating_counts)
-    ratings: pd.DataFrame
+    ratings_source: pd.DataFrame | SavedRatings  # ``ratings``, or where to read them
     hop: HopGraph
+
+    @functools.cached_property
+    def ratings(self) -> pd.DataFrame:
+        """Every rating (class doc), read on first use from a saved catalogue."""
+        src = self.ratings_source
+        return src if isinstance(src, pd.DataFrame) else src.frame()
+
+    def rating_columns(self, *columns: str) -> pd.DataFrame:
+        """The ratings' ``columns`` alone: without reading the others (the user keys) from a
+        saved catalogue that has not read them yet."""
+        src = self.ratings_source
+        if isinstance(src, SavedRatings) and "ratings" not in self.__dict__:
+            return src.frame(columns)
+        return self.ratings[list(columns)]
 
     # ---- sizes and lookups -------------------------------------------------------------
     @property
@@ -242,15 +285,15 @@ class Catalog:
             genre_names=genre_names,
             genres=gmat,
             popularity=popularity,
-            ratings=rt,
+            ratings_source=rt,
             hop=hop,
         )
 
     # ---- persistence ---------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write one .npz (no pickles). Written to a temporary name first, then renamed."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
+    def save(self, path: str | Path) -> Path:
+        """Write a folder of .npy files (no pickles; ``features.npz.save_arrays``: ``x.npz``
+        saves the folder ``x``), complete or not at all; returns the folder."""
+        ratings = self.ratings
         arrays: dict[str, np.ndarray] = {
             "movie_keys": self.movie_keys,
             "titles": self.titles,
@@ -258,30 +301,26 @@ class Catalog:
             "genre_keys": self.genre_keys,
             "genre_names": self.genre_names,
             "popularity": self.popularity,
-            "r_user": self.ratings["user"].to_numpy().astype(str),
-            "r_movie": self.ratings["movie"].to_numpy(),
-            "r_rating": self.ratings["rating"].to_numpy(),
-            "r_timestamp": self.ratings["timestamp"].to_numpy(),
+            "r_user": ratings["user"].to_numpy().astype(str),
+            "r_movie": ratings["movie"].to_numpy(),
+            "r_rating": ratings["rating"].to_numpy(),
+            "r_timestamp": ratings["timestamp"].to_numpy(),
             "self_weight": self.hop.self_weight,
             **_csr_arrays("genres", self.genres),
             **_csr_arrays("bw", self.hop.bw),
             **_csr_arrays("bt", self.hop.bt),
             **_csr_arrays("similar", self.hop.similar),
         }
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)
+        return save_arrays(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Catalog:
-        with np.load(Path(path), allow_pickle=False) as z:
-            ratings = pd.DataFrame(
-                {
-                    "user": z["r_user"].astype(object),
-                    "movie": z["r_movie"],
-                    "rating": z["r_rating"],
-                    "timestamp": z["r_timestamp"],
-                }
-            )
+        """The catalogue saved at ``path`` (``features.npz.open_arrays``: a folder is mapped,
+        an older .npz read); its ratings are read when first used."""
+        with open_arrays(path) as z:
+            ratings: pd.DataFrame | SavedRatings = SavedRatings(z)
+            if not isinstance(z, ArrayFolder):  # an archive closes: read its ratings now
+                ratings = ratings.frame()
             return cls(
                 movie_keys=z["movie_keys"],
                 titles=z["titles"],
@@ -290,7 +329,7 @@ class Catalog:
                 genre_names=z["genre_names"],
                 genres=_csr_load("genres", z),
                 popularity=z["popularity"],
-                ratings=ratings,
+                ratings_source=ratings,
                 # rebuilt, not taken as saved: files written before lone columns were
                 # dropped get the leaner operator too
                 hop=hop_graph(_csr_load("bw", z), _csr_load("bt", z), _csr_load("similar", z)),

@@ -27,6 +27,7 @@ from scipy.sparse.linalg import svds
 from scipy.stats import rankdata
 
 from features.catalog import Catalog
+from features.npz import open_arrays, save_arrays
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +108,21 @@ class ItemEmbeddings:
         log.info("embeddings: %d movies x %d dims from a %s matrix", n, total_dim, x.shape)
         return cls(vectors=vec.astype(np.float32), movie_keys=catalog.movie_keys.copy())
 
-    def save(self, path: str | Path) -> None:
-        """Write one .npz; a temporary file is renamed into place so a crash leaves no half."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, vectors=self.vectors, movie_keys=self.movie_keys)
-        tmp.replace(path)
+    def save(self, path: str | Path) -> Path:
+        """Write a folder of .npy files, complete or not at all (``features.npz.save_arrays``:
+        ``x.npz`` saves the folder ``x``); returns the folder."""
+        return save_arrays(path, {"vectors": self.vectors, "movie_keys": self.movie_keys})
 
     @classmethod
     def load(cls, path: str | Path) -> ItemEmbeddings:
-        with np.load(Path(path), allow_pickle=False) as z:
+        """The embeddings saved at ``path``: mapped from a folder, read from an older .npz."""
+        with open_arrays(path) as z:
             vectors, keys = z["vectors"], z["movie_keys"]
         if vectors.ndim != 2 or vectors.shape[0] != keys.shape[0]:
             raise ValueError(
                 f"{path}: vectors {vectors.shape} do not match {keys.shape[0]} movie keys"
             )
-        return cls(vectors=vectors.astype(np.float32), movie_keys=keys)
+        return cls(vectors=np.asarray(vectors, dtype=np.float32), movie_keys=keys)
 
 
 PRIOR_COLUMNS = ("log_popularity", "mean_rating")

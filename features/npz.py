@@ -1,13 +1,35 @@
-"""Writing numpy archives whole or not at all: to a temporary name beside the target, then
-renamed over it, so a crash mid-write never leaves a half-written model file."""
+"""Numpy files written whole or not at all, and read memory-mapped where they can be.
+
+``save_npz``: one .npz archive, written to a temporary name beside the target, then renamed
+over it, so a crash mid-write never leaves a half-written model file.
+
+``save_arrays``/``open_arrays``: a folder of ``.npy`` files, one per named array, which a load
+maps read-only (``np.load(mmap_mode="r")``) instead of reading: no data is read until used, and
+every process that opens the same folder (``marquee serve --workers N``) shares its pages
+through the OS page cache instead of holding a private copy. A save writes a new folder beside
+the target and renames it into place (the old one is moved aside first, then removed; a
+process that mapped the old files keeps reading them: POSIX unlink semantics), the way
+env.world replaces a world. ``open_arrays`` reads either layout, so files saved before the
+folders still load (read into memory, not mapped). The embedded graph's files
+(features.graph.local_files) use the same ``write_npy``/``read_npy``.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+NPY = ".npy"
 
 
 def save_npz(path: str | Path, **arrays: npt.ArrayLike | Any) -> Path:
@@ -17,3 +39,110 @@ def save_npz(path: str | Path, **arrays: npt.ArrayLike | Any) -> Path:
     np.savez(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
     return path
+
+
+def write_npy(path: Path, array: npt.ArrayLike) -> None:
+    """One array to ``path`` (no pickles), flushed to disk before returning."""
+    with open(path, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_npy(path: Path) -> npt.NDArray[Any]:
+    """The array saved at ``path``, memory-mapped read-only; read when it cannot be mapped (an
+    empty array). OSError/ValueError when the file is missing or not an array."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:  # an empty array has nothing to map
+        return np.load(path, allow_pickle=False)
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, npt.ArrayLike]) -> Path:
+    """Write ``arrays`` as ``<name>.npy`` files in the folder ``path`` (an ``.npz`` suffix
+    dropped: ``catalog.npz`` saves the folder ``catalog``, and removes an older archive of that
+    name), replacing what was there only once all are written (module doc); returns the
+    folder. Names must be plain file names."""
+    path = Path(path)
+    folder = path.with_suffix("") if path.suffix == ".npz" else path
+    for name in arrays:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"{name!r} cannot name an array file")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:12]
+    tmp = folder.with_name(f".{folder.name}.tmp-{tag}")
+    tmp.mkdir()
+    try:
+        for name, array in arrays.items():
+            write_npy(tmp / f"{name}{NPY}", array)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{tag}")
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path != folder and path.is_file():
+        path.unlink()  # the archive an older save left: the folder replaces it
+    return folder
+
+
+class ArrayFolder(Mapping[str, npt.NDArray[Any]]):
+    """The arrays of a ``save_arrays`` folder by name, each mapped on first access; read like
+    an ``np.load`` archive (``files``, ``[name]``, ``with``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files = sorted(p.name[: -len(NPY)] for p in folder.glob(f"*{NPY}"))
+        self._loaded: dict[str, npt.NDArray[Any]] = {}
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        if name not in self._loaded:
+            if name not in self.files:
+                raise KeyError(f"{name} is not an array in {self.folder}")
+            self._loaded[name] = read_npy(self.folder / f"{name}{NPY}")
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __enter__(self) -> ArrayFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # mapped arrays stay valid after the folder is "closed"
+
+
+def arrays_path(path: str | Path) -> Path:
+    """Where the arrays saved as ``path`` are: the folder ``path`` without an ``.npz`` suffix
+    when it exists, else the archive ``path`` (an older save)."""
+    path = Path(path)
+    folder = path.with_suffix("") if path.suffix == ".npz" else path
+    return folder if folder.is_dir() else path
+
+
+def open_arrays(path: str | Path) -> Any:
+    """The named arrays saved as ``path`` (``arrays_path``): an ArrayFolder, mapped, or an
+    older .npz archive, read into memory (logged: such a bundle is not shared between
+    processes). Use as a context manager, like ``np.load``."""
+    found = arrays_path(path)
+    if found.is_dir():
+        return ArrayFolder(found)
+    log.info("%s: an .npz archive, read into memory, not mapped (saved before .npy folders)", found)
+    return np.load(found, allow_pickle=False)
+
+
+def is_mapped(array: npt.NDArray[Any]) -> bool:
+    """Whether ``array``'s memory is a file mapping (shared through the page cache)."""
+    base: Any = array
+    while base is not None:
+        if isinstance(base, np.memmap):
+            return True
+        base = getattr(base, "base", None)
+    return False

@@ -116,11 +116,12 @@ class Ranker:
             hops=hops,
             retriever=self.retriever,
         )
-        # quality from the ratings the store holds (the simulator's from its training users')
+        # quality from the ratings the store holds (the simulator's from its training users');
+        # only their movie and rating columns: the user keys are never read here
         self.slate_features = (
             SlateFeatures.fit(
                 catalog,
-                catalog.ratings,
+                catalog.rating_columns("movie", "rating"),
                 bundle.slate_features,
                 bundle.base_weight * bundle.slate_feature_reach,
             )

@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.catalog import Catalog
-from features.npz import save_npz
+from features.npz import open_arrays, save_arrays
 from features.state import UserHistory
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,14 @@ class EaseRetriever:
             half_life=None if half <= 0 else half,
         )
 
-    def save(self, path: str | Path) -> None:
-        save_npz(path, **self.arrays())
+    def save(self, path: str | Path) -> Path:
+        """A folder of .npy files (``features.npz.save_arrays``); returns it."""
+        return save_arrays(path, self.arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> EaseRetriever:
-        with np.load(Path(path), allow_pickle=False) as z:
+        """Mapped from a folder, read from an older .npz (``features.npz.open_arrays``)."""
+        with open_arrays(path) as z:
             return cls.from_arrays(z)
 
 

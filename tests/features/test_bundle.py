@@ -51,3 +51,135 @@ def test_embeddings_must_fit_the_catalogue() -> None:
     other = ItemEmbeddings(np.zeros((1, 4), dtype=np.float32), np.array(["x"]))
     with pytest.raises(ValueError, match="do not match"):
         RankingBundle(catalog, other)
+
+
+# ---- the mapped layout, on ml-latest-small ------------------------------------------------
+
+BUNDLED = Path(__file__).resolve().parents[2] / "features/datasets/ml-latest-small"
+
+
+@pytest.fixture(scope="module")
+def movielens(tmp_path_factory: pytest.TempPathFactory) -> tuple[RankingBundle, Path, object]:
+    """A bundle of ml-latest-small with every part (blend retriever, slate features), its
+    saved folder, and a store holding the same graph (users' histories)."""
+    from features.blend import BlendRetriever
+    from features.catalog import Catalog
+    from features.graph.local import LocalGraphStore
+    from features.importers.movielens import load_movielens
+    from features.slate_features import SLATE_FEATURES
+
+    batch = load_movielens(BUNDLED)
+    catalog = Catalog.from_batch(batch)
+    bundle = RankingBundle(
+        catalog,
+        ItemEmbeddings.fit(catalog, dim=16),
+        retriever=BlendRetriever.fit(catalog.ratings, catalog.n_movies),
+        slate_features=SLATE_FEATURES,
+        artefacts={"retriever_scores": np.linspace(0.0, 1.0, catalog.n_movies)},
+    )
+    store = LocalGraphStore()
+    store.upsert(batch)
+    return bundle, bundle.save(tmp_path_factory.mktemp("ml") / "world"), store
+
+
+def _slates(bundle: RankingBundle, store: object, users: list[str]) -> list[tuple[object, ...]]:
+    """Every user's slate by a fixed linear actor: (indices, scores, state, action)."""
+    from features.ranker import Ranker
+
+    ranker = Ranker(bundle)
+    w = np.random.default_rng(0).standard_normal((ranker.observation_size, ranker.action_size))
+
+    def act(state: np.ndarray) -> np.ndarray:
+        return np.tanh(state @ w).astype(np.float32)
+
+    out = []
+    for user in users:
+        ranked = ranker.rank(store, user, act, 10)  # type: ignore[arg-type]
+        assert ranked is not None and ranked.slate is not None
+        s = ranked.slate
+        out.append((s.indices.tolist(), s.scores.tolist(), ranked.state.tolist(), s.log_propensity))
+    return out
+
+
+def test_a_loaded_bundle_is_mapped_and_ranks_as_the_one_in_memory(movielens: tuple) -> None:
+    """Loaded from its folders, every large array is a read-only file mapping (shared between
+    workers through the page cache), and the rankings are the in-memory bundle's, bit for bit."""
+    from features.npz import is_mapped
+
+    bundle, folder, store = movielens
+    loaded = RankingBundle.load(folder)
+    retriever = loaded.retriever
+    assert retriever is not None and hasattr(retriever, "ease")
+    for array in (
+        loaded.catalog.movie_keys,
+        loaded.catalog.hop.bw.data,
+        loaded.catalog.hop.bt.indices,
+        loaded.catalog.genres.indices,
+        loaded.embeddings.vectors,
+        retriever.ease.weights,
+        retriever.als.item_factors,
+        retriever.popularity.timestamps,
+        loaded.artefacts["retriever_scores"],
+    ):
+        assert is_mapped(array) and not array.flags.writeable
+    users = [str(u) for u in bundle.catalog.users[::20]]
+    assert len(users) >= 30
+    assert _slates(loaded, store, users) == _slates(bundle, store, users)
+
+
+def test_the_service_side_load_never_reads_the_ratings(
+    movielens: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranking needs no user's ratings from the catalogue (histories come from the store): a
+    loaded bundle reads neither the ratings' user keys nor their frame, even with the quality
+    slate feature (which reads the movie and rating columns alone)."""
+    from features import npz
+
+    _, folder, store = movielens
+    opened: list[str] = []
+    real = npz.read_npy
+    monkeypatch.setattr(npz, "read_npy", lambda path: opened.append(path.name) or real(path))
+    loaded = RankingBundle.load(folder)
+    assert loaded.slate_features
+    _slates(loaded, store, ["1", "2"])
+    assert "r_user.npy" not in opened and "r_timestamp.npy" not in opened
+    assert "ratings" not in vars(loaded.catalog)  # the frame was never built
+    # the simulator still gets them all
+    assert len(loaded.catalog.ratings) == 100_836
+    assert "r_user.npy" in opened
+
+
+def test_a_bundle_saved_as_npz_archives_still_loads_and_ranks_the_same(
+    movielens: tuple, tmp_path: Path
+) -> None:
+    """Bundles saved before the folders (catalog.npz, embeddings.npz, retriever.npz,
+    ranking.npz) load, read into memory, and rank as before."""
+    from features.npz import is_mapped, open_arrays
+
+    bundle, folder, store = movielens
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("catalog", "embeddings", "retriever", "ranking"):
+        with open_arrays(folder / name) as z:
+            np.savez(old / f"{name}.npz", **{n: np.array(z[n]) for n in z.files})
+    (old / "ranking.json").write_text((folder / "ranking.json").read_text())
+    loaded = RankingBundle.load(old)
+    assert not is_mapped(loaded.embeddings.vectors)
+    users = [str(u) for u in bundle.catalog.users[::40]]
+    assert _slates(loaded, store, users) == _slates(bundle, store, users)
+
+
+def test_saving_over_a_mapped_bundle_leaves_the_mapped_arrays_intact(
+    movielens: tuple, tmp_path: Path
+) -> None:
+    """A save writes new files and swaps folders, never rewriting a file a worker has mapped:
+    a bundle loaded before the save keeps its values."""
+    bundle, _, _ = movielens
+    folder = bundle.save(tmp_path / "w")
+    before = RankingBundle.load(folder)
+    vectors = np.array(before.embeddings.vectors)
+    zeroed = ItemEmbeddings(np.zeros_like(vectors), bundle.embeddings.movie_keys)
+    RankingBundle(bundle.catalog, zeroed, retriever=bundle.retriever).save(folder)
+    assert np.array_equal(before.embeddings.vectors, vectors)
+    assert not RankingBundle.load(folder).embeddings.vectors.any()
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from features.catalog import Catalog
 from features.graph.schema import DEFAULT_HOP_WEIGHTS, EdgeKind
 from features.importers.movielens import load_movielens
+from features.npz import open_arrays
 from tests.features.catalog_fixtures import RATINGS, tiny_catalog, tiny_frames
 
 BUNDLED = Path(__file__).resolve().parents[2] / "features/datasets/ml-latest-small"
@@ -78,9 +79,8 @@ def test_a_file_saved_with_lone_columns_loads_the_lean_operator(tmp_path: Path) 
     lone = sp.csr_matrix(np.eye(cat.n_movies)[:, [6]])  # one extra column holding m7 alone
     old_bw = sp.csr_matrix(sp.hstack([cat.hop.bw, 0.05 * lone]))
     old_bt = sp.csr_matrix(sp.vstack([cat.hop.bt, lone.T]))
-    cat.save(tmp_path / "cat.npz")
-    with np.load(tmp_path / "cat.npz") as z:
-        arrays = dict(z)
+    with open_arrays(cat.save(tmp_path / "cat.npz")) as z:
+        arrays = {name: np.array(z[name]) for name in z.files}
     for prefix, m in (("bw", old_bw), ("bt", old_bt)):
         arrays.update({f"{prefix}_data": m.data, f"{prefix}_indices": m.indices})
         arrays.update({f"{prefix}_indptr": m.indptr, f"{prefix}_shape": np.array(m.shape)})
