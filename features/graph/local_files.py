@@ -39,19 +39,13 @@ from features.graph.local_state import (
 )
 from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, VertexKind
 from features.graph.store import GraphStoreError
+from features.npz import read_npy, write_npy
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "marquee-local-graph"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ class _Writer:
     def array(self, name: str, array: np.ndarray) -> None:
         file = f"{name}.npy"
         if not self._link([file], array):
-            _write_npy(self.data / file, array)
+            write_npy(self.data / file, array)
         self.held[file] = array
 
     def strings(self, name: str, values: np.ndarray | StringColumn) -> None:
@@ -103,29 +97,23 @@ class _Writer:
 
 def _write_strings(folder: Path, name: str, values: np.ndarray | StringColumn) -> None:
     if isinstance(values, StringColumn):  # as loaded: its bytes, never decoded for a save
-        _write_npy(folder / f"{name}.utf8.npy", np.asarray(values.blob))
-        _write_npy(folder / f"{name}.offsets.npy", np.asarray(values.offsets))
+        write_npy(folder / f"{name}.utf8.npy", np.asarray(values.blob))
+        write_npy(folder / f"{name}.offsets.npy", np.asarray(values.offsets))
         return
     encoded = [s.encode("utf-8") for s in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    _write_npy(folder / f"{name}.utf8.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
-    _write_npy(folder / f"{name}.offsets.npy", offsets)
+    write_npy(folder / f"{name}.utf8.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
+    write_npy(folder / f"{name}.offsets.npy", offsets)
 
 
 def _read_npy(path: Path) -> np.ndarray:
     """The array saved at ``path``, memory-mapped read-only (an empty one is read: there is
     nothing to map)."""
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        try:  # an empty array cannot be mapped
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise GraphStoreError(f"{path}: cannot read saved graph array: {exc}") from exc
-    except OSError as exc:
+        return read_npy(path)
+    except (OSError, ValueError) as exc:
         raise GraphStoreError(f"{path}: cannot read saved graph array: {exc}") from exc
-    return arr
 
 
 def _read_strings(folder: Path, name: str) -> StringColumn:

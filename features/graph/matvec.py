@@ -34,9 +34,23 @@ def row_blocks(m: sp.csr_matrix, parts: int | None = None) -> list[sp.csr_matrix
     ``m`` is large enough and there is a second core, else one; ``parts`` forces the count."""
     if parts is None:
         parts = BLOCKS if m.nnz >= PARALLEL_MIN_NNZ and (os.cpu_count() or 1) > 1 else 1
+    if parts <= 1:
+        return [m]
     cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
     bounds = [0, *(int(c) for c in cuts), m.shape[0]]
-    return [sp.csr_matrix(m[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [_rows(m, a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def _rows(m: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
+    """Rows ``a:b`` of ``m`` sharing its data and indices (views, not copies: a mapped
+    matrix stays mapped, and a block costs a worker no memory of its own)."""
+    start, stop = int(m.indptr[a]), int(m.indptr[b])
+    block = sp.csr_matrix((b - a, m.shape[1]), dtype=m.dtype)
+    # set, not passed to the constructor: its check copies a view smaller than half its base
+    block.indptr = np.asarray(m.indptr[a : b + 1] - m.indptr[a], dtype=m.indices.dtype)
+    block.indices = m.indices[start:stop]
+    block.data = m.data[start:stop]
+    return block
 
 
 def matvec(blocks: list[sp.csr_matrix], x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

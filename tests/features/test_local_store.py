@@ -89,7 +89,7 @@ def test_failed_save_keeps_the_previous_graph(
     store = LocalGraphStore(path)
     store.upsert(tiny_batch)
     before = snapshot(store)
-    real_write = local_files._write_npy
+    real_write = local_files.write_npy
     calls = {"n": 0}
 
     def crash_midway(target: Path, array: object) -> None:
@@ -98,7 +98,7 @@ def test_failed_save_keeps_the_previous_graph(
             raise OSError("disk full (simulated)")
         real_write(target, array)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(local_files, "_write_npy", crash_midway)
+    monkeypatch.setattr(local_files, "write_npy", crash_midway)
     with pytest.raises(OSError, match="disk full"):
         store.upsert(unicode_batch())
     assert store.vertex(VertexKind.MOVIE, "10") is None  # memory unchanged

@@ -24,3 +24,12 @@ def test_blocks_stack_to_the_matrix_and_the_product_is_bit_identical(parts: int)
 def test_small_matrices_stay_in_one_block() -> None:
     m = sp.identity(10, format="csr")
     assert len(row_blocks(m)) == 1
+
+
+def test_blocks_share_the_matrix_arrays() -> None:
+    """Blocks are views of the matrix's data and indices, not copies: a worker's mapped hop
+    operator stays shared (features.npz) when its mat-vecs are split."""
+    m = sp.random(400, 200, density=0.05, format="csr", random_state=2)
+    for block in row_blocks(m, 3):
+        assert np.shares_memory(block.data, m.data)
+        assert np.shares_memory(block.indices, m.indices)
