@@ -200,14 +200,17 @@ class StateBuilder:
             raise ValueError(f"pool_hops must be hops from 1 to 3, got {pool_hops!r}")
         self.pool_hops = pool_hops
         self.catalog = catalog
-        self.emb = embeddings.vectors.astype(np.float64)
-        self.genres = np.asarray(catalog.genres.todense(), dtype=np.float64)
+        # rows are read as float64 when used, not held so: the float32 vectors are the
+        # bundle's (mapped, shared between workers) and genres are 0/1 (one byte each)
+        self.vectors = embeddings.vectors
+        binary = np.isin(catalog.genres.data, (0.0, 1.0)).all()
+        self.genres = np.asarray(catalog.genres.todense(), dtype=np.uint8 if binary else None)
         self.n_recent = n_recent
         # H is symmetric, so seed . (H^h E) = (H^h seed) . E: the pooled sums over all movies
         # for any set of positives are sums of rows of these (one per pooled hop), no per-user
         # pass.
         emb_powers, tot_powers = [], []
-        e, t = self.emb, np.ones(catalog.n_movies)
+        e, t = self.vectors.astype(np.float64), np.ones(catalog.n_movies)
         for _ in range(max(pool_hops)):
             e, t = catalog.hop.apply(e), catalog.hop.apply(t)
             emb_powers.append(e)
@@ -233,18 +236,22 @@ class StateBuilder:
         if n:
             items = np.asarray(history.items, dtype=np.int64)
             w = (np.asarray(history.ratings, dtype=np.float64) - 3.0) / 2.0
-            out[self.layout["user"]] = w @ self.emb[items] / n
-            out[self.layout["genres"]] = w @ self.genres[items] / n
+            out[self.layout["user"]] = w @ self._emb(items) / n
+            out[self.layout["genres"]] = w @ self.genres[items].astype(np.float64) / n
             out[self.layout["stats"]] = (
                 min(np.log1p(n) / np.log1p(1000.0), 1.0),
                 len(history.positives) / n,
             )
         if history.positives:
             recent = np.asarray(history.positives[-self.n_recent :], dtype=np.int64)
-            out[self.layout["recent"]] = self.emb[recent].mean(axis=0)
+            out[self.layout["recent"]] = self._emb(recent).mean(axis=0)
             out[self.layout["product"]] = out[self.layout["user"]] * out[self.layout["recent"]]
             out[self.layout["graph"]] = self._graph_pool(history)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def _emb(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The embeddings of ``rows`` in float64 (the values a float64 copy would hold)."""
+        return np.asarray(self.vectors[rows], dtype=np.float64)
 
     def _graph_pool(self, history: UserHistory) -> npt.NDArray[np.float64]:
         """Mean over ``pool_hops`` of the path-count-weighted mean embedding of unseen movies.
@@ -260,9 +267,9 @@ class StateBuilder:
         deepest = max(self.pool_hops)
         levels = history.hop_levels_at(self.catalog.hop, seen, deepest)
         at_seen = levels[[h - 1 for h in self.pool_hops]]
-        num = num_all - at_seen @ self.emb[seen]
+        num = num_all - at_seen @ self._emb(seen)
         tot = tot_all - at_seen.sum(axis=1)
         ok = tot > 1e-12 * np.maximum(tot_all, 1.0)
         if not np.any(ok):
-            return np.zeros(self.emb.shape[1])
+            return np.zeros(self.vectors.shape[1])
         return np.asarray((num[ok] / tot[ok][:, None]).mean(axis=0))
