@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from features.catalog import Catalog
 from features.graph.store import GraphStore, UnknownVertexError, UserMovies
@@ -23,21 +24,50 @@ from features.state import UserHistory
 log = logging.getLogger(__name__)
 
 
+class MovieKeys(Sequence[str]):
+    """The catalogue's movie keys by row, as str, read from its (sorted, possibly mapped)
+    array when asked: no list of 500K Python strings in every worker."""
+
+    def __init__(self, keys: npt.NDArray[np.str_]) -> None:
+        self._keys = keys
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [str(k) for k in self._keys[row]]
+        return str(self._keys[row])
+
+    def __len__(self) -> int:
+        return int(self._keys.shape[0])
+
+
 class HistoryReader:
-    """Reads users' histories from a store in the rows of ``catalog`` (key -> row built once)."""
+    """Reads users' histories from a store in the rows of ``catalog``: keys are found by binary
+    search in the catalogue's sorted keys (no key -> row table of its own)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.n_movies = catalog.n_movies
-        self.keys: list[str] = [str(k) for k in catalog.movie_keys]
-        self.row_of: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
-        self._index = pd.Index(self.keys, dtype=object)
+        self._sorted = catalog.movie_keys
+        self.keys = MovieKeys(catalog.movie_keys)
 
     def rows(self, keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The catalogue rows of movie keys, -1 for keys it does not hold."""
         arr = np.asarray(keys, dtype=object).reshape(-1)
-        if arr.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.asarray(self._index.get_indexer(arr), dtype=np.int64)
+        if arr.shape[0] == 0 or self.n_movies == 0:
+            return np.full(arr.shape[0], -1, dtype=np.int64)
+        wanted = arr.astype(str)
+        pos = np.minimum(np.searchsorted(self._sorted, wanted), self.n_movies - 1)
+        return np.where(self._sorted[pos] == wanted, pos, -1).astype(np.int64)
+
+    def row(self, key: str) -> int | None:
+        """The catalogue row of one movie key, None if it holds no such movie."""
+        found = int(self.rows([key])[0])
+        return None if found < 0 else found
 
     def read(self, store: GraphStore, user: str) -> UserHistory | None:
         """The user's history, or None for a user the store does not hold."""

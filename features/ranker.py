@@ -273,7 +273,7 @@ class Ranker:
         history = self.histories.read(store, user)
         if history is None:
             history = self.builder.new_history()
-        row = self.histories.row_of.get(movie) if movie is not None else None
+        row = self.histories.row(movie) if movie is not None else None
         if row is not None and rating is not None:
             history = with_rating(history, row, rating)
         elif row is not None and not history.seen[row]:

@@ -98,3 +98,19 @@ def test_with_rating_replaces_an_earlier_rating() -> None:
     again = with_rating(history, row, 1.0)
     assert len(again.items) == n and again.items[-1] == row and again.ratings[-1] == 1.0
     assert row not in again.positives
+
+
+def test_keys_are_found_in_the_catalogues_sorted_keys_without_a_table_of_its_own() -> None:
+    """Rows by binary search in the catalogue's (mapped) keys: no per-worker key -> row dict,
+    list or index of every movie (about 155 MB at 500K movies); unknown keys are -1/None."""
+    from tests.features.catalog_fixtures import tiny_catalog
+
+    catalog = tiny_catalog()
+    reader = HistoryReader(catalog)
+    keys = [str(k) for k in catalog.movie_keys]
+    backwards = list(range(len(keys)))[::-1]
+    assert reader.rows([*keys[::-1], "nope", ""]).tolist() == [*backwards, -1, -1]
+    assert reader.rows([]).tolist() == []
+    assert reader.row(keys[2]) == 2 and reader.row("nope") is None
+    assert list(reader.keys) == keys and reader.keys[3] == keys[3]
+    assert not [v for v in vars(reader).values() if isinstance(v, (dict, list, pd.Index))]

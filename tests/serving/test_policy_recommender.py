@@ -87,7 +87,7 @@ def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
     assert history is not None
     cands = ranking.candidates.generate(history)
     scores = ranking.vectors[cands] @ result.action
-    chosen = {ranking.histories.row_of[m] for m in movies}
+    chosen = {ranking.histories.row(m) for m in movies}
     got = [i.score for i in result.items]
     assert got == sorted(got, reverse=True)
     rest = [s for c, s in zip(cands, scores, strict=True) if int(c) not in chosen]
@@ -123,7 +123,7 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     logits = ((ranking.vectors[cands] @ result.action).astype(np.float64) + base) / t
     p = np.exp(logits - logits.max())
     p /= p.sum()
-    first = int(np.flatnonzero(cands == ranking.histories.row_of[result.items[0].movie])[0])
+    first = int(np.flatnonzero(cands == ranking.histories.row(result.items[0].movie))[0])
     assert np.isclose(props[0], p[first], rtol=1e-5)
 
 
