@@ -86,7 +86,9 @@ def memory(pid: int | str = "self") -> dict[str, float]:
         "Rss:": "rss_mb",
         "Pss:": "pss_mb",
         "Shared_Clean:": "shared_clean_mb",
+        "Private_Clean:": "private_clean_mb",  # file pages only this process maps (yet)
         "Private_Dirty:": "private_dirty_mb",
+        "Anonymous:": "anonymous_mb",  # heap: never shared, whatever else maps the files
     }
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         parts = line.split()
@@ -331,7 +333,8 @@ def worker_pids(parent: int) -> list[int]:
 
 
 def run_workers(args: Args, n: int) -> dict[str, Any]:
-    """``marquee serve --workers n`` on a free port: RSS/PSS of its workers after requests."""
+    """``marquee serve --workers n`` on a free port: RSS/PSS of its workers once ready and
+    after ``worker_requests`` requests (each user's first), and those requests' latency."""
     import httpx
 
     port = _free_port()
@@ -355,15 +358,21 @@ def run_workers(args: Args, n: int) -> dict[str, Any]:
         from marquee.home import Home
 
         users = bench_users(open_store(Home(args.home)), args.worker_requests, args.seed + 2)
+        pids = _serving_pids(proc.pid, n)
+        ready = {str(p): memory(p) for p in pids}
+        wall: list[float] = []
         with httpx.Client(base_url=base, timeout=60) as client:
             for u in users:  # fresh connections spread requests over the workers
                 client.headers["connection"] = "close"
+                t0 = time.perf_counter()
                 client.get(f"/v1/users/{u}/recommendations?k={args.k}").raise_for_status()
-        pids = _serving_pids(proc.pid, n)
+                wall.append((time.perf_counter() - t0) * 1e3)
         graph = (args.home / "graph").resolve()
         per = {str(p): {**memory(p), **mapped(p, graph)} for p in pids}
         return {
             "workers": n,
+            "per_process_ready": ready,
+            "requests_wall_ms": percentiles(wall),
             "per_process": per,
             "rss_total_mb": round(sum(m["rss_mb"] for m in per.values()), 1),
             "pss_total_mb": round(sum(m["pss_mb"] for m in per.values()), 1),
