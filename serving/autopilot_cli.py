@@ -24,21 +24,15 @@ def _off_policy_parts(home: Home, settings: Any, store: Any, registry: Any) -> A
     from agent.actor import actor_fn
     from agent.factory import load_agent
     from features.bundle import RankingBundle
-    from features.ranker import Ranker
     from serving.autopilot import OffPolicyParts
+    from serving.policy_source import ranker_for
 
     try:
         bundle = RankingBundle.load(home.world_dir)
     except (FileNotFoundError, OSError, ValueError) as exc:
         log.warning("no ranking bundle in %s (%s): no off-policy stage", home.world_dir, exc)
         return None
-    ranker = Ranker(
-        bundle,
-        max_candidates=settings.max_candidates,
-        hops=settings.candidate_hops,
-        cache_size=settings.state_cache_size,
-        cache_seconds=settings.state_cache_seconds,
-    )
+    ranker = ranker_for(bundle, settings)
 
     def actor_of(version: int) -> Any:
         import mlflow

@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 POPULARITY = "popularity"
 
 
+
+def ranker_for(bundle: RankingBundle, settings: Settings) -> Ranker:
+    """The Ranker the service's settings describe over ``bundle`` (its candidates, hops and
+    per-user cache): one place for the service, the autopilot and the memory benchmark."""
+    return Ranker(
+        bundle,
+        max_candidates=settings.max_candidates,
+        hops=settings.candidate_hops,
+        cache_size=settings.state_cache_size,
+        cache_seconds=settings.state_cache_seconds,
+    )
+
 class SwappableRecommender:
     """A Recommender for one registry ref whose implementation is swapped atomically."""
 
@@ -140,13 +152,7 @@ class PolicyPool:
         """The Ranker over the trained world's ranking bundle (the policies' embeddings)."""
         if self._ranker is None:
             bundle = RankingBundle.load(self.settings.home_dir().world_dir)
-            self._ranker = Ranker(
-                bundle,
-                max_candidates=self.settings.max_candidates,
-                hops=self.settings.candidate_hops,
-                cache_size=self.settings.state_cache_size,
-                cache_seconds=self.settings.state_cache_seconds,
-            )
+            self._ranker = ranker_for(bundle, self.settings)
         return self._ranker
 
     @property

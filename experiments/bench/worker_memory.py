@@ -141,10 +141,9 @@ def main(args: Args) -> dict[str, Any]:
     from experiments.bench.scale import bench_users, load_average, percentiles
     from features.bundle import RankingBundle
     from features.graph.factory import open_store
-    from features.ranker import Ranker
     from marquee.home import Home
     from serving.ab import Arm
-    from serving.policy_source import PolicyPool
+    from serving.policy_source import PolicyPool, ranker_for
     from serving.settings import Settings
 
     steps["imports"] = memory()
@@ -158,13 +157,7 @@ def main(args: Args) -> dict[str, Any]:
     bundle_s = time.perf_counter() - t1
     steps["bundle"] = {**memory(), "seconds": round(bundle_s, 2)}
     t1 = time.perf_counter()
-    ranker = Ranker(
-        bundle,
-        max_candidates=settings.max_candidates,
-        hops=settings.candidate_hops,
-        cache_size=settings.state_cache_size,
-        cache_seconds=settings.state_cache_seconds,
-    )
+    ranker = ranker_for(bundle, settings)
     steps["ranker"] = {**memory(), "seconds": round(time.perf_counter() - t1, 2)}
     snaps: dict[str, Any] = {}
     if args.tracemalloc:  # from here on: what the policy and the requests allocate
