@@ -146,6 +146,7 @@ class LoopState:
     feedback: dict[str, int] = field(
         default_factory=lambda: {"http_events": 0, "webhook_deliveries": 0, "webhook_stored": 0}
     )
+    plex_clock: dict[str, int] = field(default_factory=dict)  # account -> its last lastRatedAt
 
 
 def _negated_challenger(home: Home, registry: PolicyRegistry, champion: int) -> int:
@@ -195,9 +196,12 @@ def _events(
     ]
 
 
-def _plex_rate(user: str, items: list[dict[str, Any]], response: Any) -> list[dict[str, Any]]:
-    """A Plex ``media.rate`` webhook payload for a pick (Plex rates 0-10: twice the stars);
-    nothing for an ignored slate, which Plex never hears of. The movie is named as a Plex
+def plex_rate(
+    user: str, items: list[dict[str, Any]], response: Any, rated_at: int
+) -> list[dict[str, Any]]:
+    """A Plex ``media.rate`` webhook payload for a pick (Plex rates 0-10: twice the stars),
+    made at ``rated_at`` (``plex_time``); nothing for an ignored slate, which Plex never hears
+    of. The movie is named as a Plex
     library item is (title, year, its own ratingKey), resolved to the graph's key by the
     service; the account's name is the person's key without "plex-"."""
     if response.movie is None:
@@ -209,7 +213,7 @@ def _plex_rate(user: str, items: list[dict[str, Any]], response: Any) -> list[di
         "ratingKey": f"loop-{response.movie}",
         "title": item["title"],
         "year": item["year"],
-        "lastRatedAt": int(time.time()),  # Plex's time of the rating: one occurrence each
+        "lastRatedAt": rated_at,  # Plex's time of the rating: one occurrence each
     }
     return [
         {
@@ -221,6 +225,18 @@ def _plex_rate(user: str, items: list[dict[str, Any]], response: Any) -> list[di
             "Metadata": metadata,
         }
     ]
+
+
+def plex_time(state: LoopState, user: str) -> int:
+    """When a simulated Plex account rates: now, in whole seconds as Plex reports it, but
+    always after the account's previous rating. The service names a Plex rating by (account,
+    item, lastRatedAt) and drops a repeat of that name as a redelivery, so a person who visits
+    twice in a round and rates the same pick twice within one clock second would be stored
+    once, or twice when a second boundary fell between: a replay with the same seeds then
+    trained on different transitions. A real person's two ratings are never one second apart."""
+    rated_at = max(int(time.time()), state.plex_clock.get(user, 0) + 1)
+    state.plex_clock[user] = rated_at
+    return rated_at
 
 
 def _autopilot(
@@ -502,7 +518,8 @@ def run(args: LoopArgs) -> dict[str, Any]:
                         continue
                     response = people.respond(str(user), slate, rng)
                     if str(user).startswith(PLEX_PREFIX):
-                        deliveries += _plex_rate(str(user), body["items"], response)
+                        rated_at = plex_time(state, str(user))
+                        deliveries += plex_rate(str(user), body["items"], response, rated_at)
                     else:
                         state.events += 1
                         event_id = f"loop-{args.seed}-{state.events}"
