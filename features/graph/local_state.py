@@ -22,7 +22,14 @@ import pandas as pd
 from scipy import sparse
 
 from features.graph.batch import GraphBatch, GraphDataError
-from features.graph.schema import EDGE_SPECS, VERTEX_COLUMNS, Column, EdgeKind, VertexKind
+from features.graph.schema import (
+    EDGE_SPECS,
+    USER_EDGES,
+    VERTEX_COLUMNS,
+    Column,
+    EdgeKind,
+    VertexKind,
+)
 from features.graph.store import UpsertReport
 
 
@@ -203,7 +210,8 @@ class EdgeTable:
 
 @dataclass(frozen=True, eq=False)
 class GraphState:
-    """One immutable version of the graph, with a cache of matrices derived from it."""
+    """One immutable version of the graph, with a cache of matrices derived from its content
+    (never from users' edges: ``apply_batch`` carries the cache over user-only changes)."""
 
     vertices: dict[VertexKind, VertexTable]
     edges: dict[EdgeKind, EdgeTable]
@@ -366,4 +374,20 @@ def apply_batch(state: GraphState, batch: GraphBatch) -> tuple[GraphState, Upser
         else:
             edges[ekind] = state.edges[ekind].resized(n_src, n_dst)
         created[ekind.value], updated[ekind.value] = c, u
-    return GraphState(vertices, edges), UpsertReport(created, updated)
+    new = GraphState(vertices, edges)
+    _carry_content_cache(state, new)
+    return new, UpsertReport(created, updated)
+
+
+def _carry_content_cache(old: GraphState, new: GraphState) -> None:
+    """Keep ``old``'s derived matrices in ``new`` when only users and their edges changed (a
+    rating, a watch, a new user: what feedback writes). Every cached matrix is built from the
+    content (movies, people, genres, tags and their edges: the k-hop operator, its hub split,
+    the people matrices), so rebuilding them after each feedback write (0.3-0.8 s at 100K
+    movies) would buy nothing; a changed content table is a new object, which drops them."""
+    content_vertices = (k for k in VertexKind if k is not VertexKind.USER)
+    content_edges = (k for k in EdgeKind if k not in USER_EDGES)
+    if all(new.vertices[k] is old.vertices[k] for k in content_vertices) and all(
+        new.edges[k] is old.edges[k] for k in content_edges
+    ):
+        new.cache.update(old.cache)
