@@ -145,3 +145,38 @@ def test_a_plex_accounts_ratings_are_distinct_occurrences() -> None:
     }
     assert len(ids) == 3
     assert plex_time(state, "plex-bob") <= times[0] + 1  # each account keeps its own clock
+
+
+def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
+    tmp_path: Path,
+) -> None:
+    """``--challenger sabotaged``: the champion with its actor's output negated is registered
+    as the challenger, serves its arm through the live service, is judged, and is not
+    promoted (the champion alias stays on the champion)."""
+    import numpy as np
+
+    from agent.actor import actor_fn
+    from agent.factory import load_agent
+    from agent.registry import PolicyRegistry
+
+    args = {**ARGS, "challenger": "sabotaged", "interactions": 800, "min_slates_per_arm": 150}
+    summary = run(LoopArgs(out=tmp_path, **args))  # type: ignore[arg-type]
+    champion = summary["champion_version"]
+    decisions = summary["decisions"]
+    assert isinstance(decisions, list) and decisions
+    assert all(d["action"] != "promote" for d in decisions)
+    assert {d["challenger_version"] for d in decisions} == {champion + 1}  # type: ignore[operator]
+    with (tmp_path / "slates.csv").open() as f:
+        served = {r["version"] for r in csv.DictReader(f) if r["arm"] == "challenger"}
+    assert f"ddpg-v{champion + 1}" in served  # type: ignore[operator]
+    registry = PolicyRegistry(Home(tmp_path / "home").tracking_uri)
+    assert registry.resolve("champion").version == champion
+    models = []
+    for version in (champion, champion + 1):  # type: ignore[operator]
+        pv = registry.resolve(str(version))
+        models.append(load_agent(str(pv.zip_path), algo=pv.algo))
+    shape = models[0].observation_space.shape
+    assert shape is not None
+    state = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    action = actor_fn(models[0])(state)
+    assert np.abs(action).max() > 0 and np.allclose(actor_fn(models[1])(state), -action, atol=1e-6)
