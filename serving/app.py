@@ -116,7 +116,9 @@ def _build(
     if store is None:
         from features.graph.factory import open_store
 
-        store = open_store(settings.home_dir().ensure())
+        store = open_store(
+            settings.home_dir().ensure(), follow_seconds=settings.graph_follow_seconds
+        )
         opened.append(store)
     handle = wiring.open_redis(settings, redis_client)
     if redis_client is None:

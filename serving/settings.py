@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     state_cache_size: int = Field(
         default=10_000, ge=1, description="Users whose (state, candidates) are kept."
     )
+    graph_follow_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="With the embedded graph store, how often the service checks its folder "
+        "for a save made by another process (another worker's feedback, `marquee plex sync`) "
+        "and loads it: their writes reach this service within about this long.",
+    )
     state_cache_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -26,9 +26,12 @@ ENV_HUB_CAP = "MARQUEE_GRAPH_HUB_CAP"
 DEFAULT_DB = "marquee"
 
 
-def open_store(home: Home, arango_url: str | None = None) -> GraphStore:
+def open_store(
+    home: Home, arango_url: str | None = None, *, follow_seconds: float | None = None
+) -> GraphStore:
     """The ArangoDB store when ``arango_url`` or $MARQUEE_ARANGO_URL is set, else the embedded
-    store in ``home.graph_dir``."""
+    store in ``home.graph_dir`` (``follow_seconds``: how often it loads other processes' saves,
+    as a long-running service needs; None: only before its own writes)."""
     url = arango_url or os.environ.get(ENV_URL) or ""
     if url:
         from features.graph.arango import ArangoGraphStore
@@ -52,7 +55,9 @@ def open_store(home: Home, arango_url: str | None = None) -> GraphStore:
     except ValueError:
         raise ValueError(f"{ENV_HUB_CAP} must be a whole number, got {cap!r}") from None
     log.info("graph store: embedded, in %s (hub cap %s)", home.graph_dir, hub_cap)
-    return LocalGraphStore.open(home.graph_dir, hub_cap=hub_cap)  # type: ignore[no-any-return]
+    return LocalGraphStore.open(  # type: ignore[no-any-return]
+        home.graph_dir, hub_cap=hub_cap, follow_seconds=follow_seconds
+    )
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,13 @@ import pandas as pd
 from features.graph import local_explain
 from features.graph import local_queries as q
 from features.graph.batch import GraphBatch
-from features.graph.local_files import SavedFiles, load_state, save_state
+from features.graph.local_files import (
+    SavedFiles,
+    folder_lock,
+    load_saved,
+    save_state,
+    saved_data_name,
+)
 from features.graph.local_state import GraphState, apply_batch
 from features.graph.schema import EDGE_SPECS, EdgeKind, VertexKind
 from features.graph.store import (
@@ -47,24 +54,76 @@ class LocalGraphStore(GraphStore):
     supernodes. On the 500K-movie synthetic graph 254 such vertices (cap 1000) hold 42% of the
     content edges and make the second hop's frontier the whole catalogue; without them a
     3-hop query reads a fraction of the edges (README "Scale"). Other queries are unchanged.
+
+    Several processes may open the same folder (``marquee serve --workers N``, ``marquee plex
+    sync`` beside a running service). Each upsert loads the latest save first if another
+    process saved since, under an exclusive folder lock (``local_files.folder_lock``), so no
+    process's edges are saved over. ``refresh()`` loads another process's save; with
+    ``follow_seconds`` the store does so on its own, at most that often, when asked for its
+    ``revision()`` (which every ranking does), so a service sees other processes' writes
+    within about that long.
     """
 
-    def __init__(self, path: Path | None = None, *, hub_cap: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        hub_cap: int | None = None,
+        follow_seconds: float | None = None,
+    ) -> None:
         if hub_cap is not None and hub_cap < 2:
             raise ValueError(f"hub_cap must be at least 2 or None, got {hub_cap!r}")
+        if follow_seconds is not None and follow_seconds < 0:
+            raise ValueError(f"follow_seconds must be >= 0 or None, got {follow_seconds!r}")
         self.hub_cap = hub_cap
+        self.follow_seconds = follow_seconds
         self._path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._saved: SavedFiles | None = None  # what the last save wrote: the next one links it
-        loaded = load_state(self._path) if self._path is not None else None
-        self._state = loaded if loaded is not None else GraphState.empty()
-        if loaded is not None:
-            log.info("loaded graph from %s: %s", self._path, self.counts())
+        self._saved: SavedFiles | None = None  # what was last saved or loaded: a save links it
+        self._checked = time.monotonic()  # when the folder was last checked for others' saves
+        self._state = GraphState.empty()
+        if self._path is not None and self._path.exists():
+            with folder_lock(self._path, shared=True):
+                self._load()
+            if self._saved is not None:
+                log.info("loaded graph from %s: %s", self._path, self.counts())
 
     @classmethod
-    def open(cls, path: Path, *, hub_cap: int | None = None) -> LocalGraphStore:
+    def open(
+        cls, path: Path, *, hub_cap: int | None = None, follow_seconds: float | None = None
+    ) -> LocalGraphStore:
         """The store saved in folder ``path``, or an empty one that will save there."""
-        return cls(path, hub_cap=hub_cap)
+        return cls(path, hub_cap=hub_cap, follow_seconds=follow_seconds)
+
+    def _load(self) -> None:
+        assert self._path is not None
+        loaded = load_saved(self._path)
+        if loaded is not None:
+            self._state, self._saved = loaded
+
+    def _follow(self) -> bool:
+        """Load the folder's latest save if another process or store object made it (the
+        caller holds ``_lock`` and a folder lock); True when it did."""
+        assert self._path is not None
+        name = saved_data_name(self._path)
+        if name is None or (self._saved is not None and self._saved.data.name == name):
+            return False
+        self._load()
+        log.info("graph: loaded %s, saved in %s by another process", name, self._path)
+        return True
+
+    def refresh(self, *, wait: bool = True) -> bool:
+        """Load what another process saved to this store's folder since this store last loaded
+        or saved it; True when it did. ``wait=False``: give up at once while a writer holds
+        the folder (the next check will see its save)."""
+        self._checked = time.monotonic()
+        if self._path is None or not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            with folder_lock(self._path, shared=True, wait=wait) as held:
+                return held and self._follow()
+        finally:
+            self._lock.release()
 
     @property
     def path(self) -> Path | None:
@@ -81,10 +140,12 @@ class LocalGraphStore(GraphStore):
         if target is None:
             raise GraphStoreError("save: this store has no folder; pass a path")
         with self._lock:
-            if target == self._path:
-                self._saved = save_state(self._state, target, self._saved)
-            else:
+            if target != self._path:
                 save_state(self._state, target)
+                return
+            with folder_lock(target):
+                self._follow()  # every upsert was saved already: nothing of ours is lost
+                self._saved = save_state(self._state, target, self._saved)
 
     def nbytes(self) -> int:
         """Approximate memory held by the graph's arrays."""
@@ -92,11 +153,17 @@ class LocalGraphStore(GraphStore):
 
     def upsert(self, batch: GraphBatch) -> UpsertReport:
         with self._lock:
-            state, report = apply_batch(self._state, batch)
-            if report.changed and self._path is not None:
-                self._saved = save_state(state, self._path, self._saved)
-            if report.changed:
-                self._state = state
+            if self._path is None:
+                state, report = apply_batch(self._state, batch)
+                if report.changed:
+                    self._state = state
+            else:
+                with folder_lock(self._path):
+                    self._follow()  # start from the latest save, whoever made it
+                    state, report = apply_batch(self._state, batch)
+                    if report.changed:
+                        self._saved = save_state(state, self._path, self._saved)
+                        self._state = state
         log.debug("upsert: created %s, updated %s", report.created, report.updated)
         return report
 
@@ -188,7 +255,12 @@ class LocalGraphStore(GraphStore):
         )
 
     def revision(self) -> object:
-        """The current immutable graph version: every change makes a new one."""
+        """The current immutable graph version: every change makes a new one. With
+        ``follow_seconds``, first loads another process's save when that long has passed
+        since the last check (never waiting on a writer)."""
+        every = self.follow_seconds
+        if every is not None and time.monotonic() - self._checked >= every:
+            self.refresh(wait=False)
         return self._state
 
     def close(self) -> None:

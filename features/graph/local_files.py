@@ -19,11 +19,14 @@ unlink semantics), so a save never pulls pages from under a reader.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,37 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "marquee-local-graph"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+
+
+@contextmanager
+def folder_lock(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """An advisory lock (flock) on the graph folder, among processes and store objects: a
+    writer holds it exclusively from loading the latest save to replacing the manifest, so no
+    process saves over another's edges; a reader holds it shared while it maps a save, so no
+    writer removes that data folder meanwhile. Yields False, holding nothing, when ``wait`` is
+    False and the lock is taken."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        if not shared:
+            raise  # a folder nobody may write to: the save would fail anyway
+        try:
+            fd = os.open(path / LOCK, os.O_RDONLY)
+        except OSError:  # read-only and never written to here: no writer to keep out
+            yield True
+            return
+    try:
+        flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -187,8 +221,28 @@ def save_state(state: GraphState, path: Path, previous: SavedFiles | None = None
     return SavedFiles(data, put.held)
 
 
+def saved_data_name(path: Path) -> str | None:
+    """The data folder the manifest in ``path`` names now (one per save), or None when the
+    folder holds no saved graph: a cheap way to tell whether anyone saved since."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise GraphStoreError(f"{path / MANIFEST}: not a readable graph manifest: {exc}") from exc
+    return str(manifest["data"]) if isinstance(manifest, dict) and "data" in manifest else None
+
+
 def load_state(path: Path) -> GraphState | None:
     """The graph saved in folder ``path``, or None when it holds no saved graph."""
+    loaded = load_saved(path)
+    return None if loaded is None else loaded[0]
+
+
+def load_saved(path: Path) -> tuple[GraphState, SavedFiles] | None:
+    """The graph saved in folder ``path`` and what it was mapped from (as ``SavedFiles``, so
+    that the next save links every array still held instead of writing it again), or None
+    when the folder holds no saved graph."""
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         return None
@@ -205,17 +259,29 @@ def load_state(path: Path) -> GraphState | None:
             f"(this Marquee reads version {FORMAT_VERSION}); re-import the data"
         )
     data = path / str(manifest["data"])
+    held: dict[str, object] = {}
+
+    def strings(name: str) -> StringColumn:
+        column = _read_strings(data, name)
+        held.update(dict.fromkeys([f"{name}.utf8.npy", f"{name}.offsets.npy"], column))
+        return column
+
+    def array(name: str) -> np.ndarray:
+        arr = _read_npy(data / f"{name}.npy")
+        held[f"{name}.npy"] = arr
+        return arr
+
     vertices: dict[VertexKind, VertexTable] = {}
     for vkind in VertexKind:
         info = manifest["vertices"].get(vkind.value)
         if info is None:
             vertices[vkind] = VertexTable.empty(vkind)
             continue
-        keys = _read_strings(data, f"{vkind.value}.key")
+        keys = strings(f"{vkind.value}.key")
         _check_count(manifest_path, vkind.value, "key", len(keys), info["count"])
         rank = None
         if info.get("key_rank"):
-            rank = _read_npy(data / f"{vkind.value}.key_rank.npy")
+            rank = array(f"{vkind.value}.key_rank")
             _check_count(manifest_path, vkind.value, "key_rank", len(rank), len(keys))
         columns: dict[str, np.ndarray | StringColumn] = {}
         for col in VERTEX_COLUMNS[vkind]:
@@ -224,9 +290,7 @@ def load_state(path: Path) -> GraphState | None:
                 log.info("%s: no saved column %s; filling %r", manifest_path, name, col.default)
                 columns[col.name] = _default_column(col, len(keys))
                 continue
-            arr = (
-                _read_strings(data, name) if col.dtype == "str" else _read_npy(data / f"{name}.npy")
-            )
+            arr = strings(name) if col.dtype == "str" else array(name)
             _check_count(manifest_path, vkind.value, col.name, len(arr), len(keys))
             columns[col.name] = arr
         vertices[vkind] = VertexTable(keys, LazyColumns(columns), rank)
@@ -238,8 +302,9 @@ def load_state(path: Path) -> GraphState | None:
         if info is None:
             edges[ekind] = EdgeTable.empty(ekind, n_src, n_dst)
             continue
-        indptr = _read_npy(data / f"{ekind.value}.indptr.npy").astype(np.int64, copy=False)
-        indices = _read_npy(data / f"{ekind.value}.indices.npy").astype(np.int32, copy=False)
+        # an older save's other integer widths are converted, and then not linked (not held)
+        indptr = array(f"{ekind.value}.indptr").astype(np.int64, copy=False)
+        indices = array(f"{ekind.value}.indices").astype(np.int32, copy=False)
         _check_count(manifest_path, ekind.value, "indptr", len(indptr), n_src + 1)
         _check_count(manifest_path, ekind.value, "indices", len(indices), info["count"])
         edge_columns: dict[str, np.ndarray] = {}
@@ -247,11 +312,11 @@ def load_state(path: Path) -> GraphState | None:
             if col.name not in info["columns"]:
                 edge_columns[col.name] = _default_column(col, len(indices))
                 continue
-            arr = _read_npy(data / f"{ekind.value}.{col.name}.npy")
+            arr = array(f"{ekind.value}.{col.name}")
             _check_count(manifest_path, ekind.value, col.name, len(arr), len(indices))
             edge_columns[col.name] = arr
         edges[ekind] = EdgeTable(indptr, indices, edge_columns, n_dst)
-    return GraphState(vertices, edges)
+    return GraphState(vertices, edges), SavedFiles(data, held)
 
 
 def _check_count(manifest: Path, what: str, column: str, got: int, expected: int) -> None:
