@@ -284,6 +284,29 @@ def _merge_vertices(
     return VertexTable(np.concatenate([old.keys, keys[~hit]]), columns), created, updated
 
 
+FEW_EDGES = 4096
+"""A batch of at most this many edges of a kind is merged by searching each edge's own row
+(O(batch · log degree) plus copying the arrays), not by sorting every edge of the kind: one
+feedback rating into 4M ratings took ~1 s the sorting way. Both ways give the same table."""
+
+
+def _positions_in_rows(
+    old: EdgeTable, src: np.ndarray, dst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each (src, dst) edge: its position in CSR order when ``old`` holds it, else where it
+    would be inserted; and whether it is held. Reads only the edge's own row (rows are sorted
+    by dst)."""
+    pos = np.empty(len(src), dtype=np.int64)
+    found = np.zeros(len(src), dtype=bool)
+    for i, (s, d) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
+        start, end = int(old.indptr[s]), int(old.indptr[s + 1])
+        row = old.indices[start:end]
+        j = int(np.searchsorted(row, d))
+        pos[i] = start + j
+        found[i] = j < end - start and int(row[j]) == d
+    return pos, found
+
+
 def _merge_edges(
     kind: EdgeKind,
     old: EdgeTable,
@@ -295,6 +318,8 @@ def _merge_edges(
 ) -> tuple[EdgeTable, int, int]:
     """Upsert edges by (src, dst): returns the new table, how many created and changed."""
     old = old.resized(n_src, n_dst)
+    if len(src) <= FEW_EDGES:
+        return _merge_few_edges(kind, old, src, dst, frame)
     old_codes = old.src.astype(np.int64) * n_dst + old.indices
     codes = src.astype(np.int64) * n_dst + dst
     pos = np.searchsorted(old_codes, codes)
@@ -325,6 +350,36 @@ def _merge_edges(
         n_dst,
     )
     return table, created, updated
+
+
+def _merge_few_edges(
+    kind: EdgeKind, old: EdgeTable, src: np.ndarray, dst: np.ndarray, frame: pd.DataFrame
+) -> tuple[EdgeTable, int, int]:
+    """``_merge_edges`` for a small batch (``FEW_EDGES``): changed values written in place of a
+    copy, new edges inserted at their rows' positions."""
+    pos, found = _positions_in_rows(old, src, dst)
+    new = ~found
+    order = np.lexsort((dst[new], src[new]))  # the new edges in CSR order
+    at = pos[new][order]
+    changed = np.zeros(int(found.sum()), dtype=bool)
+    merged: dict[str, np.ndarray] = {}
+    for col in EDGE_SPECS[kind].columns:
+        values = _column_values(frame, col)
+        current = old.columns[col.name]
+        changed |= ~_same(current[pos[found]], values[found])
+        column = current
+        if found.any():
+            column = current.copy()
+            column[pos[found]] = values[found]
+        merged[col.name] = np.insert(column, at, values[new][order]) if len(at) else column
+    created, updated = int(new.sum()), int(changed.sum())
+    if created == 0 and updated == 0:
+        return old, 0, 0
+    added = np.bincount(src[new], minlength=old.n_src)
+    indptr = old.indptr.copy()
+    np.add(indptr[1:], np.cumsum(added), out=indptr[1:])
+    indices = np.insert(old.indices, at, dst[new][order].astype(np.int32))
+    return EdgeTable(indptr, indices, merged, old.n_dst), created, updated
 
 
 def apply_batch(state: GraphState, batch: GraphBatch) -> tuple[GraphState, UpsertReport]:
