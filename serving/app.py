@@ -26,6 +26,7 @@ from serving.ab import ABRouter, Arm
 from serving.breaker import CircuitBreaker
 from serving.deps import Services
 from serving.feedback.graph_history import FeedbackHistory, reclog_users
+from serving.feedback.graph_writer import BackgroundHistory
 from serving.feedback.spool import REDIS_DOWN, SpoolingFeedbackSink
 from serving.metrics import Metrics, method_label
 from serving.openapi import build_document
@@ -149,11 +150,18 @@ def _build(
             limit=settings.state_cache_size,
             saved=saved_states_file(settings) if settings.precompute_save else None,
         )
-    history = FeedbackHistory(
-        store,
-        on_changed=precompute.changed if precompute is not None else None,
-        user_of=reclog_users(reclog, breaker),
-    )
+    on_changed = precompute.changed if precompute is not None else None
+    history: FeedbackHistory
+    if settings.feedback_graph_delay_seconds is None:
+        history = FeedbackHistory(store, on_changed, reclog_users(reclog, breaker))
+    else:
+        history = BackgroundHistory(
+            store,
+            on_changed,
+            reclog_users(reclog, breaker),
+            delay=settings.feedback_graph_delay_seconds,
+        )
+        opened.append(history)  # closed (its queue written) before the store
     return Services(
         precompute=precompute,
         history=history,

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         "for a save made by another process (another worker's feedback, `marquee plex sync`) "
         "and loads it: their writes reach this service within about this long.",
     )
+    feedback_graph_delay_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Unset: each feedback request writes its events into the graph before it "
+        "answers (the user's next slate knows them). A number: the writes are queued and one "
+        "background thread makes them, at most one upsert per this many seconds, so a large "
+        "graph's upsert is never in front of a request (serving.feedback.graph_writer).",
+    )
     state_cache_seconds: float = Field(
         default=30.0,
         gt=0,
