@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 
 from features.graph.hop import HopGraph, incidence_hop
-from features.graph.hop_top import HubSplit, first_hop, hub_split, top_last_hop
+from features.graph.hop_top import HubSplit, first_hop, first_two_hops, hub_split, top_last_hop
 from features.graph.schema import (
     CONTENT_EDGES,
     DEFAULT_HOP_WEIGHTS,
@@ -205,7 +205,8 @@ def khop_scores(
     """Weighted path counts from the user's positive movies to unseen movies (through no
     vertex of more than ``hub_cap`` movies, when given). While a hop's frontier is small only
     its own rows are read (``HopGraph.step_few``), else the whole operator; the first hop goes
-    through the hubs in one pass and, with a ``limit``, the last hop is exact only for the
+    through the hubs in one pass, the middle one through the rest of the graph in exact
+    float32 (features.graph.exact32), and, with a ``limit``, the last hop is exact only for the
     movies that can reach the top (features.graph.hop_top).
     """
     if hops not in (1, 2, 3):
@@ -219,11 +220,12 @@ def khop_scores(
     if not len(seeds):
         return []
     hubs = _hub_split(state, weights, hub_cap)
-    x = first_hop(hubs, seeds)
-    total = x.copy()
-    for _ in range(hops - 2):
-        x = op.step_few(x)
-        total += x
+    if hops == 3:
+        total, x = first_two_hops(hubs, seeds)
+        total = total + x
+    else:
+        x = first_hop(hubs, seeds)
+        total = x.copy()
     seen = seen_movies(state, user)
     top = None
     if hops > 1 and limit is not None:

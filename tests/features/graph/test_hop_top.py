@@ -11,6 +11,7 @@ import pytest
 
 from features.graph import hop_top
 from features.graph import local_queries as queries
+from features.graph.hop import HopGraph
 from features.graph.local import LocalGraphStore
 from features.graph.local_queries import hop_operator, seen_movies, user_ratings
 from features.graph.schema import DEFAULT_HOP_WEIGHTS, VertexKind
@@ -118,3 +119,56 @@ def test_no_hubs_means_the_full_hop(
     monkeypatch.setattr(hop_top, "matvec", no_pass)
     x = np.ones(op.bw.shape[0])
     assert hop_top.top_last_hop(split, x, x.copy(), np.zeros(0, dtype=np.int64), 10) is None
+
+
+def _no_step_few(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the float64 middle hops (``HopGraph.step_few``)."""
+    calls: list[int] = []
+    real = HopGraph.step_few
+
+    def spy(self: HopGraph, x: Any) -> Any:
+        calls.append(1)
+        return real(self, x)
+
+    monkeypatch.setattr(HopGraph, "step_few", spy)
+    return calls
+
+
+@pytest.mark.parametrize("hub_degree", [12, 40])
+def test_first_two_hops_equal_two_full_hops(
+    store: LocalGraphStore, monkeypatch: pytest.MonkeyPatch, hub_degree: int
+) -> None:
+    """The hub part in float64, the rest in exact float32: x1 bit for bit, x2 to round-off,
+    without the float64 middle hop."""
+    op = hop_operator(store.state, DEFAULT_HOP_WEIGHTS)
+    split = hop_top.hub_split(op, hub_degree=hub_degree)
+    assert split.rest is not None
+    assert split.rest.path_scale == 100 and split.rest.weight_scale in (10, 100)
+    fallbacks = _no_step_few(monkeypatch)
+    for seeds in (np.array([0]), np.array([3, 40, 41, 599]), np.arange(0, 600, 29)):
+        x1, x2 = hop_top.first_two_hops(split, seeds)
+        np.testing.assert_array_equal(x1, hop_top.first_hop(split, seeds))
+        np.testing.assert_allclose(x2, op.step(x1), rtol=1e-12, atol=1e-9)
+    assert not fallbacks
+
+
+def test_first_two_hops_fall_back_when_not_exact(
+    store: LocalGraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts that reach the float32 limit, or weights that are no short decimals, take the
+    float64 hop, with the same results."""
+    op = hop_operator(store.state, DEFAULT_HOP_WEIGHTS)
+    split = hop_top.hub_split(op, hub_degree=12)
+    seeds = np.arange(0, 600, 7)
+    want = op.step(hop_top.first_hop(split, seeds))
+    fallbacks = _no_step_few(monkeypatch)
+    monkeypatch.setattr("features.graph.exact32.EXACT_LIMIT", 50.0)
+    _, x2 = hop_top.first_two_hops(split, seeds)
+    assert fallbacks == [1]
+    np.testing.assert_allclose(x2, want, rtol=1e-12)
+
+    odd = hop_operator(store.state, {k: v / 3.0 for k, v in DEFAULT_HOP_WEIGHTS.items()})
+    odd_split = hop_top.hub_split(odd, hub_degree=12)
+    assert odd_split.rest is None
+    x1, x2 = hop_top.first_two_hops(odd_split, seeds)
+    np.testing.assert_allclose(x2, odd.step(x1), rtol=1e-12)
