@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from features.graph.exact32 import as_integers32, exact_product, integer_scale, scaled32
 from features.graph.hop import HopGraph, gather_positions, row_products
@@ -59,10 +60,15 @@ class HubSplit:
 
 @dataclass(frozen=True)
 class RestPart:
-    """The non-hub columns' entries as exact float32 integers (features.graph.exact32)."""
+    """The non-hub columns' entries as exact float32 integers (features.graph.exact32), with
+    movies and columns renumbered by reverse Cuthill-McKee: a movie's columns and a column's
+    movies then lie close together, so the products' scattered reads hit the cache (passes
+    ~30% faster at 500K); exact sums do not depend on the order of their terms."""
 
-    bt: list[sp.csr_matrix]  # row blocks of (non-hub columns x movies), binary
+    bt: list[sp.csr_matrix]  # row blocks of (non-hub columns x movies), binary, renumbered
     bw: list[sp.csr_matrix]  # row blocks of (movies x non-hub columns), w * ``weight_scale``
+    order: npt.NDArray[np.int64]  # the movie at each renumbered position
+    position: npt.NDArray[np.int64]  # each movie's renumbered position
     path_scale: int  # makes every column weight, hence every first-hop count, an integer
     weight_scale: int  # makes every non-hub weight an integer
 
@@ -76,10 +82,22 @@ def _rest_part(
     weight_scale = integer_scale(column_weight[rest])
     if path_scale is None or weight_scale is None:
         return None
-    bt = scaled32(sp.csr_matrix(op.bt[rest]), 1)
-    bw = scaled32(sp.csr_matrix(op.bw[:, rest]), weight_scale)
+    bw = sp.csr_matrix(op.bw[:, rest])
+    n_rows = bw.shape[0]
+    both = sp.bmat([[None, bw], [bw.T, None]], format="csr")
+    perm = np.asarray(reverse_cuthill_mckee(both, symmetric_mode=True), dtype=np.int64)
+    order, cols = perm[perm < n_rows], perm[perm >= n_rows] - n_rows
+    position = np.empty(n_rows, dtype=np.int64)
+    position[order] = np.arange(n_rows, dtype=np.int64)
+    bw = sp.csr_matrix(bw[order][:, cols])
+    b = sp.csr_matrix((np.ones(bw.nnz), bw.indices, bw.indptr), shape=bw.shape)
     return RestPart(
-        bt=row_blocks(bt), bw=row_blocks(bw), path_scale=path_scale, weight_scale=weight_scale
+        bt=row_blocks(scaled32(sp.csr_matrix(b.T), 1)),
+        bw=row_blocks(scaled32(bw, weight_scale)),
+        order=order,
+        position=position,
+        path_scale=path_scale,
+        weight_scale=weight_scale,
     )
 
 
@@ -177,7 +195,7 @@ def first_two_hops(
 
 def _rest_hop(rest: RestPart, x1: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
     """B_rest w_rest B_rest^T x1 in exact float32 integers, or None when not proved exact."""
-    xs = as_integers32(x1, rest.path_scale)
+    xs = as_integers32(x1[rest.order], rest.path_scale)
     if xs is None:
         return None
     ys = exact_product(rest.bt, xs)
@@ -186,7 +204,7 @@ def _rest_hop(rest: RestPart, x1: npt.NDArray[np.float64]) -> npt.NDArray[np.flo
     zs = exact_product(rest.bw, ys)
     if zs is None:
         return None
-    out = zs.astype(np.float64)
+    out = zs[rest.position].astype(np.float64)
     out /= float(rest.path_scale * rest.weight_scale)
     return out
 
