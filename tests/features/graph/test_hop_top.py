@@ -20,6 +20,12 @@ from features.importers.synthetic import generate_synthetic
 USERS = ("u1", "u2", "u5", "u9", "u14", "u20")
 
 
+@pytest.fixture(autouse=True)
+def _exact_rest_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 middle hop runs from 2M entries; these graphs are far smaller."""
+    monkeypatch.setattr(hop_top, "REST_MIN_NNZ", 0)
+
+
 @pytest.fixture(scope="module")
 def store() -> LocalGraphStore:
     out = LocalGraphStore()
