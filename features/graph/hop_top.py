@@ -141,21 +141,26 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
 def _seed_counts(
     hs: HubSplit, seeds: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(B^T s per column, the first hop's non-hub part B_rest w_rest B_rest^T s per movie)
-    for s = 1 on ``seeds``: the seeds' other columns are few and small, counted movie by
-    movie."""
+    """(B^T s at the hub columns, the first hop's non-hub part B_rest w_rest B_rest^T s per
+    movie) for s = 1 on ``seeds``: the seeds' own columns are counted from their few entries
+    (no array over all columns), their non-hub columns' movies one by one."""
     op = hs.op
-    n_rows, n_cols = op.bw.shape
-    counts = np.bincount(
-        op.bw.indices[gather_positions(op.bw.indptr, seeds)], minlength=n_cols
-    ).astype(np.float64)
-    rest = np.flatnonzero((counts != 0.0) & ~hs.is_hub)
-    lens = np.diff(op.bt.indptr)[rest]
-    weights = np.repeat(counts[rest] * hs.column_weight[rest], lens)
+    cols, counts = np.unique(
+        op.bw.indices[gather_positions(op.bw.indptr, seeds)], return_counts=True
+    )
+    hub = hs.is_hub[cols]
+    hub_counts = np.zeros(hs.hubs.shape[0])
+    hub_counts[np.searchsorted(hs.hubs, cols[hub])] = counts[hub]
+    rest = cols[~hub].astype(np.int64)
+    starts = op.bt.indptr[rest]
+    lens = op.bt.indptr[rest + 1] - starts
+    weights = np.repeat(counts[~hub] * hs.column_weight[rest], lens)
     near = np.bincount(
-        op.bt.indices[gather_positions(op.bt.indptr, rest)], weights=weights, minlength=n_rows
+        op.bt.indices[gather_positions(op.bt.indptr, rest)],
+        weights=weights,
+        minlength=op.bw.shape[0],
     ).astype(np.float64, copy=False)
-    return counts, near
+    return hub_counts, near
 
 
 def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -166,8 +171,8 @@ def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.floa
     if op.similar.nnz:
         return op.first_of_few_rows(seeds)
     seeds = np.asarray(seeds, dtype=np.int64)
-    counts, near = _seed_counts(hs, seeds)
-    out = matvec(hs.bw_hub, counts[hs.hubs])
+    hub_counts, near = _seed_counts(hs, seeds)
+    out = matvec(hs.bw_hub, hub_counts)
     out += near
     out[seeds] -= op.self_weight[seeds]
     return out
