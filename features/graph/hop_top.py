@@ -239,16 +239,36 @@ def top_last_hop(
     lower -= hs.hub_self * x
     lower += total
     lower[excluded] = 0.0
-    threshold = float(np.partition(lower, n - limit)[n - limit])
+    threshold = kth_largest(lower, limit)
     if threshold <= 0.0:
         return None
-    upper = hs.rest_reach * max(float(x.max()), 0.0)
-    upper += lower
-    upper[excluded] = -1.0
-    candidates = np.flatnonzero(upper >= threshold * (1.0 - SLACK))
+    reach = max(float(x.max()), 0.0)
+    cut = threshold * (1.0 - SLACK)
+    # upper bound: lower + rest_reach * max(x); first the movies it can lift over the cut
+    near = np.flatnonzero(lower >= cut - float(hs.rest_reach.max(initial=0.0)) * reach)
+    near = near[lower[near] + hs.rest_reach[near] * reach >= cut]
+    seen = np.zeros(n, dtype=np.bool_)
+    seen[excluded] = True
+    candidates = near[~seen[near]]
     if int(hs.row_length[candidates].sum()) > MAX_EXACT_SHARE * op.bw.nnz:
         return None
     return candidates, total[candidates] + _hop_at(hs, x, y_hub, candidates)
+
+
+def kth_largest(values: npt.NDArray[np.float64], k: int) -> float:
+    """The ``k``-th largest value (1 <= k <= len), as ``np.partition`` gives it, partitioning
+    only the values that reach a threshold guessed from a strided sample when at least ``k``
+    do (then the k-th largest is among them), not the whole array."""
+    n = values.shape[0]
+    if k * 16 < n:
+        step = max(1, n // (k * 8))
+        sample = values[::step]
+        m = min(sample.shape[0], max(1, (2 * k) // step))
+        guess = np.partition(sample, sample.shape[0] - m)[sample.shape[0] - m]
+        top = values[values >= guess]
+        if top.shape[0] >= k:
+            values, n = top, top.shape[0]
+    return float(np.partition(values, n - k)[n - k])
 
 
 def _hop_at(

@@ -178,3 +178,15 @@ def test_first_two_hops_fall_back_when_not_exact(
     assert odd_split.rest is None
     x1, x2 = hop_top.first_two_hops(odd_split, seeds)
     np.testing.assert_allclose(x2, odd.step(x1), rtol=1e-12)
+
+
+def test_kth_largest_equals_a_full_partition() -> None:
+    rng = np.random.default_rng(5)
+    for values in (
+        rng.random(20_000),
+        rng.integers(0, 5, 20_000).astype(np.float64),  # many ties
+        np.concatenate([np.zeros(19_990), rng.random(10)]),  # fewer than k above zero
+    ):
+        for k in (1, 7, 50, 500):
+            want = float(np.partition(values, values.shape[0] - k)[values.shape[0] - k])
+            assert hop_top.kth_largest(values, k) == want
