@@ -73,8 +73,8 @@ class RestPart:
 
     bt: list[sp.csr_matrix]  # row blocks of (non-hub columns x movies), binary, renumbered
     bw: list[sp.csr_matrix]  # row blocks of (movies x non-hub columns), w * ``weight_scale``
-    order: npt.NDArray[np.int64]  # the movie at each renumbered position
-    position: npt.NDArray[np.int64]  # each movie's renumbered position
+    order: npt.NDArray[np.int32]  # the movie at each renumbered position
+    position: npt.NDArray[np.int32]  # each movie's renumbered position
     path_scale: int  # makes every column weight, hence every first-hop count, an integer
     weight_scale: int  # makes every non-hub weight an integer
 
@@ -91,10 +91,10 @@ def _rest_part(
     if path_scale is None or weight_scale is None:
         return None
     n_rows, n_rest = op.bw.shape[0], rest.shape[0]
-    lens = op.bt.indptr[rest + 1] - op.bt.indptr[rest]
+    lens = np.diff(op.bt.indptr)
     indptr = np.zeros(n_rest + 1, dtype=np.int64)
-    np.cumsum(lens, out=indptr[1:])
-    movies = op.bt.indices[gather_positions(op.bt.indptr, rest)]  # B_rest^T: column -> movies
+    np.cumsum(lens[rest], out=indptr[1:])
+    movies = op.bt.indices[np.repeat(~is_hub, lens)]  # B_rest^T: column -> movies
     pattern = sp.csr_matrix(
         (np.ones(movies.shape[0], dtype=np.int8), movies, indptr), shape=(n_rest, n_rows)
     )
@@ -110,9 +110,10 @@ def _rest_part(
     perm = np.asarray(reverse_cuthill_mckee(both, symmetric_mode=True), dtype=np.int64)
     del both, by_movie
     order, cols = perm[perm < n_rows], perm[perm >= n_rows] - n_rows
-    position = np.empty(n_rows, dtype=np.int64)
-    position[order] = np.arange(n_rows, dtype=np.int64)
-    pattern.indices = position[pattern.indices].astype(np.int32)
+    order = order.astype(np.int32)
+    position = np.empty(n_rows, dtype=np.int32)
+    position[order] = np.arange(n_rows, dtype=np.int32)
+    pattern.indices = position[pattern.indices]
     bt = sp.csr_matrix(pattern[cols], dtype=np.float32)
     bt.sort_indices()
     bw = sp.csr_matrix(bt.T)
