@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.als import AlsRetriever
 from features.npz import open_arrays, save_arrays
-from features.popularity import DayCache, RecentPopularity
+from features.popularity import DERIVED_CACHE_BYTES, DayCache, RecentPopularity
 from features.retrieval import EaseRetriever, Scores, zscores
 from features.state import UserHistory
 
@@ -113,7 +113,7 @@ class BlendRetriever:
 
     @functools.cached_property
     def _z_cache(self) -> DayCache:
-        return DayCache(self.n_movies)
+        return DayCache(self.n_movies, DERIVED_CACHE_BYTES)
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, Any] = {

@@ -41,16 +41,22 @@ def liked_counts(rated: pd.DataFrame, min_rating: float = POSITIVE_RATING) -> pd
 # cost 0.85 s. Smaller tables (ml-latest-small: 100K) keep the direct sum, bit for bit.
 INCREMENTAL_MIN_RATINGS = 1_000_000
 # Per-day tables cached: up to 256 days, and no more than this many bytes of them (at 500K
-# movies one day is 4 MB, and each user's last day can differ).
+# movies one day is 4 MB, and each user's last day can differ). The raw decayed counts get the
+# whole budget: a miss starts from the nearest earlier cached day, so they keep misses cheap.
 DAY_CACHE_DAYS = 256
 DAY_CACHE_BYTES = 64 * 2**20
+# What is derived from a day's raw counts without another pass over the ratings (the log1p
+# scores here, features.blend's z-scores of them) keeps a few days, not another 64 MB per cache
+# and worker: a miss costs one elementwise pass over the movies when the raw day is cached.
+DERIVED_CACHE_BYTES = 16 * 2**20
 
 
 class DayCache:
     """A bounded least-recently-used map of day -> per-movie vector (thread-safe)."""
 
-    def __init__(self, n_movies: int) -> None:
-        self.size = max(2, min(DAY_CACHE_DAYS, DAY_CACHE_BYTES // max(8 * n_movies, 1)))
+    def __init__(self, n_movies: int, max_bytes: int | None = None) -> None:
+        budget = DAY_CACHE_BYTES if max_bytes is None else max_bytes
+        self.size = max(2, min(DAY_CACHE_DAYS, budget // max(8 * n_movies, 1)))
         self._items: OrderedDict[int, npt.NDArray[np.float64]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -171,7 +177,7 @@ class RecentPopularity:
 
     @functools.cached_property
     def _cache(self) -> DayCache:
-        return DayCache(self.n_movies)
+        return DayCache(self.n_movies, DERIVED_CACHE_BYTES)
 
     @functools.cached_property
     def _raw(self) -> DayCache:

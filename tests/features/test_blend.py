@@ -13,7 +13,7 @@ import pytest
 
 from features.als import AlsRetriever
 from features.blend import BlendRetriever, load_retriever
-from features.popularity import RecentPopularity
+from features.popularity import DERIVED_CACHE_BYTES, DayCache, RecentPopularity
 from features.retrieval import EaseRetriever, zscores
 from features.state import UserHistory
 
@@ -160,11 +160,27 @@ def test_recent_popularity_from_an_earlier_day_equals_the_direct_sum(
     days = [5, 90, 91, 200, 150, 399, 400, 30]
     expected = [direct.scores_on(d).copy() for d in days]
     monkeypatch.setattr(popularity, "INCREMENTAL_MIN_RATINGS", 1000)
-    monkeypatch.setattr(popularity, "DAY_CACHE_BYTES", 3 * 8 * 50)  # three days per cache
+    monkeypatch.setattr(popularity, "DAY_CACHE_BYTES", 3 * 8 * 50)  # three raw days
+    monkeypatch.setattr(popularity, "DERIVED_CACHE_BYTES", 2 * 8 * 50)  # two days of scores
     incremental = RecentPopularity.fit(frame, 50, half_life_days=20.0)
     for d, want in zip(days, expected, strict=True):
         np.testing.assert_allclose(incremental.scores_on(d), want, rtol=1e-12)
-    assert len(incremental._raw.days()) == len(incremental._cache.days()) == 3
+    assert len(incremental._raw.days()) == 3 and len(incremental._cache.days()) == 2
+
+
+def test_the_day_caches_of_a_500k_movie_blend_hold_at_most_96_mb(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 500K movies a day is 4 MB: the raw counts keep 16 days (64 MB), the log1p scores
+    and the blend's z-scores, derived from them, 4 days each (they held 64 MB each before)."""
+    import features.blend as blend_module
+
+    pop = RecentPopularity.fit(_ratings(), 500_000)
+    held = [pop._raw.size, pop._cache.size, DayCache(500_000, DERIVED_CACHE_BYTES).size]
+    assert held == [16, 4, 4]
+    assert sum(held) * 8 * 500_000 <= 96 * 2**20
+    monkeypatch.setattr(blend_module, "DERIVED_CACHE_BYTES", 3 * 8 * 15)
+    assert BlendRetriever(EaseRetriever.fit(_ratings(), 15))._z_cache.size == 3
 
 
 def test_a_blend_with_warm_day_caches_pickles_and_deep_copies() -> None:

@@ -122,7 +122,7 @@ def test_the_same_slates_as_the_dict_based_version(ml_store: LocalGraphStore) ->
     rng = np.random.default_rng(0)
     cases: list[tuple[str, int, tuple[str, ...]]] = [(u, 10, ()) for u in users]
     cases += [("no-such-user", k, ()) for k in (1, 10, 50)]
-    for u in rng.choice(users, 60, replace=False).tolist() + ["no-such-user"]:
+    for u in [*rng.choice(users, 60, replace=False).tolist(), "no-such-user"]:
         asked = tuple(rng.choice(names, int(rng.integers(1, 3)), replace=False).tolist())
         cases += [(u, int(rng.integers(1, 40)), asked), (u, 25, (slug(asked[0]), "nope"))]
     for user, k, genres in cases:
