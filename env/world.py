@@ -30,7 +30,7 @@ from env.consumption import ConsumptionModel
 from env.user_model import UserModelConfig
 from env.world_model import WorldModel
 from features.blend import BlendRetriever, SavedRetriever, load_retriever
-from features.bundle import RETRIEVER_FILE
+from features.bundle import RETRIEVER_FILE, save_pool_tables
 from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog, genre_shares
 from features.embeddings import ItemEmbeddings
@@ -301,6 +301,7 @@ class SimulationWorld:
             self.consumption.save(tmp / "consumption.npz")
         if self.retriever is not None:
             self.retriever.save(tmp / RETRIEVER_FILE)
+        save_pool_tables(tmp, self.catalog, self.embeddings, self.pool_hops)  # for the service
         (tmp / "world.json").write_text(json.dumps({"format": 1, "settings": self.settings}))
         if folder.exists():
             old = folder.with_name(folder.name + ".old")

@@ -9,8 +9,10 @@ saved beside the rest in ``ranking.npz``.
 Files in the bundle's folder (the world folder ``<home>/models/world`` holds them all):
 ``catalog``, ``embeddings``, optional ``retriever`` (the blend retriever, a bare
 EASE in older bundles, whose standardised scores are the ranking's base, ``features.blend``),
-``ranking.json`` (settings: pool hops, base weight, slate features) and ``ranking``
-(artefacts); a world saved by env.world keeps its settings in ``world.json``, read as well.
+``ranking.json`` (settings: pool hops, base weight, slate features), ``ranking``
+(artefacts) and ``pool_tables`` (the state's graph-pool tables, ``features.state.pool_tables``,
+written by every save; bundles saved before them compute them on load, as before); a world
+saved by env.world keeps its settings in ``world.json``, read as well.
 Bundles without a retriever rank by e . a alone, as before.
 
 The arrays are folders of .npy files that a load memory-maps read-only (``features.npz``):
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from features.blend import SavedRetriever, load_retriever
@@ -36,7 +39,13 @@ from features.candidates import DEFAULT_BASE_WEIGHT, LEGACY_BASE_WEIGHT
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.npz import arrays_path, open_arrays, save_arrays
-from features.state import LEGACY_POOL_HOPS, POOL_HOPS
+from features.state import (
+    LEGACY_POOL_HOPS,
+    POOL_HOPS,
+    PoolTables,
+    check_pool_tables,
+    pool_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,7 @@ SETTINGS_FILE = "ranking.json"
 ARTEFACTS_FILE = "ranking.npz"
 RETRIEVER_FILE = "retriever.npz"
 WORLD_SETTINGS_FILE = "world.json"  # env.world's settings, where older bundles keep pool_hops
+POOL_TABLES_FILE = "pool_tables"  # the state's graph-pool tables (features.state.pool_tables)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,9 @@ class RankingBundle:
     slate_features: tuple[str, ...] = ()
     slate_feature_reach: float = 1.0  # a feature weight of 1 moves scores this share of the base
     residual_ramp: float = 0.0  # features.ranking.residual_weight (0: full correction, as before)
+    # the state's graph-pool tables, mapped from the saved folder (None: the Ranker computes
+    # them, as for bundles saved before they were kept)
+    pool_tables: PoolTables | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.embeddings.check_catalog(self.catalog)
@@ -97,6 +110,7 @@ class RankingBundle:
             self.retriever.save(folder / RETRIEVER_FILE)
         if self.artefacts:
             save_arrays(folder / ARTEFACTS_FILE, dict(self.artefacts))
+        save_pool_tables(folder, self.catalog, self.embeddings, self.pool_hops, self.pool_tables)
         return folder
 
     @classmethod
@@ -110,10 +124,14 @@ class RankingBundle:
         if _exists(folder / ARTEFACTS_FILE):
             with open_arrays(folder / ARTEFACTS_FILE) as z:
                 artefacts = {name: z[name] for name in z.files}
+        catalog = Catalog.load(folder / CATALOG_FILE)
+        embeddings = ItemEmbeddings.load(folder / EMBEDDINGS_FILE)
+        hops = _pool_hops(folder)
         return cls(
-            catalog=Catalog.load(folder / CATALOG_FILE),
-            embeddings=ItemEmbeddings.load(folder / EMBEDDINGS_FILE),
-            pool_hops=_pool_hops(folder),
+            catalog=catalog,
+            embeddings=embeddings,
+            pool_hops=hops,
+            pool_tables=load_pool_tables(folder, catalog.n_movies, embeddings.dim, hops),
             base_weight=_base_weight(folder),
             slate_features=tuple(str(n) for n in _setting(folder, "slate_features") or ()),
             slate_feature_reach=float(_setting(folder, "slate_feature_reach") or 1.0),
@@ -125,6 +143,48 @@ class RankingBundle:
                 else None
             ),
         )
+
+
+def save_pool_tables(
+    folder: Path,
+    catalog: Catalog,
+    embeddings: ItemEmbeddings,
+    pool_hops: tuple[int, ...],
+    tables: PoolTables | None = None,
+) -> None:
+    """Write the state's graph-pool tables into ``folder`` (computed when not given), so that
+    a load maps them: at 500K movies they are 130 MB per worker when each computes its own."""
+    emb, tot = tables if tables is not None else pool_tables(catalog, embeddings.vectors, pool_hops)
+    save_arrays(
+        folder / POOL_TABLES_FILE,
+        {"hop_emb": emb, "hop_tot": tot, "pool_hops": np.asarray(pool_hops, dtype=np.int64)},
+    )
+
+
+def load_pool_tables(
+    folder: Path, n_movies: int, dim: int, pool_hops: tuple[int, ...]
+) -> PoolTables | None:
+    """The pool tables saved in ``folder``, mapped; None (logged) when there are none (a world
+    saved before they were kept: the Ranker computes them) or they do not fit the bundle."""
+    path = folder / POOL_TABLES_FILE
+    if not path.is_dir():
+        log.info(
+            "%s: no saved pool tables (saved before they were kept): computed in memory; "
+            "saving the world again keeps them for workers to share",
+            folder,
+        )
+        return None
+    with open_arrays(path) as z:
+        tables = (z["hop_emb"], z["hop_tot"])
+        saved_hops = tuple(int(h) for h in z["pool_hops"])
+    try:
+        if saved_hops != tuple(pool_hops):
+            raise ValueError(f"saved for pool hops {saved_hops}, the bundle has {pool_hops}")
+        check_pool_tables(tables, n_movies, dim, pool_hops)
+    except ValueError as exc:
+        log.warning("%s: saved pool tables not used, computed instead: %s", path, exc)
+        return None
+    return tables
 
 
 def _exists(path: Path) -> bool:

@@ -108,7 +108,9 @@ class Ranker:
         self.bundle = bundle
         self.vectors = bundle.embeddings.vectors
         self.histories = HistoryReader(catalog)
-        self.builder = StateBuilder(catalog, bundle.embeddings, pool_hops=bundle.pool_hops)
+        self.builder = StateBuilder(
+            catalog, bundle.embeddings, pool_hops=bundle.pool_hops, tables=bundle.pool_tables
+        )
         self.retriever = bundle.retriever
         self.candidates = CandidateGenerator(
             catalog,

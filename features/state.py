@@ -46,6 +46,41 @@ LEGACY_POOL_HOPS = (2, 3)  # what worlds saved without the setting were trained 
 ROWS_ONLY_MIN_NNZ = 200_000
 
 
+PoolTables = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def pool_tables(
+    catalog: Catalog, vectors: npt.NDArray[np.floating], pool_hops: tuple[int, ...]
+) -> PoolTables:
+    """(H^h E for h in ``pool_hops``, stacked: (hops, movies, d); H^h 1 likewise: (hops,
+    movies)), H the catalogue's hop operator and E the embeddings, in float64: what the state's
+    graph pool sums rows of (``StateBuilder._graph_pool``). At 500K movies and d = 16 the first
+    is 122 MB, so a saved bundle keeps them (features.bundle) for workers to map, not rebuild."""
+    emb_powers, tot_powers = [], []
+    e, t = np.asarray(vectors).astype(np.float64), np.ones(catalog.n_movies)
+    for _ in range(max(pool_hops)):
+        e, t = catalog.hop.apply(e), catalog.hop.apply(t)
+        emb_powers.append(e)
+        tot_powers.append(t)
+    return (
+        np.stack([emb_powers[h - 1] for h in pool_hops]),
+        np.stack([tot_powers[h - 1] for h in pool_hops]),
+    )
+
+
+def check_pool_tables(
+    tables: PoolTables, n_movies: int, dim: int, pool_hops: tuple[int, ...]
+) -> None:
+    """ValueError unless ``tables`` have the shapes and dtype ``pool_tables`` gives."""
+    emb, tot = tables
+    want = ((len(pool_hops), n_movies, dim), (len(pool_hops), n_movies))
+    if (emb.shape, tot.shape) != want or emb.dtype != np.float64 or tot.dtype != np.float64:
+        raise ValueError(
+            f"pool tables of shapes {emb.shape}, {tot.shape} ({emb.dtype}, {tot.dtype}) do not "
+            f"fit {n_movies} movies, {dim} dimensions and pool hops {pool_hops} (float64)"
+        )
+
+
 def _check_hops(hops: int) -> None:
     if hops not in (1, 2, 3):
         raise ValueError(f"hops must be 1, 2 or 3, got {hops}")
@@ -191,6 +226,7 @@ class StateBuilder:
         *,
         n_recent: int = 10,
         pool_hops: tuple[int, ...] = POOL_HOPS,
+        tables: PoolTables | None = None,
     ):
         embeddings.check_catalog(catalog)
         if n_recent <= 0:
@@ -208,15 +244,11 @@ class StateBuilder:
         self.n_recent = n_recent
         # H is symmetric, so seed . (H^h E) = (H^h seed) . E: the pooled sums over all movies
         # for any set of positives are sums of rows of these (one per pooled hop), no per-user
-        # pass.
-        emb_powers, tot_powers = [], []
-        e, t = self.vectors.astype(np.float64), np.ones(catalog.n_movies)
-        for _ in range(max(pool_hops)):
-            e, t = catalog.hop.apply(e), catalog.hop.apply(t)
-            emb_powers.append(e)
-            tot_powers.append(t)
-        self._hop_emb = np.stack([emb_powers[h - 1] for h in pool_hops])  # (hops, movies, d)
-        self._hop_tot = np.stack([tot_powers[h - 1] for h in pool_hops])  # (hops, movies)
+        # pass. Given (a bundle saved them: mapped, shared between workers) or computed.
+        if tables is None:
+            tables = pool_tables(catalog, self.vectors, pool_hops)
+        check_pool_tables(tables, catalog.n_movies, embeddings.dim, pool_hops)
+        self._hop_emb, self._hop_tot = tables  # (hops, movies, d), (hops, movies)
         d, g = embeddings.dim, catalog.n_genres
         names = ("user", "recent", "product", "graph")
         self.layout: dict[str, slice] = {n: slice(i * d, (i + 1) * d) for i, n in enumerate(names)}

@@ -120,6 +120,7 @@ def test_a_loaded_bundle_is_mapped_and_ranks_as_the_one_in_memory(movielens: tup
         retriever.als.item_factors,
         retriever.popularity.timestamps,
         loaded.artefacts["retriever_scores"],
+        *(loaded.pool_tables or ()),
     ):
         assert is_mapped(array) and not array.flags.writeable
     users = [str(u) for u in bundle.catalog.users[::20]]
@@ -183,3 +184,41 @@ def test_saving_over_a_mapped_bundle_leaves_the_mapped_arrays_intact(
     assert np.array_equal(before.embeddings.vectors, vectors)
     assert not RankingBundle.load(folder).embeddings.vectors.any()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_state_pool_tables_are_saved_mapped_and_give_the_same_states(
+    movielens: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state builder's graph-pool tables (H^h E, H^h 1) are saved with the bundle and
+    mapped on load (shared between workers, not rebuilt by each): equal to the computed ones
+    bit for bit, and so the same states and slates. A bundle saved before them, or with tables
+    for other pool hops, computes them as before (logged)."""
+    import shutil
+
+    from features.bundle import POOL_TABLES_FILE
+    from features.ranker import Ranker
+    from features.state import pool_tables
+
+    bundle, folder, store = movielens
+    loaded = RankingBundle.load(folder)
+    assert loaded.pool_tables is not None
+    computed = pool_tables(bundle.catalog, bundle.embeddings.vectors, bundle.pool_hops)
+    for mapped, want in zip(loaded.pool_tables, computed, strict=True):
+        assert np.array_equal(mapped, want)
+    assert Ranker(loaded).builder._hop_emb is loaded.pool_tables[0]
+    users = [str(u) for u in bundle.catalog.users[::25]]
+    want_slates = _slates(bundle, store, users)
+    older = tmp_path / "older"
+    shutil.copytree(folder, older)
+    shutil.rmtree(older / POOL_TABLES_FILE)
+    with caplog.at_level("INFO", logger="features.bundle"):
+        assert RankingBundle.load(older).pool_tables is None
+    assert "no saved pool tables" in caplog.text
+    assert _slates(RankingBundle.load(older), store, users) == want_slates
+    settings = json.loads((folder / "ranking.json").read_text())
+    (older / "ranking.json").write_text(json.dumps({**settings, "pool_hops": [2, 3]}))
+    RankingBundle.load(folder).save(older)  # tables for (1, 2) ...
+    (older / "ranking.json").write_text(json.dumps({**settings, "pool_hops": [2, 3]}))
+    with caplog.at_level("WARNING", logger="features.bundle"):
+        assert RankingBundle.load(older).pool_tables is None  # ... not used for (2, 3)
+    assert "not used" in caplog.text
