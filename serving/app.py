@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.graph.store import GraphStore
-from serving import wiring
+from serving import allocator, wiring
 from serving.ab import ABRouter, Arm
 from serving.breaker import CircuitBreaker
 from serving.deps import Services
@@ -229,6 +229,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
+        await run_in_threadpool(allocator.release)  # what the load's temporaries left resident
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):

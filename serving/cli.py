@@ -66,6 +66,9 @@ def serve_command(
     if workers > 1:
         _serve_workers(home, host, port, workers, log_level, access_log)
         return
+    from serving import allocator
+
+    allocator.tune()  # before any request thread allocates (serving.allocator)
     settings = Settings(home=home.root)
     app = create_app(settings)
     console.print(f"serving on http://{host}:{port} (home {home.root})")

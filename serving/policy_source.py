@@ -25,6 +25,7 @@ import numpy as np
 from features.bundle import RankingBundle
 from features.graph.store import GraphStore
 from features.ranker import Ranker
+from serving import allocator
 from serving.ab import Arm
 from serving.policy_recommender import PolicyRecommender
 from serving.popularity import PopularityRecommender
@@ -234,6 +235,7 @@ class PolicyPool:
             return False
         old = arm.policy_version
         arm.swap(recommender, version, f"serving version {version}")
+        allocator.release()  # what loading it left resident (serving.allocator)
         log.info("policy %r: now %s (was %s)", arm.ref, recommender.policy_version, old)
         for listener in self.listeners:
             listener(arm.ref, recommender.policy_version)

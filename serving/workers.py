@@ -40,10 +40,12 @@ HEALTHCHECK_SECONDS = 120
 
 def create_worker_app() -> FastAPI:
     """One worker's app, from the environment the parent prepared."""
+    from serving import allocator
     from serving.app import create_app
     from serving.log_redaction import RedactSecretFilter
     from serving.settings import Settings
 
+    allocator.tune()  # before any request thread allocates (serving.allocator)
     logging.getLogger().addFilter(RedactSecretFilter())
     return create_app(Settings())
 

@@ -131,11 +131,23 @@ def arrays_of(root: Any, name: str, limit_depth: int = 6) -> list[tuple[str, int
     return out
 
 
+def _allocator() -> Any:
+    """serving.allocator where the measured code has it (None for code from before it)."""
+    try:
+        import serving.allocator as allocator
+    except ImportError:
+        return None
+    return allocator
+
+
 def main(args: Args) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     home = args.home.expanduser().resolve()
     steps: dict[str, Any] = {"start": memory()}
     t0 = time.perf_counter()
+    allocator = _allocator()
+    if allocator is not None:
+        allocator.tune()  # as a served worker does first (serving.allocator)
     import agent.actor  # noqa: F401  (torch, as a worker imports it)
     import serving.app  # noqa: F401
     from experiments.bench.scale import bench_users, load_average, percentiles
@@ -167,6 +179,8 @@ def main(args: Args) -> dict[str, Any]:
     rec = pool(Arm(name="bench", policy="champion", share=1.0), store)
     if rec.policy_version == "popularity":
         raise SystemExit(f"no champion policy is served ({pool.status()})")
+    if allocator is not None:
+        allocator.release()  # as the app does once built
     steps["policy"] = memory()
     if args.tracemalloc:
         snaps["policy"] = tracemalloc.take_snapshot()
