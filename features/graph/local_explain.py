@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.graph.local_queries import edge_row, gather_rows, user_ratings, vertex_position
+from features.graph.local_state import column_item
 from features.graph.schema import EDGE_SPECS, POSITIVE_RATING, EdgeKind, VertexKind
 from features.graph.store import EXPLANATION_PRIORITY, Explanation
 
@@ -52,7 +53,7 @@ def _similar(state: GraphState, m: int) -> np.ndarray:
 
 def _label(state: GraphState, kind: VertexKind, i: int, column: str) -> str:
     vt = state.vertices[kind]
-    return str(vt.columns[column][i]) or str(vt.keys[i])
+    return str(column_item(vt.columns, column, i)) or vt.key_at(i)
 
 
 def explain(state: GraphState, user: str, movie: str) -> Explanation | None:
@@ -106,12 +107,12 @@ def _explanation(
         user=user,
         movie=movie,
         movie_title=_label(state, VertexKind.MOVIE, m, "title"),
-        seed=str(state.vertices[VertexKind.MOVIE].keys[seed]),
+        seed=state.vertices[VertexKind.MOVIE].key_at(seed),
         seed_title=_label(state, VertexKind.MOVIE, seed, "title"),
         seed_rating=rating,
         edge=edge,
         via_kind=via_kind,
-        via_key="" if via_kind is None else str(state.vertices[via_kind].keys[via]),
+        via_key="" if via_kind is None else state.vertices[via_kind].key_at(via),
         via_name="" if via_kind is None else _label(state, via_kind, via, "name"),
     )
 

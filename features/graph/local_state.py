@@ -51,6 +51,19 @@ class StringColumn:
     def nbytes(self) -> int:
         return int(self.blob.nbytes + self.offsets.nbytes)
 
+    def item(self, i: int) -> str:
+        """String ``i`` alone (equal to ``decode()[i]``), without decoding the column: one
+        explanation's title or name need not cost a worker every title or name (at 500K
+        movies and 1.5M people, ~170 MB of strings)."""
+        decoded = self._decoded
+        if decoded is not None:
+            return str(decoded[i])
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"string {i} out of range for {n} strings")
+        i %= n
+        return bytes(self.blob[int(self.offsets[i]) : int(self.offsets[i + 1])]).decode("utf-8")
+
     def decode(self) -> np.ndarray:
         """The strings as an object array (decoded once, then kept)."""
         with self._lock:
@@ -93,6 +106,12 @@ class LazyColumns(Mapping[str, np.ndarray]):
         return self._columns[name]
 
 
+def column_item(columns: Mapping[str, np.ndarray], name: str, i: int) -> object:
+    """``columns[name][i]``, without decoding a whole string column (``StringColumn.item``)."""
+    col = columns.raw(name) if isinstance(columns, LazyColumns) else columns[name]
+    return col.item(i) if isinstance(col, StringColumn) else col[i]
+
+
 @dataclass(frozen=True, eq=False)
 class VertexTable:
     """The vertices of one kind: keys and attribute columns, in insertion order. A loaded
@@ -105,6 +124,13 @@ class VertexTable:
 
     def __len__(self) -> int:
         return len(self.key_source)
+
+    def key_at(self, i: int) -> str:
+        """``str(keys[i])``, without decoding every key when they are not decoded yet."""
+        src = self.key_source
+        if isinstance(src, StringColumn) and "keys" not in self.__dict__:
+            return src.item(i)
+        return str(self.keys[i])
 
     @cached_property
     def keys(self) -> np.ndarray:
