@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.catalog import Catalog
-from features.npz import open_arrays, save_arrays
+from features.npz import RowReader, open_arrays, save_arrays
 from features.state import UserHistory
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,16 @@ class EaseRetriever:
         ok = col >= 0
         if np.any(ok):
             w = recency_weights(len(history.items), self.half_life)[pos[ok].astype(np.int64)]
-            covered = w.astype(np.float32) @ self.weights[col[ok]]
+            covered = w.astype(np.float32) @ self._weight_rows.take(col[ok])
             out[:] = float(covered.min())
             out[self.rows] = covered
         return out
+
+    @functools.cached_property
+    def _weight_rows(self) -> RowReader:
+        """The rows of ``weights`` a history needs, read from the file when mapped (a few
+        users' rows otherwise make the whole mapped matrix resident: features.npz.RowReader)."""
+        return RowReader(self.weights, 0)
 
     @functools.cached_property
     def column(self) -> npt.NDArray[np.int64]:

@@ -34,6 +34,7 @@ from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.hop import HopGraph
 from features.graph.schema import POSITIVE_RATING
+from features.npz import RowReader
 
 MAX_HOPS = 3
 # Hops the state's graph pool averages over. 1-2 scored as well as 2-3 in the simulator (DDPG
@@ -249,6 +250,8 @@ class StateBuilder:
             tables = pool_tables(catalog, self.vectors, pool_hops)
         check_pool_tables(tables, catalog.n_movies, embeddings.dim, pool_hops)
         self._hop_emb, self._hop_tot = tables  # (hops, movies, d), (hops, movies)
+        # a request reads the rows of its positives: from the file when mapped (RowReader)
+        self._emb_rows, self._tot_rows = RowReader(tables[0], 1), RowReader(tables[1], 1)
         d, g = embeddings.dim, catalog.n_genres
         names = ("user", "recent", "product", "graph")
         self.layout: dict[str, slice] = {n: slice(i * d, (i + 1) * d) for i, n in enumerate(names)}
@@ -293,8 +296,8 @@ class StateBuilder:
         O(movies x d).
         """
         pos = np.unique(np.asarray(history.positives, dtype=np.int64))
-        num_all = self._hop_emb[:, pos].sum(axis=1)
-        tot_all = self._hop_tot[:, pos].sum(axis=1)
+        num_all = self._emb_rows.take(pos).sum(axis=1)
+        tot_all = self._tot_rows.take(pos).sum(axis=1)
         seen = np.flatnonzero(history.seen)
         deepest = max(self.pool_hops)
         levels = history.hop_levels_at(self.catalog.hop, seen, deepest)

@@ -222,3 +222,61 @@ def test_the_state_pool_tables_are_saved_mapped_and_give_the_same_states(
     with caplog.at_level("WARNING", logger="features.bundle"):
         assert RankingBundle.load(older).pool_tables is None  # ... not used for (2, 3)
     assert "not used" in caplog.text
+
+
+def test_row_reader_reads_mapped_rows_from_the_file_bit_for_bit(tmp_path: Path) -> None:
+    """The state's pool-table rows are read with preadv from the mapped .npy (a touched page
+    of a mapping can make megabytes resident): the same values as indexing, for runs of
+    consecutive rows and scattered ones, on any axis; in-memory arrays are indexed."""
+    from features.npz import RowReader, read_npy, write_npy
+
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((2, 1000, 5))
+    write_npy(tmp_path / "t.npy", table)
+    mapped = read_npy(tmp_path / "t.npy")
+    for axis in (0, 1, 2):
+        reader = RowReader(mapped, axis)
+        assert reader.reads_file
+        n = table.shape[axis]
+        for rows in (
+            [],
+            [0],
+            [n - 1],
+            [*range(min(3, n)), n - 1],
+            np.unique(rng.integers(0, n, 7)),
+        ):
+            got = reader.take(np.asarray(rows, dtype=np.int64))
+            assert np.array_equal(got, np.take(table, rows, axis=axis))
+            assert got.flags.writeable and not isinstance(got, np.memmap)
+    with pytest.raises(IndexError):
+        RowReader(mapped, 1).take(np.array([1000]))
+    assert not RowReader(table, 1).reads_file and not RowReader(mapped[:, 3:], 1).reads_file
+    assert np.array_equal(RowReader(mapped[:, 3:], 1).take(np.array([2])), table[:, [5]])
+
+
+def test_the_state_reads_pool_rows_from_the_saved_file(movielens: tuple) -> None:
+    from features.ranker import Ranker
+
+    _, folder, _ = movielens
+    assert Ranker(RankingBundle.load(folder)).builder._emb_rows.reads_file
+
+
+def test_mapped_row_readers_pickle_and_ease_reads_its_rows_from_the_file(
+    movielens: tuple,
+) -> None:
+    """EASE's weight rows come from the file too; a pickled retriever (Ray ships worlds by
+    pickle) scores the same."""
+    import pickle
+
+    from features.state import UserHistory
+
+    _, folder, _ = movielens
+    ease = RankingBundle.load(folder).retriever.ease  # type: ignore[union-attr]
+    assert ease._weight_rows.reads_file
+    n = ease.n_movies
+    history = UserHistory.from_ratings(n, ease.rows[[3, 40, 7, 900]], [5.0, 3.0, 4.0, 1.0])
+    want = ease.scores(history)
+    copy = pickle.loads(pickle.dumps(ease))
+    assert np.array_equal(copy.scores(history), want)
+    reader = pickle.loads(pickle.dumps(ease._weight_rows))
+    assert np.array_equal(reader.take(np.array([5, 3])), np.asarray(ease.weights)[[5, 3]])
