@@ -230,6 +230,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
         await run_in_threadpool(allocator.release)  # what the load's temporaries left resident
+        await run_in_threadpool(allocator.drop_mapped, cfg.home_dir().root)  # and its file scans
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):
