@@ -10,9 +10,11 @@ up first (``worker_environment``). What the workers share and what they do not:
   (appends and replays take an flock); the MLflow registry and, with ArangoDB, the graph server.
 - mapped once: the embedded graph's saved arrays (features.graph.local_files memory-maps
   them read-only, so the workers share the page cache's one copy; what a worker derives from
-  them, such as decoded keys or a k-hop operator, is its own);
-- per worker: the ranking bundle (catalogue, embeddings, retriever, the state builder's
-  tables), the policy pool and its registry watcher (each swaps a promoted version
+  them, such as decoded keys or a k-hop operator, is its own) and the ranking bundle's
+  (catalogue, embeddings, retriever, the state builder's pool tables: features.bundle);
+- per worker: what is derived from those (the popularity fallback's arrays, the per-user and
+  per-day caches; serving.allocator keeps freed memory from staying resident), the policy
+  pool and its registry watcher (each swaps a promoted version
   within MARQUEE_REGISTRY_POLL_SECONDS of it, not at the same instant), the circuit breaker, the
   anonymous-read rate limiter's buckets and the Prometheus counters (/metrics shows the worker
   that answered). A/B assignment is a hash of the user and the salt, so every worker puts a user
