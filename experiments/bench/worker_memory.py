@@ -179,8 +179,9 @@ def main(args: Args) -> dict[str, Any]:
     rec = pool(Arm(name="bench", policy="champion", share=1.0), store)
     if rec.policy_version == "popularity":
         raise SystemExit(f"no champion policy is served ({pool.status()})")
-    if allocator is not None:
-        allocator.release()  # as the app does once built
+    if allocator is not None:  # as the app does once built
+        allocator.release()
+        allocator.drop_mapped(home)
     steps["policy"] = memory()
     if args.tracemalloc:
         snaps["policy"] = tracemalloc.take_snapshot()
