@@ -1,17 +1,16 @@
 """A worker's allocators: give freed memory back to the OS instead of keeping it resident.
 
-Measured at 500K movies (experiments/bench/worker_memory.py, scale.py --workers), two
-allocators kept hundreds of MB a worker no longer used:
+Measured at 500K movies (experiments/bench/worker_memory.py, scale.py --workers), hundreds
+of MB a worker no longer used stayed resident:
 
 - pandas' string columns live in pyarrow's memory pool (mimalloc), which keeps what is freed
   for reuse: building the popularity fallback reads the 4M-rating edge frame once and left
   ~150 MB there. ``release`` returns it, with glibc's free pages (``malloc_trim``).
 - glibc malloc gives every thread that allocates its own arena (up to 8 per core; the
-  service's requests run on a pool of threads), and each time a large block is freed it raises
-  the size above which blocks are mapped (up to 32 MB), so the per-movie arrays of a request
-  (4 MB each at 500K movies) come from those arenas afterwards and stay resident in each.
-  ``tune`` caps the arenas and fixes that threshold, so large arrays are mapped and unmapped.
-
+  service's requests run on a pool of threads), each keeping its own high-water mark of freed
+  blocks. ``tune`` caps the arenas at two. (Fixing the mmap threshold as well, so that every
+  4 MB per-movie array is mapped and unmapped, saved ~50 MB more but cost each request ~140 ms
+  of page faults at 500K movies: not done.)
 - a load reads some mapped files whole once (the popularity fallback scans every rating of
   the graph; the bundle compares its key arrays), and those pages stay mapped in the worker
   (resident, though shared through the page cache) long after: ~230 MB at 500K movies.
@@ -34,11 +33,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # glibc's mallopt parameters (malloc.h)
-M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MADV_DONTNEED = 4
 ARENAS = 2  # arenas all threads share (glibc's default: 8 per core)
-MMAP_THRESHOLD = 1 << 20  # blocks of 1 MB and more are mapped, and unmapped when freed
 
 
 @cache
@@ -55,15 +52,13 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def tune() -> bool:
-    """Cap glibc's arenas and fix its mmap threshold (module doc), before the request threads
-    start; True when applied."""
+    """Cap glibc's arenas (module doc), before the request threads start; True when
+    applied."""
     libc = _libc()
     if libc is None:
         return False
-    ok = bool(libc.mallopt(M_ARENA_MAX, ARENAS)) and bool(
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    )
-    log.debug("malloc tuned: %d arenas, mmap threshold %d bytes (%s)", ARENAS, MMAP_THRESHOLD, ok)
+    ok = bool(libc.mallopt(M_ARENA_MAX, ARENAS))
+    log.debug("malloc tuned: %d arenas (%s)", ARENAS, ok)
     return ok
 
 
