@@ -333,6 +333,26 @@ def _positions_in_rows(
     return pos, found
 
 
+def _updated_columns(
+    kind: EdgeKind, old: EdgeTable, pos: np.ndarray, found: np.ndarray, frame: pd.DataFrame
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """Per column: ``old``'s values with the batch's held edges (``found``, at ``pos``)
+    overwritten (a copy only when any are held), and the batch's new edges' values; and how
+    many held edges changed."""
+    changed = np.zeros(int(found.sum()), dtype=bool)
+    kept: dict[str, np.ndarray] = {}
+    added: dict[str, np.ndarray] = {}
+    for col in EDGE_SPECS[kind].columns:
+        values = _column_values(frame, col)
+        current = old.columns[col.name]
+        changed |= ~_same(current[pos[found]], values[found])
+        if found.any():
+            current = current.copy()
+            current[pos[found]] = values[found]
+        kept[col.name], added[col.name] = current, values[~found]
+    return kept, added, int(changed.sum())
+
+
 def _merge_edges(
     kind: EdgeKind,
     old: EdgeTable,
@@ -352,18 +372,11 @@ def _merge_edges(
     found = np.zeros(len(codes), dtype=bool)
     if len(old_codes):
         found = old_codes[np.minimum(pos, len(old_codes) - 1)] == codes
-    changed = np.zeros(int(found.sum()), dtype=bool)
-    merged: dict[str, np.ndarray] = {}
-    for col in EDGE_SPECS[kind].columns:
-        values = _column_values(frame, col)
-        current = old.columns[col.name]
-        changed |= ~_same(current[pos[found]], values[found])
-        column = np.concatenate([current, values[~found]])
-        column[pos[found]] = values[found]
-        merged[col.name] = column
-    created, updated = int((~found).sum()), int(changed.sum())
+    kept, added, updated = _updated_columns(kind, old, pos, found, frame)
+    created = int((~found).sum())
     if created == 0 and updated == 0:
         return old, 0, 0
+    merged = {name: np.concatenate([kept[name], added[name]]) for name in kept}
     all_codes = np.concatenate([old_codes, codes[~found]])
     order = np.argsort(all_codes, kind="stable")
     all_codes = all_codes[order]
@@ -387,23 +400,17 @@ def _merge_few_edges(
     new = ~found
     order = np.lexsort((dst[new], src[new]))  # the new edges in CSR order
     at = pos[new][order]
-    changed = np.zeros(int(found.sum()), dtype=bool)
-    merged: dict[str, np.ndarray] = {}
-    for col in EDGE_SPECS[kind].columns:
-        values = _column_values(frame, col)
-        current = old.columns[col.name]
-        changed |= ~_same(current[pos[found]], values[found])
-        column = current
-        if found.any():
-            column = current.copy()
-            column[pos[found]] = values[found]
-        merged[col.name] = np.insert(column, at, values[new][order]) if len(at) else column
-    created, updated = int(new.sum()), int(changed.sum())
+    kept, added, updated = _updated_columns(kind, old, pos, found, frame)
+    created = int(new.sum())
     if created == 0 and updated == 0:
         return old, 0, 0
-    added = np.bincount(src[new], minlength=old.n_src)
+    merged = {
+        name: np.insert(kept[name], at, added[name][order]) if len(at) else kept[name]
+        for name in kept
+    }
+    per_row = np.bincount(src[new], minlength=old.n_src)
     indptr = old.indptr.copy()
-    np.add(indptr[1:], np.cumsum(added), out=indptr[1:])
+    np.add(indptr[1:], np.cumsum(per_row), out=indptr[1:])
     indices = np.insert(old.indices, at, dst[new][order].astype(np.int32))
     return EdgeTable(indptr, indices, merged, old.n_dst), created, updated
 
