@@ -17,7 +17,9 @@ user's history is read again and the entry served only if its digest is unchange
 recomputed. So with a store that has a revision (the embedded one) an entry is never staler
 than the store: no change to the user's history is ever missed. A store without one (None) is
 trusted for ``cache_seconds`` after the entry was computed or last checked, then checked.
-``refresh`` is the same check made ahead of a request (features.precompute).
+``refresh`` is the same check made ahead of a request (features.precompute). An entry also
+keeps the action of each actor that ranked from it (the actor is a pure function of the
+state): a user's repeat requests cost the ranking alone, not another forward pass.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -67,6 +69,7 @@ class RankedSlate:
 
 
 _UNCHECKED = object()  # the token of an adopted entry: never a store's revision
+_ACTORS = 2  # actions kept per entry: an A/B split serves a user one actor, interleaving two
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ class _Cached:
     made: float  # clock time of that read
     digest: bytes  # features.history.history_digest of the history it was computed from
     value: Prepared | None
+    # (actor, actor(value.state)), newest first: an actor is a pure function of the state, so
+    # a cached state's action is computed once per actor (the entry's list, under the lock)
+    actions: list[tuple[Actor, npt.NDArray[np.float32]]] = field(
+        default_factory=list, compare=False
+    )
 
 
 @dataclass
@@ -150,6 +158,11 @@ class Ranker:
     def prepare(self, store: GraphStore, user: str) -> Prepared | None:
         """(state, candidates, base) for a user with usable history, else None (cached; none
         depends on the policy, so every version shares them)."""
+        entry = self._entry(store, user)
+        return entry.value if entry is not None else None
+
+    def _entry(self, store: GraphStore, user: str) -> _Cached | None:
+        """The user's current cache entry (None for an unknown user): ``prepare``'s."""
         token = store.revision()
         now = self.clock()
         with self._lock:
@@ -157,7 +170,7 @@ class Ranker:
             if hit is not None and self._trusted(hit, token, now):
                 self._cache.move_to_end(user)
                 self.stats.hits += 1
-                return hit.value
+                return hit
         return self._load(store, user, token, now, hit)[0]
 
     def refresh(self, store: GraphStore, user: str) -> bool:
@@ -199,9 +212,10 @@ class Ranker:
 
     def _load(
         self, store: GraphStore, user: str, token: object, now: float, hit: _Cached | None
-    ) -> tuple[Prepared | None, bool]:
+    ) -> tuple[_Cached | None, bool]:
         """Read the user's history (after ``token`` was read), reuse ``hit`` if it was computed
-        from the same history, else compute; store the entry. (value, computed)."""
+        from the same history, else compute; store the entry. (entry, computed); the entry is
+        None for an unknown user."""
         try:
             found = store.user_movies(user)
         except UnknownVertexError:
@@ -212,20 +226,38 @@ class Ranker:
             return None, False
         digest = history_digest(found)
         computed = hit is None or hit.digest != digest
-        if hit is not None and not computed:
-            value = hit.value
-        else:
-            value = self._compute(self.histories.from_movies(found))
+        with self._lock:
+            if hit is not None and not computed:  # the same state: its actions still hold
+                entry = _Cached(token, now, digest, hit.value, hit.actions)
+            else:
+                entry = None
+        if entry is None:
+            entry = _Cached(token, now, digest, self._compute(self.histories.from_movies(found)))
         with self._lock:
             if computed:
                 self.stats.computed += 1
             else:
                 self.stats.checked += 1
-            self._cache[user] = _Cached(token, now, digest, value)
+            self._cache[user] = entry
             self._cache.move_to_end(user)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return value, computed
+        return entry, computed
+
+    def _act(self, entry: _Cached, act: Actor) -> npt.NDArray[np.float32]:
+        """``act`` of the entry's state, computed once per (entry's state, actor): the same
+        array every time (read-only, as it is shared by the requests that get it)."""
+        assert entry.value is not None
+        with self._lock:
+            for fn, action in entry.actions:
+                if fn is act:
+                    return action
+        action = act(entry.value.state)
+        action.flags.writeable = False
+        with self._lock:
+            entry.actions.insert(0, (act, action))
+            del entry.actions[_ACTORS:]
+        return action
 
     def _compute(self, history: UserHistory) -> Prepared | None:
         if not history.items:
@@ -254,11 +286,11 @@ class Ranker:
         units of the standardised retriever base: the base carries the bundle's weight w, so
         the softmax divides by temperature x w and a given temperature explores as much
         whatever w is."""
-        prepared = self.prepare(store, user)
-        if prepared is None:
+        entry = self._entry(store, user)
+        if entry is None or entry.value is None:
             return None
-        state, cands, base, extras, residual = prepared
-        action = act(state)
+        state, cands, base, extras, residual = entry.value
+        action = self._act(entry, act)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
         scale = self.bundle.base_weight if base is not None else 1.0
