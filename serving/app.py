@@ -34,6 +34,7 @@ from serving.plex.ids import MovieIndex, PlexRef
 from serving.policy_source import PolicyPool
 from serving.popularity import PopularityRecommender
 from serving.precompute import Precompute, precompute_loop, saved_states_file
+from serving.presentation import Presenter
 from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
 from serving.request_limits import BodyLimitMiddleware
@@ -165,6 +166,7 @@ def _build(
     return Services(
         precompute=precompute,
         history=history,
+        presenter=Presenter(store, users=settings.state_cache_size),
         settings=settings,
         store=store,
         ab=ab,

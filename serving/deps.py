@@ -28,6 +28,7 @@ from serving.feedback.sink import FeedbackSink
 from serving.metrics import Metrics
 from serving.plex.ids import PlexRef, new_movie_key
 from serving.precompute import Precompute
+from serving.presentation import Presenter
 from serving.rate_limit import RateLimiter
 from serving.reclog import RecLog
 from serving.recommender import Recommender
@@ -64,6 +65,8 @@ class Services:
     precompute: Precompute | None = None
     # writes stored feedback's history changes into the graph (None: feedback stays in Redis)
     history: FeedbackHistory | None = None
+    # slates' cards and explanations, kept per graph revision (None: read the store each time)
+    presenter: Presenter | None = None
 
 
 async def get_services(request: Request) -> Services:

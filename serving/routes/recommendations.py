@@ -9,17 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from features.graph.schema import VertexKind
-from serving.deps import (
-    ABDep,
-    BreakerDep,
-    MetricsDep,
-    RecLogDep,
-    RecommendersDep,
-    SettingsDep,
-    StoreDep,
-    limit_anonymous_reads,
-    require_read,
-)
+from serving.deps import ServicesDep, limit_anonymous_reads, require_read
 from serving.presentation import present
 from serving.reclog import log_served
 from serving.schemas.recommendations import Recommendations
@@ -45,13 +35,7 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)
 )
 async def recommendations(
     user: Annotated[str, Path(min_length=1, max_length=200)],
-    settings: SettingsDep,
-    store: StoreDep,
-    ab: ABDep,
-    recommenders: RecommendersDep,
-    metrics: MetricsDep,
-    reclog: RecLogDep,
-    breaker: BreakerDep,
+    services: ServicesDep,
     # None rather than default_factory=list: pydantic inspects a default factory's signature
     # on every request (about 3 ms of a recommendation's CPU on this machine).
     genres: Annotated[
@@ -63,23 +47,31 @@ async def recommendations(
     """The blocking work (ranking, the Redis log, explanations) runs in the threadpool, one hop
     per request. The body is built as the ``Recommendations`` schema and written to JSON there
     too: returning a Response skips FastAPI's second validation and encoding pass over a model
-    built from checked values (``response_model`` still documents it in OpenAPI)."""
+    built from checked values (``response_model`` still documents it in OpenAPI). The services
+    come as one dependency, not one each: every dependency FastAPI resolves costs the hot path
+    (``app.dependency_overrides[get_services]`` swaps them for a test)."""
+    settings = services.settings
     size = k if k is not None else settings.default_k
     if size > settings.max_k:  # the OpenAPI document gives this maximum (serving.openapi)
         msg = f"k must be at most {settings.max_k}, got {size}"
         error = {"loc": ["query", "k"], "msg": msg, "type": "less_than_equal"}
         raise HTTPException(status_code=422, detail=[error])
     wanted = [g.strip() for raw in genres or () for g in raw.split(",") if g.strip()]
-    arm = ab.assign(user)
-    recommender = recommenders.get(arm.name)
+    arm = services.ab.assign(user)
+    recommender = services.recommenders.get(arm.name)
     if recommender is None:
         raise HTTPException(status_code=503, detail=f"A/B arm {arm.name!r} has no policy loaded")
+    store, presenter = services.store, services.presenter
 
     def serve() -> Response:
         result = recommender.recommend(user, size, genres=wanted)
-        record, logged = log_served(reclog, user, arm.name, result, breaker)
-        known = store.vertex(VertexKind.USER, user) is not None
-        metrics.recommendations.labels(arm=arm.name).inc()
+        record, logged = log_served(services.reclog, user, arm.name, result, services.breaker)
+        services.metrics.recommendations.labels(arm=arm.name).inc()
+        if presenter is not None:
+            items = presenter.present(user, result, record.id, arm)
+        else:
+            known = store.vertex(VertexKind.USER, user) is not None
+            items = present(store, user, result, record.id, arm, known)
         body = Recommendations(
             user=user,
             recommendation_id=record.id,
@@ -87,7 +79,7 @@ async def recommendations(
             arm=arm.name,
             cold_start=result.cold_start,
             logged=logged,
-            items=present(store, user, result, record.id, arm, known),
+            items=items,
         )
         return Response(content=body.model_dump_json(), media_type="application/json")
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from agent.buffers.hash_tag import RECLOG, tag
+from features.graph.batch import GraphBatch
 from features.graph.local import LocalGraphStore
+from features.graph.schema import EdgeKind, VertexKind
 from serving.app import popularity_factory
 from serving.reclog import RecLog
 from serving.schemas.recommendations import Recommendations
@@ -130,3 +133,31 @@ def test_body_is_the_documented_schema(api: TestClient) -> None:
     spec = api.get("/openapi.json").json()
     ok = spec["paths"]["/v1/users/{user}/recommendations"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/Recommendations")
+
+
+def test_repeat_requests_show_what_a_fresh_read_of_the_graph_shows(
+    tmp_path: Path, store: LocalGraphStore, redis_cp: tuple[redis.Redis, str]
+) -> None:
+    """The app keeps cards and explanations between requests (serving.presentation.Presenter):
+    after a write that gives fan a new liked movie, the next slate explains by it."""
+    shown: list[dict[str, str]] = []
+    with make_client(tmp_path, store, redis_cp) as api:
+        for step in range(6):
+            if step == 3:  # fan likes a comedy: comedies get a path now
+                batch = GraphBatch()
+                row = {"src": "fan", "dst": "6", "rating": 5.0, "timestamp": 9_000}
+                batch.add_edges(EdgeKind.RATED, pd.DataFrame([row]))
+                store.upsert(batch)
+            body = api.get("/v1/users/fan/recommendations", params={"k": 5}).json()
+            reasons = {}
+            for item in body["items"]:
+                movie = store.vertex(VertexKind.MOVIE, item["movie"])
+                assert movie is not None and item["title"] == movie["title"]
+                assert item["year"] == movie["year"]
+                path = store.explain("fan", item["movie"])
+                if path is not None:
+                    assert item["explanation"] == path.text
+                reasons[item["movie"]] = item["explanation"]
+            shown.append(reasons)
+    assert shown[0] == shown[1] == shown[2] and shown[3] == shown[4] == shown[5]
+    assert shown[2]["5"] != shown[3]["5"] and "Airplane!" in shown[3]["5"]  # Toy Story
