@@ -18,7 +18,10 @@ average, so that a figure taken on a busy machine can be read for what the servi
     nice -n 10 python -m experiments.bench.serving_load --home H [--requests 2000] [--json]
 
 ``--code DIR`` serves the checkout in DIR instead of this one (PYTHONPATH), for before/after
-runs of two versions against the same home and request mix.
+runs of two versions against the same home and request mix. ``--client raw`` sends the same
+requests through a minimal keep-alive HTTP/1.1 client instead of httpx: on two cores httpx's
+own CPU per request (reported as client_cpu_ms_per_request) grows with the concurrency until
+the load generator, not the server, sets the rate.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -109,11 +112,16 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[str, Any]:
-    """``concurrency`` clients share the ``users`` requests; their latencies and the rate."""
+async def _level(
+    base: str, users: list[str], k: int, concurrency: int, client: str = "httpx"
+) -> dict[str, Any]:
+    """``concurrency`` clients share the ``users`` requests; their latencies and the rate.
+    ``client``: httpx's AsyncClient, or "raw" (``_RawClient``)."""
+    if client == "raw":
+        return await _raw_level(base, users, k, concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))  # connect
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
+        await asyncio.gather(*(api.get("/healthz") for _ in range(concurrency)))  # connect
         todo = iter(users)
         latencies: list[float] = []
         failed: dict[str, int] = {}
@@ -122,7 +130,7 @@ async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[
             for user in todo:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.get(f"/v1/users/{user}/recommendations?k={k}")
+                    r = await api.get(f"/v1/users/{user}/recommendations?k={k}")
                 except httpx.HTTPError as exc:  # e.g. a keep-alive connection the server closed
                     failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
                     continue
@@ -135,6 +143,17 @@ async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return _summary(concurrency, latencies, failed, wall, cpu0, cpu1)
+
+
+def _summary(
+    concurrency: int,
+    latencies: list[float],
+    failed: dict[str, int],
+    wall: float,
+    cpu0: resource.struct_rusage,
+    cpu1: resource.struct_rusage,
+) -> dict[str, Any]:
     return {
         "concurrency": concurrency,
         **_pcts99(latencies),
@@ -144,6 +163,65 @@ async def _level(base: str, users: list[str], k: int, concurrency: int) -> dict[
         "wall_s": round(wall, 2),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+class _RawClient:
+    """One keep-alive HTTP/1.1 connection that sends a GET and reads the status line, the
+    headers and a Content-Length body: a small fraction of httpx's CPU per request, which on
+    a two-core machine shared with the server is the difference between timing the server
+    and timing the load generator (the service always answers with a Content-Length)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, base: str) -> _RawClient:
+        url = httpx.URL(base)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        return cls(reader, writer)
+
+    async def get(self, path: str) -> int:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(head.split(b" ", 2)[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _raw_level(base: str, users: list[str], k: int, concurrency: int) -> dict[str, Any]:
+    """``_level`` with ``_RawClient`` connections."""
+    clients = [await _RawClient.connect(base) for _ in range(concurrency)]
+    todo = iter(users)
+    latencies: list[float] = []
+    failed: dict[str, int] = {}
+
+    async def one_client(api: _RawClient) -> None:
+        for user in todo:
+            t0 = time.perf_counter()
+            try:
+                status = await api.get(f"/v1/users/{user}/recommendations?k={k}")
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
+                return  # the connection is unusable now
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                failed[str(status)] = failed.get(str(status), 0) + 1
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_client(c) for c in clients))
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    for c in clients:
+        c.close()
+    return _summary(concurrency, latencies, failed, wall, cpu0, cpu1)
 
 
 def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, Any]:
@@ -167,7 +245,7 @@ def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, An
         if args.prewarm:  # each user of every level once, untimed, on every worker (passes)
             distinct = sorted({u for mix in mixes for u in mix})
             for _ in range(args.prewarm):
-                asyncio.run(_level(base, distinct, args.k, 8))
+                asyncio.run(_level(base, distinct, args.k, 8, args.client))
         seen: set[str] = set()
         for i, concurrency in enumerate(args.concurrency):
             users = mixes[i]
@@ -176,7 +254,7 @@ def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, An
                 first += u not in seen and not u.startswith("new-user-")
                 seen.add(u)
             cpu = _tree_cpu(proc.pid)
-            level = asyncio.run(_level(base, users, args.k, concurrency))
+            level = asyncio.run(_level(base, users, args.k, concurrency, args.client))
             level["first_requests"] = 0 if args.prewarm else first
             # CPU per request, server (all workers and the embedded Redis) and load generator
             level["server_cpu_ms_per_request"] = round(
@@ -210,6 +288,10 @@ class Args:
     # precompute warm-up provides, where its 10K users take longer than the run may (serve the
     # code with MARQUEE_PRECOMPUTE=false then; with N workers, N passes reach most workers).
     prewarm: int = 0
+    # The load generator: httpx's AsyncClient, or "raw" (a minimal keep-alive HTTP/1.1 client,
+    # about 0.1 ms of CPU per request where httpx takes 1-10 ms on these cores, growing with
+    # the concurrency: with httpx the generator, not the server, limits the rate on 2 cores).
+    client: Literal["httpx", "raw"] = "httpx"
     json: bool = False  # print the figures as JSON
 
 
@@ -224,6 +306,7 @@ def main(args: Args) -> None:
         "users": counts.get("users", 0),
         "k": args.k,
         "requests_per_level": args.requests,
+        "client": args.client,
         "cpus": os.cpu_count(),
         "servers": [run_server(args, home, code, w) for w in args.workers],
     }
