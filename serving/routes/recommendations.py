@@ -5,24 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from features.graph.schema import VertexKind
-from serving.deps import ServicesDep, limit_anonymous_reads, require_read
+from serving.deps import ReadServicesDep
 from serving.presentation import present
 from serving.reclog import log_served
 from serving.schemas.recommendations import Recommendations
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)])
+router = APIRouter(tags=["recommendations"])
 
 
 @router.get(
     "/v1/users/{user}/recommendations",
     response_model=Recommendations,
-    dependencies=[Depends(limit_anonymous_reads)],
     responses={
         401: {"description": "MARQUEE_PROTECT_READS is set: missing or wrong bearer token."},
         403: {"description": "MARQUEE_PROTECT_READS is set but no API token is configured."},
@@ -35,7 +34,7 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_read)
 )
 async def recommendations(
     user: Annotated[str, Path(min_length=1, max_length=200)],
-    services: ServicesDep,
+    services: ReadServicesDep,
     # None rather than default_factory=list: pydantic inspects a default factory's signature
     # on every request (about 3 ms of a recommendation's CPU on this machine).
     genres: Annotated[
@@ -47,9 +46,9 @@ async def recommendations(
     """The blocking work (ranking, the Redis log, explanations) runs in the threadpool, one hop
     per request. The body is built as the ``Recommendations`` schema and written to JSON there
     too: returning a Response skips FastAPI's second validation and encoding pass over a model
-    built from checked values (``response_model`` still documents it in OpenAPI). The services
-    come as one dependency, not one each: every dependency FastAPI resolves costs the hot path
-    (``app.dependency_overrides[get_services]`` swaps them for a test)."""
+    built from checked values (``response_model`` still documents it in OpenAPI)."""
+    # The services and the read checks come as one dependency (serving.deps.read_services),
+    # not one each: every dependency FastAPI resolves costs the hot path.
     settings = services.settings
     size = k if k is not None else settings.default_k
     if size > settings.max_k:  # the OpenAPI document gives this maximum (serving.openapi)
