@@ -114,15 +114,28 @@ class Presenter:
     they are kept while the store's ``revision`` is the same object and all dropped at the
     first request that sees another (a store without a revision is read every time, as by
     ``present``). Known users are kept up to ``users`` (least recently served leave first,
-    with their paths), cards up to ``movies``; unknown users are not kept (a stream of new
-    names would push known ones out), so their only read is the user lookup."""
+    with their paths) and (user, movie) paths up to ``paths`` in all (about 225 bytes each:
+    100K paths are some 22 MB), cards up to ``movies`` (about 370 bytes each); unknown users
+    are not kept (a stream of new names would push known ones out), so their only read is the
+    user lookup."""
 
-    def __init__(self, store: GraphStore, *, users: int = 10_000, movies: int = 20_000) -> None:
-        if users < 1 or movies < 1:
-            raise ValueError(f"caps must be >= 1, got {users} users, {movies} movies")
+    def __init__(
+        self,
+        store: GraphStore,
+        *,
+        users: int = 10_000,
+        paths: int = 100_000,
+        movies: int = 20_000,
+    ) -> None:
+        if users < 1 or movies < 1 or paths < 1:
+            raise ValueError(
+                f"caps must be >= 1, got {users} users, {paths} paths, {movies} movies"
+            )
         self.store = store
         self.max_users = users
+        self.max_paths = paths
         self.max_movies = movies
+        self._paths = 0  # (user, movie) paths kept
         self.stats = PresenterStats()
         self._token: object = None  # the revision the tables below were read at
         self._users: OrderedDict[str, _UserPaths] = OrderedDict()
@@ -144,6 +157,7 @@ class Presenter:
             if token is not self._token:
                 self._users.clear()
                 self._cards.clear()
+                self._paths = 0
                 self._token = token
             entry = self._users.get(user)
             paths = dict(entry.paths) if entry is not None else {}
@@ -183,11 +197,17 @@ class Presenter:
             if token is not self._token:
                 return
             if entry.known:
-                kept = self._users.setdefault(user, entry)
+                kept = self._users.get(user)
+                if kept is None:  # new, or dropped since this request looked
+                    kept = self._users[user] = _UserPaths(known=True)
+                before = len(kept.paths)
                 kept.paths.update(paths)
+                self._paths += len(kept.paths) - before
                 self._users.move_to_end(user)
-                while len(self._users) > self.max_users:
-                    self._users.popitem(last=False)
+                while len(self._users) > 1 and (
+                    len(self._users) > self.max_users or self._paths > self.max_paths
+                ):
+                    self._paths -= len(self._users.popitem(last=False)[1].paths)
             for movie, card in cards.items():
                 self._cards[movie] = card
                 self._cards.move_to_end(movie)

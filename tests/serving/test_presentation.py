@@ -60,12 +60,15 @@ def _check(store: LocalGraphStore, presenter: Presenter, seed: int) -> None:
         known = store.vertex(VertexKind.USER, user) is not None
         expected = present(store, user, result, f"r{t}", ARM, known)
         assert presenter.present(user, result, f"r{t}", ARM) == expected, (t, user)
+        kept = sum(len(e.paths) for e in presenter._users.values())
+        assert presenter._paths == kept  # the count the cap is checked against
+        assert len(presenter._users) <= 1 or kept <= presenter.max_paths
 
 
 def test_slates_are_shown_as_a_fresh_read_of_the_store_would() -> None:
     store = LocalGraphStore()
     store.upsert(make_tiny_batch())
-    presenter = Presenter(store, users=3, movies=6)
+    presenter = Presenter(store, users=3, paths=8, movies=6)
     _check(store, presenter, 0)
     # not vacuous: movies came from what was kept and were read again after writes
     assert presenter.stats.cached > 0 and presenter.stats.read > 0
