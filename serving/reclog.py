@@ -8,11 +8,17 @@ all of them, agent.buffers.hash_tag):
   float32 bytes for propensities, state and action, and for an interleaved slate (arm
   "interleave") ``teams``, the JSON list of the arm each position came from;
 - ``recs:{user}``: the user's logged ids, newest first;
-- ``recidx:{user}``: the (user, movie) index: movie -> "id@created ..." (newest first) for the
-  user's slates that show it, so matching an event to its slate is one HGET and one HGETALL
-  whatever the number of slates (it used to read up to 50 hashes);
-- ``recslates:{user}``: id -> slate JSON, so an evicted slate leaves the index even after
-  its own hash expired;
+- ``recmovies:{user}``: the (user, movie) index, a sorted set with one entry per (slate,
+  movie), ``<movie> NUL <created> NUL <id>`` at score 0, so that one movie's entries are one
+  lexicographic range in creation order: matching an event to its slate is one range read
+  and one HGETALL whatever the number of slates, and logging a slate adds (evicting one
+  removes) one short entry per movie. An older version kept a hash, ``recidx:{user}`` (movie
+  -> "id@created ..."), whose values its script rewrote whole for every slate; Redis records a
+  script's writes in the append-only file, so that was ~36 KB of AOF per slate for a user with
+  many slates (experiments/bench/embedded_aof.py). The script moves such a hash into the
+  sorted set the first time it touches the user, and ``find`` still reads one not yet moved;
+- ``recslates:{user}``: id -> "<created> <slate JSON>", so an evicted slate leaves the index
+  even after its own hash expired;
 - ``order``: every logged id by creation time, for the total cap.
 
 Bounded by design: a user keeps at most ``user_slates`` slates and the log at most
@@ -84,71 +90,120 @@ def _unvec(raw: bytes | None) -> np.ndarray | None:
     return None if not raw else np.frombuffer(raw, dtype=np.float32).copy()
 
 
-# KEYS: the order zset, the slate's hash, the A/B served hash, the user's list, index and
-# slates keys, then the users HyperLogLog of each arm counted (all under one hash tag; other
-# users' keys are built from the log's base, in the same slot).
+# Separates movie, creation time (fixed width, '%017.6f': it sorts as it compares until the
+# year 2286) and id in an entry of a user's movie index (module doc; the script writes them).
+SEP = b"\x00"
+
+
+# KEYS: the order zset, the slate's hash, the A/B served hash, the user's list, movie index
+# and slates keys, the user's old hash index, then the users HyperLogLog of each arm counted
+# (all under one hash tag; other users' keys are built from the log's base, in the same slot).
 # ARGV: base, id, user, ttl (s), user cap, total cap, slate JSON, created (Unix time, as
 # text), arm, version, propensities, state, action (float32 bytes), teams JSON ('' for none),
 # then the arms that served the slate (both teams of an interleaved one).
-_LOG_SCRIPT = """
+#
+# Every call below is what the append-only file records (Redis replicates a script by its
+# effects), so each write is kept to what changed: index entries are added and removed one
+# member each, never rewritten whole.
+_LOG_SCRIPT = r"""
 local order = KEYS[1]
 local prefix, id, user = ARGV[1], ARGV[2], ARGV[3]
 local ttl, ucap, tcap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local created = ARGV[8]
+local SEP = '\0'
+local function stamp(t) return string.format('%017.6f', tonumber(t) or 0) end
+local function entry(m, at, rid) return m .. SEP .. at .. SEP .. rid end
 redis.call('HSET', KEYS[2], 'user', user, 'arm', ARGV[9], 'version', ARGV[10], 'slate', ARGV[7],
   'prop', ARGV[11], 'state', ARGV[12], 'action', ARGV[13], 't', created)
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'teams', ARGV[14]) end
 redis.call('EXPIRE', KEYS[2], ttl)
 for j = 15, #ARGV do
   redis.call('HINCRBY', KEYS[3], ARGV[j], 1)
-  redis.call('PFADD', KEYS[j - 8], user)
+  redis.call('PFADD', KEYS[j - 7], user)
 end
 local function ukeys(u)
-  return prefix .. ':recs:' .. u, prefix .. ':recidx:' .. u, prefix .. ':recslates:' .. u
+  return prefix .. ':recs:' .. u, prefix .. ':recmovies:' .. u, prefix .. ':recslates:' .. u,
+    prefix .. ':recidx:' .. u
 end
-local function unindex(u, rid)
-  local _, ikey, skey = ukeys(u)
-  local raw = redis.call('HGET', skey, rid)
-  if not raw then return end
-  local mark = rid .. '@'
-  for _, m in ipairs(cjson.decode(raw)) do
-    local v = redis.call('HGET', ikey, m)
-    if v then
-      local kept = {}
-      for tok in string.gmatch(v, '%S+') do
-        if string.sub(tok, 1, #mark) ~= mark then kept[#kept + 1] = tok end
-      end
-      if #kept == 0 then
-        redis.call('HDEL', ikey, m)
-      else
-        redis.call('HSET', ikey, m, table.concat(kept, ' '))
+local function zadd(key, members)
+  for i = 1, #members, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #members) do
+      args[#args + 1] = 0
+      args[#args + 1] = members[j]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
+end
+-- a user indexed by an older version (hash: movie -> "id@created ..."): move the index into
+-- the sorted set once, and stamp the user's slates with their creation time
+local function upgrade(u)
+  local _, mkey, skey, old = ukeys(u)
+  if redis.call('EXISTS', old) == 0 then return end
+  local raw = redis.call('HGETALL', old)
+  local at, members = {}, {}
+  for i = 1, #raw, 2 do
+    for tok in string.gmatch(raw[i + 1], '%S+') do
+      local rid, t = string.match(tok, '^(.*)@([^@]*)$')
+      if rid then
+        at[rid] = stamp(t)
+        members[#members + 1] = entry(raw[i], at[rid], rid)
       end
     end
   end
+  zadd(mkey, members)
+  local slates = redis.call('HGETALL', skey)
+  for i = 1, #slates, 2 do
+    if string.sub(slates[i + 1], 1, 1) == '[' then
+      redis.call('HSET', skey, slates[i], (at[slates[i]] or stamp(0)) .. ' ' .. slates[i + 1])
+    end
+  end
+  local left = redis.call('PTTL', old)
+  redis.call('DEL', old)
+  if left > 0 then redis.call('PEXPIRE', mkey, left) end
+end
+local function unindex(u, rid)
+  local _, mkey, skey = ukeys(u)
+  local raw = redis.call('HGET', skey, rid)
+  if not raw then return end
+  local at, slate = string.match(raw, '^([^ %[]+) (.*)$')
+  local gone = {}
+  if at then
+    for _, m in ipairs(cjson.decode(slate)) do gone[#gone + 1] = entry(m, at, rid) end
+  else  -- no creation time kept: find the slate's entries by id
+    local tail = SEP .. rid
+    for _, m in ipairs(cjson.decode(raw)) do
+      local head = '[' .. m .. SEP
+      for _, e in ipairs(redis.call('ZRANGEBYLEX', mkey, head, head .. '\255')) do
+        if string.sub(e, -#tail) == tail then gone[#gone + 1] = e end
+      end
+    end
+  end
+  if #gone > 0 then redis.call('ZREM', mkey, unpack(gone)) end
   redis.call('HDEL', skey, rid)
 end
 local function evict(u, rid)
-  local lkey, ikey, skey = ukeys(u)
+  upgrade(u)
+  local lkey, mkey, skey = ukeys(u)
   unindex(u, rid)
   redis.call('LREM', lkey, 0, rid)
   redis.call('ZREM', order, rid)
   redis.call('DEL', prefix .. ':rec:' .. rid)
-  if redis.call('LLEN', lkey) == 0 then redis.call('DEL', lkey, ikey, skey) end
+  if redis.call('LLEN', lkey) == 0 then redis.call('DEL', lkey, mkey, skey) end
 end
-local lkey, ikey, skey = ukeys(user)
+upgrade(user)
+local lkey, mkey, skey = ukeys(user)
 redis.call('LPUSH', lkey, id)
 while redis.call('LLEN', lkey) > ucap do
   evict(user, redis.call('LINDEX', lkey, -1))
 end
-redis.call('HSET', skey, id, ARGV[7])
-local entry = id .. '@' .. created
-for _, m in ipairs(cjson.decode(ARGV[7])) do
-  local v = redis.call('HGET', ikey, m)
-  if v then v = entry .. ' ' .. v else v = entry end
-  redis.call('HSET', ikey, m, v)
-end
+local at = stamp(created)
+redis.call('HSET', skey, id, at .. ' ' .. ARGV[7])
+local added = {}
+for _, m in ipairs(cjson.decode(ARGV[7])) do added[#added + 1] = entry(m, at, id) end
+zadd(mkey, added)
 redis.call('EXPIRE', lkey, ttl)
-redis.call('EXPIRE', ikey, ttl)
+redis.call('EXPIRE', mkey, ttl)
 redis.call('EXPIRE', skey, ttl)
 redis.call('ZADD', order, tonumber(created), id)
 redis.call('ZREMRANGEBYSCORE', order, '-inf', '(' .. (tonumber(created) - ttl))
@@ -199,6 +254,10 @@ class RecLog:
         return f"{self.base}:recs:{user}"
 
     def _index_key(self, user: str) -> str:
+        return f"{self.base}:recmovies:{user}"
+
+    def _old_index_key(self, user: str) -> str:
+        """The hash index an older version kept (module doc)."""
         return f"{self.base}:recidx:{user}"
 
     def _slates_key(self, user: str) -> str:
@@ -222,6 +281,7 @@ class RecLog:
         served = served_keys(self.prefix, arms[0])[0]
         keys = [self.order_key, self._key(rec.id), served]
         keys += [self._user_key(rec.user), self._index_key(rec.user), self._slates_key(rec.user)]
+        keys.append(self._old_index_key(rec.user))
         keys += [served_keys(self.prefix, arm)[1] for arm in arms]
         args: list[str | int | bytes] = [self.base, rec.id, rec.user, self.ttl]
         args += [self.user_slates, self.max_slates, slate, repr(rec.created)]
@@ -255,11 +315,22 @@ class RecLog:
         """The user's most recent logged slate that contains ``movie``, or None. With
         ``before`` (a Unix time: when the feedback happened), only slates served by then, give
         or take ``CLOCK_SKEW_SECONDS``: an event cannot be a reaction to a later slate. Reads
-        the (user, movie) index, then the first slate it names that is still there: O(1)."""
-        raw: bytes | None = self.client.hget(self._index_key(user), movie)  # type: ignore[assignment]
-        for entry in (raw or b"").decode().split():
-            rec_id, _, created = entry.partition("@")
-            if before is not None and float(created) > before + CLOCK_SKEW_SECONDS:
+        the user's movie index, then the first slate it names that is still there: two Redis
+        round trips whatever the number of slates."""
+        head = b"[" + movie.encode() + SEP
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebylex(self._index_key(user), head, head + b"\xff")
+        pipe.hget(self._old_index_key(user), movie)
+        members, old = pipe.execute()
+        entries: list[tuple[float, str]] = []
+        for member in members:
+            _, created, rec_id = member.rsplit(SEP, 2)
+            entries.append((float(created), rec_id.decode()))
+        for token in (old or b"").decode().split():
+            rec_id, _, created = token.partition("@")
+            entries.append((float(created), rec_id))
+        for created, rec_id in sorted(entries, reverse=True):
+            if before is not None and created > before + CLOCK_SKEW_SECONDS:
                 continue
             rec = self.get(rec_id)
             if rec is not None and movie in rec.slate:

@@ -3,6 +3,7 @@ the caps per user and in total, which keep the log and its index consistent. Rea
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -30,8 +31,13 @@ def _prefix_keys(client: redis.Redis, prefix: str) -> list[str]:
 
 
 def _index(client: redis.Redis, prefix: str, user: str) -> dict[str, list[str]]:
-    raw: dict[bytes, bytes] = client.hgetall(f"{tag(prefix, RECLOG)}:recidx:{user}")  # type: ignore[assignment]
-    return {m.decode(): [e.split("@")[0] for e in v.decode().split()] for m, v in raw.items()}
+    """The user's movie index as movie -> ids, newest first."""
+    raw: list[bytes] = client.zrange(f"{tag(prefix, RECLOG)}:recmovies:{user}", 0, -1)  # type: ignore[assignment]
+    out: dict[str, list[str]] = {}
+    for entry in reversed(raw):  # lexicographic: by movie, then oldest first
+        movie, _, rec_id = entry.decode().split("\0")
+        out.setdefault(movie, []).append(rec_id)
+    return out
 
 
 def test_find_returns_the_newest_slate_showing_the_movie(
@@ -77,13 +83,15 @@ def test_matching_reads_a_constant_number_of_hashes(server_cp: tuple[redis.Redis
         stats = client.info("commandstats").get(f"cmdstat_{name}", {})
         return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
 
-    before = {n: calls(n) for n in ("hgetall", "hget", "lrange")}
+    names = ("hgetall", "hget", "lrange", "zrangebylex")
+    before = {n: calls(n) for n in names}
     found = log.find("heavy", "old")
     assert found is not None and found.id == oldest
     assert log.find("heavy", "never-shown") is None
     after = {n: calls(n) - before[n] for n in before}
     # the INFO calls themselves are not counted under these names
-    assert after == {"hgetall": 1, "hget": 2, "lrange": 0}
+    # per find: one range of the movie index and one read of an older version's hash index
+    assert after == {"hgetall": 1, "hget": 2, "lrange": 0, "zrangebylex": 2}
 
 
 def test_per_user_cap_evicts_the_oldest_with_their_index_entries(
@@ -122,7 +130,7 @@ def test_total_cap_evicts_the_oldest_slates_of_any_user(
         assert (log.get(rec_id) is not None) == (i >= 15)
         # a user left with no slate keeps no keys at all
         has_keys = client.exists(
-            f"{tag(prefix, RECLOG)}:recs:anon{i}", f"{tag(prefix, RECLOG)}:recidx:anon{i}"
+            f"{tag(prefix, RECLOG)}:recs:anon{i}", f"{tag(prefix, RECLOG)}:recmovies:anon{i}"
         )
         assert has_keys == (2 if i >= 15 else 0)
     assert log.find("anon3", "1") is None
@@ -183,3 +191,116 @@ def test_caps_must_be_positive(redis_cp: tuple[redis.Redis, str], caps: dict[str
     client, prefix = redis_cp
     with pytest.raises(ValueError, match="caps must be"):
         RecLog(client, prefix, 60, **caps)
+
+
+def _old_version_slates(
+    client: redis.Redis, log: RecLog, user: str, slates: list[list[str]], t0: float
+) -> list[str]:
+    """What an older version logged for ``user``: the slates' hashes, the user's list and
+    slates keys (slate JSON without a creation time) and its hash index."""
+    base, ids = tag(log.prefix, RECLOG), []
+    index: dict[str, list[str]] = {}
+    for i, movies in enumerate(slates):
+        rec = make_record(user, "a", "v1", movies, [0.5] * len(movies), np.ones(3), np.ones(2))
+        rec_id, created = rec.id, t0 + i
+        client.hset(
+            f"{base}:rec:{rec_id}",
+            mapping={
+                "user": user,
+                "arm": "a",
+                "version": "v1",
+                "t": repr(created),
+                "slate": json.dumps(movies),
+                "prop": b"",
+                "state": b"",
+                "action": b"",
+            },
+        )
+        client.lpush(f"{base}:recs:{user}", rec_id)
+        client.hset(f"{base}:recslates:{user}", rec_id, json.dumps(movies))
+        client.zadd(log.order_key, {rec_id: created})
+        for m in movies:
+            index.setdefault(m, []).insert(0, f"{rec_id}@{created!r}")
+        ids.append(rec_id)
+    client.hset(f"{base}:recidx:{user}", mapping={m: " ".join(v) for m, v in index.items()})
+    for kind in ("recs", "recslates", "recidx"):
+        client.expire(f"{base}:{kind}:{user}", 600)
+    return ids
+
+
+def test_an_older_versions_hash_index_is_read_then_moved_into_the_sorted_set(
+    redis_cp: tuple[redis.Redis, str],
+) -> None:
+    client, prefix = redis_cp
+    log = RecLog(client, prefix, 3600, user_slates=4)
+    now = 1_900_000_000.0
+    old = _old_version_slates(client, log, "u", [["1", "2"], ["2", "3"], ["3"]], now)
+    other = _old_version_slates(client, log, "v", [["1"]], now)
+    # before anything is logged for them, find reads the old index
+    found = log.find("u", "2")
+    assert found is not None and found.id == old[1]
+    assert log.find("u", "1", before=now - 3600) is None
+    new = _slate(log, "u", ["1", "4"], created=now + 10)
+    base = tag(prefix, RECLOG)
+    assert not client.exists(f"{base}:recidx:u") and client.exists(f"{base}:recidx:v")
+    assert _index(client, prefix, "u") == {
+        "1": [new, old[0]],
+        "2": [old[1], old[0]],
+        "3": [old[2], old[1]],
+        "4": [new],
+    }
+    assert 0 < client.pttl(f"{base}:recmovies:u") <= 3600 * 1000  # type: ignore[operator]
+    # the moved entries are evicted with their slates (user cap 4: two more slates push out
+    # the two oldest)
+    _slate(log, "u", ["5"], created=now + 11)
+    _slate(log, "u", ["5"], created=now + 12)
+    assert log.get(old[0]) is None and log.get(old[1]) is None
+    newest = log.user_ids("u")[:2]
+    assert _index(client, prefix, "u") == {"1": [new], "3": [old[2]], "4": [new], "5": newest}
+    found = log.find("u", "3")
+    assert found is not None and found.id == old[2]
+    # another user's old index is moved when the total cap evicts their slate
+    tight = RecLog(client, prefix, 3600, user_slates=4, max_slates=log.count())
+    _slate(tight, "w", ["9"], created=now + 13)
+    assert log.get(other[0]) is None
+    assert not client.exists(f"{base}:recidx:v", f"{base}:recmovies:v", f"{base}:recs:v")
+
+
+def test_a_slate_kept_without_its_creation_time_still_leaves_the_index(
+    redis_cp: tuple[redis.Redis, str],
+) -> None:
+    """A slate whose slates-key value has no creation time (an older version's, whose hash
+    index is gone) is found in the movie index by its id when it is evicted."""
+    client, prefix = redis_cp
+    log = RecLog(client, prefix, 3600, user_slates=1)
+    first = _slate(log, "u", ["1", "2"], created=1_900_000_000.0)
+    client.hset(f"{tag(prefix, RECLOG)}:recslates:u", first, '["1", "2"]')
+    second = _slate(log, "u", ["2"], created=1_900_000_001.0)
+    assert _index(client, prefix, "u") == {"2": [second]}
+
+
+def test_a_slate_adds_a_few_hundred_bytes_to_the_aof_not_its_users_whole_index(
+    tmp_path: Path,
+) -> None:
+    """The embedded Redis records a script's writes in its append-only file. The old index
+    rewrote each shown movie's whole entry list ("id@created" per slate that showed it) for
+    every slate, and again to evict one: ~50 KB of AOF per slate for a user shown the same
+    movies 50 times. Now a slate adds one entry per movie and evicting one removes them."""
+    from serving.redis_conn import connect
+
+    handle = connect(None, tmp_path / "buffer", aof_fsync="everysec")
+    try:
+        client = handle.client
+        log = RecLog(client, "aof", 3600)  # 50 slates per user
+        movies = [str(m) for m in range(10)]
+        for _ in range(60):  # past the user cap: every slate now also evicts one
+            _slate(log, "heavy", movies)
+        before = int(client.info("persistence")["aof_current_size"])
+        for _ in range(20):
+            _slate(log, "heavy", movies)
+        per_slate = (int(client.info("persistence")["aof_current_size"]) - before) / 20
+        # the slate's own hash, list, index entries and expiries, the eviction: ~2.5 KB
+        assert per_slate < 4_000, per_slate
+        assert len(_index(client, "aof", "heavy")["3"]) == 50
+    finally:
+        handle.close()
