@@ -48,7 +48,7 @@ from serving.recommender import RecommendationResult
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_SLATES = 50  # recent slates kept per user (and matched against (user, movie))
-DEFAULT_MAX_SLATES = 20_000  # slates kept in total (~2.5-3.5 KB each, bench/slate_log_memory.py)
+DEFAULT_MAX_SLATES = 20_000  # slates kept in total (~3-3.7 KB each, bench/slate_log_memory.py)
 CLOCK_SKEW_SECONDS = 60.0  # how far a feedback source's clock may run behind the service's
 
 
