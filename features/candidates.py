@@ -9,6 +9,11 @@ score = sum_{h=1..hops} H^h s over the Catalog's hop operator, seen movies and z
 dropped. The best ``graph_share`` of the slots go to them (score descending, row ascending);
 the rest, and any slots the graph cannot fill, go to the most popular unseen movies not
 already chosen. The result never holds a seen movie and has at most ``max_candidates`` rows.
+
+On graphs of 2M+ hop entries (500K movies), 2-hop graph candidates are the exact path-count
+top over a pool of the few thousand movies of highest reach, not over every movie: no pass over
+the graph per user, and 99.99% of the full top (features.graph.reach_pool, where the figures
+are); smaller graphs score every movie as before.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.catalog import Catalog
+from features.graph.reach_pool import reach_pool
 from features.retrieval import Retriever, zscores
 from features.state import MAX_HOPS, UserHistory
 
@@ -132,6 +138,8 @@ class CandidateGenerator:
         self.n_graph = round(max_candidates * graph_share)
         self.hops = hops
         self._popular = catalog.popular_order()
+        if hops == 2:
+            reach_pool(catalog.hop)  # built now (~1 s at 500K movies), not on a first request
 
     def generate(self, history: UserHistory) -> npt.NDArray[np.int64]:
         """Candidate movie rows: retrieved ones first (best first), then graph ones (best
@@ -176,6 +184,14 @@ class CandidateGenerator:
             rows = ranked[~history.seen[ranked]][: self.n_graph]
             if rows.shape[0] == self.n_graph or ranked.shape[0] < self.n_graph + _SLACK:
                 return rows
-        ranked = top_rows(khop_scores(self.catalog, history, self.hops), self.n_graph + _SLACK)
+        two = history.two_hops(self.catalog.hop) if self.hops == 2 else None
+        if two is None:
+            scores = khop_scores(self.catalog, history, self.hops)
+            ranked = top_rows(scores, self.n_graph + _SLACK)
+        else:  # a large graph: the exact 2-hop top over its pool (features.graph.reach_pool)
+            pool = two.pool.rows
+            at = np.maximum(two.pool_levels(), 0.0).sum(axis=0)
+            at[history.seen[pool]] = 0.0
+            ranked = pool[top_rows(at, self.n_graph + _SLACK)]
         history.derived[key] = ranked
         return ranked[: self.n_graph]

@@ -17,7 +17,9 @@ Speed trade-off: hop path counts come from the Catalog's sparse hop operator, ca
 ``UserHistory`` and recomputed only when the user's positives change, not from a store query per
 step. The pool needs the deepest level only at the user's seen movies (the pooled sums over all
 movies are precomputed), so unless candidates ask for that level over the whole catalogue it is
-computed at those rows alone, which spares one of the three passes over the graph.
+computed at those rows alone, which spares one of the three passes over the graph. On graphs
+large enough for ``features.graph.reach_pool`` (500K movies), both levels at the seen movies
+come from it, with no pass over the graph at all (equal up to the order of additions).
 
 The snapshot is as fresh as the Catalog: edges added to the store afterwards are not seen until
 the Catalog is rebuilt (the service rebuilds it when it reloads the graph).
@@ -33,6 +35,7 @@ import numpy.typing as npt
 from features.catalog import Catalog
 from features.embeddings import ItemEmbeddings
 from features.graph.hop import HopGraph
+from features.graph.reach_pool import TwoHops, reach_pool
 from features.graph.schema import POSITIVE_RATING
 from features.npz import RowReader
 
@@ -192,6 +195,19 @@ class UserHistory:
             total += np.maximum(level, 0.0)
         return total
 
+    def two_hops(self, hop: HopGraph) -> TwoHops | None:
+        """Levels 1-2 at any rows without a whole hop (features.graph.reach_pool), kept until
+        a new positive arrives; None on graphs below its gate (and without positives)."""
+        pool = reach_pool(hop)
+        if pool is None or not self.positives:
+            return None
+        key = ("two_hops", id(pool))
+        two = self.derived.get(key)
+        if not isinstance(two, TwoHops):
+            two = TwoHops(pool, np.asarray(self.positives, dtype=np.int64))
+            self.derived[key] = two
+        return two
+
     def hop_levels_at(
         self, hop: HopGraph, rows: npt.NDArray[np.int64], hops: int = MAX_HOPS
     ) -> npt.NDArray[np.float64]:
@@ -200,6 +216,10 @@ class UserHistory:
         kept) and then only the entries of rows not asked for before (values kept per row)."""
         _check_hops(hops)
         rows = np.asarray(rows, dtype=np.int64)
+        if hops == 2 and len(self._levels) < hops:
+            two = self.two_hops(hop)  # large graphs: no pass at all (features.graph.reach_pool)
+            if two is not None:
+                return np.maximum(two.levels(rows), 0.0)
         small = hop.bt.nnz < ROWS_ONLY_MIN_NNZ  # a whole pass is cheaper than the bookkeeping
         if small or not self.positives or len(self._levels) >= hops or hops == 1:
             return self.hop_levels(hop, hops)[:, rows]
