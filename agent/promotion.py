@@ -13,6 +13,14 @@ coverage). The rules, in order:
    traffic returns to the champion); a significant win on the primary metric promotes;
    anything else keeps the champion.
 
+Sequential looks (``PromotionRules.looks`` > 1): the online stage may be analysed at equally
+spaced fractions of the planned slates. A win counts only past that look's group-sequential
+boundary (agent.evaluation.sequential: O'Brien-Fleming spending, so looking early does not
+raise the false-promotion rate above ``alpha``); from ``futility_from`` of the plan on, a
+challenger that is not ahead stops the test (``keep``: a weak candidate stops taking half the
+traffic early; stopping for futility never raises the false-promotion rate); otherwise the
+verdict is ``continue`` (no alias moves) and the test goes on to the next look.
+
 After a promotion the new champion is watched (``decide_watch``, stage "watch"): served
 beside the previous champion, it is rolled back when a guardrail drops or its primary metric is
 significantly lower, and confirmed otherwise.
@@ -36,10 +44,12 @@ import numpy.typing as npt
 
 from agent.evaluation.ab_stats import ALPHA, Difference, SRMCheck, srm_check, welch
 from agent.evaluation.ope import Estimate
+from agent.evaluation.sequential import efficacy_boundaries, z_score
 
 log = logging.getLogger(__name__)
 
-Action = Literal["promote", "keep", "rollback"]
+Action = Literal["promote", "keep", "rollback", "continue"]
+CONTINUE: Action = "continue"  # an interim look that decides nothing yet
 GUARDRAILS = ("acceptance", "mean_rating", "coverage")
 PREVIOUS_ALIAS = "previous-champion"
 WATCH = "watch"  # the stage of a decision on a new champion against the previous one
@@ -96,6 +106,24 @@ class PromotionRules:
     acceptance_tolerance: float = 0.05
     rating_tolerance: float = 0.05
     coverage_tolerance: float = 0.4
+    looks: int = 1
+    """Analyses of the online stage, equally spaced over the planned slates (1: one, at the
+    end: the fixed-horizon test)."""
+    futility_from: float = 0.5
+    """From this fraction of the plan on, an interim look stops a challenger that is not
+    ahead (only with ``looks`` > 1)."""
+
+    def __post_init__(self) -> None:
+        if self.looks < 1:
+            raise ValueError(f"looks must be >= 1, got {self.looks}")
+        if not 0.0 < self.futility_from <= 1.0:
+            raise ValueError(f"futility_from must be in (0, 1], got {self.futility_from}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+
+    def boundary(self, look: int) -> float:
+        """The z a win must reach at ``look`` (1-based) of ``looks``: 1.96 for one look."""
+        return efficacy_boundaries(self.looks, self.alpha / 2.0)[min(max(look, 1), self.looks) - 1]
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -114,12 +142,15 @@ class Decision:
     online: OnlineEvidence | None
     rules: PromotionRules
     guardrail_drops: tuple[str, ...] = ()
+    look: int = 1
+    """Which analysis of ``rules.looks`` this was (the last one is final)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,
             "stage": self.stage,
             "reason": self.reason,
+            "look": self.look,
             "champion_version": self.champion_version,
             "challenger_version": self.challenger_version,
             "offline": None if self.offline is None else self.offline.as_dict(),
@@ -168,21 +199,30 @@ def decide(
     rules: PromotionRules | None = None,
     champion_version: int | None = None,
     challenger_version: int | None = None,
+    look: int | None = None,
 ) -> Decision:
-    """Promote, keep or roll back (module doc for the rules, in their order)."""
+    """Promote, keep or roll back (module doc for the rules, in their order). ``look``: which
+    of ``rules.looks`` analyses this is (default: the last, final one); before the last the
+    verdict may be ``continue``."""
     rules = rules or PromotionRules()
+    look = rules.looks if look is None else look
+    if not 1 <= look <= rules.looks:
+        raise ValueError(f"look must be in 1..{rules.looks}, got {look}")
+    final = look == rules.looks
+    at = "" if rules.looks == 1 else f"look {look} of {rules.looks}: "
 
     def made(action: Action, stage: str, reason: str, drops: Sequence[str] = ()) -> Decision:
         return Decision(
             action,
             stage,
-            reason,
+            at + reason,
             champion_version,
             challenger_version,
             offline,
             online,
             rules,
             tuple(drops),
+            look,
         )
 
     offline_note = "no off-policy estimate"
@@ -223,16 +263,35 @@ def decide(
     few = min(online.champion.users, online.challenger.users)
     if online.method == "ab" and few < rules.min_users_per_arm:
         return made(
-            "keep",
+            "keep" if final else CONTINUE,
             "online",
             f"{offline_note}; only {few} users in an arm (need {rules.min_users_per_arm})",
         )
     p = online.primary
-    if p.ci95_low > 0 and p.p_value < rules.alpha:
-        return made("promote", "online", f"{offline_note}; online {online.method} win {_fmt(p)}")
+    z, bound = z_score(p.estimate, p.p_value), rules.boundary(look)
+    beyond = "" if rules.looks == 1 else f", z {z:.2f} vs boundary {bound:.2f}"
+    won = p.ci95_low > 0 and p.p_value < rules.alpha if rules.looks == 1 else z >= bound
+    if won and p.estimate > 0:
+        return made(
+            "promote", "online", f"{offline_note}; online {online.method} win {_fmt(p)}{beyond}"
+        )
     if p.ci95_high < 0 and p.p_value < rules.alpha:
         return made("keep", "online", f"{offline_note}; online {online.method} loss {_fmt(p)}")
-    return made("keep", "online", f"{offline_note}; online {online.method} inconclusive {_fmt(p)}")
+    if not final:
+        if look / rules.looks >= rules.futility_from and not z > 0:
+            return made(
+                "keep",
+                "online",
+                f"{offline_note}; futility: the challenger is not ahead {_fmt(p)}; stopped early",
+            )
+        return made(
+            CONTINUE, "online", f"{offline_note}; online {online.method} so far {_fmt(p)}{beyond}"
+        )
+    return made(
+        "keep",
+        "online",
+        f"{offline_note}; online {online.method} inconclusive {_fmt(p)}{beyond}",
+    )
 
 
 def decide_watch(
@@ -375,6 +434,7 @@ def log_decision(
         "champion_version": str(decision.champion_version),
         "challenger_version": str(decision.challenger_version),
         "guardrail_drops": ",".join(decision.guardrail_drops) or "none",
+        "look": f"{decision.look}/{decision.rules.looks}",
     }
     metrics: dict[str, float] = {}
     if decision.offline is not None:
@@ -423,6 +483,8 @@ def apply_decision(decision: Decision, registry: Any) -> None:
     ``challenger``) back on the previous champion, and confirms by ending the watch
     (``challenger`` onto the new champion)."""
     champ, chall = decision.champion_version, decision.challenger_version
+    if decision.action == CONTINUE:
+        return  # an interim look: the test goes on
     if decision.stage == WATCH:
         if decision.action == "rollback" and champ is not None:
             registry.set_alias("champion", champ)

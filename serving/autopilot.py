@@ -17,7 +17,11 @@ and "challenger" by default) and does at most one thing:
   A/B (Welch on per-user reward, SRM, guardrails), all built by serving.promotion_evidence from
   the same logs ``marquee ab report`` reads; agent.promotion.decide, logged to MLflow
   (agent.promotion.log_decision) and applied to the aliases (agent.promotion.apply_decision).
-  A promotion starts the watch.
+  A promotion starts the watch. With ``rules.looks`` > 1 the online stage is analysed at
+  each of ``looks`` equal steps of ``min_slates_per_arm`` (group-sequential, see
+  agent.promotion): a clear win promotes early, a challenger not ahead from half the plan on
+  is stopped early, and an interim look that settles nothing ("continue", logged like a
+  decision) lets the test go on.
 
 Which versions were judged or watched is read back from the decisions' MLflow experiment, so a
 one-shot run (cron), a loop and a restarted loop all decide each version once: a version is
@@ -36,6 +40,7 @@ from typing import Any
 import redis
 
 from agent.promotion import (
+    CONTINUE,
     PREVIOUS_ALIAS,
     WATCH,
     Decision,
@@ -117,8 +122,9 @@ class OffPolicyParts:
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one step did: "decided", "installed", "waiting" (not enough slates yet) or "idle"
-    (nothing under test and no new candidate)."""
+    """What one step did: "decided", "looked" (an interim look that settled nothing),
+    "installed", "waiting" (not enough slates yet) or "idle" (nothing under test and no new
+    candidate)."""
 
     action: str
     detail: str
@@ -159,25 +165,40 @@ class Autopilot:
 
     def judged(self) -> tuple[set[int], set[int]]:
         """(versions judged as challengers, new champions watched), from MLflow."""
+        judged, watched, _ = self.history()
+        return judged, watched
+
+    def history(self) -> tuple[set[int], set[int], dict[int, int]]:
+        """(versions judged as challengers, new champions watched, the last interim look taken
+        of each challenger still under test), from MLflow."""
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=self.registry.tracking_uri)
         exp = client.get_experiment_by_name(self.config.experiment)
         judged: set[int] = set()
         watched: set[int] = set()
+        looked: dict[int, int] = {}
         if exp is None:
-            return judged, watched
+            return judged, watched, looked
         token = None
         while True:
             page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
             for run in page:
-                version = run.data.params.get("challenger_version", "")
-                if version.isdigit():
-                    stage = run.data.params.get("stage")
-                    (watched if stage == WATCH else judged).add(int(version))
+                params = run.data.params
+                version = params.get("challenger_version", "")
+                if not version.isdigit():
+                    continue
+                if params.get("action") == CONTINUE:
+                    look = params.get("look", "1/1").split("/")[0]
+                    if look.isdigit():
+                        looked[int(version)] = max(looked.get(int(version), 0), int(look))
+                elif params.get("stage") == WATCH:
+                    watched.add(int(version))
+                else:
+                    judged.add(int(version))
             token = page.token
             if not token:
-                return judged, watched
+                return judged, watched, looked
 
     def step(self, *, final: bool = False) -> StepResult:
         """At most one install or decision (module doc). ``final``: judge on whatever there is
@@ -188,7 +209,7 @@ class Autopilot:
         prev = found.get(PREVIOUS_ALIAS)
         if champ is None:
             return StepResult("idle", "no champion alias: nothing to compare against")
-        judged, watched = self.judged()
+        judged, watched, looked = self.history()
         need = 2 if final else cfg.min_slates_per_arm
         if chall is not None and chall == prev and chall != champ and champ not in watched:
             return self._watch(champ, chall, 2 if final else cfg.watch_slates_per_arm)
@@ -200,7 +221,7 @@ class Autopilot:
                 log.info("autopilot: candidate v%d is now the challenger", cand)
                 return StepResult("installed", f"candidate v{cand} is now the challenger")
             return StepResult("idle", "no challenger under test and no new candidate")
-        return self._decide(champ, chall, need)
+        return self._decide(champ, chall, need, None if final else looked.get(chall, 0))
 
     def _moved(self) -> None:
         self.since = max(self.since, time.time() - SKEW_SECONDS)
@@ -242,14 +263,24 @@ class Autopilot:
         )
         return logs, champ_label, chall_label, n
 
-    def _decide(self, champ: int, chall: int, need: int) -> StepResult:
+    def _decide(self, champ: int, chall: int, need: int, looked: int | None) -> StepResult:
+        """Judge the challenger at the look its slates reach (``looked``: the last interim look
+        already taken; None: the final look now, on whatever there is)."""
         cfg = self.config
+        looks = cfg.rules.looks
         logs, champ_label, chall_label, n = self._window(champ, chall, cfg.challenger_arm, chall)
-        if n < need:
+        look = looks if looked is None else min(looks, n * looks // need)
+        if looked is not None and (look < 1 or look <= looked):
+            nxt = -(-(looked + 1) * need // looks)  # ceil: the slates per arm of the next look
+            at = "" if looks == 1 else f" (look {looked + 1} of {looks})"
             return StepResult(
                 "waiting",
-                f"challenger v{chall}: {n} of {need} slates per arm",
+                f"challenger v{chall}: {n} of {nxt} slates per arm{at}",
                 slates={"per_arm": n},
+            )
+        if n < 2:
+            return StepResult(
+                "waiting", f"challenger v{chall}: {n} slates per arm", slates={"per_arm": n}
             )
         online = self._evidence(
             logs, (cfg.champion_arm, champ_label), (cfg.challenger_arm, chall_label), n
@@ -270,7 +301,12 @@ class Autopilot:
             )
             offline = None if estimates is None else OfflineEvidence(*estimates)
         decision = decide(
-            offline, online, rules=cfg.rules, champion_version=champ, challenger_version=chall
+            offline,
+            online,
+            rules=cfg.rules,
+            champion_version=champ,
+            challenger_version=chall,
+            look=look,
         )
         result = self._record(decision, n)
         if decision.action == "promote" and cfg.watch_slates_per_arm > 0:
@@ -339,6 +375,10 @@ class Autopilot:
             artifacts_dir=self.artifacts_dir,
             step=n,
         )
+        if decision.action == CONTINUE:  # nothing moves: the window stays as it is
+            return StepResult(
+                "looked", decision.reason, decision=decision, run_id=run_id, slates={"per_arm": n}
+            )
         self._moved()
         apply_decision(decision, self.registry)
         return StepResult(

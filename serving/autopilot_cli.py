@@ -51,6 +51,14 @@ def autopilot_command(
     min_slates_per_arm: Annotated[
         int, typer.Option(help="Slates each arm serves before a challenger is judged.")
     ] = 300,
+    looks: Annotated[
+        int,
+        typer.Option(
+            help="Analyses of the online A/B, equally spaced up to --min-slates-per-arm "
+            "(group-sequential: a clear win promotes early, a challenger not ahead from half "
+            "the plan on stops early; 1 = one test at the end)."
+        ),
+    ] = 1,
     watch_slates_per_arm: Annotated[
         int,
         typer.Option(help="Slates per arm a new champion is watched beside the previous one."),
@@ -72,6 +80,7 @@ def autopilot_command(
     the online A/B with its SRM check and guardrails), promote only on a significant win,
     roll back on a guardrail drop, watch a new champion beside the previous one, and log every
     decision to MLflow (experiment marquee-promotion)."""
+    from agent.promotion import PromotionRules
     from agent.registry import PolicyRegistry
     from features.graph.factory import open_store
     from features.graph.schema import VertexKind
@@ -102,6 +111,7 @@ def autopilot_command(
             watch_slates_per_arm=watch_slates_per_arm,
             temperature=settings.temperature if settings.temperature > 0 else 0.5,
             seed=seed,
+            rules=PromotionRules(looks=looks),
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

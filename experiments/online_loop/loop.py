@@ -60,6 +60,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from agent.promotion import PromotionRules
 from agent.registry import PolicyRegistry, configure_tracking
 from experiments.online_loop import processes
 from experiments.online_loop.people import People
@@ -100,6 +101,10 @@ class LoopArgs:
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the
     end of the run a challenger not yet judged is judged on what there is."""
+    looks: int = 1
+    """Analyses of each A/B test, equally spaced up to ``min_slates_per_arm`` (group-sequential
+    boundaries, agent.promotion): a clear win is promoted early and a challenger not ahead
+    from half the plan on stops taking traffic early. 1: one test at the end."""
     watch_slates_per_arm: int = 200
     """Slates per arm a promoted champion is watched beside the previous one (0: no watch)."""
     learner_register_every: int = 150
@@ -142,6 +147,8 @@ class SlateRow:
 class LoopState:
     rows: list[SlateRow] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    looks: list[dict[str, Any]] = field(default_factory=list)
+    """Interim looks that settled nothing (``looks`` > 1), with their evidence."""
     events: int = 0  # feedback events made (their ids count up: replays send the same ids)
     feedback: dict[str, int] = field(
         default_factory=lambda: {"http_events": 0, "webhook_deliveries": 0, "webhook_stored": 0}
@@ -264,6 +271,7 @@ def _autopilot(
         watch_slates_per_arm=args.watch_slates_per_arm,
         temperature=args.temperature,
         seed=args.seed,
+        rules=PromotionRules(looks=args.looks),
     )
     return Autopilot(
         registry,
@@ -559,7 +567,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
                 if (round_no + 1) % args.decide_every == 0 or last:
                     step = pilot.step(final=last)
                     if step.decision is not None:
-                        state.decisions.append(
+                        (state.looks if step.action == "looked" else state.decisions).append(
                             {
                                 "round": round_no,
                                 "interactions": len(state.rows),
@@ -610,9 +618,10 @@ def comparable(summary: dict[str, Any]) -> str:
     MLflow run ids, the output folder), as JSON text (NaN compares equal to NaN there)."""
     out = {k: v for k, v in summary.items() if k not in NOT_REPRODUCIBLE}
     out["args"] = {k: v for k, v in summary["args"].items() if k != "out"}
-    out["decisions"] = [
-        {k: v for k, v in d.items() if k != "mlflow_run"} for d in summary["decisions"]
-    ]
+    for key in ("decisions", "looks"):
+        out[key] = [
+            {k: v for k, v in d.items() if k != "mlflow_run"} for d in summary.get(key, [])
+        ]
     return json.dumps(out, sort_keys=True, default=str)
 
 
@@ -648,6 +657,7 @@ def _write(
         "fifths": _fifths(state.rows),
         "curve": curve,
         "decisions": state.decisions,
+        "looks": state.looks,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "loop.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -5,6 +5,7 @@ one is."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from agent.evaluation.ope_simulation import (
 )
 from agent.evaluation.scored_policies import ScoredPolicy
 from agent.promotion import (
+    CONTINUE,
     PREVIOUS_ALIAS,
     ArmOutcome,
     ArmSamples,
@@ -195,6 +197,66 @@ def test_apply_moves_the_aliases() -> None:
     reg = _Aliases()  # still waiting for online evidence: nothing moves
     apply_decision(decide(OfflineEvidence(_est(0.1), _est(0.12)), None, champion_version=1), reg)
     assert reg.aliases == {}
+
+
+def _at_z(z: float) -> OnlineEvidence:
+    """Online evidence whose primary difference has test statistic ``z`` (se 0.01)."""
+    from scipy import stats
+
+    est, se = 0.01 * z, 0.01
+    diff = Difference(est, est - 1.96 * se, est + 1.96 * se, 2 * stats.norm.sf(abs(z)), 200, "w")
+    return replace(_online(0.0), primary=diff)
+
+
+@pytest.mark.parametrize(
+    ("z", "look", "action", "why"),
+    [
+        (3.0, 1, CONTINUE, "so far"),  # a win at 1.96, but below the first look's 4.33
+        (4.5, 1, "promote", "win"),
+        (3.0, 2, "promote", "win"),  # 2.96 at half the plan
+        (2.2, 3, CONTINUE, "so far"),  # 2.36 at three quarters
+        (2.2, 4, "promote", "win"),  # 2.01 at the end
+        (1.98, 4, "keep", "inconclusive"),  # a fixed test's win, not past the last boundary
+        (-0.5, 1, CONTINUE, "so far"),  # behind, but before futility_from
+        (-0.5, 2, "keep", "futility"),  # behind from half the plan on: stopped early
+        (0.0, 3, "keep", "futility"),
+        (0.5, 3, CONTINUE, "so far"),
+        (-2.5, 1, "keep", "loss"),
+    ],
+)
+def test_sequential_looks_promote_early_only_past_the_boundary(
+    z: float, look: int, action: str, why: str
+) -> None:
+    rules = PromotionRules(looks=4)
+    d = decide(None, _at_z(z), rules=rules, look=look, champion_version=1, challenger_version=2)
+    assert d.action == action and why in d.reason, d.reason
+    assert d.look == look and d.reason.startswith(f"look {look} of 4")
+    reg = _Aliases()
+    apply_decision(d, reg)
+    if action == CONTINUE:
+        assert reg.aliases == {}  # an interim look moves nothing
+
+
+def test_one_look_is_the_fixed_test() -> None:
+    rules = PromotionRules(looks=1)
+    assert decide(None, _at_z(1.98), rules=rules).action == "promote"
+    assert decide(None, _at_z(1.9), rules=rules).action == "keep"
+    assert rules.boundary(1) == pytest.approx(1.96, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: PromotionRules(looks=0), "looks must be >= 1"),
+        (lambda: PromotionRules(futility_from=0.0), "futility_from"),
+        (lambda: PromotionRules(alpha=1.5), "alpha"),
+        (lambda: decide(None, _at_z(1.0), rules=PromotionRules(looks=3), look=4), "look must"),
+        (lambda: decide(None, _at_z(1.0), look=0), "look must"),
+    ],
+)
+def test_bad_sequential_settings_are_named(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()  # type: ignore[operator]
 
 
 # --- in the simulator ---------------------------------------------------------------------

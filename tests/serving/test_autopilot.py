@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import redis
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from agent.promotion import PREVIOUS_ALIAS
+from agent.promotion import PREVIOUS_ALIAS, PromotionRules
 from serving.autopilot import Autopilot, AutopilotConfig, version_number
 from serving.feedback.store import RedisFeedbackStore
 from serving.reclog import LoggedRecommendation, RecLog
@@ -216,7 +217,7 @@ def test_each_version_is_judged_once_even_after_a_restart(
 ) -> None:
     registry, traffic, pilot = setup
     pilot.step()
-    traffic.serve((1, 40, 0.5), (2, 40, 0.5), per_user=3)
+    traffic.serve((1, 40, 0.5), (2, 40, 0.48), per_user=3)
     assert pilot.step().decision.action == "keep"  # type: ignore[union-attr]
     registry.set_alias("challenger", 2)  # someone puts it back by hand
     again = Autopilot(
@@ -225,6 +226,51 @@ def test_each_version_is_judged_once_even_after_a_restart(
     assert again.step().action == "idle"  # read back from MLflow: v2 was judged
     registry.set_alias("candidate", 3)  # the learner's next version is taken up
     assert again.step().action == "installed" and registry.aliases["challenger"] == 3
+
+
+def _sequential(pilot: Autopilot, looks: int = 4, plan: int = 400) -> Autopilot:
+    """The same autopilot with ``looks`` analyses over a plan of ``plan`` slates per arm."""
+    config = replace(pilot.config, min_slates_per_arm=plan, rules=PromotionRules(looks=looks))
+    return Autopilot(
+        pilot.registry, pilot.client, pilot.prefix, catalogue_size=len(MOVIES), config=config
+    )
+
+
+def test_a_clear_win_is_promoted_at_an_early_look(
+    setup: tuple[FakeRegistry, Traffic, Autopilot],
+) -> None:
+    registry, traffic, pilot = setup
+    pilot = _sequential(pilot)
+    assert pilot.step().action == "installed"
+    waiting = pilot.step()
+    assert waiting.action == "waiting" and "0 of 100 slates per arm (look 1 of 4)" in waiting.detail
+    traffic.serve((1, 40, 0.2), (2, 40, 0.8), per_user=3)  # 120 per arm: look 1 of a 400 plan
+    decided = pilot.step()
+    assert decided.decision is not None and decided.decision.action == "promote", decided.detail
+    assert decided.decision.look == 1 and registry.aliases["champion"] == 2
+
+
+def test_interim_looks_go_on_and_a_challenger_not_ahead_is_stopped_at_half_the_plan(
+    setup: tuple[FakeRegistry, Traffic, Autopilot],
+) -> None:
+    registry, traffic, pilot = setup
+    pilot = _sequential(pilot)
+    pilot.step()
+    traffic.serve((1, 40, 0.5), (2, 40, 0.48), per_user=3)
+    looked = pilot.step()
+    assert looked.action == "looked" and looked.decision is not None, looked.detail
+    assert looked.decision.look == 1 and registry.aliases["challenger"] == 2  # still on test
+    assert looked.run_id is not None  # the interim look is in MLflow with its evidence
+    assert pilot.step().action == "waiting"  # look 1 was taken
+    restarted = _sequential(pilot)
+    again = restarted.step()  # read back from MLflow: no second look 1
+    assert again.action == "waiting" and "(look 2 of 4)" in again.detail, again.detail
+    traffic.serve((1, 40, 0.5), (2, 40, 0.48), per_user=3)  # 240 per arm: look 2
+    stopped = restarted.step()
+    assert stopped.decision is not None and stopped.decision.action == "keep", stopped.detail
+    assert stopped.decision.look == 2 and "futility" in stopped.detail
+    assert registry.aliases["challenger"] == 1  # it stopped taking traffic at half the plan
+    assert restarted.step().action == "idle"  # and it was judged once
 
 
 def test_no_champion_means_nothing_to_do(setup: tuple[FakeRegistry, Traffic, Autopilot]) -> None:
