@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -180,3 +181,23 @@ def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
     state = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     action = actor_fn(models[0])(state)
     assert np.abs(action).max() > 0 and np.allclose(actor_fn(models[1])(state), -action, atol=1e-6)
+
+
+def test_the_rise_over_the_holdout_removes_the_shared_drift_and_the_arms_users() -> None:
+    from experiments.online_loop.loop import SlateRow, _fifths
+
+    def rows(live: float, holdout: float) -> list[SlateRow]:
+        return [
+            SlateRow(0, f"u{i}", arm, "ddpg-v1", reward, True, None, f"r{i}", 0.0)
+            for i, (arm, reward) in enumerate(
+                [("champion", live), ("challenger", live), ("holdout", holdout)] * 10
+            )
+        ]
+
+    # everyone drifts down 20%; the live arms start 10% below the holdout's users and end
+    # 10% above them relative to that: +10% over the holdout, though the live return fell
+    out = _fifths(rows(0.9, 1.0) * 2 + rows(0.5, 0.5) + rows(0.792, 0.8) * 2)
+    assert out["live_rise"] == pytest.approx(0.792 / 0.9 - 1)
+    assert out["live_rise_over_holdout"] == pytest.approx((0.792 / 0.8) / 0.9 - 1)
+    negative = _fifths(rows(0.1, -0.1) * 5)
+    assert np.isnan(negative["live_rise_over_holdout"])  # a ratio of signed means says nothing
