@@ -12,7 +12,11 @@ Loading memory-maps every array read-only (``np.load(mmap_mode="r")``): a load r
 the pages come from the OS page cache as queries touch them, and every process that opens the
 same graph (``marquee serve --workers N``) shares those pages instead of holding its own copy.
 Strings stay encoded until first used (``local_state.StringColumn``), and each vertex kind's
-order by key is saved (``<kind>.key_rank.npy``) so that no load sorts millions of keys. A
+order by key is saved (``<kind>.key_rank.npy``) so that no load sorts millions of keys. So is
+each content edge kind's reverse (CSC) view (``<edge>.reverse_{indptr,src,perm}.npy``): the
+explanations of a served slate read the people of a few movies through it, and deriving it
+took a sort of every edge and ~70 MB of private arrays in each worker at 500K movies. Users'
+edge kinds change with every rating, so theirs is derived when a query first needs it. A
 removed data folder stays readable by processes that mapped it until they drop it (POSIX
 unlink semantics), so a save never pulls pages from under a reader.
 """
@@ -50,6 +54,9 @@ FORMAT_NAME = "marquee-local-graph"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+# Edge kinds whose reverse view is saved (module doc): the content edges, not users' own.
+REVERSE_SAVED = frozenset(k for k in EdgeKind if EDGE_SPECS[k].src is not VertexKind.USER)
+REVERSE_PARTS = ("reverse_indptr", "reverse_src", "reverse_perm")
 
 
 @contextmanager
@@ -201,6 +208,11 @@ def save_state(state: GraphState, path: Path, previous: SavedFiles | None = None
                 "count": et.nnz,
                 "columns": [c.name for c in EDGE_SPECS[ekind].columns],
             }
+            n_dst = len(state.vertices[EDGE_SPECS[ekind].dst])
+            if ekind in REVERSE_SAVED and et.n_dst == n_dst:  # derived once per change, linked
+                for part, arr in zip(REVERSE_PARTS, et.reverse, strict=True):
+                    put.array(f"{ekind.value}.{part}", arr)
+                manifest["edges"][ekind.value]["reverse"] = True
         tmp = path / f".{MANIFEST}.{data_name}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=1)
@@ -315,7 +327,14 @@ def load_saved(path: Path) -> tuple[GraphState, SavedFiles] | None:
             arr = array(f"{ekind.value}.{col.name}")
             _check_count(manifest_path, ekind.value, col.name, len(arr), len(indices))
             edge_columns[col.name] = arr
-        edges[ekind] = EdgeTable(indptr, indices, edge_columns, n_dst)
+        reverse = None
+        if info.get("reverse"):  # saves from before it derive it on first use
+            indptr_r, src_r, perm_r = (array(f"{ekind.value}.{p}") for p in REVERSE_PARTS)
+            _check_count(manifest_path, ekind.value, "reverse_indptr", len(indptr_r), n_dst + 1)
+            _check_count(manifest_path, ekind.value, "reverse_src", len(src_r), len(indices))
+            _check_count(manifest_path, ekind.value, "reverse_perm", len(perm_r), len(indices))
+            reverse = (indptr_r, src_r, perm_r)
+        edges[ekind] = EdgeTable(indptr, indices, edge_columns, n_dst, reverse)
     return GraphState(vertices, edges), SavedFiles(data, held)
 
 
