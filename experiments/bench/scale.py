@@ -22,7 +22,8 @@ Measures, each as p50/p95/p99 where it is a distribution:
 - ``share``: N processes open the same graph and query it; each one's RSS and PSS of the
   pages mapped from the graph's files (/proc/PID/smaps): shared, PSS is RSS / N;
 - ``workers``: ``marquee serve --workers N`` for each N: after ``--worker-requests`` requests,
-  every worker's RSS and PSS (/proc/PID/smaps_rollup) and its mapped graph pages.
+  every worker's RSS and PSS (/proc/PID/smaps_rollup) and its mapped graph pages;
+  ``--smaps-top N`` adds its N largest mappings and totals per folder (``smaps.py``).
 
 Every figure comes with the load average when it was taken (``uptime``'s three numbers).
 """
@@ -69,6 +70,7 @@ class Args:
     share: tuple[int, ...] = ()  # e.g. 1 2: N processes query one graph; mapped RSS/PSS each
     workers: tuple[int, ...] = ()  # e.g. 1 2: RSS/PSS of `marquee serve --workers N`
     worker_requests: int = 100
+    smaps_top: int = 0  # >0: each worker's largest mappings after the requests (bench/smaps.py)
     seed: int = 0
     json: bool = False
 
@@ -369,7 +371,13 @@ def run_workers(args: Args, n: int) -> dict[str, Any]:
                 wall.append((time.perf_counter() - t0) * 1e3)
         graph = (args.home / "graph").resolve()
         per = {str(p): {**memory(p), **mapped(p, graph)} for p in pids}
+        extra: dict[str, Any] = {}
+        if args.smaps_top:
+            from experiments.bench.smaps import top_mappings
+
+            extra["mappings"] = {str(p): top_mappings(p, args.smaps_top) for p in pids}
         return {
+            **extra,
             "workers": n,
             "per_process_ready": ready,
             "requests_wall_ms": percentiles(wall),
