@@ -167,6 +167,37 @@ def _file_mapping(array: npt.NDArray[Any]) -> np.memmap[Any, Any] | None:
     return base if same else None
 
 
+def release_pages(array: npt.NDArray[Any]) -> int:
+    """Unmap from this process the pages wholly inside ``array`` when it is (a contiguous view
+    of) a read-only file mapping; the bytes released (0 otherwise: held in memory, writable).
+
+    For a pass over a large mapped array that the process will not make again soon: the pages
+    it touched stay mapped, counted in its resident memory, until it exits (the 3.2M ratings'
+    times and movies that recent popularity sums once at 500K movies: 49 MB a worker). The data
+    is the file's, so nothing changes: the page cache keeps the pages, and the next read maps
+    what it touches again (``madvise(MADV_DONTNEED)``, as serving.allocator.drop_mapped)."""
+    base: Any = array
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        base = base.base
+    if (
+        not isinstance(base, np.memmap)
+        or not isinstance(base.base, mmap.mmap)
+        or array.flags.writeable
+        or not array.flags.c_contiguous
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return 0
+    mm = base.base
+    page = mmap.PAGESIZE
+    start = array.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    lo = -(-start // page) * page
+    hi = (start + array.nbytes) // page * page
+    if hi <= lo:
+        return 0
+    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    return hi - lo
+
+
 class RowReader:
     """``array.take(rows, axis)`` for rows far apart in a large mapped array, read from its
     file with ``preadv`` instead of through the mapping (the same bytes, so equal bit for bit).

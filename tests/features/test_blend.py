@@ -191,3 +191,32 @@ def test_a_blend_with_warm_day_caches_pickles_and_deep_copies() -> None:
     before = blend.scores(h)  # fills the day caches
     for copied in (pickle.loads(pickle.dumps(blend)), copy.deepcopy(blend)):
         assert np.array_equal(copied.scores(h), before)
+
+
+def test_recent_popularity_on_mapped_ratings_releases_its_long_passes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A mapped table's long passes (every rating before a first day) unmap their pages
+    afterwards (features.npz.release_pages): the same scores, bit for bit, as the table held
+    in memory, day after day, and the pages no longer resident in this process."""
+    import features.popularity as popularity
+    from features.npz import open_arrays, save_arrays
+    from tests.features.test_npz import linux, resident_kb
+
+    rng = np.random.default_rng(2)
+    n = 300_000
+    frame = pd.DataFrame(
+        {"movie": rng.integers(0, 500, n), "timestamp": rng.integers(0, 400, n) * DAY}
+    )
+    monkeypatch.setattr(popularity, "INCREMENTAL_MIN_RATINGS", 1000)
+    monkeypatch.setattr(popularity, "RELEASE_MIN_RATINGS", 100_000)
+    held = RecentPopularity.fit(frame, 500, half_life_days=20.0)
+    folder = save_arrays(tmp_path / "pop", held.arrays())
+    mapped = RecentPopularity.from_arrays(open_arrays(folder))
+    first = mapped.scores_on(300)  # a long pass: every rating before day 300
+    if not linux.args[0]:  # on Linux (/proc/self/smaps): its pages are no longer resident
+        assert resident_kb(folder / "timestamps.npy") < n * 8 // 1024 // 4
+        assert resident_kb(folder / "movies.npy") < n * 8 // 1024 // 4
+    assert np.array_equal(first, held.scores_on(300))
+    for day in [301, 250, 399, 10, 400]:
+        assert np.array_equal(mapped.scores_on(day), held.scores_on(day)), day
