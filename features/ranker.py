@@ -24,6 +24,7 @@ state): a user's repeat requests cost the ranking alone, not another forward pas
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -294,9 +295,12 @@ class Ranker:
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
         scale = self.bundle.base_weight if base is not None else 1.0
-        slate = rank(
-            action, cands, self.vectors, k, temperature * scale, rng, base, extras, residual
-        )
+        # the candidates' embedding rows, read from the file when mapped (features.npz
+        # .RowReader: the same bytes, so the same scores), ranked by position, mapped back
+        rows = self.builder.vector_rows.take(cands)
+        at = np.arange(cands.shape[0], dtype=np.int64)
+        slate = rank(action, at, rows, k, temperature * scale, rng, base, extras, residual)
+        slate = dataclasses.replace(slate, indices=cands[slate.indices])
         return RankedSlate(state, action, slate)
 
     def next_state(

@@ -272,6 +272,9 @@ class StateBuilder:
         self._hop_emb, self._hop_tot = tables  # (hops, movies, d), (hops, movies)
         # a request reads the rows of its positives: from the file when mapped (RowReader)
         self._emb_rows, self._tot_rows = RowReader(tables[0], 1), RowReader(tables[1], 1)
+        # ... and of the movies it reads embeddings of (features.ranker ranks with it too):
+        # through the mapping, 100 users' rows made all 30 MB of them resident in a worker
+        self.vector_rows = RowReader(self.vectors)
         d, g = embeddings.dim, catalog.n_genres
         names = ("user", "recent", "product", "graph")
         self.layout: dict[str, slice] = {n: slice(i * d, (i + 1) * d) for i, n in enumerate(names)}
@@ -306,7 +309,7 @@ class StateBuilder:
 
     def _emb(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """The embeddings of ``rows`` in float64 (the values a float64 copy would hold)."""
-        return np.asarray(self.vectors[rows], dtype=np.float64)
+        return np.asarray(self.vector_rows.take(rows), dtype=np.float64)
 
     def _graph_pool(self, history: UserHistory) -> npt.NDArray[np.float64]:
         """Mean over ``pool_hops`` of the path-count-weighted mean embedding of unseen movies.

@@ -280,3 +280,34 @@ def test_mapped_row_readers_pickle_and_ease_reads_its_rows_from_the_file(
     assert np.array_equal(copy.scores(history), want)
     reader = pickle.loads(pickle.dumps(ease._weight_rows))
     assert np.array_equal(reader.take(np.array([5, 3])), np.asarray(ease.weights)[[5, 3]])
+
+
+def test_a_mapped_ranker_reads_embedding_rows_from_the_file_and_ranks_as_before(
+    movielens: tuple,
+) -> None:
+    """The Ranker and its state builder read the embedding rows they need with preadv
+    (features.npz.RowReader), not through the mapping: the slates equal ranking the cached
+    candidates against the whole mapped matrix (the path before), bit for bit."""
+    from features.ranker import Ranker
+    from features.ranking import rank
+
+    _, folder, store = movielens
+    ranker = Ranker(RankingBundle.load(folder))
+    assert ranker.builder.vector_rows.reads_file
+    w = np.random.default_rng(1).standard_normal((ranker.observation_size, ranker.action_size))
+    users = [str(u) for u in ranker.bundle.catalog.users[::25]]
+    for user in users:
+        ranked = ranker.rank(store, user, lambda s: np.tanh(s @ w).astype(np.float32), 10)
+        assert ranked is not None and ranked.slate is not None
+        entry = ranker._cache[user].value
+        assert entry is not None
+        _, cands, base, extras, residual = entry
+        want = rank(ranked.action, cands, ranker.vectors, 10, 0.0, None, base, extras, residual)
+        got = ranked.slate
+        assert got.indices.dtype == want.indices.dtype
+        assert got.indices.tolist() == want.indices.tolist(), user
+        assert got.scores.tobytes() == want.scores.tobytes(), user
+        assert got.log_propensity == want.log_propensity
+        rows = np.asarray(cands[:50], dtype=np.int64)
+        expected = np.asarray(ranker.vectors[rows], dtype=np.float64)
+        assert ranker.builder._emb(rows).tobytes() == expected.tobytes()
