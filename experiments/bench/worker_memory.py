@@ -140,6 +140,13 @@ def _allocator() -> Any:
     return allocator
 
 
+def _mappings() -> dict[str, Any]:
+    """Resident memory per kind of mapping and the largest mappings (experiments.bench.smaps)."""
+    from experiments.bench.smaps import top_mappings
+
+    return top_mappings("self", 30)
+
+
 def main(args: Args) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     home = args.home.expanduser().resolve()
@@ -192,6 +199,7 @@ def main(args: Args) -> dict[str, Any]:
         times.append((time.perf_counter() - c) * 1e3)
     gc.collect()
     steps[f"after_{len(users)}_first_requests"] = memory()
+    mappings = _mappings()
     if args.tracemalloc:
         snaps["requests"] = tracemalloc.take_snapshot()
     held = sorted(arrays_of(ranker, "ranker"), key=lambda r: -r[1])
@@ -208,6 +216,7 @@ def main(args: Args) -> dict[str, Any]:
             {"path": p, "mb": round(b / 2**20, 1), "mapped": m}
             for p, b, m in held[: args.top_arrays]
         ],
+        "mappings_after_requests": mappings,
         "total_s": round(time.perf_counter() - t0, 1),
         "load_average": load_average(),
     }

@@ -328,6 +328,13 @@ def load_saved(path: Path) -> tuple[GraphState, SavedFiles] | None:
             _check_count(manifest_path, ekind.value, col.name, len(arr), len(indices))
             edge_columns[col.name] = arr
         reverse = None
+        if ekind in REVERSE_SAVED and info["count"] and not info.get("reverse"):
+            log.info(
+                "%s: %s saved without its reverse view; derived on first use, written by "
+                "the next save",
+                manifest_path,
+                ekind.value,
+            )
         if info.get("reverse"):  # saves from before it derive it on first use
             indptr_r, src_r, perm_r = (array(f"{ekind.value}.{p}") for p in REVERSE_PARTS)
             _check_count(manifest_path, ekind.value, "reverse_indptr", len(indptr_r), n_dst + 1)
