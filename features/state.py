@@ -39,6 +39,9 @@ from features.graph.reach_pool import TwoHops, reach_pool
 from features.graph.schema import POSITIVE_RATING
 from features.npz import RowReader
 
+# embedding tables at least this large are read row by row from their file, not the mapping
+VECTOR_FILE_MIN_BYTES = 16 * 2**20
+
 MAX_HOPS = 3
 # Hops the state's graph pool averages over. 1-2 scored as well as 2-3 in the simulator (DDPG
 # 3.14 [2.93, 3.36] vs 3.17 [2.98, 3.36], 5 seeds x 200 episodes) and needs no third level, which
@@ -273,8 +276,10 @@ class StateBuilder:
         # a request reads the rows of its positives: from the file when mapped (RowReader)
         self._emb_rows, self._tot_rows = RowReader(tables[0], 1), RowReader(tables[1], 1)
         # ... and of the movies it reads embeddings of (features.ranker ranks with it too):
-        # through the mapping, 100 users' rows made all 30 MB of them resident in a worker
-        self.vector_rows = RowReader(self.vectors)
+        # through the mapping, 100 users' rows made all 30 MB of them resident in a worker at
+        # 500K movies; below VECTOR_FILE_MIN_BYTES (100K movies: 6.4 MB) the mapping is cheaper
+        # (a preadv of ~200 rows cost the warm request +0.7 ms on ml-latest-small)
+        self.vector_rows = RowReader(self.vectors, min_bytes=VECTOR_FILE_MIN_BYTES)
         d, g = embeddings.dim, catalog.n_genres
         names = ("user", "recent", "product", "graph")
         self.layout: dict[str, slice] = {n: slice(i * d, (i + 1) * d) for i, n in enumerate(names)}

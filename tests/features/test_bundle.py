@@ -283,15 +283,20 @@ def test_mapped_row_readers_pickle_and_ease_reads_its_rows_from_the_file(
 
 
 def test_a_mapped_ranker_reads_embedding_rows_from_the_file_and_ranks_as_before(
-    movielens: tuple,
+    movielens: tuple, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Ranker and its state builder read the embedding rows they need with preadv
-    (features.npz.RowReader), not through the mapping: the slates equal ranking the cached
-    candidates against the whole mapped matrix (the path before), bit for bit."""
+    (features.npz.RowReader), not through the mapping, once the table is large (500K movies;
+    here the threshold is lowered): the slates equal ranking the cached candidates against the
+    whole mapped matrix (the path before), bit for bit. A small table is read through its
+    mapping (a preadv per request would cost more than its pages)."""
+    import features.state
     from features.ranker import Ranker
     from features.ranking import rank
 
     _, folder, store = movielens
+    assert not Ranker(RankingBundle.load(folder)).builder.vector_rows.reads_file
+    monkeypatch.setattr(features.state, "VECTOR_FILE_MIN_BYTES", 0)
     ranker = Ranker(RankingBundle.load(folder))
     assert ranker.builder.vector_rows.reads_file
     w = np.random.default_rng(1).standard_normal((ranker.observation_size, ranker.action_size))
