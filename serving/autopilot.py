@@ -163,11 +163,6 @@ class Autopilot:
         self.artifacts_dir = artifacts_dir
         self.since = since
 
-    def judged(self) -> tuple[set[int], set[int]]:
-        """(versions judged as challengers, new champions watched), from MLflow."""
-        judged, watched, _ = self.history()
-        return judged, watched
-
     def history(self) -> tuple[set[int], set[int], dict[int, int]]:
         """(versions judged as challengers, new champions watched, the last interim look taken
         of each challenger still under test), from MLflow."""
