@@ -127,6 +127,14 @@ def evaluate_command(
     ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (at least 2; 5 for the report).")] = 5,
     episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 50,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            help="stratified: each seed spreads its episodes evenly over the users and weighs "
+            "every slate's reward by the chance the user is still there (less variance); "
+            "simple: users drawn at random, sessions as played."
+        ),
+    ] = "stratified",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of the returns here.")] = None,
     against: Annotated[
@@ -141,7 +149,7 @@ def evaluate_command(
     """Compare policies on the same held-out simulated users (common random numbers)."""
     from agent.baselines.simple import BASELINES
     from agent.evaluation.plots import plot_returns
-    from agent.evaluation.simulated import evaluate_policies, paired_differences
+    from agent.evaluation.simulated import ESTIMATORS, evaluate_policies, paired_differences
     from agent.factory import load_agent
     from agent.policies import AgentPolicy, SlatePolicy
     from agent.registry import PolicyNotFoundError, PolicyRegistry
@@ -152,6 +160,8 @@ def evaluate_command(
         *(n for n in BASELINES if n != "ease" or world.retriever is not None),
         "champion",
     ]
+    if estimator not in ESTIMATORS:
+        raise typer.BadParameter(f"--estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
     if against is not None and against not in names:
         raise typer.BadParameter(
             f"--against {against!r} is not among the policies evaluated: {', '.join(names)}"
@@ -179,6 +189,7 @@ def evaluate_command(
             world,
             seeds=tuple(range(seeds)),
             episodes_per_seed=episodes,
+            estimator=estimator,
             on_episode=lambda: progress.advance(task),
         )
     out = plot or (home.root / "evaluation.png")
@@ -192,7 +203,9 @@ def evaluate_command(
             both = {"policies": listed, "paired": [p.as_dict() for p in paired]}
             typer.echo(json.dumps(both, indent=2))
         return
-    table = Table(title=f"held-out users, {seeds} seeds x {episodes} episodes")
+    table = Table(
+        title=f"held-out users, {seeds} seeds x {episodes} episodes ({estimator} estimator)"
+    )
     for col in ("policy", "return", "95% CI", "hit rate", "rating", "coverage", "diversity"):
         table.add_column(col)
     for r in reports:

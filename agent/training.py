@@ -97,6 +97,7 @@ class EvalCallback(BaseCallback):
             seeds=(1_000, 1_001),
             episodes_per_seed=self.episodes,
             split="train",
+            estimator="simple",  # cheap (episodes end when the user leaves), as trained since
         )[0]
         self.curve.append((self.num_timesteps, report.mean_return))
         if self.best_path is not None and report.mean_return > self.best:

@@ -54,14 +54,18 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
 
     ## Episode End
     Terminated when the user leaves (``env.user_model``); truncated by the registered
-    ``max_episode_steps`` (50) when made through ``gymnasium.make``.
+    ``max_episode_steps`` (50) when made through ``gymnasium.make``. With ``users_leave=False``
+    the user never leaves (an evaluator's choice, never training's): ``leave_probability`` in
+    the info still says how likely leaving was, so a return can be weighted by the chance the
+    user is still there (``agent.evaluation.simulated``).
 
     ## Info
     ``user``, ``slate`` (movie rows), ``slate_keys``, ``propensities``, ``chosen`` (row, -1 if
     none), ``chosen_key``, ``rating`` (NaN if none), ``utility`` (true utility of the chosen
     movie, NaN if none), ``slate_best_utility``, ``oracle_utility`` (the best true utility among
-    the candidates: what a myopic oracle ranking them would offer) and ``regret``
-    (oracle_utility - slate_best_utility).
+    the candidates: what a myopic oracle ranking them would offer), ``regret``
+    (oracle_utility - slate_best_utility) and ``leave_probability`` (the chance the user left
+    after this step).
 
     ## Arguments
     - ``world``: a SimulationWorld, a folder holding a saved one, or None for the world built
@@ -73,6 +77,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
       by Jaccard ~0.1 at 1 hop, ~0.33 at 2, ~0.6 at 3); features.candidates says why 2.
     - ``n_retrieved`` (100): how many of the retriever's best movies join the candidates.
     - ``ranking_temperature`` (0.0: deterministic top-k).
+    - ``users_leave`` (True): False keeps every user to the end (see Episode End).
     - ``user_config``, ``choice``, ``reward``: the swappable parts (their modules document
       their defaults). ``choice`` defaults to the world's (``SimulationWorld.choice_model``:
       calibrated on real next interactions when the world has a consumption model);
@@ -96,6 +101,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         history_size: int = 10,
         n_retrieved: int = 100,
         ranking_temperature: float = 0.0,
+        users_leave: bool = True,
         user_config: UserModelConfig | None = None,
         choice: ChoiceModel | None = None,
         reward: RatingReward | None = None,
@@ -132,6 +138,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.slate_size = slate_size
         self.history_size = history_size
         self.ranking_temperature = ranking_temperature
+        self.users_leave = users_leave
         self.user_config = user_config or world.user_config()
         self.choice = choice or world.choice_model()
         self.reward_fn = reward or RatingReward()
@@ -308,7 +315,8 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             user.history.add(chosen, rating)
         reward = self.reward_fn(rating)
         user.observe(rows, None if chosen < 0 else chosen)
-        terminated = bool(rng.random() < user.leave_probability(chosen >= 0))
+        leave = user.leave_probability(chosen >= 0)
+        terminated = self.users_leave and bool(rng.random() < leave)
         keys = self.world.catalog.movie_keys
         oracle = float(cand_utility.max())
         best = float(slate_utility.max())
@@ -324,6 +332,7 @@ class MovieRecEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             "slate_best_utility": best,
             "oracle_utility": oracle,
             "regret": oracle - best,
+            "leave_probability": leave,
         }
         self._last_info = info
         return self.state_builder.build(user.history), float(reward), terminated, False, info

@@ -85,6 +85,8 @@ class Args:
     eval_seeds: int = 3
     episodes: int = 60
     """Episodes per evaluation seed and policy."""
+    estimator: str = "stratified"
+    """How returns are estimated (agent.evaluation.simulated): stratified or simple."""
     plot: Path | None = Path("sim_fidelity.png")
     json: bool = False
 
@@ -175,6 +177,7 @@ def main(args: Args) -> dict[str, object]:
             episodes_per_seed=args.episodes,
             split="train",
             history_size=1_000_000,  # the user's whole train part, as the real protocol
+            estimator=args.estimator,
             choice=choice,
             user_config=users,
         )

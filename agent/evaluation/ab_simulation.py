@@ -1,9 +1,10 @@
 """A simulated A/B of two policies on the same held-out users, with common random numbers.
 
 Both arms play the same (user, reset seed) episodes, scheduled as
-agent.evaluation.simulated.evaluate_policies schedules them, so the per-episode returns are
-paired: their difference has far less variance than two independent samples, and the report
-gives both the paired interval and how many users an online (unpaired) split would need.
+agent.evaluation.simulated.evaluate_policies schedules its "simple" estimator's, so the
+per-episode returns are paired: their difference has far less variance than two independent
+samples, and the report gives both the paired interval and how many users an online
+(unpaired) split would need.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.evaluation.ab_stats import LIFTS, Difference, PowerRow, paired_difference, power_table
+from agent.evaluation.simulated import EPISODE_SEED_STRIDE, episode_users
 from agent.policies import SlatePolicy
 from env.movie_rec_env import MovieRecEnv
 from env.world import SimulationWorld
 
 logger = logging.getLogger(__name__)
-
-EPISODE_SEED_STRIDE = 100_003  # as in evaluate_policies: episode seed = seed * stride + j
 
 
 def episode_schedule(
@@ -33,8 +33,7 @@ def episode_schedule(
     users = world.users(split)
     schedule: list[tuple[str, int]] = []
     for seed in seeds:
-        pick = np.random.default_rng(seed)
-        drawn = users[pick.integers(users.shape[0], size=users_per_seed)]
+        drawn = episode_users(users, seed, users_per_seed, "simple")
         schedule.extend((str(u), seed * EPISODE_SEED_STRIDE + j) for j, u in enumerate(drawn))
     return schedule
 

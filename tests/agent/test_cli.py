@@ -37,6 +37,7 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     reports = json.loads(result.stdout)  # progress goes to stderr: stdout is pure JSON
     assert [r["policy"] for r in reports] == ["most-popular", "ddpg-v1"]
+    assert {r["estimator"] for r in reports} == {"stratified"}
     assert plot.stat().st_size > 0
 
     evaluate = [*home, "evaluate", "most-popular", "champion", "--seeds", "2", "--episodes", "2"]
@@ -54,6 +55,14 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     result = runner.invoke(app, [*evaluate, "--against", "ease"])
     assert result.exit_code == 2
     assert "--against 'ease' is not among the policies evaluated" in _text(result.output)
+    result = runner.invoke(app, [*evaluate, "--json", "--estimator", "simple"])
+    assert result.exit_code == 0, result.output
+    simple = json.loads(result.stdout)
+    assert [r["estimator"] for r in simple] == ["simple", "simple"]
+    assert all(r["seed_returns"] == r["played_seed_returns"] for r in simple)
+    result = runner.invoke(app, [*evaluate, "--estimator", "mean"])
+    assert result.exit_code == 2
+    assert "--estimator 'mean': use one of stratified, simple" in _text(result.output)
 
 
 def _text(output: str) -> str:
