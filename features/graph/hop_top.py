@@ -33,7 +33,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from features.graph.exact32 import as_integers32, exact_product, integer_scale
-from features.graph.hop import HopGraph, gather_positions, row_products
+from features.graph.hop import HopGraph, distinct, gather_positions, row_products
 from features.graph.matvec import matvec, row_blocks
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,10 @@ def _rest_hop(rest: RestPart, x1: npt.NDArray[np.float64]) -> npt.NDArray[np.flo
     zs = exact_product(rest.bw, ys)
     if zs is None:
         return None
-    out = zs.astype(np.float64)
-    out /= float(rest.path_scale * rest.weight_scale)
+    # float32 -> float64 is exact, then one division, as astype and /= would give
+    out: npt.NDArray[np.float64] = np.divide(
+        zs, float(rest.path_scale * rest.weight_scale), dtype=np.float64
+    )
     return out
 
 
@@ -283,7 +285,7 @@ def _hop_at(
     """``(H x)[rows]``: the column sums the rows need (the hubs' known, the others from their
     own few movies), then each row's products."""
     op = hs.op
-    cols = np.unique(op.bw.indices[gather_positions(op.bw.indptr, rows)])
+    cols = distinct(op.bw.indices[gather_positions(op.bw.indptr, rows)])
     rest = cols[~hs.is_hub[cols]]
     y = np.zeros(op.bw.shape[1])
     y[hs.hubs] = y_hub

@@ -45,6 +45,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from features.graph.hop import HopGraph, gather_positions
+from features.graph.hop import distinct as _distinct
 from features.graph.hop_top import HUB_DEGREE
 
 log = logging.getLogger(__name__)
@@ -157,18 +158,6 @@ def reach_pool(op: HopGraph) -> ReachPool | None:
         _POOLS[key] = pool
         weakref.finalize(op, _POOLS.pop, key, None)
         return pool
-
-
-def _distinct(a: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
-    """The distinct values of a small array, ascending (a sort: numpy's hashing ``unique``
-    costs several times more on tens of thousands of values)."""
-    out: npt.NDArray[np.int64] = np.sort(np.asarray(a, dtype=np.int64))
-    if out.shape[0] < 2:
-        return out
-    keep = np.empty(out.shape[0], dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(out[1:], out[:-1], out=keep[1:])
-    return out[keep]
 
 
 def _lookup(
