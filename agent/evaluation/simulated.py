@@ -218,7 +218,7 @@ def evaluate_policies(
                             ratings.append(float(info["rating"]))
                         if stratified:
                             present = leave_rng.random() >= info["leave_probability"]
-                    if terminated or not (present or stratified):
+                    if terminated:  # only under "simple": the env's own coin
                         break
                 weighted_returns.append(weighted)
                 played_returns.append(played)

@@ -63,22 +63,17 @@ def test_the_expected_return_is_the_sampled_one_on_average_with_less_spread(
     # 10% leave after every slate
     leave = UserModelConfig(leave_base=0.1, leave_no_choice=0.0, leave_boredom=0.0)
     seeds = tuple(range(8))
-    (exp,) = evaluate_policies(
-        [OraclePolicy()],
-        ml_world,
-        seeds=seeds,
-        episodes_per_seed=40,
-        max_steps=20,
-        user_config=leave,
-    )
-    (smp,) = evaluate_policies(
-        [OraclePolicy()],
-        ml_world,
-        seeds=seeds,
-        episodes_per_seed=40,
-        max_steps=20,
-        user_config=leave,
-        estimator="simple",
+    (exp,), (smp,) = (
+        evaluate_policies(
+            [OraclePolicy()],
+            ml_world,
+            seeds=seeds,
+            episodes_per_seed=40,
+            max_steps=20,
+            user_config=leave,
+            estimator=estimator,
+        )
+        for estimator in ("stratified", "simple")
     )
     assert smp.estimator == "simple" and smp.seed_returns == smp.played_seed_returns
     # the same expectation: over the same choices, the two estimates differ by no more than
