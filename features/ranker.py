@@ -96,6 +96,22 @@ class CacheStats:
     computed: int = 0
 
 
+def explore(
+    action: npt.NDArray[np.float32], sd: float, rng: np.random.Generator | None
+) -> npt.NDArray[np.float32]:
+    """``action`` plus N(0, sd^2) noise per dimension, clipped to the actor's [-1, 1] (as
+    DDPG explores while it trains): the action a slate is ranked by and logged with. An online
+    learner's critic needs logged actions that vary apart from the state; a deterministic
+    actor's only vary with it, so the critic cannot tell which way a better action lies. The
+    slate's propensities are conditional on the noisy action, which keeps off-policy
+    estimates unbiased (the noise is the logging policy's own draw). ``sd`` 0 or no ``rng``:
+    ``action`` itself."""
+    if sd <= 0 or rng is None:
+        return action
+    noisy = action + sd * rng.standard_normal(action.shape)
+    return np.clip(noisy, -1.0, 1.0).astype(np.float32)
+
+
 class Ranker:
     """History, state, candidates and ranking for one bundle (module doc).
 
@@ -281,17 +297,19 @@ class Ranker:
         k: int,
         temperature: float = 0.0,
         rng: np.random.Generator | None = None,
+        action_noise: float = 0.0,
     ) -> RankedSlate | None:
         """The user's top ``k`` by ``act``'s action (a Plackett-Luce sample when temperature
         > 0), or None for a user without usable history (a cold start). ``temperature`` is in
         units of the standardised retriever base: the base carries the bundle's weight w, so
         the softmax divides by temperature x w and a given temperature explores as much
-        whatever w is."""
+        whatever w is. ``action_noise`` > 0 (with ``rng``) ranks by the action plus Gaussian
+        noise of that sd, clipped to [-1, 1], and returns that action (``explore``)."""
         entry = self._entry(store, user)
         if entry is None or entry.value is None:
             return None
         state, cands, base, extras, residual = entry.value
-        action = self._act(entry, act)
+        action = explore(self._act(entry, act), action_noise, rng)
         if cands.shape[0] == 0:
             return RankedSlate(state, action, None)
         scale = self.bundle.base_weight if base is not None else 1.0

@@ -29,10 +29,11 @@ class PolicyRecommender:
     """Implements serving.recommender.Recommender with a trained actor (module doc).
 
     ``act`` maps a state to an action (agent.actor.actor_fn); ``fallback`` serves cold
-    starts. ``seed`` (MARQUEE_SAMPLING_SEED) makes the sampling reproducible: the n-th
-    request of a user to this version draws from a generator seeded by (seed, version, user,
-    n), so the same requests give the same slates whatever other users asked in between;
-    unset, every request draws fresh entropy.
+    starts. ``action_noise`` (MARQUEE_ACTION_NOISE) explores around the actor's action
+    (features.ranker.explore). ``seed`` (MARQUEE_SAMPLING_SEED) makes the sampling
+    reproducible: the n-th request of a user to this version draws from a generator seeded
+    by (seed, version, user, n), so the same requests give the same slates whatever other
+    users asked in between; unset, every request draws fresh entropy.
     """
 
     ranker: Ranker
@@ -41,6 +42,7 @@ class PolicyRecommender:
     fallback: Recommender
     version: str
     temperature: float = 0.0
+    action_noise: float = 0.0
     seed: int | None = None
     _requests: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -50,8 +52,11 @@ class PolicyRecommender:
         return self.version
 
     def recommend(self, user: str, k: int, *, genres: Sequence[str] = ()) -> RecommendationResult:
-        rng = self._rng(user) if self.temperature > 0 else None
-        ranked = self.ranker.rank(self.store, user, self.act, k, self.temperature, rng)
+        explores = self.temperature > 0 or self.action_noise > 0
+        rng = self._rng(user) if explores else None
+        ranked = self.ranker.rank(
+            self.store, user, self.act, k, self.temperature, rng, self.action_noise
+        )
         if ranked is None:
             cold = self.fallback.recommend(user, k, genres=genres)
             return RecommendationResult(

@@ -206,6 +206,7 @@ class PolicyPool:
             fallback=self.popularity(self._store),
             version=f"{pv.algo}-v{pv.version}",
             temperature=self.settings.temperature,
+            action_noise=self.settings.action_noise,
             seed=self.settings.sampling_seed,
         )
 

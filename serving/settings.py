@@ -129,6 +129,16 @@ class Settings(BaseSettings):
         "propensity 1, which leaves logged slates useless for off-policy evaluation; the "
         "default explores a little (see DEFAULT_TEMPERATURE).",
     )
+    action_noise: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Sd of Gaussian noise added to the policy's action before it ranks "
+        "(features.ranker.explore; the action logged is the noisy one). An online learner "
+        "(marquee learn) needs it: with a deterministic actor the logged actions vary only "
+        "with the state, and the critic cannot learn which way a better action lies. 0 "
+        "(default) serves the actor's own action; 0.1 is the noise the agent trains with.",
+    )
     sampling_seed: int | None = Field(
         default=None,
         ge=0,

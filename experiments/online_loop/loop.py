@@ -97,6 +97,9 @@ class LoopArgs:
     users_per_round: int = 60
     k: int = 10
     temperature: float = 0.5
+    action_noise: float = 0.2
+    """Sd of the service's exploration noise on the policy's action (MARQUEE_ACTION_NOISE,
+    features.ranker.explore), which the learner's critic needs to learn from served slates."""
     decide_every: int = 5
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the
@@ -448,6 +451,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
         "MARQUEE_PLEX_WEBHOOK_SECRET": webhook_secret,
         "MARQUEE_REGISTRY_POLL_SECONDS": "1",
         "MARQUEE_TEMPERATURE": str(args.temperature),
+        "MARQUEE_ACTION_NOISE": str(args.action_noise),
         "MARQUEE_SAMPLING_SEED": str(args.seed),
         "MARQUEE_RECLOG_USER_SLATES": "100000",
         "MARQUEE_RECLOG_MAX_SLATES": "1000000",

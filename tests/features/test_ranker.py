@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.graph.schema import EdgeKind
-from features.ranker import Ranker
+from features.ranker import Ranker, explore
 from features.ranking import rank
 from tests.features.conftest import MOVIES
 from tests.features.test_precompute import USERS, _bundle, _store, _write
@@ -82,3 +82,50 @@ def test_a_shared_action_cannot_be_changed_by_a_caller() -> None:
     again = ranker.rank(store, "ann", actor, 2)
     assert first is not None and again is not None and actor.calls == 1
     assert again.action is first.action and not first.action.flags.writeable
+
+
+def test_action_noise_ranks_and_returns_the_noisy_action() -> None:
+    """features.ranker.explore: with noise the slate is ranked by, and returned with, the
+    actor's action plus the request's own Gaussian draw, clipped to [-1, 1]; the cached
+    action stays the actor's."""
+    store = _store()
+    bundle = _bundle(store)
+    ranker = Ranker(bundle)
+    actor = CountingActor(ranker.observation_size, ranker.action_size, 4)
+    fresh = ranker.prepare(store, "ann")
+    assert fresh is not None
+    own = np.tanh(fresh.state @ actor.weights).astype(np.float32)
+    got = ranker.rank(store, "ann", actor, 3, 0.0, np.random.default_rng(5), action_noise=0.5)
+    draw = np.random.default_rng(5).standard_normal(own.shape)
+    expected = np.clip(own + 0.5 * draw, -1.0, 1.0).astype(np.float32)
+    assert got is not None and got.slate is not None
+    np.testing.assert_array_equal(got.action, expected)
+    assert not np.array_equal(got.action, own) and np.all(np.abs(got.action) <= 1.0)
+    slate = rank(
+        expected,
+        fresh.candidates,
+        ranker.vectors,
+        3,
+        0.0,
+        None,
+        fresh.base,
+        fresh.extras,
+        fresh.residual,
+    )
+    np.testing.assert_array_equal(got.slate.indices, slate.indices)
+    # no noise, or no generator to draw it from: the actor's own (cached) action
+    for noise, rng in ((0.0, np.random.default_rng(5)), (0.5, None)):
+        plain = ranker.rank(store, "ann", actor, 3, 0.0, rng, action_noise=noise)
+        assert plain is not None
+        np.testing.assert_array_equal(plain.action, own)
+    assert actor.calls == 1
+
+
+def test_explore_keeps_the_action_without_noise_and_clips_with_it() -> None:
+    action = np.array([0.95, -0.95, 0.0], dtype=np.float32)
+    assert explore(action, 0.0, np.random.default_rng(0)) is action
+    assert explore(action, 0.3, None) is action
+    draws = np.stack([explore(action, 0.3, np.random.default_rng(s)) for s in range(400)])
+    assert draws.dtype == np.float32 and np.all(np.abs(draws) <= 1.0)
+    assert (draws[:, 0] == 1.0).any() and (draws[:, 1] == -1.0).any()  # clipped, not wrapped
+    assert abs(float(draws[:, 2].std()) - 0.3) < 0.05 and abs(float(draws[:, 2].mean())) < 0.05

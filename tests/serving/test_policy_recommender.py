@@ -3,6 +3,7 @@ endpoint serving it (policy version, arm, propensities, logged state/action, tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,46 @@ def test_sampled_slates_carry_plackett_luce_propensities(
     p /= p.sum()
     first = int(np.flatnonzero(cands == ranking.histories.row(result.items[0].movie))[0])
     assert np.isclose(props[0], p[first], rtol=1e-5)
+
+
+def _constant(action: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda _state: action
+
+
+def test_action_noise_serves_and_logs_the_explored_action(
+    trained: TrainedHome, ranking: Ranker, model: object
+) -> None:
+    """MARQUEE_ACTION_NOISE: the slate is ranked by the actor's action plus the request's
+    noise and the result carries that action (what the reclog and the learner's transitions
+    hold); seeded requests replay it."""
+    user = str(trained.world.catalog.users[3])
+    plain = _recommender(trained, ranking, model).recommend(user, 10)
+    rec = _recommender(trained, ranking, model, action_noise=0.2, seed=7)
+    replay = _recommender(trained, ranking, model, action_noise=0.2, seed=7)
+    results = [rec.recommend(user, 10) for _ in range(5)]
+    assert plain.action is not None
+    for result in results:
+        assert result.action is not None and result.state is not None
+        assert not np.allclose(result.action, plain.action)
+        assert np.all(np.abs(result.action) <= 1.0)
+        assert all(i.propensity == 1.0 for i in result.items)  # temperature 0: top-k
+        again = replay.recommend(user, 10)
+        assert again.action is not None
+        np.testing.assert_array_equal(result.action, again.action)
+        # the slate is the top-k by the logged action, as a fixed actor giving it ranks
+        fixed = ranking.rank(trained.store, user, _constant(result.action), 10)
+        assert fixed is not None and fixed.slate is not None
+        assert [i.movie for i in result.items] == [
+            ranking.keys[int(i)] for i in fixed.slate.indices
+        ]
+    deviation = np.stack([r.action - plain.action for r in results])
+    assert 0.05 < float(np.abs(deviation).mean()) < 0.4  # about the sd's mean |N(0, 0.2)|
+
+
+@pytest.mark.parametrize("noise", [-0.1, 1.5])
+def test_action_noise_out_of_range_is_refused(noise: float) -> None:
+    with pytest.raises(ValueError, match="action_noise"):
+        Settings(action_noise=noise)
 
 
 def _store_with_stranger() -> LocalGraphStore:
