@@ -32,9 +32,19 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from features.graph.exact32 import as_integers32, exact_product, integer_scale
+from features.graph import exact32
+from features.graph.exact32 import integer_scale
 from features.graph.hop import HopGraph, distinct, gather_positions, row_products
-from features.graph.matvec import matvec, row_blocks
+from features.graph.hop_kernels import (
+    Rows,
+    column_sums,
+    compile_kernels,
+    lower_bound,
+    middle_hop,
+    padded_rows,
+    row_sums,
+    scatter_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +59,34 @@ REST_MIN_NNZ = 2_000_000
 
 @dataclass(frozen=True)
 class HubSplit:
-    """A HopGraph with its hub columns split out."""
+    """A HopGraph with its hub columns split out, as index arrays only (no values: B^T's are
+    all 1, B w's one weight per column) in the layouts the compiled passes read
+    (features.graph.hop_kernels)."""
 
     op: HopGraph
     hubs: npt.NDArray[np.int64]  # the hub columns of B, ascending
     is_hub: npt.NDArray[np.bool_]  # per column of B
     column_weight: npt.NDArray[np.float64]  # w_v per column of B
-    bt_hub: list[sp.csr_matrix]  # row blocks of (hub columns x movies), B^T's hub rows
-    bw_hub: list[sp.csr_matrix]  # row blocks of (movies x hub columns), B w's hub columns
+    hub_w: npt.NDArray[np.float64]  # w_v per hub
+    hub_rows: Rows  # per movie, its hubs' numbers (positions in ``hubs``), ascending
+    hub_movies: tuple[npt.NDArray[np.integer], npt.NDArray[np.integer]]  # B_hub^T: CSR pattern
     hub_self: npt.NDArray[np.float64]  # sum_{hub v in cols(j)} w_v, per movie
     rest_reach: npt.NDArray[np.float64]  # sum_{other v in cols(j)} w_v (deg_v - 1), per movie
     row_length: npt.NDArray[np.int64]  # entries of B w per movie
-    rest: RestPart | None  # the non-hub part in float32, None when weights are no short decimals
+    rest: RestPart | None  # the non-hub part in integers, None when weights are no short decimals
 
 
 @dataclass(frozen=True)
 class RestPart:
-    """The non-hub columns' entries as exact float32 integers (features.graph.exact32), the
-    columns numbered by their first movie, the movies kept in their own order: a pass then
-    reads the path counts and writes its output in place, where renumbering the movies for
-    locality (reverse Cuthill-McKee) made the passes faster but cost two gathers over every
-    movie (x1 in, the output back), ~14% more in all at 500K (38.6 vs 33.1 ms CPU p50). Exact
-    sums do not depend on the order of their terms."""
+    """The non-hub columns per movie (``Rows``), numbered by their first movie, so that the
+    column sums scattered and gathered while the movies are read in order touch nearby
+    entries; their weights scaled to integers (features.graph.exact32), in float32. Renumbering
+    the movies too (reverse Cuthill-McKee) made passes faster but cost two gathers over every
+    movie (x1 in, the output back), ~14% more in all at 500K with scipy's passes (38.6 vs
+    33.1 ms CPU p50). Exact sums do not depend on the order of their terms."""
 
-    bt: list[sp.csr_matrix]  # row blocks of (non-hub columns x movies), binary
-    bw: list[sp.csr_matrix]  # row blocks of (movies x non-hub columns), w * ``weight_scale``
+    rows: Rows  # padded with column ``weight.shape[0] - 1``, whose weight is 0
+    weight: npt.NDArray[np.float32]  # w_v * ``weight_scale`` per non-hub column, then the pad
     path_scale: int  # makes every column weight, hence every first-hop count, an integer
     weight_scale: int  # makes every non-hub weight an integer
 
@@ -81,9 +94,8 @@ class RestPart:
 def _rest_part(
     op: HopGraph, is_hub: npt.NDArray[np.bool_], column_weight: npt.NDArray[np.float64]
 ) -> RestPart | None:
-    """The non-hub entries of B^T and B w in float32 (``RestPart``), when the weights are
-    short decimals. Built from index arrays (no float64 copies), so that the build leaves
-    little behind in the heap."""
+    """The non-hub part of B (``RestPart``), when the weights are short decimals. Built from
+    index arrays (no float64 copies), so that the build leaves little behind in the heap."""
     rest = np.flatnonzero(~is_hub)
     path_scale = integer_scale(column_weight)
     weight_scale = integer_scale(column_weight[rest])
@@ -100,23 +112,28 @@ def _rest_part(
     pattern.sort_indices()
     # columns by their first movie (lone columns are dropped: every column has one)
     cols = np.argsort(pattern.indices[pattern.indptr[:-1]], kind="stable")
-    bt = sp.csr_matrix(pattern[cols])
-    bw = sp.csr_matrix(bt.T)
-    bw.data = np.rint(column_weight[rest[cols]] * weight_scale).astype(np.float32)[bw.indices]
+    bw = sp.csr_matrix(pattern[cols].T)
+    weight = np.zeros(n_rest + 1, dtype=np.float32)
+    weight[:n_rest] = np.rint(column_weight[rest[cols]] * weight_scale)
     return RestPart(
-        bt=row_blocks(bt), bw=row_blocks(bw), path_scale=path_scale, weight_scale=weight_scale
+        rows=padded_rows(bw.indptr, bw.indices, pad=n_rest),
+        weight=weight,
+        path_scale=path_scale,
+        weight_scale=weight_scale,
     )
 
 
 def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
     """The HubSplit of ``op`` (built once per operator: a few passes over B); hubs are the
-    columns of more than ``hub_degree`` (default ``HUB_DEGREE``) movies."""
+    columns of more than ``hub_degree`` (default ``HUB_DEGREE``) movies. Compiles the passes
+    (or loads them from numba's disk cache) on first use."""
+    compile_kernels()
     degree = np.diff(op.bt.indptr)
     is_hub = degree > (HUB_DEGREE if hub_degree is None else hub_degree)
     hubs = np.flatnonzero(is_hub).astype(np.int64)
     bw_hub = sp.csr_matrix(op.bw[:, hubs])
     bw_hub.sort_indices()
-    bt_hub = sp.csr_matrix(op.bt[hubs])
+    bt_hub = sp.csr_matrix(op.bt[hubs])  # B^T's rows keep their order: the full hop's sums
     column_weight = np.zeros(op.bw.shape[1])
     column_weight[op.bw.indices] = op.bw.data
     rest_weight = np.where(is_hub, 0.0, (degree - 1).astype(np.float64))
@@ -130,8 +147,9 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
         hubs=hubs,
         is_hub=is_hub,
         column_weight=column_weight,
-        bt_hub=row_blocks(bt_hub),
-        bw_hub=row_blocks(bw_hub),
+        hub_w=column_weight[hubs],
+        hub_rows=padded_rows(bw_hub.indptr, bw_hub.indices, pad=hubs.shape[0]),
+        hub_movies=(bt_hub.indptr, bt_hub.indices),
         hub_self=hub_self,
         rest_reach=rest_reach,
         row_length=np.diff(op.bw.indptr).astype(np.int64),
@@ -166,6 +184,23 @@ def _seed_counts(
     return hub_counts, near
 
 
+def _hub_product(hs: HubSplit, y_hub: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``B_hub w_hub y_hub`` per movie, as scipy's CSR mat-vec sums it."""
+    terms = np.zeros(hs.hubs.shape[0] + 1)  # the last: the padding's
+    np.multiply(hs.hub_w, y_hub, out=terms[:-1])
+    rows = hs.hub_rows
+    out = np.empty(hs.op.bw.shape[0])
+    row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
+    return out
+
+
+def _hub_sums(hs: HubSplit, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``B_hub^T x``, each hub's movies in B^T's order."""
+    out = np.empty(hs.hubs.shape[0])
+    column_sums(*hs.hub_movies, x, out)
+    return out
+
+
 def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """H @ s for s = 1 on ``seeds`` (distinct movies): the hub part in one pass over the hub
     entries, the seeds' other columns movie by movie. Equal to ``HopGraph.first_of_rows`` up
@@ -175,7 +210,7 @@ def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.floa
         return op.first_of_few_rows(seeds)
     seeds = np.asarray(seeds, dtype=np.int64)
     hub_counts, near = _seed_counts(hs, seeds)
-    out = matvec(hs.bw_hub, hub_counts)
+    out = _hub_product(hs, hub_counts)
     out += near
     out[seeds] -= op.self_weight[seeds]
     return out
@@ -187,42 +222,41 @@ def first_two_hops(
     """(x1, x2) = (H s, H H s) for s = 1 on ``seeds``; x1 equal bit for bit to ``first_hop``,
     x2 to ``op.step(x1)`` up to the order of additions.
 
-    H x1 = B_hub w_hub B_hub^T x1 + B_rest w_rest B_rest^T x1 - d x1. The hub part is two
-    float64 passes over the hub entries only; the rest, two passes in float32 on x1 and the
-    weights scaled to integers, exact (features.graph.exact32: computing the hub sums that way
-    too would give exact values where the full hop's long float64 sums are off by ~1e-13, and
-    one score in ~1,000 would round differently). Where the float32 part cannot be proved
-    exact, the float64 hop runs instead."""
+    H x1 = B_hub w_hub B_hub^T x1 + B_rest w_rest B_rest^T x1 - d x1. The hub part in float64,
+    its sums in the full hop's order; the rest in float32 on x1 and the weights scaled to
+    integers, exact (features.graph.exact32: computing the hub sums that way too would give
+    exact values where the full hop's long float64 sums are off by ~1e-13, and one score in
+    ~1,000 would round differently). Where the float32 part cannot be proved exact, the
+    float64 hop runs instead."""
     op = hs.op
-    if op.similar.nnz or hs.rest is None:
-        x1 = first_hop(hs, seeds)
-        return x1, op.step_few(x1)
     x1 = first_hop(hs, seeds)
-    x2 = _rest_hop(hs.rest, x1)
-    if x2 is None:
+    rest = hs.rest
+    if op.similar.nnz or rest is None:
+        return x1, op.step_few(x1)
+    limit = exact32.EXACT_LIMIT
+    n_rest = rest.weight.shape[0] - 1
+    counts = np.zeros(n_rest + 1, dtype=np.float32)  # B_rest^T x1, scaled
+    rows = rest.rows
+    top = scatter_counts(
+        rows.slots, rows.over_ptr, rows.over_idx, x1, float(rest.path_scale), counts
+    )
+    counts[n_rest] = 0.0
+    if top >= limit or (n_rest and float(counts.max()) >= limit):
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
-    x2 += matvec(hs.bw_hub, matvec(hs.bt_hub, x1))
-    x2 -= op.self_weight * x1
+    counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
+    hub_terms = np.zeros(hs.hubs.shape[0] + 1)
+    np.multiply(hs.hub_w, _hub_sums(hs, x1), out=hub_terms[:-1])
+    hr, x2 = hs.hub_rows, np.empty_like(x1)
+    top = middle_hop(
+        hr.slots, hr.over_ptr, hr.over_idx, hub_terms, rows.slots, rows.over_ptr,
+        rows.over_idx, counts, x1, op.self_weight,
+        float(rest.path_scale * rest.weight_scale), x2,
+    )  # fmt: skip
+    if top >= limit:
+        log.debug("middle hop: float32 not proved exact, float64 hop")
+        return x1, op.step_few(x1)
     return x1, x2
-
-
-def _rest_hop(rest: RestPart, x1: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
-    """B_rest w_rest B_rest^T x1 in exact float32 integers, or None when not proved exact."""
-    xs = as_integers32(x1, rest.path_scale)
-    if xs is None:
-        return None
-    ys = exact_product(rest.bt, xs)
-    if ys is None:
-        return None
-    zs = exact_product(rest.bw, ys)
-    if zs is None:
-        return None
-    # float32 -> float64 is exact, then one division, as astype and /= would give
-    out: npt.NDArray[np.float64] = np.divide(
-        zs, float(rest.path_scale * rest.weight_scale), dtype=np.float64
-    )
-    return out
 
 
 def top_last_hop(
@@ -239,10 +273,11 @@ def top_last_hop(
     n = x.shape[0]
     if limit <= 0 or limit >= n or op.similar.nnz or not hs.hubs.shape[0]:
         return None  # without hubs (a hub cap removed them) the bound leaves too many movies
-    y_hub = matvec(hs.bt_hub, x)
-    lower = matvec(hs.bw_hub, y_hub)
-    lower -= hs.hub_self * x
-    lower += total
+    y_hub = _hub_sums(hs, x)
+    terms = np.zeros(hs.hubs.shape[0] + 1)  # the last: the padding's
+    np.multiply(hs.hub_w, y_hub, out=terms[:-1])
+    hr, lower = hs.hub_rows, np.empty(n)
+    lower_bound(hr.slots, hr.over_ptr, hr.over_idx, terms, hs.hub_self, x, total, lower)
     lower[excluded] = 0.0
     threshold = kth_largest(lower, limit)
     if threshold <= 0.0:
