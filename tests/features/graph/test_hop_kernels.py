@@ -1,0 +1,176 @@
+"""The compiled passes (features.graph.hop_kernels) equal scipy's float64 products bit for bit,
+and the 3-hop middle hop built on them equals the plain float64 computation of its parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from features.graph import hop_kernels as hk
+from features.graph import hop_top
+from features.graph.hop import HopGraph, incidence_hop
+
+
+def _random_csr(rng: np.random.Generator, rows: int, cols: int, density: float) -> sp.csr_matrix:
+    m = sp.random(rows, cols, density=density, format="csr", random_state=rng)
+    m.data = rng.choice([0.05, 0.3, 0.5, 0.8, 1.0], size=m.nnz)
+    m.sort_indices()
+    return m
+
+
+def _patterns(rng: np.random.Generator) -> list[sp.csr_matrix]:
+    """Random patterns plus the edge cases: empty rows, one entry, a row far past the width."""
+    out = [_random_csr(rng, r, c, d) for r, c, d in ((50, 7, 0.4), (300, 40, 0.1), (1, 3, 1.0))]
+    odd = sp.lil_matrix((6, 30))
+    odd[1, 4] = 0.3  # a row (and a column) of one entry
+    odd[3, :] = 0.5  # a row of 30: most of it in the overflow
+    odd[5, [2, 9]] = 1.0
+    out.append(sp.csr_matrix(odd))
+    out.append(sp.csr_matrix((4, 5)))  # no entries at all
+    return out
+
+
+def test_padded_rows_keep_every_row_in_order() -> None:
+    for m in _patterns(np.random.default_rng(1)):
+        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        for j in range(m.shape[0]):
+            slots = [int(c) for c in rows.slots[j] if c != rows.pad]
+            over = rows.over_idx[rows.over_ptr[j] : rows.over_ptr[j + 1]].tolist()
+            assert slots + over == m.indices[m.indptr[j] : m.indptr[j + 1]].tolist()
+
+
+def test_row_sums_equal_scipy_bit_for_bit() -> None:
+    rng = np.random.default_rng(2)
+    for m in _patterns(rng):
+        y = rng.random(m.shape[1]) * 1e3
+        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        terms = np.append(y * np.ones(m.shape[1]), 0.0)
+        w = np.zeros(m.shape[1])
+        w[m.indices] = m.data  # one weight per column, as in B w
+        np.multiply(w, y, out=terms[:-1])
+        mw = sp.csr_matrix((w[m.indices], m.indices, m.indptr), shape=m.shape)
+        out = np.empty(m.shape[0])
+        hk.row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
+        np.testing.assert_array_equal(out, mw @ y)
+
+
+def test_column_sums_equal_scipy_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    for m in _patterns(rng):
+        for t in (m, sp.csr_matrix(m.T)):  # 1 to 300 rows: the four-at-a-time loop and its tail
+            t.sort_indices()
+            x = rng.random(t.shape[1]) * 1e3
+            ones = sp.csr_matrix((np.ones(t.nnz), t.indices, t.indptr), shape=t.shape)
+            out = np.empty(t.shape[0])
+            hk.column_sums(t.indptr, t.indices, x, out)
+            np.testing.assert_array_equal(out, ones @ x)
+
+
+def test_scatter_counts_are_the_exact_column_sums() -> None:
+    rng = np.random.default_rng(4)
+    for m in _patterns(rng):
+        x = rng.integers(0, 500, m.shape[0]) / 100.0  # path counts at a scale of 100
+        x[::3] = 0.0
+        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        out = np.zeros(m.shape[1] + 1, dtype=np.float32)
+        top = hk.scatter_counts(rows.slots, rows.over_ptr, rows.over_idx, x, 100.0, out)
+        ints = np.rint(x * 100).astype(np.int64)
+        want = np.bincount(
+            m.indices, weights=np.repeat(ints, np.diff(m.indptr)), minlength=m.shape[1]
+        )
+        np.testing.assert_array_equal(out[:-1], want)
+        assert top == float(ints.max(initial=0))
+
+
+def test_middle_hop_and_lower_bound_equal_the_numpy_formulas() -> None:
+    rng = np.random.default_rng(5)
+    hub, rest = _random_csr(rng, 200, 12, 0.3), _random_csr(rng, 200, 90, 0.05)
+    hr = hk.padded_rows(hub.indptr, hub.indices, pad=12)
+    rr = hk.padded_rows(rest.indptr, rest.indices, pad=90)
+    hub_terms = np.append(rng.random(12) * 1e4, 0.0)
+    rest_terms = np.append(rng.integers(0, 3000, 90), 0).astype(np.float32)
+    x1, d = rng.random(200) * 50, rng.random(200) * 3
+    x2 = np.empty(200)
+    top = hk.middle_hop(
+        hr.slots, hr.over_ptr, hr.over_idx, hub_terms, rr.slots, rr.over_ptr, rr.over_idx,
+        rest_terms, x1, d, 1000.0, x2,
+    )  # fmt: skip
+    pattern_h = sp.csr_matrix((np.ones(hub.nnz), hub.indices, hub.indptr), shape=hub.shape)
+    pattern_r = sp.csr_matrix((np.ones(rest.nnz), rest.indices, rest.indptr), shape=rest.shape)
+    r = pattern_r @ rest_terms[:-1].astype(np.float64)
+    want = r / 1000.0
+    want += pattern_h @ hub_terms[:-1]
+    want -= d * x1
+    np.testing.assert_array_equal(x2, want)
+    assert top == r.max()
+
+    total, lower = rng.random(200), np.empty(200)
+    hk.lower_bound(hr.slots, hr.over_ptr, hr.over_idx, hub_terms, d, x1, total, lower)
+    want = pattern_h @ hub_terms[:-1]
+    want -= d * x1
+    want += total
+    np.testing.assert_array_equal(lower, want)
+
+
+def _graph(rng: np.random.Generator, movies: int, cols: int, hub_cols: int) -> sp.csr_matrix:
+    """A binary column x movie incidence: ``hub_cols`` columns holding most movies, the others
+    few; the last holds one movie (dropped from the operator as a lone column)."""
+    c = (rng.random((cols, movies)) < 0.04).astype(np.float64)
+    c[:hub_cols] = rng.random((hub_cols, movies)) < 0.3
+    c[-1] = 0.0
+    c[-1, 7] = 1.0
+    return sp.csr_matrix(c)
+
+
+def _reference(hs: hop_top.HubSplit, x1: np.ndarray) -> np.ndarray:
+    """The middle hop as the numpy/scipy passes computed it before the kernels."""
+    op, rest = hs.op, hs.rest
+    assert rest is not None
+    is_hub = hs.is_hub
+    bt_hub = sp.csr_matrix(op.bt[hs.hubs])
+    bw_hub = sp.csr_matrix(op.bw[:, hs.hubs])
+    bw_hub.sort_indices()
+    bt_rest = sp.csr_matrix(op.bt[np.flatnonzero(~is_hub)])
+    xs = np.rint(x1 * rest.path_scale).astype(np.int64)
+    ys = np.rint(bt_rest @ xs.astype(np.float64)).astype(np.int64)
+    ws = np.rint(hs.column_weight[~is_hub] * rest.weight_scale).astype(np.int64)
+    zs = np.rint(sp.csr_matrix(bt_rest.T) @ (ws * ys).astype(np.float64))
+    out = np.divide(zs, float(rest.path_scale * rest.weight_scale), dtype=np.float64)
+    out += bw_hub @ (bt_hub @ x1)
+    out -= op.self_weight * x1
+    return out
+
+
+@pytest.mark.parametrize("hub_cols", [0, 1, 5])
+def test_first_two_hops_equal_the_float64_parts(
+    monkeypatch: pytest.MonkeyPatch, hub_cols: int
+) -> None:
+    """x1 equal to the first hop from the full columns, x2 bit for bit to the numpy middle hop
+    (hubs in float64, the rest as exact integers), on small random graphs: no hub, a single
+    hub, several; no seed, one, many."""
+    monkeypatch.setattr(hop_top, "REST_MIN_NNZ", 0)
+    rng = np.random.default_rng(6 + hub_cols)
+    c = _graph(rng, 200, 60, hub_cols)
+    weights = rng.choice([0.3, 0.5, 0.8, 1.0], size=60)  # a scale of 10: counts stay < 2^24
+    weights[:hub_cols] = 0.05
+    op = incidence_hop(c, weights)
+    hs = hop_top.hub_split(op, hub_degree=30)
+    assert hs.hubs.shape[0] == hub_cols
+    fallbacks: list[int] = []
+    step_few = HopGraph.step_few
+
+    def spy(g: HopGraph, x: np.ndarray) -> np.ndarray:
+        fallbacks.append(1)
+        return step_few(g, x)
+
+    monkeypatch.setattr(HopGraph, "step_few", spy)
+    for seeds in (np.zeros(0, dtype=np.int64), np.array([7]), np.arange(0, 200, 13)):
+        x1, x2 = hop_top.first_two_hops(hs, seeds)
+        np.testing.assert_allclose(x1, op.first_of_rows(seeds), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(x2, op.step(x1), rtol=1e-12, atol=1e-9)
+        if hub_cols:
+            np.testing.assert_array_equal(x2, _reference(hs, x1))
+        if not seeds.shape[0]:
+            assert not x1.any() and not x2.any()
+    assert len(fallbacks) == (3 if not hub_cols else 0)  # no hubs: no split, the float64 hop
