@@ -5,17 +5,23 @@ Why a padded layout: a CSR pass over 500K movies of 4-6 entries each costs more 
 of its short inner loops, each of a different length (a mispredicted branch per row), than in
 reading its entries (500K rows: 11 ms with random lengths, 4 ms with equal ones, 0.5 ms for
 the same entries read flat, on this machine under load). So each movie's row is a fixed number
-of slots (``Rows``: the 99th percentile of the row lengths), padded with a column whose value
-is 0, and the few longer rows continue in a small CSR overflow, read in order after the slots.
+of slots (``Rows``: the 99th or 90th percentile of the row lengths), and the longer rows
+continue in a small CSR overflow, read in order after the slots. Slot i of a short row holds
+the padding column ``pad + i``, one per position: a gather reads 0 there, and a scatter adds
+into it junk that is never read; one padding column for all would chain every padded slot's
+addition on the one before (measured: the hub column sums in 10 ms instead of 5).
 
 Every float64 sum is formed as scipy's CSR mat-vec forms it: from 0.0, term by term in the
 row's order (ascending column), each term the product ``weight * value`` (taken from a table
 of such products, the same multiplication), no fused multiply-add (numba compiles without
-fast-math). A pad adds 0.0, which leaves a sum >= 0 unchanged. So the hub part of a hop equals
-the float64 computation's bit for bit. The non-hub part holds integers (features.graph.exact32:
-path counts and weights scaled to whole numbers) in float32, exact as long as every value stays
-below 2^24: checked after the fact on the results (terms >= 0, rounding monotone), and where it
-does not hold the caller runs the float64 hop, as before.
+fast-math). A pad adds 0.0, which leaves a sum >= 0 unchanged. The hub column sums
+``B_hub^T x`` are accumulated movie by movie (each movie's ``x`` added to its hubs' sums):
+the same terms in the same order as B^T's rows, which are sorted by movie, and x read once
+where a pass along B^T's rows fetched it once per hub (10 vs 5 ms). So the hub part of a hop
+equals the float64 computation's bit for bit. The non-hub part holds integers
+(features.graph.exact32: path counts and weights scaled to whole numbers) in float32, exact
+as long as every value stays below 2^24: checked after the fact on the results (terms >= 0,
+rounding monotone), and where it does not hold the caller runs the float64 hop, as before.
 
 Compiled on first use and cached on disk (``cache=True``: numba's cache beside this file in
 __pycache__, or NUMBA_CACHE_DIR); ``hop_top.hub_split`` calls ``compile_kernels`` so that the
@@ -35,35 +41,49 @@ import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
-ROW_QUANTILE = 99.0  # rows longer than this percentile of the lengths overflow
+# rows longer than this percentile of the lengths overflow: the hubs' one-byte slots are cheap
+# to pad, the rest's four-byte ones less so (at 500K the middle hop took 14-17 ms with the
+# rest's rows cut at the 90th percentile, 9 slots, vs 17-19 ms at the 99th, 11 slots)
+HUB_QUANTILE, REST_QUANTILE = 99.0, 90.0
 
 
 @dataclass(frozen=True)
 class Rows:
-    """A CSR matrix's rows as ``slots`` (rows x width, column numbers, padded with ``pad``,
-    in the narrowest unsigned type that holds ``pad``: one byte for the 254 hubs at 500K)
-    plus the entries past the width in a CSR overflow (``over_ptr``, ``over_idx``)."""
+    """A CSR matrix's rows as ``slots`` (rows x width, column numbers, slot i of a shorter row
+    holding the padding column ``pad + i``; in the narrowest unsigned type that holds them)
+    plus the entries past the width in a CSR overflow (``over_ptr``, ``over_idx``). Arrays
+    indexed by column number need ``size`` entries, the paddings' 0 for a gather."""
 
     slots: npt.NDArray[np.unsignedinteger]
     over_ptr: npt.NDArray[np.int32]
     over_idx: npt.NDArray[np.int32]
-    pad: int  # the column number of the padding: its value is always 0
+    pad: int  # the number of real columns: the first padding column
+
+    @property
+    def size(self) -> int:
+        """Columns, paddings included."""
+        return self.pad + int(self.slots.shape[1])
 
 
 def padded_rows(
-    indptr: npt.NDArray[np.integer], indices: npt.NDArray[np.integer], pad: int
+    indptr: npt.NDArray[np.integer],
+    indices: npt.NDArray[np.integer],
+    pad: int,
+    quantile: float = HUB_QUANTILE,
 ) -> Rows:
-    """``Rows`` of a CSR pattern (rows' entries in their order), width the ``ROW_QUANTILE``
-    percentile of the row lengths (at least 1)."""
+    """``Rows`` of a CSR pattern over ``pad`` columns (rows' entries in their order), width
+    the ``quantile`` percentile of the row lengths (at least 1)."""
     indptr = np.asarray(indptr, dtype=np.int64)
     lens = np.diff(indptr)
     n = lens.shape[0]
-    width = max(1, int(np.percentile(lens, ROW_QUANTILE))) if n else 1
+    width = max(1, int(np.percentile(lens, quantile))) if n else 1
     rank = np.arange(int(indptr[-1]), dtype=np.int64) - np.repeat(indptr[:-1], lens)
     rows = np.repeat(np.arange(n, dtype=np.int64), lens)
     inside = rank < width
-    dtype = np.uint8 if pad < 2**8 else np.uint16 if pad < 2**16 else np.uint32
-    slots = np.full((n, width), pad, dtype=dtype)
+    top = pad + width
+    dtype = np.uint8 if top <= 2**8 else np.uint16 if top <= 2**16 else np.uint32
+    slots = np.empty((n, width), dtype=dtype)
+    slots[:] = np.arange(pad, top, dtype=dtype)
     slots[rows[inside], rank[inside]] = indices[inside]
     over_lens = np.maximum(lens - width, 0)
     over_ptr = np.zeros(n + 1, dtype=np.int32)
@@ -78,7 +98,7 @@ def padded_rows(
 
 @numba.njit(cache=True, nogil=True)
 def row_sums(slots, over_ptr, over_idx, values, out):  # type: ignore[no-untyped-def]
-    """``out[j] = sum of values[c]`` over row j's columns in order (``values[pad] == 0``)."""
+    """``out[j] = sum of values[c]`` over row j's columns in order (the paddings' 0)."""
     width = slots.shape[1]
     for j in range(out.shape[0]):
         s = 0.0
@@ -91,37 +111,18 @@ def row_sums(slots, over_ptr, over_idx, values, out):  # type: ignore[no-untyped
 
 
 @numba.njit(cache=True, nogil=True)
-def column_sums(indptr, indices, x, out):  # type: ignore[no-untyped-def]
-    """``out[k] = sum x[m]`` over row k of a CSR pattern, in order: a few long rows (B^T's
-    hubs), so the row exits cost little; four rows at a time, whose sums do not depend on
-    each other (each one's additions wait on the last, so one alone idles the adder)."""
-    n = out.shape[0]
-    k = 0
-    while k + 3 < n:
-        a0, a1, a2, a3 = indptr[k], indptr[k + 1], indptr[k + 2], indptr[k + 3]
-        m = min(indptr[k + 1] - a0, indptr[k + 2] - a1, indptr[k + 3] - a2, indptr[k + 4] - a3)
-        s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
-        for i in range(m):
-            s0 += x[indices[a0 + i]]
-            s1 += x[indices[a1 + i]]
-            s2 += x[indices[a2 + i]]
-            s3 += x[indices[a3 + i]]
-        for e in range(a0 + m, indptr[k + 1]):
-            s0 += x[indices[e]]
-        for e in range(a1 + m, indptr[k + 2]):
-            s1 += x[indices[e]]
-        for e in range(a2 + m, indptr[k + 3]):
-            s2 += x[indices[e]]
-        for e in range(a3 + m, indptr[k + 4]):
-            s3 += x[indices[e]]
-        out[k], out[k + 1], out[k + 2], out[k + 3] = s0, s1, s2, s3
-        k += 4
-    while k < n:
-        s = 0.0
-        for e in range(indptr[k], indptr[k + 1]):
-            s += x[indices[e]]
-        out[k] = s
-        k += 1
+def column_sums(slots, over_ptr, over_idx, x, out):  # type: ignore[no-untyped-def]
+    """``out[c] += x[j]`` for every column c of every row j, rows in order (``out`` zeroed,
+    its paddings left holding junk): the transpose's product, each column's terms in row
+    order."""
+    width = slots.shape[1]
+    for j in range(x.shape[0]):
+        v = x[j]
+        for i in range(width):
+            out[slots[j, i]] += v
+        if over_ptr[j] != over_ptr[j + 1]:
+            for e in range(over_ptr[j], over_ptr[j + 1]):
+                out[over_idx[e]] += v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -146,8 +147,7 @@ def lower_bound(  # type: ignore[no-untyped-def]
 @numba.njit(cache=True, nogil=True)
 def scatter_counts(slots, over_ptr, over_idx, x, path_scale, out):  # type: ignore[no-untyped-def]
     """``out[c] += rint(x[j] * path_scale)`` (float32) for every column c of every row j
-    (``out`` zeroed, one slot more for the padding, which it leaves holding junk). Returns the
-    largest scaled count."""
+    (``out`` zeroed, its paddings left holding junk). Returns the largest scaled count."""
     width = slots.shape[1]
     top = 0.0
     for j in range(x.shape[0]):
@@ -158,8 +158,9 @@ def scatter_counts(slots, over_ptr, over_idx, x, path_scale, out):  # type: igno
             f = np.float32(v)
             for i in range(width):
                 out[slots[j, i]] += f
-            for e in range(over_ptr[j], over_ptr[j + 1]):
-                out[over_idx[e]] += f
+            if over_ptr[j] != over_ptr[j + 1]:
+                for e in range(over_ptr[j], over_ptr[j + 1]):
+                    out[over_idx[e]] += f
     return top
 
 
@@ -206,19 +207,20 @@ def middle_hop(  # type: ignore[no-untyped-def]
 
 def compile_kernels() -> None:
     """Compile (or load from numba's disk cache) every kernel for the argument types the hub
-    split passes (int32 indices, one-byte or four-byte slots, float64 values, float32 integer
-    counts), on a tiny graph; other slot types compile on first use."""
+    split passes (int32 indices, two-byte hub slots, four-byte non-hub slots, float64 values,
+    float32 integer counts), on a tiny graph; other slot types compile on first use."""
     c0 = time.perf_counter()
     ptr = np.array([0, 1, 1], dtype=np.int32)
     idx = np.zeros(1, dtype=np.int32)
-    rows, wide = padded_rows(ptr, idx, pad=1), padded_rows(ptr, idx, pad=2**16)
-    f64, f32 = np.zeros(2), np.zeros(2**16 + 1, dtype=np.float32)  # indexed up to the pads
-    scatter_counts(wide.slots, wide.over_ptr, wide.over_idx, f64, 100.0, f32)
+    hubs, rest = padded_rows(ptr, idx, pad=2**8), padded_rows(ptr, idx, pad=2**16)
+    f64, h64 = np.zeros(2), np.zeros(hubs.size)
+    f32 = np.zeros(rest.size, dtype=np.float32)
+    row_sums(hubs.slots, hubs.over_ptr, hubs.over_idx, h64, np.zeros(2))
+    column_sums(hubs.slots, hubs.over_ptr, hubs.over_idx, f64, h64)
+    lower_bound(hubs.slots, hubs.over_ptr, hubs.over_idx, h64, f64, f64, f64, np.zeros(2))
+    scatter_counts(rest.slots, rest.over_ptr, rest.over_idx, f64, 100.0, f32)
     middle_hop(
-        rows.slots, rows.over_ptr, rows.over_idx, f64, wide.slots, wide.over_ptr,
-        wide.over_idx, f32, f64, f64, 1000.0, np.zeros(2),
+        hubs.slots, hubs.over_ptr, hubs.over_idx, h64, rest.slots, rest.over_ptr,
+        rest.over_idx, f32, f64, f64, 1000.0, np.zeros(2),
     )  # fmt: skip
-    row_sums(rows.slots, rows.over_ptr, rows.over_idx, f64, np.zeros(2))
-    column_sums(ptr, idx, f64, np.zeros(2))
-    lower_bound(rows.slots, rows.over_ptr, rows.over_idx, f64, f64, f64, f64, np.zeros(2))
     log.debug("hop kernels ready in %.2f s", time.perf_counter() - c0)

@@ -36,6 +36,7 @@ from features.graph import exact32
 from features.graph.exact32 import integer_scale
 from features.graph.hop import HopGraph, distinct, gather_positions, row_products
 from features.graph.hop_kernels import (
+    REST_QUANTILE,
     Rows,
     column_sums,
     compile_kernels,
@@ -69,7 +70,6 @@ class HubSplit:
     column_weight: npt.NDArray[np.float64]  # w_v per column of B
     hub_w: npt.NDArray[np.float64]  # w_v per hub
     hub_rows: Rows  # per movie, its hubs' numbers (positions in ``hubs``), ascending
-    hub_movies: tuple[npt.NDArray[np.integer], npt.NDArray[np.integer]]  # B_hub^T: CSR pattern
     hub_self: npt.NDArray[np.float64]  # sum_{hub v in cols(j)} w_v, per movie
     rest_reach: npt.NDArray[np.float64]  # sum_{other v in cols(j)} w_v (deg_v - 1), per movie
     row_length: npt.NDArray[np.int64]  # entries of B w per movie
@@ -85,8 +85,8 @@ class RestPart:
     movie (x1 in, the output back), ~14% more in all at 500K with scipy's passes (38.6 vs
     33.1 ms CPU p50). Exact sums do not depend on the order of their terms."""
 
-    rows: Rows  # padded with column ``weight.shape[0] - 1``, whose weight is 0
-    weight: npt.NDArray[np.float32]  # w_v * ``weight_scale`` per non-hub column, then the pad
+    rows: Rows  # per movie, its non-hub columns
+    weight: npt.NDArray[np.float32]  # w_v * ``weight_scale`` per column of ``rows``, pads 0
     path_scale: int  # makes every column weight, hence every first-hop count, an integer
     weight_scale: int  # makes every non-hub weight an integer
 
@@ -113,10 +113,11 @@ def _rest_part(
     # columns by their first movie (lone columns are dropped: every column has one)
     cols = np.argsort(pattern.indices[pattern.indptr[:-1]], kind="stable")
     bw = sp.csr_matrix(pattern[cols].T)
-    weight = np.zeros(n_rest + 1, dtype=np.float32)
+    rows = padded_rows(bw.indptr, bw.indices, pad=n_rest, quantile=REST_QUANTILE)
+    weight = np.zeros(rows.size, dtype=np.float32)
     weight[:n_rest] = np.rint(column_weight[rest[cols]] * weight_scale)
     return RestPart(
-        rows=padded_rows(bw.indptr, bw.indices, pad=n_rest),
+        rows=rows,
         weight=weight,
         path_scale=path_scale,
         weight_scale=weight_scale,
@@ -133,14 +134,15 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
     hubs = np.flatnonzero(is_hub).astype(np.int64)
     bw_hub = sp.csr_matrix(op.bw[:, hubs])
     bw_hub.sort_indices()
-    bt_hub = sp.csr_matrix(op.bt[hubs])  # B^T's rows keep their order: the full hop's sums
     column_weight = np.zeros(op.bw.shape[1])
     column_weight[op.bw.indices] = op.bw.data
     rest_weight = np.where(is_hub, 0.0, (degree - 1).astype(np.float64))
     rest_reach = np.asarray(op.bw @ rest_weight).reshape(-1)
     hub_self = np.asarray(bw_hub @ np.ones(hubs.shape[0])).reshape(-1)
+    if not op.bt.has_sorted_indices:  # the hub sums go by movie: equal up to their order
+        log.warning("hub split: B^T's rows are not sorted; hub sums by movie instead")
     log.debug(
-        "hub split: %d hub columns hold %d of %d entries", hubs.shape[0], bt_hub.nnz, op.bt.nnz
+        "hub split: %d hub columns hold %d of %d entries", hubs.shape[0], bw_hub.nnz, op.bt.nnz
     )
     return HubSplit(
         op=op,
@@ -149,7 +151,6 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
         column_weight=column_weight,
         hub_w=column_weight[hubs],
         hub_rows=padded_rows(bw_hub.indptr, bw_hub.indices, pad=hubs.shape[0]),
-        hub_movies=(bt_hub.indptr, bt_hub.indices),
         hub_self=hub_self,
         rest_reach=rest_reach,
         row_length=np.diff(op.bw.indptr).astype(np.int64),
@@ -186,19 +187,20 @@ def _seed_counts(
 
 def _hub_product(hs: HubSplit, y_hub: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """``B_hub w_hub y_hub`` per movie, as scipy's CSR mat-vec sums it."""
-    terms = np.zeros(hs.hubs.shape[0] + 1)  # the last: the padding's
-    np.multiply(hs.hub_w, y_hub, out=terms[:-1])
     rows = hs.hub_rows
+    terms = np.zeros(rows.size)  # the paddings' 0 after the hubs'
+    np.multiply(hs.hub_w, y_hub, out=terms[: rows.pad])
     out = np.empty(hs.op.bw.shape[0])
     row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
     return out
 
 
 def _hub_sums(hs: HubSplit, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``B_hub^T x``, each hub's movies in B^T's order."""
-    out = np.empty(hs.hubs.shape[0])
-    column_sums(*hs.hub_movies, x, out)
-    return out
+    """``B_hub^T x``, each hub's movies in order, as B^T's rows hold them."""
+    rows = hs.hub_rows
+    out = np.zeros(rows.size)
+    column_sums(rows.slots, rows.over_ptr, rows.over_idx, x, out)
+    return out[: rows.pad]
 
 
 def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -234,20 +236,20 @@ def first_two_hops(
     if op.similar.nnz or rest is None:
         return x1, op.step_few(x1)
     limit = exact32.EXACT_LIMIT
-    n_rest = rest.weight.shape[0] - 1
-    counts = np.zeros(n_rest + 1, dtype=np.float32)  # B_rest^T x1, scaled
     rows = rest.rows
+    n_rest = rows.pad
+    counts = np.zeros(rows.size, dtype=np.float32)  # B_rest^T x1, scaled
     top = scatter_counts(
         rows.slots, rows.over_ptr, rows.over_idx, x1, float(rest.path_scale), counts
     )
-    counts[n_rest] = 0.0
+    counts[n_rest:] = 0.0
     if top >= limit or (n_rest and float(counts.max()) >= limit):
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
     counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
-    hub_terms = np.zeros(hs.hubs.shape[0] + 1)
-    np.multiply(hs.hub_w, _hub_sums(hs, x1), out=hub_terms[:-1])
     hr, x2 = hs.hub_rows, np.empty_like(x1)
+    hub_terms = np.zeros(hr.size)
+    np.multiply(hs.hub_w, _hub_sums(hs, x1), out=hub_terms[: hr.pad])
     top = middle_hop(
         hr.slots, hr.over_ptr, hr.over_idx, hub_terms, rows.slots, rows.over_ptr,
         rows.over_idx, counts, x1, op.self_weight,
@@ -274,9 +276,9 @@ def top_last_hop(
     if limit <= 0 or limit >= n or op.similar.nnz or not hs.hubs.shape[0]:
         return None  # without hubs (a hub cap removed them) the bound leaves too many movies
     y_hub = _hub_sums(hs, x)
-    terms = np.zeros(hs.hubs.shape[0] + 1)  # the last: the padding's
-    np.multiply(hs.hub_w, y_hub, out=terms[:-1])
     hr, lower = hs.hub_rows, np.empty(n)
+    terms = np.zeros(hr.size)
+    np.multiply(hs.hub_w, y_hub, out=terms[: hr.pad])
     lower_bound(hr.slots, hr.over_ptr, hr.over_idx, terms, hs.hub_self, x, total, lower)
     lower[excluded] = 0.0
     threshold = kth_largest(lower, limit)
