@@ -34,14 +34,15 @@ import scipy.sparse as sp
 
 from features.graph import exact32
 from features.graph.exact32 import integer_scale
-from features.graph.hop import HopGraph, distinct, gather_positions, row_products
+from features.graph.hop import HopGraph, gather_positions
 from features.graph.hop_kernels import (
     REST_QUANTILE,
     Rows,
+    add_rest,
     column_sums,
     compile_kernels,
+    hop_rows,
     lower_bound,
-    middle_hop,
     padded_rows,
     row_sums,
     scatter_counts,
@@ -70,8 +71,10 @@ class HubSplit:
     column_weight: npt.NDArray[np.float64]  # w_v per column of B
     hub_w: npt.NDArray[np.float64]  # w_v per hub
     hub_rows: Rows  # per movie, its hubs' numbers (positions in ``hubs``), ascending
+    hub_of: npt.NDArray[np.int32]  # per column of B, its hub number, or -1
     hub_self: npt.NDArray[np.float64]  # sum_{hub v in cols(j)} w_v, per movie
     rest_reach: npt.NDArray[np.float64]  # sum_{other v in cols(j)} w_v (deg_v - 1), per movie
+    rest_reach_max: float
     row_length: npt.NDArray[np.int64]  # entries of B w per movie
     rest: RestPart | None  # the non-hub part in integers, None when weights are no short decimals
 
@@ -139,6 +142,8 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
     rest_weight = np.where(is_hub, 0.0, (degree - 1).astype(np.float64))
     rest_reach = np.asarray(op.bw @ rest_weight).reshape(-1)
     hub_self = np.asarray(bw_hub @ np.ones(hubs.shape[0])).reshape(-1)
+    hub_of = np.full(op.bw.shape[1], -1, dtype=np.int32)
+    hub_of[hubs] = np.arange(hubs.shape[0], dtype=np.int32)
     if not op.bt.has_sorted_indices:  # the hub sums go by movie: equal up to their order
         log.warning("hub split: B^T's rows are not sorted; hub sums by movie instead")
     log.debug(
@@ -151,8 +156,10 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
         column_weight=column_weight,
         hub_w=column_weight[hubs],
         hub_rows=padded_rows(bw_hub.indptr, bw_hub.indices, pad=hubs.shape[0]),
+        hub_of=hub_of,
         hub_self=hub_self,
         rest_reach=rest_reach,
+        rest_reach_max=float(rest_reach.max(initial=0.0)),
         row_length=np.diff(op.bw.indptr).astype(np.int64),
         rest=_rest_part(op, is_hub, column_weight)
         if hubs.shape[0] and op.bt.nnz >= REST_MIN_NNZ
@@ -247,12 +254,9 @@ def first_two_hops(
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
     counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
-    hr, x2 = hs.hub_rows, np.empty_like(x1)
-    hub_terms = np.zeros(hr.size)
-    np.multiply(hs.hub_w, _hub_sums(hs, x1), out=hub_terms[: hr.pad])
-    top = middle_hop(
-        hr.slots, hr.over_ptr, hr.over_idx, hub_terms, rows.slots, rows.over_ptr,
-        rows.over_idx, counts, x1, op.self_weight,
+    x2 = _hub_product(hs, _hub_sums(hs, x1))
+    top = add_rest(
+        rows.slots, rows.over_ptr, rows.over_idx, counts, x1, op.self_weight,
         float(rest.path_scale * rest.weight_scale), x2,
     )  # fmt: skip
     if top >= limit:
@@ -287,7 +291,7 @@ def top_last_hop(
     reach = max(float(x.max()), 0.0)
     cut = threshold * (1.0 - SLACK)
     # upper bound: lower + rest_reach * max(x); first the movies it can lift over the cut
-    near = np.flatnonzero(lower >= cut - float(hs.rest_reach.max(initial=0.0)) * reach)
+    near = np.flatnonzero(lower >= cut - hs.rest_reach_max * reach)
     near = near[lower[near] + hs.rest_reach[near] * reach >= cut]
     seen = np.zeros(n, dtype=np.bool_)
     seen[excluded] = True
@@ -319,15 +323,12 @@ def _hop_at(
     y_hub: npt.NDArray[np.float64],
     rows: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
-    """``(H x)[rows]``: the column sums the rows need (the hubs' known, the others from their
-    own few movies), then each row's products."""
+    """``(H x)[rows]``: each row's products, with the hubs' column sums known and the others'
+    summed from their own few movies (``hop_kernels.hop_rows``)."""
     op = hs.op
-    cols = distinct(op.bw.indices[gather_positions(op.bw.indptr, rows)])
-    rest = cols[~hs.is_hub[cols]]
-    y = np.zeros(op.bw.shape[1])
-    y[hs.hubs] = y_hub
-    if rest.shape[0]:
-        y[rest] = row_products(op.bt, rest, x)
-    out = row_products(op.bw, rows, y)
-    out -= op.self_weight[rows] * x[rows]
+    out = np.empty(rows.shape[0])
+    hop_rows(
+        op.bw.indptr, op.bw.indices, op.bw.data, op.bt.indptr, op.bt.indices, op.bt.data,
+        hs.hub_of, y_hub, x, op.self_weight, np.asarray(rows, dtype=np.int64), out,
+    )  # fmt: skip
     return out

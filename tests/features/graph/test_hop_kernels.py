@@ -98,10 +98,8 @@ def test_middle_hop_and_lower_bound_equal_the_numpy_formulas() -> None:
     rest_terms[:90] = rng.integers(0, 3000, 90)
     x1, d = rng.random(200) * 50, rng.random(200) * 3
     x2 = np.empty(200)
-    top = hk.middle_hop(
-        hr.slots, hr.over_ptr, hr.over_idx, hub_terms, rr.slots, rr.over_ptr, rr.over_idx,
-        rest_terms, x1, d, 1000.0, x2,
-    )  # fmt: skip
+    hk.row_sums(hr.slots, hr.over_ptr, hr.over_idx, hub_terms, x2)
+    top = hk.add_rest(rr.slots, rr.over_ptr, rr.over_idx, rest_terms, x1, d, 1000.0, x2)
     pattern_h = sp.csr_matrix((np.ones(hub.nnz), hub.indices, hub.indptr), shape=hub.shape)
     pattern_r = sp.csr_matrix((np.ones(rest.nnz), rest.indices, rest.indptr), shape=rest.shape)
     r = pattern_r @ rest_terms[:90].astype(np.float64)
@@ -117,6 +115,24 @@ def test_middle_hop_and_lower_bound_equal_the_numpy_formulas() -> None:
     want -= d * x1
     want += total
     np.testing.assert_array_equal(lower, want)
+
+
+def test_hop_rows_equal_apply_rows_bit_for_bit() -> None:
+    """The last hop's exact rows: hub columns' sums given, the others summed where met."""
+    rng = np.random.default_rng(8)
+    c = _graph(rng, 300, 50, 4)
+    op = incidence_hop(c, rng.choice([0.05, 0.3, 0.5, 0.8, 1.0], size=50))
+    hs = hop_top.hub_split(op, hub_degree=40)
+    assert hs.hubs.shape[0] == 4
+    x = rng.random(300) * 1e3
+    y_hub = op.column_sums(x)[hs.hubs]
+    for rows in (np.zeros(0, dtype=np.int64), np.array([7]), rng.permutation(300)[:40]):
+        out = np.empty(rows.shape[0])
+        hk.hop_rows(
+            op.bw.indptr, op.bw.indices, op.bw.data, op.bt.indptr, op.bt.indices, op.bt.data,
+            hs.hub_of, y_hub, x, op.self_weight, rows, out,
+        )  # fmt: skip
+        np.testing.assert_array_equal(out, op.apply_rows(x, rows))
 
 
 def _graph(rng: np.random.Generator, movies: int, cols: int, hub_cols: int) -> sp.csr_matrix:
