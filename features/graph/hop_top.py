@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,20 +36,21 @@ import scipy.sparse as sp
 from features.graph import exact32
 from features.graph.exact32 import integer_scale
 from features.graph.hop import HopGraph, gather_positions
-from features.graph.hop_kernels import (
-    REST_QUANTILE,
-    Rows,
-    add_rest,
-    column_sums,
-    compile_kernels,
-    hop_rows,
-    lower_bound,
-    padded_rows,
-    row_sums,
-    scatter_counts,
-)
+from features.graph.padded_rows import REST_QUANTILE, Rows, padded_rows
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 log = logging.getLogger(__name__)
+
+
+def _kernels() -> ModuleType:
+    """features.graph.hop_kernels, imported on first use: numba's import (~0.4 s) then falls
+    on the first k-hop query's hub split, not on every process that imports the graph store."""
+    from features.graph import hop_kernels
+
+    return hop_kernels
+
 
 HUB_DEGREE = 1000  # columns of more movies than this are computed in full, the rest bounded
 SLACK = 1e-9  # relative margin on the bound test, far above the round-off of the sums
@@ -131,7 +133,7 @@ def hub_split(op: HopGraph, hub_degree: int | None = None) -> HubSplit:
     """The HubSplit of ``op`` (built once per operator: a few passes over B); hubs are the
     columns of more than ``hub_degree`` (default ``HUB_DEGREE``) movies. Compiles the passes
     (or loads them from numba's disk cache) on first use."""
-    compile_kernels()
+    _kernels().compile_kernels()
     degree = np.diff(op.bt.indptr)
     is_hub = degree > (HUB_DEGREE if hub_degree is None else hub_degree)
     hubs = np.flatnonzero(is_hub).astype(np.int64)
@@ -198,7 +200,7 @@ def _hub_product(hs: HubSplit, y_hub: npt.NDArray[np.float64]) -> npt.NDArray[np
     terms = np.zeros(rows.size)  # the paddings' 0 after the hubs'
     np.multiply(hs.hub_w, y_hub, out=terms[: rows.pad])
     out = np.empty(hs.op.bw.shape[0])
-    row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
+    _kernels().row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
     return out
 
 
@@ -206,7 +208,7 @@ def _hub_sums(hs: HubSplit, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     """``B_hub^T x``, each hub's movies in order, as B^T's rows hold them."""
     rows = hs.hub_rows
     out = np.zeros(rows.size)
-    column_sums(rows.slots, rows.over_ptr, rows.over_idx, x, out)
+    _kernels().column_sums(rows.slots, rows.over_ptr, rows.over_idx, x, out)
     return out[: rows.pad]
 
 
@@ -246,7 +248,7 @@ def first_two_hops(
     rows = rest.rows
     n_rest = rows.pad
     counts = np.zeros(rows.size, dtype=np.float32)  # B_rest^T x1, scaled
-    top = scatter_counts(
+    top = _kernels().scatter_counts(
         rows.slots, rows.over_ptr, rows.over_idx, x1, float(rest.path_scale), counts
     )
     counts[n_rest:] = 0.0
@@ -255,7 +257,7 @@ def first_two_hops(
         return x1, op.step_few(x1)
     counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
     x2 = _hub_product(hs, _hub_sums(hs, x1))
-    top = add_rest(
+    top = _kernels().add_rest(
         rows.slots, rows.over_ptr, rows.over_idx, counts, x1, op.self_weight,
         float(rest.path_scale * rest.weight_scale), x2,
     )  # fmt: skip
@@ -283,7 +285,7 @@ def top_last_hop(
     hr, lower = hs.hub_rows, np.empty(n)
     terms = np.zeros(hr.size)
     np.multiply(hs.hub_w, y_hub, out=terms[: hr.pad])
-    lower_bound(hr.slots, hr.over_ptr, hr.over_idx, terms, hs.hub_self, x, total, lower)
+    _kernels().lower_bound(hr.slots, hr.over_ptr, hr.over_idx, terms, hs.hub_self, x, total, lower)
     lower[excluded] = 0.0
     threshold = kth_largest(lower, limit)
     if threshold <= 0.0:
@@ -327,7 +329,7 @@ def _hop_at(
     summed from their own few movies (``hop_kernels.hop_rows``)."""
     op = hs.op
     out = np.empty(rows.shape[0])
-    hop_rows(
+    _kernels().hop_rows(
         op.bw.indptr, op.bw.indices, op.bw.data, op.bt.indptr, op.bt.indices, op.bt.data,
         hs.hub_of, y_hub, x, op.self_weight, np.asarray(rows, dtype=np.int64), out,
     )  # fmt: skip

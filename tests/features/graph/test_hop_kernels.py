@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from features.graph import hop_kernels as hk
 from features.graph import hop_top
 from features.graph.hop import HopGraph, incidence_hop
+from features.graph.padded_rows import padded_rows
 
 
 def _random_csr(rng: np.random.Generator, rows: int, cols: int, density: float) -> sp.csr_matrix:
@@ -33,7 +34,7 @@ def _patterns(rng: np.random.Generator) -> list[sp.csr_matrix]:
 
 def test_padded_rows_keep_every_row_in_order() -> None:
     for m in _patterns(np.random.default_rng(1)):
-        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        rows = padded_rows(m.indptr, m.indices, pad=m.shape[1])
         for j in range(m.shape[0]):
             slots = [int(c) for c in rows.slots[j] if c < rows.pad]
             over = rows.over_idx[rows.over_ptr[j] : rows.over_ptr[j + 1]].tolist()
@@ -46,7 +47,7 @@ def test_row_sums_equal_scipy_bit_for_bit() -> None:
     rng = np.random.default_rng(2)
     for m in _patterns(rng):
         y = rng.random(m.shape[1]) * 1e3
-        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        rows = padded_rows(m.indptr, m.indices, pad=m.shape[1])
         terms = np.zeros(rows.size)  # the paddings' 0 after the columns'
         w = np.zeros(m.shape[1])
         w[m.indices] = m.data  # one weight per column, as in B w
@@ -63,7 +64,7 @@ def test_column_sums_equal_scipy_bit_for_bit() -> None:
     rng = np.random.default_rng(3)
     for m in _patterns(rng):
         x = rng.random(m.shape[0]) * 1e3
-        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        rows = padded_rows(m.indptr, m.indices, pad=m.shape[1])
         out = np.zeros(rows.size)
         hk.column_sums(rows.slots, rows.over_ptr, rows.over_idx, x, out)
         t = sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape).T.tocsr()
@@ -76,7 +77,7 @@ def test_scatter_counts_are_the_exact_column_sums() -> None:
     for m in _patterns(rng):
         x = rng.integers(0, 500, m.shape[0]) / 100.0  # path counts at a scale of 100
         x[::3] = 0.0
-        rows = hk.padded_rows(m.indptr, m.indices, pad=m.shape[1])
+        rows = padded_rows(m.indptr, m.indices, pad=m.shape[1])
         out = np.zeros(rows.size, dtype=np.float32)
         top = hk.scatter_counts(rows.slots, rows.over_ptr, rows.over_idx, x, 100.0, out)
         ints = np.rint(x * 100).astype(np.int64)
@@ -90,8 +91,8 @@ def test_scatter_counts_are_the_exact_column_sums() -> None:
 def test_middle_hop_and_lower_bound_equal_the_numpy_formulas() -> None:
     rng = np.random.default_rng(5)
     hub, rest = _random_csr(rng, 200, 12, 0.3), _random_csr(rng, 200, 90, 0.05)
-    hr = hk.padded_rows(hub.indptr, hub.indices, pad=12)
-    rr = hk.padded_rows(rest.indptr, rest.indices, pad=90)
+    hr = padded_rows(hub.indptr, hub.indices, pad=12)
+    rr = padded_rows(rest.indptr, rest.indices, pad=90)
     hub_terms = np.zeros(hr.size)
     hub_terms[:12] = rng.random(12) * 1e4
     rest_terms = np.zeros(rr.size, dtype=np.float32)

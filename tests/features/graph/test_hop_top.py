@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.graph import hop_top
+from features.graph import hop_kernels, hop_top
 from features.graph import local_queries as queries
 from features.graph.hop import HopGraph
 from features.graph.local import LocalGraphStore
@@ -122,8 +122,8 @@ def test_no_hubs_means_the_full_hop(
     def no_pass(*_: Any) -> None:
         raise AssertionError("a pass over the catalogue")
 
-    monkeypatch.setattr(hop_top, "column_sums", no_pass)
-    monkeypatch.setattr(hop_top, "lower_bound", no_pass)
+    monkeypatch.setattr(hop_kernels, "column_sums", no_pass)
+    monkeypatch.setattr(hop_kernels, "lower_bound", no_pass)
     x = np.ones(op.bw.shape[0])
     assert hop_top.top_last_hop(split, x, x.copy(), np.zeros(0, dtype=np.int64), 10) is None
 
