@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from features.graph import hop_kernels as hk
 from features.graph import hop_top
+from features.graph.exact32 import EXACT_LIMIT
 from features.graph.hop import HopGraph, incidence_hop
 from features.graph.padded_rows import padded_rows
 
@@ -86,6 +87,19 @@ def test_scatter_counts_are_the_exact_column_sums() -> None:
         )
         np.testing.assert_array_equal(out[: rows.pad], want)
         assert top == float(ints.max(initial=0))
+
+
+def test_a_count_sum_that_may_have_rounded_reaches_the_limit() -> None:
+    """(2^24 - 1) + 2 in one column: float32 gives 2^24, not below the limit, so the caller
+    falls back; 2^24 - 3 + 2 stays exact."""
+    ptr, idx = np.array([0, 1, 2]), np.array([0, 0], dtype=np.int32)
+    rows = padded_rows(ptr, idx, pad=1)
+    for first, want in ((EXACT_LIMIT - 1, EXACT_LIMIT), (EXACT_LIMIT - 3, EXACT_LIMIT - 1)):
+        out = np.zeros(rows.size, dtype=np.float32)
+        hk.scatter_counts(
+            rows.slots, rows.over_ptr, rows.over_idx, np.array([first, 2.0]), 1.0, out
+        )
+        assert out[0] == want
 
 
 def test_middle_hop_and_lower_bound_equal_the_numpy_formulas() -> None:
