@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -200,6 +200,25 @@ class Ranker:
         if hit is not None and token is not None and hit.token is token:
             return False
         return self._load(store, user, token, now, hit)[1]
+
+    def warm_actions(self, user: str, actors: Sequence[Actor]) -> int:
+        """Compute each of ``actors``' action for the user's cached entry now, ahead of their
+        request (features.precompute), so that the request costs the ranking alone: the same
+        arrays ``rank`` would compute and keep (``_act``). At most the ``_ACTORS`` an entry
+        keeps; nothing for a user without an entry or without usable history. The number of
+        actions computed."""
+        with self._lock:
+            entry = self._cache.get(user)
+        if entry is None or entry.value is None:
+            return 0
+        computed = 0
+        for act in actors[:_ACTORS]:
+            with self._lock:
+                kept = any(fn is act for fn, _ in entry.actions)
+            if not kept:
+                self._act(entry, act)
+                computed += 1
+        return computed
 
     def entries(self) -> list[tuple[str, bytes, Prepared | None]]:
         """Every cached (user, history digest, value), least recently used first."""

@@ -150,6 +150,7 @@ def _build(
             lambda: pool.loaded_ranker,
             limit=settings.state_cache_size,
             saved=saved_states_file(settings) if settings.precompute_save else None,
+            actor_source=pool.loaded_actors,
         )
     on_changed = precompute.changed if precompute is not None else None
     history: FeedbackHistory

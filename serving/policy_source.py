@@ -24,7 +24,7 @@ import numpy as np
 
 from features.bundle import RankingBundle
 from features.graph.store import GraphStore
-from features.ranker import Ranker
+from features.ranker import Actor, Ranker
 from serving import allocator
 from serving.ab import Arm
 from serving.policy_recommender import PolicyRecommender
@@ -160,6 +160,21 @@ class PolicyPool:
     def loaded_ranker(self) -> Ranker | None:
         """The Ranker once a policy needed it (None before: nothing to precompute for)."""
         return self._ranker
+
+    def loaded_actors(self) -> list[Actor]:
+        """The actors of the policy versions served now over ``loaded_ranker`` (what
+        serving.precompute computes users' actions for), one per distinct version."""
+        ranker = self._ranker
+        out: list[Actor] = []
+        for arm in list(self._arms.values()):
+            current = arm.current
+            if (
+                isinstance(current, PolicyRecommender)
+                and current.ranker is ranker
+                and all(current.act is not a for a in out)
+            ):
+                out.append(current.act)
+        return out
 
     def _version_of(self, registry: Any, ref: str) -> int | None:
         """The version number ``ref`` points at now (cheap: no artifact download)."""

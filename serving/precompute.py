@@ -5,7 +5,9 @@ The ranker exists once a registry policy has loaded (the pool loads it with the 
 so the Precomputer is made on first need and again if the pool's ranker is replaced. Writers in
 the service (serving.feedback.graph_history, for feedback and the web's card actions) report the
 users they changed through ``changed``; the task recomputes those first, then continues the
-warm-up.
+warm-up. With ``actor_source`` (the pool's actors served now) the users' actions are computed
+ahead too (features.precompute), so a known user's request runs neither the features nor the
+actor.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from fastapi.concurrency import run_in_threadpool
 
 from features.graph.store import GraphStore
 from features.precompute import Precomputer
-from features.ranker import Ranker
+from features.ranker import Actor, Ranker
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ def saved_states_file(settings: Settings) -> Path | None:
 
 class Precompute:
     """The service's Precomputer over ``store`` for the ranker ``ranker_source`` gives (None
-    while no policy is loaded); ``saved``: where its warm-up is saved and loaded from."""
+    while no policy is loaded); ``saved``: where its warm-up is saved and loaded from;
+    ``actor_source``: the actors whose actions are computed ahead (none: only the states)."""
 
     def __init__(
         self,
@@ -52,9 +55,11 @@ class Precompute:
         ranker_source: Callable[[], Ranker | None],
         limit: int,
         saved: Path | None = None,
+        actor_source: Callable[[], Sequence[Actor]] | None = None,
     ) -> None:
         self.store = store
         self.ranker_source = ranker_source
+        self.actor_source = actor_source
         self.limit = limit
         self.saved = saved
         self._current: Precomputer | None = None
@@ -68,7 +73,11 @@ class Precompute:
             now = self._current
             if now is None or now.ranker is not ranker:
                 now = self._current = Precomputer(
-                    ranker, self.store, limit=self.limit, saved=self.saved
+                    ranker,
+                    self.store,
+                    limit=self.limit,
+                    saved=self.saved,
+                    actors=self.actor_source,
                 )
             return now
 

@@ -238,3 +238,49 @@ def test_saved_residual_weights_come_back_and_a_file_without_them_is_not_used(
     while not later.idle:
         later.step()
     assert later.status()["loaded"] == 0 and fresh.stats.computed == len(USERS)
+
+
+class CountingActor:
+    """A deterministic actor (a fixed linear map of the state) that counts its calls."""
+
+    def __init__(self, ranker: Ranker, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.w = rng.normal(size=(ranker.observation_size, ranker.action_size)).astype(np.float32)
+        self.calls = 0
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.tanh(state @ self.w).astype(np.float32)
+
+
+def test_actions_are_computed_ahead_and_the_request_ranks_the_same() -> None:
+    """With the served actors given, the warm-up computes every user's action, so their
+    requests run no actor, and their slates equal those of a ranker that computed the action
+    at the request; a newly served actor gets every user's action computed again."""
+    store = _store()
+    served: list[CountingActor] = []
+    ranker = Ranker(_bundle(store))
+    first = CountingActor(ranker, 0)
+    served.append(first)
+    pre = Precomputer(ranker, store, actors=lambda: served)
+    while not pre.idle:
+        pre.step()
+    assert first.calls == len(USERS)
+    plain = Ranker(_bundle(store))
+    for user in USERS:
+        got = ranker.rank(store, user, first, 3)
+        want = plain.rank(store, user, first, 3)
+        assert got is not None and want is not None
+        assert np.array_equal(got.action, want.action)
+        assert got.slate is not None and want.slate is not None
+        assert np.array_equal(got.slate.indices, want.slate.indices)
+    assert first.calls == 2 * len(USERS)  # only ``plain`` ran it at the requests
+    second = CountingActor(ranker, 1)
+    served[:] = [second]
+    assert not pre.idle
+    while not pre.idle:
+        pre.step()
+    assert second.calls == len(USERS)
+    for user in USERS:
+        ranker.rank(store, user, second, 3)
+    assert second.calls == len(USERS)
