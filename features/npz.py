@@ -52,11 +52,18 @@ def write_npy(path: Path, array: npt.ArrayLike) -> None:
 
 def read_npy(path: Path) -> npt.NDArray[Any]:
     """The array saved at ``path``, memory-mapped read-only; read when it cannot be mapped (an
-    empty array). OSError/ValueError when the file is missing or not an array."""
+    empty array). OSError/ValueError when the file is missing or not an array.
+
+    The mapping comes back as a plain ``np.ndarray`` view of the ``np.memmap`` (the same pages,
+    read-only; ``is_mapped`` and ``release_pages`` see through it): every index or slice of a
+    memmap runs its Python-level ``__getitem__`` and ``__array_finalize__``, a few
+    microseconds each, and a served slate's explanations take some 170 of them (a tenth of a
+    recommendation's CPU on a 100K-movie graph)."""
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError:  # an empty array has nothing to map
         return np.load(path, allow_pickle=False)
+    return mapped.view(np.ndarray)
 
 
 def save_arrays(path: str | Path, arrays: Mapping[str, npt.ArrayLike]) -> Path:

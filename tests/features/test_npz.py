@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.npz import read_npy, release_pages, write_npy
+from features.npz import is_mapped, read_npy, release_pages, write_npy
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps")
 
@@ -46,3 +46,16 @@ def test_release_pages_leaves_arrays_in_memory_alone() -> None:
     a.setflags(write=False)
     assert release_pages(a) == 0 and release_pages(np.arange(10)) == 0
     assert a[-1] == 99_999.0
+
+
+def test_read_npy_maps_the_file_as_a_plain_read_only_array(tmp_path: Path) -> None:
+    """read_npy's array is file-mapped and read-only but a plain ndarray: its slices are plain
+    arrays too (np.memmap's Python-level indexing is what it avoids), with the same data."""
+    want = np.arange(1000, dtype=np.int64)
+    write_npy(tmp_path / "a.npy", want)
+    got = read_npy(tmp_path / "a.npy")
+    assert type(got) is np.ndarray and is_mapped(got) and not got.flags.writeable
+    part = got[10:20]
+    assert type(part) is np.ndarray and is_mapped(part)
+    assert np.array_equal(got, want)
+    assert release_pages(got) >= 0  # still seen as a file mapping

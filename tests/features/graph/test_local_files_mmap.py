@@ -15,6 +15,7 @@ from features.graph.local_files import MANIFEST
 from features.graph.local_state import LazyColumns, StringColumn, rank_by_key
 from features.graph.schema import EdgeKind, VertexKind
 from features.importers.synthetic import generate_synthetic
+from features.npz import is_mapped
 from tests.features.test_store_contract import assert_same_snapshot, snapshot
 
 
@@ -30,13 +31,13 @@ def test_a_loaded_graph_is_mapped_and_left_encoded(tmp_path: Path, tiny_batch: G
     state = LocalGraphStore.open(path).state
     rated = state.edges[EdgeKind.RATED]
     for arr in (rated.indptr, rated.indices, rated.columns["rating"]):
-        assert isinstance(arr, np.memmap) and not arr.flags.writeable
+        assert is_mapped(arr) and not arr.flags.writeable
     movies = state.vertices[VertexKind.MOVIE]
     assert isinstance(movies.key_source, StringColumn)
     assert isinstance(movies.columns, LazyColumns)
     assert isinstance(movies.columns.raw("title"), StringColumn)
     assert "keys" not in movies.__dict__  # not decoded yet
-    assert isinstance(movies.saved_rank, np.memmap)
+    assert is_mapped(movies.saved_rank)
     assert movies.key_rank.tolist() == rank_by_key(movies.keys).tolist()
     assert movies.columns["title"][movies.find("1")] == "Alien"
 
@@ -166,7 +167,7 @@ def test_content_edges_reverse_views_are_saved_and_mapped(tmp_path: Path) -> Non
             assert et.saved_reverse is None, kind
             continue
         assert et.saved_reverse is not None, kind
-        assert all(isinstance(a, np.memmap) or a.size == 0 for a in et.saved_reverse), kind
+        assert all(is_mapped(a) or a.size == 0 for a in et.saved_reverse), kind
         derived = dataclasses.replace(et, saved_reverse=None).reverse
         for got, want in zip(et.reverse, derived, strict=True):
             assert got.dtype == want.dtype and np.array_equal(got, want), kind
