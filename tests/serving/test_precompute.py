@@ -53,6 +53,9 @@ def test_known_users_are_served_from_states_computed_ahead(
         work = app.state.services.precompute.current()
         assert isinstance(work, Precomputer)
         ranker: Ranker = work.ranker
+        # the served policy's actions were computed with the states: nothing left to compute
+        act = app.state.services.recommenders["default"].current.act
+        assert all(ranker.warm_actions(user, [act]) == 0 for user in users)
         computed = ranker.stats.computed
         for user in users:
             body = api.get(f"/v1/users/{user}/recommendations?k=5").json()
