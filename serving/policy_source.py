@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 POPULARITY = "popularity"
 
 
-
 def ranker_for(bundle: RankingBundle, settings: Settings) -> Ranker:
     """The Ranker the service's settings describe over ``bundle`` (its candidates, hops and
     per-user cache): one place for the service, the autopilot and the memory benchmark."""
@@ -48,6 +47,7 @@ def ranker_for(bundle: RankingBundle, settings: Settings) -> Ranker:
         cache_size=settings.state_cache_size,
         cache_seconds=settings.state_cache_seconds,
     )
+
 
 class SwappableRecommender:
     """A Recommender for one registry ref whose implementation is swapped atomically."""
