@@ -97,9 +97,10 @@ class LoopArgs:
     users_per_round: int = 60
     k: int = 10
     temperature: float = 0.5
-    action_noise: float = 0.2
+    action_noise: float = 0.0
     """Sd of the service's exploration noise on the policy's action (MARQUEE_ACTION_NOISE,
-    features.ranker.explore), which the learner's critic needs to learn from served slates."""
+    features.ranker.explore), so the learner's critic sees actions that vary apart from the
+    state. 0.2 was tried on the 50,000-interaction runs and did not help (README)."""
     decide_every: int = 5
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the
