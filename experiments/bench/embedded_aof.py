@@ -11,6 +11,8 @@ the server (the service's shutdown) and start it again (the service's start). Pe
 
 - AOF bytes per slate, and the bytes by Redis command and key kind (``rec:*`` for every
   slate's hash, ...), read from the AOF's new tail (null when Redis rewrote the AOF meanwhile);
+- while serving: the server's forks (RDB snapshots, AOF rewrites) and its CPU seconds, its own
+  and its reaped children's (INFO stats / cpu);
 - after the restart: the AOF's size once any rewrite the start began is done, the RDB
   snapshot's size and Redis's in-memory data (``used_memory_dataset``), and how long the start
   took.
@@ -120,6 +122,18 @@ def _settle(handle: RedisHandle, limit: float = 300.0) -> dict[str, int]:
         time.sleep(0.05)
 
 
+def _server_use(handle: RedisHandle) -> dict[str, float]:
+    """The server's forks so far and its CPU seconds, its own and its children's (the forked
+    snapshot writers)."""
+    cpu, stats = handle.client.info("cpu"), handle.client.info("stats")
+    return {
+        "forks": float(stats["total_forks"]),
+        "cpu_s": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+        "children_cpu_s": float(cpu["used_cpu_sys_children"])
+        + float(cpu["used_cpu_user_children"]),
+    }
+
+
 def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
@@ -187,9 +201,10 @@ def main(args: Args) -> None:
     try:
         for session in range(args.sessions):
             inode, before = os.stat(aof).st_ino, _size(aof)
-            t0 = time.perf_counter()
+            t0, use0 = time.perf_counter(), _server_use(handle)
             records, events = _serve(args, handle, session, rng)
             serve_s = time.perf_counter() - t0
+            use = {k: round(v - use0[k], 2) for k, v in _server_use(handle).items()}
             after = _size(aof)
             rewritten = os.stat(aof).st_ino != inode or after < before
             breakdown: dict[str, int] = {}
@@ -209,6 +224,9 @@ def main(args: Args) -> None:
                     "slates": args.slates,
                     "events": events,
                     "serve_s": round(serve_s, 2),
+                    "forks_while_serving": int(use["forks"]),
+                    "server_cpu_s": use["cpu_s"],
+                    "server_children_cpu_s": use["children_cpu_s"],
                     "aof_bytes_per_slate": None
                     if rewritten
                     else round((after - before) / args.slates),

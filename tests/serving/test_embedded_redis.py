@@ -189,3 +189,25 @@ def test_shutdown_waits_for_a_save_longer_than_the_socket_timeout(
         assert handle.client.get("k59") == b"59"
     finally:
         handle.close()
+
+
+def test_the_embedded_server_takes_no_periodic_snapshots_and_keeps_its_data(
+    tmp_path: Path,
+) -> None:
+    """Periodic RDB snapshots are off (the AOF holds every write; the bench
+    experiments/bench/embedded_aof.py counts the forks), and what was written is there after a
+    restart."""
+    handle = connect(None, tmp_path)
+    try:
+        assert handle.client.config_get("save") == {"save": ""}
+        assert handle.client.config_get("appendonly") == {"appendonly": "yes"}
+        for i in range(1_200):
+            handle.client.set(f"k{i}", i)
+    finally:
+        handle.close()
+    handle = connect(None, tmp_path)
+    try:
+        assert handle.client.get("k1199") == b"1199"
+        assert handle.client.config_get("save") == {"save": ""}
+    finally:
+        handle.close()
