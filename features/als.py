@@ -124,9 +124,46 @@ class AlsRetriever:
         """ALS scores of every movie row (zeros for an empty history)."""
         if not history.items:
             return np.zeros(self.n_movies)
-        return np.asarray(
-            self.item_factors @ self.user_vector(history).astype(np.float32), dtype=np.float64
-        )
+        return np.asarray(self.raw_scores(self.user_vector(history)), dtype=np.float64)
+
+    def raw_scores(self, user: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """Every movie row's score for a user vector, as float32 (what ``scores`` widens)."""
+        return np.asarray(self.item_factors @ user.astype(np.float32))
+
+    def score_moments(self, user: npt.NDArray[np.float64]) -> tuple[float, float]:
+        """(mean, standard deviation) over every movie of the scores ``raw_scores`` gives,
+        in closed form: mean = u . mean(Y), variance = u^T Cov(Y) u, with the item factors'
+        mean and covariance computed once (``_moments``). No pass over the movies per user
+        (two at 500K cost ~4 ms); they differ from the statistics of the float32 scores by
+        the scores' own rounding (~1e-7 relative)."""
+        mean, cov = self._moments
+        u = user.astype(np.float32).astype(np.float64)  # the vector raw_scores multiplies by
+        return float(u @ mean), float(np.sqrt(max(float(u @ cov @ u), 0.0)))
+
+    @functools.cached_property
+    def _moments(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The item factors' column means and covariance (population, as numpy's std), in
+        float64, centred before the product (no cancellation), a block of rows at a time so
+        that a 500K-movie table is never copied whole into float64."""
+        y = self.item_factors
+        n, f = y.shape
+        if n == 0:
+            return np.zeros(f), np.zeros((f, f))
+        step = 65_536
+        total = np.zeros(f)
+        for lo in range(0, n, step):
+            total += y[lo : lo + step].astype(np.float64).sum(axis=0)
+        mean = total / n
+        cov = np.zeros((f, f))
+        for lo in range(0, n, step):
+            block = y[lo : lo + step].astype(np.float64) - mean
+            cov += block.T @ block
+        return mean, cov / n
+
+    def prepare(self) -> None:
+        """Compute what every user's scores share (the fold-in's Gram matrix, the factors'
+        moments) now, not on a first request."""
+        _ = self._gram, self._moments
 
     def arrays(self) -> dict[str, Any]:
         return {

@@ -75,6 +75,39 @@ def _at_least(scores: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
     return np.flatnonzero(scores > 0)
 
 
+def top_unseen(
+    scores: npt.NDArray[np.float64], seen: npt.NDArray[np.bool_], n: int
+) -> npt.NDArray[np.int64]:
+    """Rows of the ``n`` best scores whose row is not ``seen``, score descending then row
+    ascending (fewer when fewer are unseen). On a large catalogue it looks only at the rows
+    reaching a threshold guessed from a strided sample, when at least ``n`` unseen rows do
+    (they then hold the top n and its ties, so the result is the same): one comparison pass
+    over the scores instead of a copy, a masked write and a partition of all of them (~10 ms
+    of a first request at 500K movies)."""
+    size = scores.shape[0]
+    n = min(n, size - int(np.count_nonzero(seen)))
+    if n <= 0:
+        return _EMPTY
+    found: npt.NDArray[np.int64] | None = None
+    if n * 16 < size:
+        step = max(1, size // (n * 8))
+        sample = scores[::step]
+        k = min(sample.shape[0], max(1, -(-4 * n // step)))
+        guess = np.partition(sample, sample.shape[0] - k)[sample.shape[0] - k]
+        above = np.flatnonzero(scores >= guess)
+        above = above[~seen[above]]
+        if above.shape[0] >= n:
+            found = above
+    if found is None:
+        found = np.flatnonzero(~seen)
+    if found.shape[0] > n:
+        part = np.argpartition(-scores[found], n - 1)[:n]
+        cut = scores[found[part]].min()
+        found = found[scores[found] >= cut]  # keep boundary ties, trimmed below
+    order = np.lexsort((found, -scores[found]))
+    return found[order][:n].astype(np.int64)
+
+
 def retriever_scores(retriever: Retriever, history: UserHistory) -> npt.NDArray[np.float64]:
     """The retriever's scores for the history as it is now, cached on the history until it
     changes (any new interaction changes them, not only a positive one)."""
@@ -132,6 +165,9 @@ class CandidateGenerator:
         if n_retrieved < 0:
             raise ValueError(f"n_retrieved must be >= 0, got {n_retrieved}")
         self.retriever = retriever
+        prepare = getattr(retriever, "prepare", None)
+        if callable(prepare):  # what every user's retrieval shares, not on a first request
+            prepare()
         self.n_retrieved = min(n_retrieved, max_candidates) if retriever is not None else 0
         self.catalog = catalog
         self.max_candidates = max_candidates
@@ -165,14 +201,7 @@ class CandidateGenerator:
     def _retrieved(self, history: UserHistory) -> npt.NDArray[np.int64]:
         """The retriever's best ``n_retrieved`` unseen rows, best first (ties by row)."""
         assert self.retriever is not None
-        scores = retriever_scores(self.retriever, history).copy()
-        scores[history.seen] = -np.inf
-        n = min(self.n_retrieved, int(np.count_nonzero(~history.seen)))
-        if n == 0:
-            return _EMPTY
-        part = np.argpartition(-scores, n - 1)[:n]
-        order = np.lexsort((part, -scores[part]))
-        return part[order].astype(np.int64)
+        return top_unseen(retriever_scores(self.retriever, history), history.seen, self.n_retrieved)
 
     def _graph(self, history: UserHistory) -> npt.NDArray[np.int64]:
         """The best n_graph unseen rows by path count. The ranked list (with some slack) is

@@ -124,16 +124,24 @@ class EaseRetriever:
     def scores(self, history: UserHistory) -> Scores:
         """EASE scores of every movie row; movies outside the covered set score the minimum
         of the covered ones (never above a covered movie)."""
-        rows, pos = _history_rows(history)
         out = np.zeros(self.n_movies)
-        col = self.column[rows]
-        ok = col >= 0
-        if np.any(ok):
-            w = recency_weights(len(history.items), self.half_life)[pos[ok].astype(np.int64)]
-            covered = w.astype(np.float32) @ self._weight_rows.take(col[ok])
+        covered = self.covered_scores(history)
+        if covered is not None:
             out[:] = float(covered.min())
             out[self.rows] = covered
         return out
+
+    def covered_scores(self, history: UserHistory) -> npt.NDArray[np.float32] | None:
+        """The scores of the covered rows only (``rows``' order), None when the history
+        holds no covered movie (then every movie scores 0): what ``scores`` spreads over the
+        catalogue, for callers that need not write every movie (features.blend)."""
+        rows, pos = _history_rows(history)
+        col = self.column[rows]
+        ok = col >= 0
+        if not np.any(ok):
+            return None
+        w = recency_weights(len(history.items), self.half_life)[pos[ok].astype(np.int64)]
+        return np.asarray(w.astype(np.float32) @ self._weight_rows.take(col[ok]))
 
     @functools.cached_property
     def _weight_rows(self) -> RowReader:
@@ -255,9 +263,18 @@ def _row_normalised(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
 
 
 def zscores(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Standardised over the given entries (mean 0, sd 1; all zeros when constant)."""
+    """Standardised over the given entries (mean 0, sd 1; all zeros when constant).
+
+    Bit for bit ``(v - v.mean()) / v.std()``, in five passes over ``v`` instead of eight:
+    numpy's std centres ``v`` itself, so the centred copy is made once and divided in place
+    (at 500K movies each pass is ~1 ms of a first request)."""
     v = np.asarray(values, dtype=np.float64)
     if v.shape[0] == 0:
         return v
-    sd = float(v.std())
-    return (v - v.mean()) / sd if sd > 1e-12 else np.zeros_like(v)
+    out = v - v.mean()
+    # numpy's _var: the sum of the squared centred values over n, then its square root
+    sd = float(np.sqrt(np.multiply(out, out).sum() / v.shape[0]))
+    if sd > 1e-12:
+        out /= sd
+        return out
+    return np.zeros_like(v)

@@ -220,3 +220,63 @@ def test_recent_popularity_on_mapped_ratings_releases_its_long_passes(
     assert np.array_equal(first, held.scores_on(300))
     for day in [301, 250, 399, 10, 400]:
         assert np.array_equal(mapped.scores_on(day), held.scores_on(day)), day
+
+
+def test_the_fused_blend_equals_the_reference_and_ranks_the_same() -> None:
+    """``scores`` builds the blend in place (EASE's z-scores from its covered rows, ALS's
+    statistics in closed form, popularity added in place): the reference computation up to
+    rounding, and the same top rows, for empty, short and long histories, with movies
+    outside EASE (max_items) and a popularity part."""
+    from features.candidates import top_unseen
+
+    items = 60
+    ratings = _ratings(seed=5, users=120, items=items)
+    blend = BlendRetriever(
+        EaseRetriever.fit(ratings, items, max_items=20),
+        AlsRetriever.fit(ratings, items, factors=4, seed=0),
+        RecentPopularity.fit(ratings, items, half_life_days=30.0),
+        popularity_n0=4.0,
+    )
+    rng = np.random.default_rng(6)
+    for length in (0, 1, 3, 4, 9, 25):
+        rows = rng.choice(items, length, replace=False).tolist()
+        h = UserHistory.from_ratings(items, rows, [4.0] * length, last_time=700 * DAY)
+        want = blend.reference_scores(h)
+        got = blend.scores(h)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        assert np.array_equal(top_unseen(got, h.seen, 15), top_unseen(want, h.seen, 15))
+    # EASE alone (no ALS, no popularity) and a history outside EASE's rows
+    bare = BlendRetriever(blend.ease)
+    outside = np.setdiff1d(np.arange(items), blend.ease.rows)[:3].tolist()
+    for rows in ([1, 2, 3], outside):
+        h = UserHistory.from_ratings(items, rows, [4.0] * len(rows))
+        np.testing.assert_allclose(bare.scores(h), bare.reference_scores(h), atol=1e-12)
+
+
+def test_sparse_zscores_are_the_zscores_of_the_filled_vector() -> None:
+    from features.blend import _sparse_zscores
+
+    rng = np.random.default_rng(7)
+    covered = rng.standard_normal(40).astype(np.float32)
+    rows = np.sort(rng.choice(1000, 40, replace=False))
+    full = np.full(1000, float(covered.min()))
+    full[rows] = covered
+    fill, spread = _sparse_zscores(covered, 1000)
+    want = zscores(full)
+    np.testing.assert_allclose(spread, want[rows], rtol=1e-12, atol=1e-12)
+    others = np.setdiff1d(np.arange(1000), rows)
+    np.testing.assert_allclose(want[others], fill, rtol=1e-12)
+    # every movie covered: no fill; a constant vector: zeros, as zscores
+    np.testing.assert_allclose(_sparse_zscores(covered, 40)[1], zscores(covered), rtol=1e-12)
+    assert _sparse_zscores(np.full(5, 2.0, dtype=np.float32), 9)[0] == 0.0
+
+
+def test_axpy_adds_in_place() -> None:
+    from features.blend import _axpy
+
+    y = np.arange(5.0)
+    _axpy(0.5, np.ones(5), y)
+    assert np.array_equal(y, np.arange(5.0) + 0.5)
+    strided = np.arange(10.0)
+    _axpy(2.0, np.ones(10)[::2], strided[::2])  # not contiguous: numpy's way
+    assert np.array_equal(strided[::2], np.arange(0.0, 10.0, 2.0) + 2.0)

@@ -375,3 +375,30 @@ def test_retriever_scores_are_cached_until_the_history_changes() -> None:
     base_scores(fixed, h, np.arange(3))
     assert fixed.calls == 2
     assert base_scores(None, h, np.arange(3)) is None
+
+
+def _top_by_sort(scores: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:
+    rows = np.flatnonzero(~seen)
+    return rows[np.lexsort((rows, -scores[rows]))][:n]
+
+
+def test_top_unseen_is_the_sorted_top_of_the_unseen_rows() -> None:
+    """On a large vector top_unseen looks only above a sampled threshold; the result is the
+    full sort's (score descending, row ascending), ties at the boundary included, and when
+    the threshold leaves too few unseen rows (the best ones seen) it falls back."""
+    from features.candidates import top_unseen
+
+    rng = np.random.default_rng(3)
+    size = 200_000
+    for case in range(6):
+        scores = rng.standard_normal(size)
+        if case == 1:
+            scores = np.round(scores, 1)  # many ties, at the boundary too
+        seen = rng.random(size) < 0.01
+        if case == 2:
+            seen[np.argsort(-scores)[:5_000]] = True  # the best 5,000 all seen: fallback
+        for n in (1, 100, 264):
+            assert np.array_equal(top_unseen(scores, seen, n), _top_by_sort(scores, seen, n))
+    small = np.array([0.5, 2.0, -1.0, 2.0])
+    assert top_unseen(small, np.array([False, False, False, True]), 10).tolist() == [1, 0, 2]
+    assert top_unseen(small, np.ones(4, dtype=bool), 3).shape == (0,)

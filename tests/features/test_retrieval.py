@@ -113,3 +113,34 @@ def test_zscores() -> None:
     assert zscores(np.array([1.0, 3.0])) == pytest.approx([-1.0, 1.0])
     assert zscores(np.array([2.0, 2.0])) == pytest.approx([0.0, 0.0])
     assert zscores(np.zeros(0)).shape == (0,)
+
+
+def test_zscores_are_bit_for_bit_numpys_mean_and_std() -> None:
+    """zscores centres once and divides in place: the same floats as (v - mean) / std."""
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 7, 1000, 70_001):
+        for v in (
+            rng.standard_normal(n) * 300.0 + 1e4,
+            np.log1p(rng.exponential(size=n) * (rng.random(n) < 0.3)),
+        ):
+            sd = float(v.std())
+            want = (v - v.mean()) / sd if sd > 1e-12 else np.zeros_like(v)
+            assert np.array_equal(zscores(v), want), n
+    assert not np.any(zscores(np.full(9, 3.25)))
+
+
+def test_ease_covered_scores_are_what_scores_spreads_over_the_catalogue() -> None:
+    rng = np.random.default_rng(5)
+    ratings = pd.DataFrame(
+        {"user": rng.integers(0, 40, 400).astype(str), "movie": rng.integers(0, 30, 400)}
+    )
+    ease = EaseRetriever.fit(ratings, 30, max_items=12)
+    h = UserHistory.from_ratings(30, [0, 3, 5, 9, 11, 3], [4.0] * 6)
+    covered = ease.covered_scores(h)
+    assert covered is not None and covered.shape == (12,)
+    full = ease.scores(h)
+    assert np.array_equal(full[ease.rows], covered)
+    others = np.setdiff1d(np.arange(30), ease.rows)
+    assert np.all(full[others] == covered.min())
+    outside = UserHistory.from_ratings(30, others[:2].tolist(), [4.0, 4.0])
+    assert ease.covered_scores(outside) is None and not np.any(ease.scores(outside))

@@ -1,0 +1,40 @@
+"""One BLAS thread for a request's large vector products.
+
+OpenBLAS splits a matrix-vector product over every core (two here). On a machine whose cores
+are busy (other requests, other workers, other jobs) its threads wait for each other, spinning:
+a first request's ALS product over 500K movies cost 17 ms of CPU with two threads against 10
+with one, its in-place y += a x 4.2 against 1.1 (load average ~8, experiments/bench
+/first_request.py). A served request runs beside others, so one thread is the better trade;
+the products give the same values either way (each output entry is the same dot product).
+
+``single_threaded()`` limits every loaded BLAS to one thread for a ``with`` block, through a
+threadpoolctl controller found once (finding one costs ~20 ms; entering the limit ~0.05 ms).
+The limit is process-wide while any block holds it: a concurrent block may end it early, which
+only costs speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> Any:
+    """The BLAS libraries numpy and scipy load (both loaded first, then found once)."""
+    import scipy.linalg.blas  # noqa: F401  (scipy links its own OpenBLAS beside numpy's)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Every loaded BLAS on one thread inside the block (module doc)."""
+    with _blas().limit(limits=1):
+        yield
