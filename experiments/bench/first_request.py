@@ -91,6 +91,14 @@ def run(args: Args) -> dict[str, Any]:
     timer.wrap(candidates.CandidateGenerator, "_retrieved", "retrieved_top")
     timer.wrap(candidates.CandidateGenerator, "_graph", "graph_candidates")
     timer.wrap(state.StateBuilder, "build", "state")
+    for part, method, label in (
+        ("popularity", "scores_on", "retriever_popularity_day"),
+        ("als", "raw_scores", "retriever_als_product"),
+    ):
+        if getattr(retriever, part, None) is not None and hasattr(
+            type(getattr(retriever, part)), method
+        ):
+            timer.wrap(type(getattr(retriever, part)), method, label)
     reference = getattr(retriever, "reference_scores", None)
 
     def first(user: str) -> tuple[Any, Any, float]:
@@ -121,7 +129,9 @@ def run(args: Args) -> dict[str, Any]:
         )
         history = timer.last.get("retriever_scores")
         if reference is not None and history is not None:
+            kept = dict(timer.spent)  # the reference's own parts are not the request's
             want = reference(history)
+            timer.spent = kept
             got = candidates.retriever_scores(retriever, history)
             rel = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-300))
             same = np.array_equal(
