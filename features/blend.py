@@ -36,6 +36,11 @@ from features.state import UserHistory
 
 log = logging.getLogger(__name__)
 
+# Catalogues of at least this many movies score on one BLAS thread (features.blas; measured at
+# 100K and 500K). Below it the products are small, and entering the limit (~0.06 ms) was 7% of
+# a blend's scores on ml-latest-small (9.7K movies) for nothing.
+SINGLE_THREAD_MIN_MOVIES = 50_000
+
 
 @dataclass(frozen=True, eq=False)
 class BlendRetriever:
@@ -98,6 +103,8 @@ class BlendRetriever:
         of additions and the ALS statistics' closed form (~1e-7 relative, tested). Its
         vector products run on one BLAS thread (features.blas: the same values, less CPU
         beside other work)."""
+        if self.n_movies < SINGLE_THREAD_MIN_MOVIES:
+            return self._fused(history)
         with single_threaded():
             return self._fused(history)
 

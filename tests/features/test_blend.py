@@ -280,3 +280,25 @@ def test_axpy_adds_in_place() -> None:
     strided = np.arange(10.0)
     _axpy(2.0, np.ones(10)[::2], strided[::2])  # not contiguous: numpy's way
     assert np.array_equal(strided[::2], np.arange(0.0, 10.0, 2.0) + 2.0)
+
+
+def test_large_catalogues_score_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At SINGLE_THREAD_MIN_MOVIES movies or more the blend's products run on one BLAS
+    thread (features.blas), below it as numpy leaves them; the same scores either way."""
+    import features.blend as blend_module
+    from features.blas import single_threaded
+
+    entered: list[int] = []
+
+    def counted() -> object:
+        entered.append(1)
+        return single_threaded()
+
+    monkeypatch.setattr(blend_module, "single_threaded", counted)
+    blend = BlendRetriever.fit(_ratings(), 15, popularity_n0=2.0)
+    h = UserHistory.from_ratings(15, [0, 4, 7, 9], [4.0] * 4, last_time=500 * DAY)
+    small = blend.scores(h)
+    assert entered == []
+    monkeypatch.setattr(blend_module, "SINGLE_THREAD_MIN_MOVIES", 15)
+    assert np.array_equal(blend.scores(h), small)
+    assert entered == [1]
