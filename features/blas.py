@@ -9,8 +9,10 @@ the products give the same values either way (each output entry is the same dot 
 
 ``single_threaded()`` limits every loaded BLAS to one thread for a ``with`` block, through a
 threadpoolctl controller found once (finding one costs ~20 ms; entering the limit ~0.05 ms).
-The limit is process-wide while any block holds it: a concurrent block may end it early, which
-only costs speed.
+The limit is process-wide, so blocks that overlap (requests on the service's threads) share
+one: the first to enter sets it, the last to leave restores the threads there were before
+(counted under a lock; a per-block limit would let the second block record "one thread" as
+the original and leave the process on one thread).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +36,25 @@ def _blas() -> Any:
     return ThreadpoolController().select(user_api="blas")
 
 
+_lock = threading.Lock()
+_holders = 0
+_limit: Any = None  # the shared limit while any block holds it
+
+
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
-    """Every loaded BLAS on one thread inside the block (module doc)."""
-    with _blas().limit(limits=1):
+    """Every loaded BLAS on one thread inside the block (module doc: overlapping blocks share
+    one limit)."""
+    global _holders, _limit
+    with _lock:
+        if _holders == 0:
+            _limit = _blas().limit(limits=1)
+        _holders += 1
+    try:
         yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                _limit.restore_original_limits()
+                _limit = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.blas import single_threaded
 
@@ -20,3 +20,17 @@ def test_single_threaded_limits_blas_for_the_block_only() -> None:
         v = np.ones((1000, 8), dtype=np.float32) @ np.ones(8, dtype=np.float32)
     assert np.all(v == 8.0)
     assert _threads() == before
+
+
+def test_overlapping_blocks_restore_the_threads_there_were() -> None:
+    """Two requests' blocks that overlap (entered A, B; left A, B) leave the process with its
+    threads, not on one: the limit is shared and the last to leave restores it."""
+    with threadpool_limits(limits=2, user_api="blas"):  # more than one, on any machine
+        before = _threads()
+        a, b = single_threaded(), single_threaded()
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert _threads() == [1] * len(before), "a block still holds the limit"
+        b.__exit__(None, None, None)
+        assert _threads() == before == [2] * len(before)
