@@ -3,7 +3,9 @@
 Configuration (environment): MARQUEE_ARANGO_URL selects ArangoDB; MARQUEE_ARANGO_DB (default
 "marquee"), MARQUEE_ARANGO_USER (default "root") and MARQUEE_ARANGO_PASSWORD go with it. The
 password is never logged. MARQUEE_GRAPH_HUB_CAP (a number; unset: exact) sets the embedded
-store's k-hop hub cap (features.graph.local.LocalGraphStore).
+store's k-hop hub cap (features.graph.local.LocalGraphStore); MARQUEE_GRAPH_THREADS (a number
+>= 1; unset: min(2, CPUs)) how many threads share its large k-hop passes
+(features.graph.hop_threads).
 """
 
 from __future__ import annotations
@@ -47,16 +49,23 @@ def open_store(
         )
         log.info("graph store: ArangoDB database %r as user %r", database, user)
         return store
+    from features.graph.hop_threads import configured_threads
     from features.graph.local import LocalGraphStore
 
+    threads = configured_threads()
     cap = os.environ.get(ENV_HUB_CAP, "").strip()
     try:
         hub_cap = int(cap) if cap else None
     except ValueError:
         raise ValueError(f"{ENV_HUB_CAP} must be a whole number, got {cap!r}") from None
-    log.info("graph store: embedded, in %s (hub cap %s)", home.graph_dir, hub_cap)
+    log.info(
+        "graph store: embedded, in %s (hub cap %s, k-hop threads %d)",
+        home.graph_dir,
+        hub_cap,
+        threads,
+    )
     return LocalGraphStore.open(  # type: ignore[no-any-return]
-        home.graph_dir, hub_cap=hub_cap, follow_seconds=follow_seconds
+        home.graph_dir, hub_cap=hub_cap, follow_seconds=follow_seconds, threads=threads
     )
 
 

@@ -29,6 +29,7 @@ so that such differences vanish: 1,000 queries at 100K and 500K gave identical a
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,12 +38,13 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from features.graph import exact32
+from features.graph import exact32, hop_threads
 from features.graph.exact32 import integer_scale
 from features.graph.hop import HopGraph, gather_positions
 from features.graph.padded_rows import REST_QUANTILE, Rows, padded_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ MAX_EXACT_SHARE = 0.25  # more candidate entries than this share of B: one full 
 # 6.6 ms CPU; 500K, 5M entries: 51 vs 59 ms, under load; measured with scipy's passes, kept so
 # that 100K answers stay those of the float64 middle hop)
 REST_MIN_NNZ = 2_000_000
+# candidate rows from which the last hop's exact rows are shared out between threads (at 500K
+# ~560 rows take ~4 ms, each one summing its non-hub columns over their movies)
+PARALLEL_MIN_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -199,13 +204,29 @@ def _seed_counts(
     return hub_counts, near
 
 
-def _hub_product(hs: HubSplit, y_hub: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``B_hub w_hub y_hub`` per movie, as scipy's CSR mat-vec sums it."""
+def _row_spans(rows: Rows, threads: int) -> list[tuple[int, int]]:
+    """Ranges of movies for a pass over ``rows``: one when the pass is small or one thread
+    is asked for (hop_threads.blocks), the movies in even ranges otherwise (every row has
+    the same slots; the overflow is ~1% of the entries)."""
+    work = int(rows.slots.size) + int(rows.over_idx.shape[0])
+    return hop_threads.even_spans(rows.slots.shape[0], hop_threads.blocks(threads, work))
+
+
+def _hub_product(
+    hs: HubSplit, y_hub: npt.NDArray[np.float64], threads: int = 1
+) -> npt.NDArray[np.float64]:
+    """``B_hub w_hub y_hub`` per movie, as scipy's CSR mat-vec sums it (each movie's row on
+    its own: ranges of movies on ``threads`` threads give the same values)."""
     rows = hs.hub_rows
     terms = np.zeros(rows.size)  # the paddings' 0 after the hubs'
     np.multiply(hs.hub_w, y_hub, out=terms[: rows.pad])
     out = np.empty(hs.op.bw.shape[0])
-    _kernels().row_sums(rows.slots, rows.over_ptr, rows.over_idx, terms, out)
+    row_sums = _kernels().row_sums
+
+    def part(a: int, b: int, _: int) -> None:
+        row_sums(rows.slots[a:b], rows.over_ptr[a : b + 1], rows.over_idx, terms, out[a:b])
+
+    hop_threads.run(part, _row_spans(rows, threads), threads)
     return out
 
 
@@ -217,23 +238,26 @@ def _hub_sums(hs: HubSplit, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     return out[: rows.pad]
 
 
-def first_hop(hs: HubSplit, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def first_hop(
+    hs: HubSplit, seeds: npt.NDArray[np.int64], threads: int | None = None
+) -> npt.NDArray[np.float64]:
     """H @ s for s = 1 on ``seeds`` (distinct movies): the hub part in one pass over the hub
     entries, the seeds' other columns movie by movie. Equal to ``HopGraph.first_of_rows`` up
-    to the order of additions."""
+    to the order of additions. ``threads`` (None: hop_threads' configured count) share out
+    the pass; the values do not depend on it."""
     op = hs.op
     if op.similar.nnz:
         return op.first_of_few_rows(seeds)
     seeds = np.asarray(seeds, dtype=np.int64)
     hub_counts, near = _seed_counts(hs, seeds)
-    out = _hub_product(hs, hub_counts)
+    out = _hub_product(hs, hub_counts, hop_threads.resolve(threads))
     out += near
     out[seeds] -= op.self_weight[seeds]
     return out
 
 
 def first_two_hops(
-    hs: HubSplit, seeds: npt.NDArray[np.int64]
+    hs: HubSplit, seeds: npt.NDArray[np.int64], threads: int | None = None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(x1, x2) = (H s, H H s) for s = 1 on ``seeds``; x1 equal bit for bit to ``first_hop``,
     x2 to ``op.step(x1)`` up to the order of additions.
@@ -243,33 +267,79 @@ def first_two_hops(
     integers, exact (features.graph.exact32: computing the hub sums that way too would give
     exact values where the full hop's long float64 sums are off by ~1e-13, and one score in
     ~1,000 would round differently). Where the float32 part cannot be proved exact, the
-    float64 hop runs instead."""
+    float64 hop runs instead.
+
+    With ``threads`` (None: hop_threads' configured count), the row passes run on ranges of
+    movies, and the non-hub counts are scattered by each thread into its own array, summed
+    after: every partial sum is an integer below 2^24 or makes the total reach 2^24 (terms
+    >= 0, rounding monotone), so the totals, and the fallback, are those of one thread. The
+    hub column sums of x1 (a float64 scatter in movie order, which ranges would reorder) run
+    whole, as one task beside the non-hub ranges."""
     op = hs.op
-    x1 = first_hop(hs, seeds)
+    threads = hop_threads.resolve(threads)
+    x1 = first_hop(hs, seeds, threads)
     rest = hs.rest
     if op.similar.nnz or rest is None:
         return x1, op.step_few(x1)
     limit = exact32.EXACT_LIMIT
     rows = rest.rows
     n_rest = rows.pad
-    counts = np.zeros(rows.size, dtype=np.float32)  # B_rest^T x1, scaled
-    top = _kernels().scatter_counts(
-        rows.slots, rows.over_ptr, rows.over_idx, x1, float(rest.path_scale), counts
-    )
-    counts[n_rest:] = 0.0
+    counts, top, y_hub = _rest_counts(hs, rest, x1, threads)  # B_rest^T x1 scaled, B_hub^T x1
     if top >= limit or (n_rest and float(counts.max()) >= limit):
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
     counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
-    x2 = _hub_product(hs, _hub_sums(hs, x1))
-    top = _kernels().add_rest(
-        rows.slots, rows.over_ptr, rows.over_idx, counts, x1, op.self_weight,
-        float(rest.path_scale * rest.weight_scale), x2,
-    )  # fmt: skip
-    if top >= limit:
+    x2 = _hub_product(hs, y_hub, threads)
+    add_rest = _kernels().add_rest
+    scale = float(rest.path_scale * rest.weight_scale)
+    tops = [0.0] * threads
+
+    def part(a: int, b: int, worker: int) -> None:
+        top = add_rest(
+            rows.slots[a:b], rows.over_ptr[a : b + 1], rows.over_idx, counts, x1[a:b],
+            op.self_weight[a:b], scale, x2[a:b],
+        )  # fmt: skip
+        tops[worker] = max(tops[worker], top)
+
+    hop_threads.run(part, _row_spans(rows, threads), threads)
+    if max(tops) >= limit:
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
     return x1, x2
+
+
+def _rest_counts(
+    hs: HubSplit, rest: RestPart, x1: npt.NDArray[np.float64], threads: int
+) -> tuple[npt.NDArray[np.float32], float, npt.NDArray[np.float64]]:
+    """(``B_rest^T rint(x1 * path_scale)`` in float32, paddings 0; the largest scaled count;
+    ``B_hub^T x1``). The scatter in ranges of movies, each worker into its own zeroed array,
+    the arrays summed after (exact: see ``first_two_hops``); the hub sums beside them."""
+    rows = rest.rows
+    spans = _row_spans(rows, threads)
+    counts = np.zeros(rows.size, dtype=np.float32)
+    outs: list[npt.NDArray[np.float32] | None] = [counts] + [None] * (threads - 1)
+    tops = [0.0] * threads
+    scatter_counts, scale = _kernels().scatter_counts, float(rest.path_scale)
+
+    def part(a: int, b: int, worker: int) -> None:
+        out = outs[worker]
+        if out is None:  # allocated (and zeroed) by the worker that needs it
+            out = outs[worker] = np.zeros(rows.size, dtype=np.float32)
+        top = scatter_counts(
+            rows.slots[a:b], rows.over_ptr[a : b + 1], rows.over_idx, x1[a:b], scale, out
+        )
+        tops[worker] = max(tops[worker], top)
+
+    hub: list[npt.NDArray[np.float64]] = []
+    tasks: list[Callable[[int], None]] = [functools.partial(part, a, b) for a, b in spans]
+    if len(spans) > 1:  # the longest task first: the others fill in around it
+        tasks.insert(0, lambda _: hub.append(_hub_sums(hs, x1)))
+    hop_threads.run_tasks(tasks, threads)
+    for out in outs[1:]:
+        if out is not None:
+            counts += out
+    counts[rows.pad :] = 0.0
+    return counts, max(tops), hub[0] if hub else _hub_sums(hs, x1)
 
 
 def top_last_hop(
@@ -278,19 +348,31 @@ def top_last_hop(
     total: npt.NDArray[np.float64],
     excluded: npt.NDArray[np.int64],
     limit: int,
+    threads: int | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
     """(movies, ``total + H x`` at them): a superset of the top ``limit`` movies of
     ``total + H x`` outside ``excluded`` and all their ties, with their values; None when the
-    bound does not narrow things down (then the caller runs the full hop)."""
+    bound does not narrow things down (then the caller runs the full hop). ``threads`` (None:
+    hop_threads' configured count) share out the lower bound's and the exact rows' movies;
+    the values do not depend on it."""
     op = hs.op
     n = x.shape[0]
     if limit <= 0 or limit >= n or op.similar.nnz or not hs.hubs.shape[0]:
         return None  # without hubs (a hub cap removed them) the bound leaves too many movies
+    threads = hop_threads.resolve(threads)
     y_hub = _hub_sums(hs, x)
     hr, lower = hs.hub_rows, np.empty(n)
     terms = np.zeros(hr.size)
     np.multiply(hs.hub_w, y_hub, out=terms[: hr.pad])
-    _kernels().lower_bound(hr.slots, hr.over_ptr, hr.over_idx, terms, hs.hub_self, x, total, lower)
+    lower_bound = _kernels().lower_bound
+
+    def part(a: int, b: int, _: int) -> None:
+        lower_bound(
+            hr.slots[a:b], hr.over_ptr[a : b + 1], hr.over_idx, terms, hs.hub_self[a:b],
+            x[a:b], total[a:b], lower[a:b],
+        )  # fmt: skip
+
+    hop_threads.run(part, _row_spans(hr, threads), threads)
     lower[excluded] = 0.0
     threshold = kth_largest(lower, limit)
     if threshold <= 0.0:
@@ -305,7 +387,7 @@ def top_last_hop(
     candidates = near[~seen[near]]
     if int(hs.row_length[candidates].sum()) > MAX_EXACT_SHARE * op.bw.nnz:
         return None
-    return candidates, total[candidates] + _hop_at(hs, x, y_hub, candidates)
+    return candidates, total[candidates] + _hop_at(hs, x, y_hub, candidates, threads)
 
 
 def kth_largest(values: npt.NDArray[np.float64], k: int) -> float:
@@ -329,13 +411,22 @@ def _hop_at(
     x: npt.NDArray[np.float64],
     y_hub: npt.NDArray[np.float64],
     rows: npt.NDArray[np.int64],
+    threads: int = 1,
 ) -> npt.NDArray[np.float64]:
     """``(H x)[rows]``: each row's products, with the hubs' column sums known and the others'
-    summed from their own few movies (``hop_kernels.hop_rows``)."""
+    summed from their own few movies (``hop_kernels.hop_rows``), ranges of ``rows`` on
+    ``threads`` threads from ``PARALLEL_MIN_ROWS`` rows."""
     op = hs.op
+    rows = np.asarray(rows, dtype=np.int64)
     out = np.empty(rows.shape[0])
-    _kernels().hop_rows(
-        op.bw.indptr, op.bw.indices, op.bw.data, op.bt.indptr, op.bt.indices, op.bt.data,
-        hs.hub_of, y_hub, x, op.self_weight, np.asarray(rows, dtype=np.int64), out,
-    )  # fmt: skip
+    hop_rows = _kernels().hop_rows
+    parts = hop_threads.blocks(threads, rows.shape[0], PARALLEL_MIN_ROWS)
+
+    def part(a: int, b: int, _: int) -> None:
+        hop_rows(
+            op.bw.indptr, op.bw.indices, op.bw.data, op.bt.indptr, op.bt.indices, op.bt.data,
+            hs.hub_of, y_hub, x, op.self_weight, rows[a:b], out[a:b],
+        )  # fmt: skip
+
+    hop_threads.run(part, hop_threads.even_spans(rows.shape[0], parts), threads)
     return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.graph import local_explain
+from features.graph import hop_threads, local_explain
 from features.graph import local_queries as q
 from features.graph.batch import GraphBatch
 from features.graph.local_files import (
@@ -54,6 +54,8 @@ class LocalGraphStore(GraphStore):
     supernodes. On the 500K-movie synthetic graph 254 such vertices (cap 1000) hold 42% of the
     content edges and make the second hop's frontier the whole catalogue; without them a
     3-hop query reads a fraction of the edges (README "Scale"). Other queries are unchanged.
+    ``threads`` (None: $MARQUEE_GRAPH_THREADS, else ``min(2, CPUs)``): how many threads share
+    a large k-hop query's passes (features.graph.hop_threads); the results do not depend on it.
 
     Several processes may open the same folder (``marquee serve --workers N``, ``marquee plex
     sync`` beside a running service). Each upsert loads the latest save first if another
@@ -70,9 +72,11 @@ class LocalGraphStore(GraphStore):
         *,
         hub_cap: int | None = None,
         follow_seconds: float | None = None,
+        threads: int | None = None,
     ) -> None:
         if hub_cap is not None and hub_cap < 2:
             raise ValueError(f"hub_cap must be at least 2 or None, got {hub_cap!r}")
+        self.graph_threads = hop_threads.resolve(threads)
         if follow_seconds is not None and follow_seconds < 0:
             raise ValueError(f"follow_seconds must be >= 0 or None, got {follow_seconds!r}")
         self.hub_cap = hub_cap
@@ -90,10 +94,15 @@ class LocalGraphStore(GraphStore):
 
     @classmethod
     def open(
-        cls, path: Path, *, hub_cap: int | None = None, follow_seconds: float | None = None
+        cls,
+        path: Path,
+        *,
+        hub_cap: int | None = None,
+        follow_seconds: float | None = None,
+        threads: int | None = None,
     ) -> LocalGraphStore:
         """The store saved in folder ``path``, or an empty one that will save there."""
-        return cls(path, hub_cap=hub_cap, follow_seconds=follow_seconds)
+        return cls(path, hub_cap=hub_cap, follow_seconds=follow_seconds, threads=threads)
 
     def _load(self) -> None:
         assert self._path is not None
@@ -220,6 +229,7 @@ class LocalGraphStore(GraphStore):
             min_rating=min_rating,
             limit=limit,
             hub_cap=self.hub_cap,
+            threads=self.graph_threads,
         )
 
     def co_people(

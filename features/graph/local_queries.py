@@ -201,13 +201,15 @@ def khop_scores(
     min_rating: float = 4.0,
     limit: int | None = None,
     hub_cap: int | None = None,
+    threads: int | None = None,
 ) -> list[tuple[str, float]]:
     """Weighted path counts from the user's positive movies to unseen movies (through no
     vertex of more than ``hub_cap`` movies, when given). While a hop's frontier is small only
     its own rows are read (``HopGraph.step_few``), else the whole operator; the first hop goes
     through the hubs in one pass, the middle one through the rest of the graph in exact
     float32 (features.graph.exact32), and, with a ``limit``, the last hop is exact only for the
-    movies that can reach the top (features.graph.hop_top).
+    movies that can reach the top (features.graph.hop_top), the large passes on ``threads``
+    threads (None: features.graph.hop_threads' configured count; same results for any count).
     """
     if hops not in (1, 2, 3):
         raise ValueError(f"khop_scores: hops must be 1, 2 or 3, got {hops!r}")
@@ -221,15 +223,15 @@ def khop_scores(
         return []
     hubs = _hub_split(state, weights, hub_cap)
     if hops == 3:
-        total, x = first_two_hops(hubs, seeds)
+        total, x = first_two_hops(hubs, seeds, threads)
         total = total + x
     else:
-        x = first_hop(hubs, seeds)
+        x = first_hop(hubs, seeds, threads)
         total = x.copy()
     seen = seen_movies(state, user)
     top = None
     if hops > 1 and limit is not None:
-        top = top_last_hop(hubs, x, total, seen, limit)
+        top = top_last_hop(hubs, x, total, seen, limit, threads)
     if top is not None:
         cand, vals = top[0], _round_scores(top[1])
         keep = vals != 0.0

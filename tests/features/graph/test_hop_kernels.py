@@ -1,14 +1,17 @@
 """The compiled passes (features.graph.hop_kernels) equal scipy's float64 products bit for bit,
-and the 3-hop middle hop built on them equals the plain float64 computation of its parts."""
+and the 3-hop middle hop built on them equals the plain float64 computation of its parts, on
+one thread or several."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from features.graph import hop_kernels as hk
-from features.graph import hop_top
+from features.graph import hop_threads, hop_top
 from features.graph.exact32 import EXACT_LIMIT
 from features.graph.hop import HopGraph, incidence_hop
 from features.graph.padded_rows import padded_rows
@@ -211,3 +214,83 @@ def test_first_two_hops_equal_the_float64_parts(
         if not seeds.shape[0]:
             assert not x1.any() and not x2.any()
     assert len(fallbacks) == (3 if not hub_cols else 0)  # no hubs: no split, the float64 hop
+
+
+def _split_small_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every pass share out its rows however small the graph; record each pass's number
+    of tasks, so that a test can see the passes were split."""
+    monkeypatch.setattr(hop_top, "REST_MIN_NNZ", 0)
+    monkeypatch.setattr(hop_threads, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(hop_top, "PARALLEL_MIN_ROWS", 0)
+    tasks: list[int] = []
+    real = hop_threads.run_tasks
+
+    def spy(todo: list[Any], threads: int) -> None:
+        tasks.append(len(todo))
+        real(todo, threads)
+
+    monkeypatch.setattr(hop_threads, "run_tasks", spy)
+    return tasks
+
+
+@pytest.mark.parametrize("movies", [3, 200, 1001])
+def test_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch, movies: int) -> None:
+    """2, 3 and 5 threads (ranges of uneven sizes, more ranges than movies, empty ones) give
+    x1, x2 and the last hop's candidates and values of one thread, bit for bit: the row
+    passes by ranges of movies, the non-hub counts as per-thread arrays summed, the hub
+    column sums whole beside them."""
+    tasks = _split_small_passes(monkeypatch)
+    monkeypatch.setattr(hop_top, "MAX_EXACT_SHARE", 2.0)  # exact rows even when they are all
+    rng = np.random.default_rng(movies)
+    if movies < 10:  # two hubs holding every movie, a few other columns
+        dense = (rng.random((12, movies)) < 0.6).astype(np.float64)
+        dense[:2] = 1.0
+        c = sp.csr_matrix(dense)
+    else:
+        c = _graph(rng, movies, 60, 3)
+    op = incidence_hop(c, rng.choice([0.3, 0.5, 0.8, 1.0], size=c.shape[0]))
+    hs = hop_top.hub_split(op, hub_degree=min(30, movies - 1))
+    assert hs.hubs.shape[0] and hs.rest is not None
+    fallbacks: list[int] = []
+    step_few = HopGraph.step_few
+    monkeypatch.setattr(HopGraph, "step_few", lambda g, x: fallbacks.append(1) or step_few(g, x))
+    for seeds in (np.array([0]), np.arange(0, movies, 3)):
+        x1, x2 = hop_top.first_two_hops(hs, seeds, threads=1)
+        seen = seeds[:1]
+        last = hop_top.top_last_hop(hs, x2, x1 + x2, seen, 1, threads=1)
+        assert last is not None
+        tasks.clear()
+        for threads in (2, 3, 5):
+            y1, y2 = hop_top.first_two_hops(hs, seeds, threads=threads)
+            np.testing.assert_array_equal(y1, x1)
+            np.testing.assert_array_equal(y2, x2)
+            got = hop_top.top_last_hop(hs, y2, y1 + y2, seen, 1, threads=threads)
+            assert got is not None
+            np.testing.assert_array_equal(got[0], last[0])
+            np.testing.assert_array_equal(got[1], last[1])
+        assert min(tasks) > 1  # every pass was shared out
+    assert not fallbacks  # the float32 middle hop ran, not the float64 one
+
+
+def test_per_thread_counts_sum_to_one_threads_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The non-hub counts scattered into per-thread arrays and summed: equal to one array's
+    while below 2^24 (integers), and reaching 2^24 wherever one array's do, so the middle hop
+    falls back to float64 in the same cases."""
+    _split_small_passes(monkeypatch)
+    rng = np.random.default_rng(11)
+    op = incidence_hop(_graph(rng, 300, 50, 3), rng.choice([0.5, 1.0], size=50))
+    hs = hop_top.hub_split(op, hub_degree=40)
+    rest = hs.rest
+    assert rest is not None
+    exact = rng.integers(0, 1000, 300) / rest.path_scale
+    near = np.full(300, (EXACT_LIMIT / 2 - 1) / rest.path_scale)  # 3 movies in a column: over
+    for x1 in (exact, near):
+        want, want_top, want_hub = hop_top._rest_counts(hs, rest, x1, 1)
+        for threads in (2, 3):
+            counts, top, y_hub = hop_top._rest_counts(hs, rest, x1, threads)
+            assert top == want_top
+            np.testing.assert_array_equal(y_hub, want_hub)
+            below = want < EXACT_LIMIT
+            np.testing.assert_array_equal(counts[below], want[below])
+            np.testing.assert_array_equal(counts >= EXACT_LIMIT, ~below)
+    assert (hop_top._rest_counts(hs, rest, near, 3)[0] >= EXACT_LIMIT).any()

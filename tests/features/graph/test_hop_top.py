@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.graph import hop_kernels, hop_top
+from features.graph import hop_kernels, hop_threads, hop_top
 from features.graph import local_queries as queries
 from features.graph.hop import HopGraph
 from features.graph.local import LocalGraphStore
@@ -191,3 +191,24 @@ def test_kth_largest_equals_a_full_partition() -> None:
         for k in (1, 7, 50, 500):
             want = float(np.partition(values, values.shape[0] - k)[values.shape[0] - k])
             assert hop_top.kth_largest(values, k) == want
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3])
+def test_khop_is_the_same_on_any_number_of_threads(
+    store: LocalGraphStore, monkeypatch: pytest.MonkeyPatch, hops: int
+) -> None:
+    """The whole query, every pass shared out however small: the same movies and scores,
+    bit for bit, on 1, 2 and 3 threads."""
+    monkeypatch.setattr(hop_threads, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(hop_top, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(hop_top, "HUB_DEGREE", 40)
+    store.state.cache.clear()
+    calls = _spy(monkeypatch)
+    for user in USERS:
+        want = queries.khop_scores(store.state, user, hops=hops, limit=20, threads=1)
+        assert want
+        for threads in (2, 3):
+            got = queries.khop_scores(store.state, user, hops=hops, limit=20, threads=threads)
+            assert got == want
+    if hops > 1:
+        assert any(c is not None for c in calls)  # the bounded last hop ran
