@@ -8,11 +8,14 @@ split of the same hop operator and each user's query runs under both, in alterna
 so drift falls on both alike; the answers are checked to be identical.
 
     nice -n 10 .venv/bin/python -m experiments.bench.hop_top_ab --home H \\
-        --before /path/to/main-worktree/features/graph/hop_top.py [--users 100] [--json]
+        --before /path/to/main-worktree/features/graph/hop_top.py [--users 100] [--json] \\
+        [--threads 2] [--before-threads 1]
 
 Times ``first_two_hops`` and ``top_last_hop`` (the query less its user lookup and output),
-CPU of the whole process per query, p50/p95/p99; "after" is the ``hop_top`` this checkout
-imports.
+wall time and CPU of the whole process (every thread) per query, p50/p95/p99; "after" is the
+``hop_top`` this checkout imports, run on ``--threads`` threads (unset: its configured count,
+MARQUEE_GRAPH_THREADS or min(2, CPUs)). ``--before-threads`` passes a thread count to the
+other version too (only to a version that takes one; unset: it is called without).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Args:
     limit: int = 500
     seed: int = 3
     json: bool = False
+    threads: int | None = None  # "after"'s thread count (None: its configured default)
+    before_threads: int | None = None  # passed to "before" only when set
 
 
 def load_module(path: Path, name: str) -> ModuleType:
@@ -81,6 +86,8 @@ def main(args: Args) -> dict[str, Any]:
         movies, ratings, _ = queries.user_ratings(state, user)
         queries_in.append((np.unique(movies[ratings >= 4.0]), queries.seen_movies(state, user)))
     cpu_ms: dict[str, list[float]] = {name: [] for name in versions}
+    wall_ms: dict[str, list[float]] = {name: [] for name in versions}
+    threads = {"before": args.before_threads, "after": args.threads}
     start_load = load_average()
     for rep in range(args.repeats):
         for i, (seeds, seen) in enumerate(queries_in):
@@ -88,9 +95,11 @@ def main(args: Args) -> dict[str, Any]:
             answers = {}
             for name in order:
                 module, split = versions[name], splits[name]
-                c0 = time.process_time()
-                x1, x2 = module.first_two_hops(split, seeds)
-                answers[name] = module.top_last_hop(split, x2, x1 + x2, seen, args.limit)
+                extra = () if threads[name] is None else (threads[name],)
+                c0, w0 = time.process_time(), time.perf_counter()
+                x1, x2 = module.first_two_hops(split, seeds, *extra)
+                answers[name] = module.top_last_hop(split, x2, x1 + x2, seen, args.limit, *extra)
+                wall_ms[name].append((time.perf_counter() - w0) * 1e3)
                 cpu_ms[name].append((time.process_time() - c0) * 1e3)
             a, b = answers["before"], answers["after"]
             same = (a is None and b is None) or (
@@ -105,6 +114,11 @@ def main(args: Args) -> dict[str, Any]:
         "users": len(queries_in),
         "repeats": args.repeats,
         "build_cpu_s": build_s,
+        "threads": {
+            "before": args.before_threads,
+            "after": hop_top.hop_threads.resolve(args.threads),
+        },
+        "wall_ms": {name: percentiles(ms) for name, ms in wall_ms.items()},
         "cpu_ms": {name: percentiles(ms) for name, ms in cpu_ms.items()},
         "load_average": {"start": start_load, "end": load_average()},
     }
