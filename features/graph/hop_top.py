@@ -204,12 +204,23 @@ def _seed_counts(
     return hub_counts, near
 
 
+def _work(rows: Rows) -> int:
+    """Entries a pass over ``rows`` reads: its slots and its overflow."""
+    return int(rows.slots.size) + int(rows.over_idx.shape[0])
+
+
 def _row_spans(rows: Rows, threads: int) -> list[tuple[int, int]]:
     """Ranges of movies for a pass over ``rows``: one when the pass is small or one thread
     is asked for (hop_threads.blocks), the movies in even ranges otherwise (every row has
     the same slots; the overflow is ~1% of the entries)."""
-    work = int(rows.slots.size) + int(rows.over_idx.shape[0])
-    return hop_threads.even_spans(rows.slots.shape[0], hop_threads.blocks(threads, work))
+    return hop_threads.even_spans(rows.slots.shape[0], hop_threads.blocks(threads, _work(rows)))
+
+
+def _hub_terms(hs: HubSplit, y_hub: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``w_v y_v`` per hub, then the paddings' 0: what a hub row's sum gathers."""
+    terms = np.zeros(hs.hub_rows.size)
+    np.multiply(hs.hub_w, y_hub, out=terms[: hs.hub_rows.pad])
+    return terms
 
 
 def _hub_product(
@@ -217,9 +228,7 @@ def _hub_product(
 ) -> npt.NDArray[np.float64]:
     """``B_hub w_hub y_hub`` per movie, as scipy's CSR mat-vec sums it (each movie's row on
     its own: ranges of movies on ``threads`` threads give the same values)."""
-    rows = hs.hub_rows
-    terms = np.zeros(rows.size)  # the paddings' 0 after the hubs'
-    np.multiply(hs.hub_w, y_hub, out=terms[: rows.pad])
+    rows, terms = hs.hub_rows, _hub_terms(hs, y_hub)
     out = np.empty(hs.op.bw.shape[0])
     row_sums = _kernels().row_sums
 
@@ -289,19 +298,23 @@ def first_two_hops(
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
     counts *= rest.weight  # exact below 2^24; above, the sums below reach it too
-    x2 = _hub_product(hs, y_hub, threads)
-    add_rest = _kernels().add_rest
+    hr, terms = hs.hub_rows, _hub_terms(hs, y_hub)
+    x2 = np.empty(x1.shape[0])
+    k = _kernels()
     scale = float(rest.path_scale * rest.weight_scale)
     tops = [0.0] * threads
 
-    def part(a: int, b: int, worker: int) -> None:
-        top = add_rest(
+    def part(a: int, b: int, worker: int) -> None:  # a range's hub part, then its rest
+        k.row_sums(hr.slots[a:b], hr.over_ptr[a : b + 1], hr.over_idx, terms, x2[a:b])
+        top = k.add_rest(
             rows.slots[a:b], rows.over_ptr[a : b + 1], rows.over_idx, counts, x1[a:b],
             op.self_weight[a:b], scale, x2[a:b],
         )  # fmt: skip
         tops[worker] = max(tops[worker], top)
 
-    hop_threads.run(part, _row_spans(rows, threads), threads)
+    work = _work(hr) + _work(rows)
+    spans = hop_threads.even_spans(x1.shape[0], hop_threads.blocks(threads, work))
+    hop_threads.run(part, spans, threads)  # one hand-off for both passes
     if max(tops) >= limit:
         log.debug("middle hop: float32 not proved exact, float64 hop")
         return x1, op.step_few(x1)
@@ -361,9 +374,7 @@ def top_last_hop(
         return None  # without hubs (a hub cap removed them) the bound leaves too many movies
     threads = hop_threads.resolve(threads)
     y_hub = _hub_sums(hs, x)
-    hr, lower = hs.hub_rows, np.empty(n)
-    terms = np.zeros(hr.size)
-    np.multiply(hs.hub_w, y_hub, out=terms[: hr.pad])
+    hr, lower, terms = hs.hub_rows, np.empty(n), _hub_terms(hs, y_hub)
     lower_bound = _kernels().lower_bound
 
     def part(a: int, b: int, _: int) -> None:
