@@ -55,6 +55,15 @@ _pool_helpers = 0
 _pool_lock = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there; start a new pool."""
+    global _pool, _pool_helpers, _pool_lock
+    _pool, _pool_helpers, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def default_threads() -> int:
     """``min(DEFAULT_MAX_THREADS, CPUs)``, at least 1."""
     return max(1, min(DEFAULT_MAX_THREADS, os.cpu_count() or 1))

@@ -5,6 +5,7 @@ the thread count's setting."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -138,3 +139,23 @@ def test_the_thread_count_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
             open_store(Home(tmp_path))
     with pytest.raises(ValueError, match="at least 1"):
         LocalGraphStore(threads=0)
+
+
+def test_a_forked_child_runs_its_ranges_on_a_pool_of_its_own() -> None:
+    """The parent's pool threads do not survive a fork: the child starts its own."""
+    hop_threads.run(lambda a, b, w: None, hop_threads.even_spans(4, 4), 2)  # the parent's pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: every range done, on a new pool thread too
+        names: set[str] = set()
+
+        def part(a: int, b: int, _: int) -> None:
+            time.sleep(0.01)
+            names.add(threading.current_thread().name)
+
+        hop_threads.run(part, hop_threads.even_spans(8, 8), 2)
+        os.write(write, b"ok" if len(names) == 2 else b"one thread")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"ok" and status == 0
