@@ -21,13 +21,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tyro
+
+from experiments.bench.cpu_timer import CpuTimer
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +44,6 @@ class Args:
     dump: Path | None = None
     compare: tuple[Path, Path] | None = None
     json: bool = False
-
-
-class _Timer:
-    """CPU seconds spent in some methods, by label (wrapping them on their classes)."""
-
-    def __init__(self) -> None:
-        self.spent: dict[str, float] = {}
-        self.last: dict[str, Any] = {}
-
-    def wrap(self, cls: type, name: str, label: str, keep_arg: bool = False) -> None:
-        real: Callable[..., Any] = getattr(cls, name)
-
-        def timed(*a: Any, **kw: Any) -> Any:
-            if keep_arg:
-                self.last[label] = a[1]
-            c0 = time.process_time()
-            try:
-                return real(*a, **kw)
-            finally:
-                self.spent[label] = self.spent.get(label, 0.0) + time.process_time() - c0
-
-        setattr(cls, name, timed)
 
 
 def run(args: Args) -> dict[str, Any]:
@@ -86,7 +65,7 @@ def run(args: Args) -> dict[str, Any]:
     ranker = recommender.ranker
     gen = ranker.candidates
     retriever = gen.retriever
-    timer = _Timer()
+    timer = CpuTimer()
     timer.wrap(type(retriever), "scores", "retriever_scores", keep_arg=True)
     timer.wrap(candidates.CandidateGenerator, "_retrieved", "retrieved_top")
     timer.wrap(candidates.CandidateGenerator, "_graph", "graph_candidates")

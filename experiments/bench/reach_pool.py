@@ -19,13 +19,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tyro
+
+from experiments.bench.cpu_timer import CpuTimer
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +42,6 @@ class Args:
     json: bool = False
 
 
-class _Timer:
-    """CPU seconds spent in some methods, by label (wrapping them on their classes)."""
-
-    def __init__(self) -> None:
-        self.spent: dict[str, float] = {}
-
-    def wrap(self, cls: type, name: str, label: str) -> None:
-        real: Callable[..., Any] = getattr(cls, name)
-
-        def timed(*a: Any, **kw: Any) -> Any:
-            c0 = time.process_time()
-            try:
-                return real(*a, **kw)
-            finally:
-                self.spent[label] = self.spent.get(label, 0.0) + time.process_time() - c0
-
-        setattr(cls, name, timed)
-
-
 def main(args: Args) -> dict[str, Any]:
     import features.candidates as candidates
     import features.state as state
@@ -71,7 +53,7 @@ def main(args: Args) -> dict[str, Any]:
     from serving.policy_source import PolicyPool
     from serving.settings import Settings
 
-    timer = _Timer()
+    timer = CpuTimer()
     timer.wrap(candidates.CandidateGenerator, "_graph", "graph_candidates")
     timer.wrap(candidates.CandidateGenerator, "_retrieved", "retrieved_top")
     timer.wrap(state.StateBuilder, "build", "state")
