@@ -115,7 +115,8 @@ def even_spans(n: int, parts: int) -> list[tuple[int, int]]:
 
 def weighted_spans(cumulative: npt.NDArray[np.integer], parts: int) -> list[tuple[int, int]]:
     """``parts`` ranges covering ``0..n`` in order, of about equal work, where ``cumulative``
-    (n + 1 entries from 0, non-decreasing) is the work before each index (a CSR indptr)."""
+    (n + 1 entries from 0, non-decreasing) is the work before each index (a CSR indptr: the
+    row blocks of features.graph.matvec)."""
     cum = np.asarray(cumulative)
     n = cum.shape[0] - 1
     parts = max(1, parts)

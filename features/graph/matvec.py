@@ -4,29 +4,24 @@ The hop operator (features.graph.hop: the embedded store's k-hop queries and the
 state and candidate hops) spends its time in scipy's CSR mat-vec over about a million
 entries. scipy releases the GIL there, so a matrix cut into row blocks of equal nnz runs on
 both cores; each row is still summed in the same order as by the whole matrix, so results do
-not change by a bit.
+not change by a bit. The blocks run on features.graph.hop_threads' runner (the caller and
+one pool thread taking blocks from a shared counter), as the 3-hop's compiled passes do.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from features.graph import hop_threads
+
 PARALLEL_MIN_NNZ = 200_000  # below this a mat-vec is too quick to be worth a second thread
 BLOCKS = 4  # row blocks of a large matrix, shared out between two threads
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="matvec")
-    return _POOL
+THREADS = 2  # the caller and one pool thread
 
 
 def row_blocks(m: sp.csr_matrix, parts: int | None = None) -> list[sp.csr_matrix]:
@@ -36,9 +31,7 @@ def row_blocks(m: sp.csr_matrix, parts: int | None = None) -> list[sp.csr_matrix
         parts = BLOCKS if m.nnz >= PARALLEL_MIN_NNZ and (os.cpu_count() or 1) > 1 else 1
     if parts <= 1:
         return [m]
-    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, parts + 1)[1:-1])
-    bounds = [0, *(int(c) for c in cuts), m.shape[0]]
-    return [_rows(m, a, b) for a, b in itertools.pairwise(bounds)]
+    return [_rows(m, a, b) for a, b in hop_threads.weighted_spans(m.indptr, parts)]
 
 
 def _rows(m: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
@@ -55,20 +48,14 @@ def _rows(m: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
 
 def matvec(blocks: list[sp.csr_matrix], x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The stacked row blocks times ``x``; equal to ``m @ x``. The caller and one pool thread
-    take blocks from a shared counter until none is left, so a thread the OS has parked does
-    not hold the product up: the other one finishes the remaining blocks."""
+    take blocks from a shared counter until none is left (hop_threads.run_tasks), so a thread
+    the OS has parked does not hold the product up: the other one finishes the rest."""
     if len(blocks) == 1:
         return np.asarray(blocks[0] @ x)
     out: list[npt.NDArray[np.float64] | None] = [None] * len(blocks)
-    claim = itertools.count()  # next() on a count is atomic under the GIL
 
-    def drain() -> None:
-        for i in iter(lambda: next(claim), None):
-            if i >= len(blocks):
-                return
-            out[i] = blocks[i] @ x
+    def product(i: int, _worker: int) -> None:
+        out[i] = blocks[i] @ x
 
-    helper = _pool().submit(drain)
-    drain()
-    helper.result()
+    hop_threads.run_tasks([functools.partial(product, i) for i in range(len(blocks))], THREADS)
     return np.concatenate(out)  # type: ignore[arg-type]
