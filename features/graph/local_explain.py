@@ -2,7 +2,8 @@
 
 The path semantics and the choice among paths are those of ``store.Explanation``: seed movie
 -[edge]- via vertex -[edge]- movie, edge priority ``EXPLANATION_PRIORITY``, then the seed's
-rating, timestamp and key. ``explain_many`` answers a whole slate in one pass per edge kind.
+rating, timestamp and key. ``explain_many`` answers a whole slate in one pass over the state's
+link table (features.graph.explain_links).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.graph.local_queries import edge_row, gather_rows, user_ratings, vertex_position
+from features.graph.explain_links import explain_links
+from features.graph.local_queries import edge_row, user_ratings, vertex_position
 from features.graph.local_state import column_item
 from features.graph.schema import EDGE_SPECS, POSITIVE_RATING, EdgeKind, VertexKind
 from features.graph.store import EXPLANATION_PRIORITY, Explanation
@@ -27,21 +29,6 @@ def _movie_links(state: GraphState, edge: EdgeKind, m: int) -> np.ndarray:
         return et.indices[edge_row(et, m)]
     indptr, src, _ = et.reverse
     return src[int(indptr[m]) : int(indptr[m + 1])]
-
-
-def _similar_links(state: GraphState, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(linked movie, owner index into ``movies``) of every similar_to link of the movies, in
-    either direction, self-links dropped: ``_similar`` for many movies at once."""
-    et = state.edges[EdgeKind.SIMILAR_TO]
-    indptr, src, _ = et.reverse
-    parts = []
-    for ptr, other in ((et.indptr, et.indices), (indptr, src)):
-        pos, _ = gather_rows(ptr, movies)
-        parts.append((other[pos], np.repeat(np.arange(len(movies)), ptr[movies + 1] - ptr[movies])))
-    links = np.concatenate([parts[0][0], parts[1][0]])
-    owner = np.concatenate([parts[0][1], parts[1][1]])
-    keep = links != movies[owner]
-    return links[keep], owner[keep]
 
 
 def _similar(state: GraphState, m: int) -> np.ndarray:
@@ -117,29 +104,16 @@ def _explanation(
     )
 
 
-def _links_of(
-    state: GraphState, edge: EdgeKind, movies: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(vertex positions, owner index into ``movies``) of every content-``edge`` link of the
-    movies: ``_movie_links`` for many movies at once."""
-    et = state.edges[edge]
-    if EDGE_SPECS[edge].src is VertexKind.MOVIE:
-        indptr, other = et.indptr, et.indices
-    else:
-        indptr, other, _ = et.reverse
-    pos, _ = gather_rows(indptr, movies)
-    owner = np.repeat(np.arange(len(movies)), indptr[movies + 1] - indptr[movies])
-    return other[pos], owner
-
-
 def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explanation | None]:
     """``explain`` for each of ``movies``, equal to it, in one pass over the user's positives
-    per edge kind (what a served slate needs). Unknown movies get None; an unknown user raises
-    UnknownVertexError as ``explain`` does.
+    and the slate's links (what a served slate needs). Unknown movies get None; an unknown user
+    raises UnknownVertexError as ``explain`` does.
 
-    For each linked vertex v the best seed linked to v (first in the seed order) is found
-    once; a movie's best seed is then the best of those over its own vertices, and its via
-    vertex the lowest key among its vertices with that seed: exactly the seed-by-seed search.
+    Over the state's link table (features.graph.explain_links: each (edge kind, via vertex)
+    one code, similar_to links included): for each code the best seed holding it (first in the
+    seed order) is found once; a movie's explanation is then, among its own codes shared with a
+    seed, the first edge kind, the best seed within it and the lowest via key with that seed:
+    exactly the seed-by-seed search, kind by kind.
     """
     rated, ratings, stamps = user_ratings(state, user)
     mv = state.vertices[VertexKind.MOVIE]
@@ -147,7 +121,7 @@ def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explan
     idx = np.array([mv.find(m) for m in movies], dtype=np.int64)
     positive = ratings >= POSITIVE_RATING
     seeds, s_rating = rated[positive].astype(np.int64), ratings[positive]
-    own = np.isin(idx, seeds)
+    own = (idx[:, None] == seeds[None, :]).any(axis=1)  # np.isin, for a slate's few movies
     for k in np.flatnonzero(own):  # a liked movie is explained by its other seeds: one by one
         out[k] = explain(state, user, movies[k])
     pending = np.flatnonzero((idx >= 0) & ~own)
@@ -171,40 +145,25 @@ def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explan
             via,
         )
 
-    for edge in EXPLANATION_PRIORITY:
-        if not len(pending):
-            break
-        done = np.zeros(len(pending), dtype=bool)
-        if edge is EdgeKind.SIMILAR_TO:  # per pending movie, the best seed it is similar to
-            links, owner = _similar_links(state, idx[pending])
-            by_movie = np.argsort(seeds, kind="stable")
-            at = np.minimum(np.searchsorted(seeds[by_movie], links), len(seeds) - 1)
-            hit = seeds[by_movie[at]] == links
-            best = np.full(len(pending), len(seeds))
-            np.minimum.at(best, owner[hit], place[by_movie[at[hit]]])
-            for j in np.flatnonzero(best < len(seeds)).tolist():
-                found(int(pending[j]), int(best[j]), edge, None, -1)
-                done[j] = True
-        else:
-            spec = EDGE_SPECS[edge]
-            via_kind = spec.dst if spec.src is VertexKind.MOVIE else spec.src
-            s_via, s_owner = _links_of(state, edge, seeds)
-            t_via, t_owner = _links_of(state, edge, idx[pending])
-            if len(s_via) and len(t_via):
-                by = np.lexsort((place[s_owner], s_via))  # per vertex, best seed first
-                v_sorted = s_via[by]
-                first = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
-                vias, best = v_sorted[first], place[s_owner[by[first]]]
-                at = np.minimum(np.searchsorted(vias, t_via), len(vias) - 1)
-                hit = vias[at] == t_via
-                t_via, t_owner, t_best = t_via[hit], t_owner[hit], best[at[hit]]
-                rank = state.vertices[via_kind].key_rank
-                pick = np.lexsort((rank[t_via], t_best, t_owner))
-                owners = t_owner[pick]
-                lead = pick[np.r_[True, owners[1:] != owners[:-1]]] if len(pick) else pick
-                for r in lead.tolist():
-                    j = int(t_owner[r])
-                    found(int(pending[j]), int(t_best[r]), edge, via_kind, int(t_via[r]))
-                    done[j] = True
-        pending = pending[~done]
+    links = explain_links(state)
+    s_codes, s_owner = links.seed_links(seeds)
+    t_codes, t_owner = links.of(idx[pending])
+    if not len(s_codes) or not len(t_codes):
+        return out
+    by = np.lexsort((place[s_owner], s_codes))  # per link, best seed first
+    c_sorted = s_codes[by]
+    first = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
+    shared, best = c_sorted[first], place[s_owner[by[first]]]
+    at = np.minimum(np.searchsorted(shared, t_codes), len(shared) - 1)
+    hit = shared[at] == t_codes
+    t_codes, t_owner, t_best = t_codes[hit], t_owner[hit], best[at[hit]]
+    kinds = links.kinds(t_codes)
+    # per movie: the first edge kind, then the best seed, then the lowest via key
+    pick = np.lexsort((t_codes, t_best, kinds, t_owner))
+    owners = t_owner[pick]
+    lead = pick[np.r_[True, owners[1:] != owners[:-1]]] if len(pick) else pick
+    for r in lead.tolist():
+        kind = int(kinds[r])
+        via_kind, via = links.via(kind, int(t_codes[r]))
+        found(int(pending[int(t_owner[r])]), int(t_best[r]), links.edges[kind], via_kind, via)
     return out

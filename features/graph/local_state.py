@@ -58,11 +58,13 @@ class StringColumn:
         decoded = self._decoded
         if decoded is not None:
             return str(decoded[i])
-        n = len(self)
+        offsets = self.offsets
+        n = len(offsets) - 1  # __len__, inline: a slate's explanations read ~50 strings
         if not -n <= i < n:
-            raise IndexError(f"string {i} out of range for {n} strings")
-        i %= n
-        return bytes(self.blob[int(self.offsets[i]) : int(self.offsets[i + 1])]).decode("utf-8")
+            raise IndexError(f"string {i} out of range for {max(n, 0)} strings")
+        if i < 0:
+            i += n
+        return self.blob[int(offsets[i]) : int(offsets[i + 1])].tobytes().decode("utf-8")
 
     def decode(self) -> np.ndarray:
         """The strings as an object array (decoded once, then kept)."""
