@@ -265,6 +265,45 @@ def test_explain_many_equals_explain_on_a_larger_graph() -> None:
     _every_explanation(store, [f"u{i}" for i in range(1, 9)], movies[::3])
 
 
+def test_explanations_name_titles_and_people_or_else_their_keys(tmp_path: Path) -> None:
+    """Titles and names as the graph holds them, the key where one is empty: in memory and
+    read from a saved graph's undecoded strings, several explanations of one slate sharing
+    the same columns."""
+    batch = GraphBatch()
+    titles = {"a": "Alpha", "b": "", "c": "Gamma", "d": "Delta"}
+    batch.add_vertices(
+        VertexKind.MOVIE, pd.DataFrame({"key": list(titles), "title": list(titles.values())})
+    )
+    batch.add_vertices(VertexKind.PERSON, pd.DataFrame({"key": ["p1", "p2"], "name": ["", "Pat"]}))
+    batch.add_vertices(VertexKind.USER, pd.DataFrame({"key": ["u"], "name": ["U"]}))
+    directed = {"src": ["p1", "p1", "p2", "p2"], "dst": ["a", "b", "a", "c"]}
+    batch.add_edges(EdgeKind.DIRECTED, pd.DataFrame(directed))
+    batch.add_edges(
+        EdgeKind.RATED,
+        pd.DataFrame({"src": ["u"], "dst": ["a"], "rating": [5.0], "timestamp": [1.0]}),
+    )
+    store = LocalGraphStore(tmp_path / "graph")
+    store.upsert(batch)
+    for s in (store, LocalGraphStore.open(tmp_path / "graph")):
+        b, c, d = s.explain_many("u", ["b", "c", "d"])
+        assert d is None
+        assert b is not None and c is not None
+        assert (b.movie_title, b.seed, b.seed_title, b.via_key, b.via_name) == (
+            "b",
+            "a",
+            "Alpha",
+            "p1",
+            "p1",
+        )
+        assert (c.movie_title, c.seed_title, c.via_key, c.via_name) == (
+            "Gamma",
+            "Alpha",
+            "p2",
+            "Pat",
+        )
+        assert [b, c] == [s.explain("u", m) for m in ("b", "c")]
+
+
 def test_explain_many_refuses_an_unknown_user(tiny_batch: GraphBatch) -> None:
     store = LocalGraphStore()
     store.upsert(tiny_batch)
