@@ -1,15 +1,27 @@
 """The explanation link table: each movie's links as codes ordered by edge priority then via
 key, a similar_to link only one step from a seed, kept over feedback writes and rebuilt when
-content changes (explain_many's answers are ``explain``'s either way)."""
+content changes (explain_many's answers are ``explain``'s either way), built once however many
+requests ask for it together."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
+import pytest
 
+import features.graph.explain_links as explain_links_module
 from features.graph.batch import GraphBatch
-from features.graph.explain_links import CACHE_KEY, build_explain_links, explain_links
+from features.graph.explain_links import (
+    CACHE_KEY,
+    ExplainLinks,
+    build_explain_links,
+    explain_links,
+)
 from features.graph.local import LocalGraphStore
+from features.graph.local_state import GraphState
 from features.graph.schema import EdgeKind, VertexKind
 from features.graph.store import EXPLANATION_PRIORITY
 
@@ -93,3 +105,33 @@ def test_kept_over_a_feedback_write_and_rebuilt_when_content_changes() -> None:
     assert got == [store.explain("u", m) for m in ("b", "c")]
     assert got[1] is not None and got[1].via_key == "t2"
     assert explain_links(store.state) is not table
+
+
+def test_requests_arriving_together_build_the_table_once(
+    tiny_batch: GraphBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalGraphStore()
+    store.upsert(tiny_batch)
+    builds: list[int] = []
+    real = explain_links_module.build_explain_links
+
+    def slow_build(state: GraphState) -> ExplainLinks:
+        builds.append(1)
+        time.sleep(0.05)  # long enough for every other thread to ask meanwhile
+        return real(state)
+
+    monkeypatch.setattr(explain_links_module, "build_explain_links", slow_build)
+    start = threading.Barrier(8)
+    got: list[ExplainLinks] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(explain_links(store.state))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1
+    assert len(got) == 8 and all(table is got[0] for table in got)
