@@ -144,7 +144,10 @@ def explain_many(state: GraphState, user: str, movies: list[str]) -> list[Explan
     idx = np.array([mv.find(m) for m in movies], dtype=np.int64)
     positive = ratings >= POSITIVE_RATING
     seeds, s_rating = rated[positive].astype(np.int64), ratings[positive]
-    own = (idx[:, None] == seeds[None, :]).any(axis=1)  # np.isin, for a slate's few movies
+    if len(idx) * len(seeds) <= 1 << 16:  # a slate: np.isin's sorting costs more than this
+        own = (idx[:, None] == seeds[None, :]).any(axis=1)
+    else:
+        own = np.isin(idx, seeds)
     for k in np.flatnonzero(own):  # a liked movie is explained by its other seeds: one by one
         out[k] = explain(state, user, movies[k])
     pending = np.flatnonzero((idx >= 0) & ~own)

@@ -263,6 +263,7 @@ def test_explain_many_equals_explain_on_a_larger_graph() -> None:
     found = store.explain_many("u1", movies)
     assert {e.edge for e in found if e is not None} >= {EdgeKind.SIMILAR_TO, EdgeKind.DIRECTED}
     _every_explanation(store, [f"u{i}" for i in range(1, 9)], movies[::3])
+    assert store.explain_many("u1", movies * 12) == found * 12  # a long list: np.isin's branch
 
 
 def test_explanations_name_titles_and_people_or_else_their_keys(tmp_path: Path) -> None:
