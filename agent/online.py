@@ -17,6 +17,12 @@ driver grants in Redis (``grant_steps``), reporting the steps done (``steps_done
 waits again: the online loop grants steps per interaction served and waits, so the ring holds
 the same transitions at every gradient step of a replay, whatever the machine's speed.
 
+Learning rate: by default the loaded model's own (what it was trained with in the simulator);
+``learning_rate`` sets a constant one for the actor and the critic. On logged traffic a
+smaller one keeps later candidates from degrading: trained on one closed-loop run's ring from
+the weak champion, the simulator's mean return of the candidates at 5K-40K steps fell from
+2.97 to 2.76 at the model's 3e-4 and held 2.97-3.00 at 1e-4 (README, issue 20).
+
 Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
 ``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
 then older zips are removed; a learner killed at any moment restarts from the last complete
@@ -61,6 +67,7 @@ class LearnerConfig:
     seed: int | None = None  # minibatches and torch (module doc); None: fresh entropy
     paced: bool = False  # train only up to the budget granted in Redis (module doc)
     pace_poll_seconds: float = 0.05
+    learning_rate: float | None = None  # None: the loaded model's own (module doc)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gradient_steps", "checkpoint_every", "register_every"):
@@ -74,6 +81,8 @@ class LearnerConfig:
             raise ValueError(f"learner pace_poll_seconds must be > 0, got {self.pace_poll_seconds}")
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"learner seed must be >= 0, got {self.seed}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise ValueError(f"learner learning_rate must be in (0, 1), got {self.learning_rate}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def set_learning_rate(model: Any, rate: float) -> None:
+    """A constant learning rate from now on: SB3's own schedule type (saved with the model,
+    so a resumed checkpoint keeps it), applied by ``train`` to every optimizer it steps."""
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    model.learning_rate = rate
+    model.lr_schedule = ConstantSchedule(rate)
 
 
 class OnlineLearner:
@@ -221,6 +239,8 @@ class OnlineLearner:
         self.resumed_from = state.steps if state is not None else None
         registered = list(state.registered) if state is not None else []
         model.replay_buffer = self._buffer(model)
+        if cfg.learning_rate is not None:
+            set_learning_rate(model, cfg.learning_rate)
         if cfg.seed is not None:  # the minibatch indices come from numpy's global generator
             model.set_random_seed(cfg.seed + self.steps)
         budget_key, done_key = pace_keys(self.prefix)

@@ -126,6 +126,10 @@ def learn_command(
         bool,
         typer.Option(help="Train only up to the step budget a driver grants in Redis."),
     ] = False,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(help="Constant learning rate (default: the loaded model's own)."),
+    ] = None,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
     from agent.online import LearnerConfig, OnlineLearner
@@ -149,6 +153,7 @@ def learn_command(
             fresh=fresh,
             seed=seed,
             paced=paced,
+            learning_rate=learning_rate,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -116,6 +116,8 @@ class LoopArgs:
     learner_gradient_steps: int = 50
     learner_steps_per_interaction: float = 0.5
     """Gradient steps the learner is granted per slate served (module doc: the pacing)."""
+    learner_learning_rate: float | None = None
+    """The learner's constant learning rate (None: the champion's own; agent.online)."""
     holdout_share: float = 0.0
     """Share of the users in the "holdout" arm, pinned to the initial champion (module doc)."""
     plex_share: float = 0.2
@@ -502,6 +504,11 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     "--seed",
                     str(args.seed),
                     "--paced",
+                    *(
+                        ["--learning-rate", str(args.learner_learning_rate)]
+                        if args.learner_learning_rate is not None
+                        else []
+                    ),
                 ],
                 env,
                 logs_dir,

@@ -106,6 +106,33 @@ def test_learner_trains_checkpoints_and_registers_a_challenger(
     assert all(np.isfinite(m.value) for m in history)
 
 
+def _learning_rates(path: Path) -> set[float]:
+    model = load_agent(str(path))
+    optimizers = (model.actor.optimizer, model.critic.optimizer)
+    return {float(g["lr"]) for o in optimizers for g in o.param_groups}
+
+
+@pytest.mark.parametrize("rate", [None, 1e-4])
+def test_learner_trains_at_its_own_or_the_given_learning_rate(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str], rate: float | None
+) -> None:
+    client, prefix = server_cp
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 64)
+    config = LearnerConfig(
+        batch_size=16, gradient_steps=5, register_every=10, max_steps=10, learning_rate=rate
+    )
+    state = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY).run()
+    assert state is not None
+    own = load_agent(str(trained.zip_path)).lr_schedule(1.0)
+    assert own != 1e-4  # else the case with a rate would prove nothing
+    expected = own if rate is None else rate
+    assert _learning_rates(learner_dir(home) / state.zip) == {expected}
+    registry = PolicyRegistry(home.tracking_uri)
+    registered = registry.resolve(str(state.registered[0]))
+    assert load_agent(str(registered.zip_path)).lr_schedule(0.0) == expected  # kept on resume
+
+
 def test_learner_waits_for_a_batch_of_transitions(
     tmp_path: Path,
     trained: TrainedHome,
@@ -196,6 +223,8 @@ def test_paced_seeded_learner_takes_the_granted_steps_and_replays_exactly(
         ("checkpoint_every", 0, "learner checkpoint_every must be >= 1, got 0"),
         ("max_steps", -5, "learner max_steps must be >= 0, got -5"),
         ("poll_seconds", 0.0, "learner poll_seconds must be > 0, got 0.0"),
+        ("learning_rate", 0.0, r"learner learning_rate must be in \(0, 1\), got 0.0"),
+        ("learning_rate", 1.5, r"learner learning_rate must be in \(0, 1\), got 1.5"),
     ],
 )
 def test_bad_learner_settings(field: str, value: object, message: str) -> None:
