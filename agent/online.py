@@ -19,9 +19,9 @@ the same transitions at every gradient step of a replay, whatever the machine's 
 
 Learning rate: by default the loaded model's own (what it was trained with in the simulator);
 ``learning_rate`` sets a constant one for the actor and the critic. On logged traffic a
-smaller one keeps later candidates from degrading: trained on one closed-loop run's ring from
-the weak champion, the simulator's mean return of the candidates at 5K-40K steps fell from
-2.97 to 2.76 at the model's 3e-4 and held 2.97-3.00 at 1e-4 (README, issue 20).
+smaller one slows the decline of later candidates: trained on one closed-loop run's ring from
+the weak champion, the simulator's mean return of the candidates fell from 2.97 (5K steps) to
+2.77 (40K) at the model's 3e-4, and from 2.99 to 2.93 at 1e-4 (README, issue 20).
 
 Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
 ``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
