@@ -15,7 +15,7 @@ import numpy as np
 
 from features.graph.explain_links import explain_links
 from features.graph.local_queries import edge_row, user_ratings, vertex_position
-from features.graph.local_state import LazyColumns, StringColumn
+from features.graph.local_state import column_reader
 from features.graph.schema import EDGE_SPECS, POSITIVE_RATING, EdgeKind, VertexKind
 from features.graph.store import EXPLANATION_PRIORITY, Explanation
 
@@ -52,10 +52,7 @@ class _Labels:
         read = self._readers.get((kind, column))
         if read is None:
             vt = self.state.vertices[kind]
-            cols = vt.columns
-            col = cols.raw(column) if isinstance(cols, LazyColumns) else cols[column]
-            item = col.item if isinstance(col, StringColumn) else col.__getitem__
-            key_at = vt.key_at
+            item, key_at = column_reader(vt.columns, column), vt.key_at
             read = self._readers[(kind, column)] = lambda j: str(item(j)) or key_at(j)
         return read(i)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -108,10 +108,11 @@ class LazyColumns(Mapping[str, np.ndarray]):
         return self._columns[name]
 
 
-def column_item(columns: Mapping[str, np.ndarray], name: str, i: int) -> object:
-    """``columns[name][i]``, without decoding a whole string column (``StringColumn.item``)."""
+def column_reader(columns: Mapping[str, np.ndarray], name: str) -> Callable[[int], object]:
+    """``i -> columns[name][i]``, without decoding a whole string column (``StringColumn.item``);
+    the column looked up once, for callers that read many items of it."""
     col = columns.raw(name) if isinstance(columns, LazyColumns) else columns[name]
-    return col.item(i) if isinstance(col, StringColumn) else col[i]
+    return col.item if isinstance(col, StringColumn) else col.__getitem__
 
 
 @dataclass(frozen=True, eq=False)
