@@ -23,6 +23,13 @@ smaller one slows the decline of later candidates: trained on one closed-loop ru
 the weak champion, the simulator's mean return of the candidates fell from 2.97 (5K steps) to
 2.77 (40K) at the model's 3e-4, and from 2.99 to 2.93 at 1e-4 (README, issue 20).
 
+Rebasing (``rebase``): by default each candidate continues from the previous one, so the
+n-th has n x ``register_every`` steps on the same logs; with ``rebase`` the learner reloads the
+``source`` version (resolved again: after a promotion, the new champion) once it registered a
+candidate, so every candidate is the current champion plus ``register_every`` steps on the
+ring as it is then. Why: on logged traffic the candidates peak early and then degrade (above),
+and a promoted version should be what the next candidates improve on.
+
 Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
 ``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
 then older zips are removed; a learner killed at any moment restarts from the last complete
@@ -68,6 +75,7 @@ class LearnerConfig:
     paced: bool = False  # train only up to the budget granted in Redis (module doc)
     pace_poll_seconds: float = 0.05
     learning_rate: float | None = None  # None: the loaded model's own (module doc)
+    rebase: bool = False  # each candidate from the current source, not the last (module doc)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gradient_steps", "checkpoint_every", "register_every"):
@@ -238,11 +246,7 @@ class OnlineLearner:
         self.steps = state.steps if state is not None else 0
         self.resumed_from = state.steps if state is not None else None
         registered = list(state.registered) if state is not None else []
-        model.replay_buffer = self._buffer(model)
-        if cfg.learning_rate is not None:
-            set_learning_rate(model, cfg.learning_rate)
-        if cfg.seed is not None:  # the minibatch indices come from numpy's global generator
-            model.set_random_seed(cfg.seed + self.steps)
+        self._prepare(model)
         budget_key, done_key = pace_keys(self.prefix)
         model.set_logger(Logger(folder=None, output_formats=[]))  # values read back below
         configure_tracking(self.home.tracking_uri, self.home.artifacts_dir, cfg.experiment)
@@ -308,9 +312,34 @@ class OnlineLearner:
                     log.info(
                         "registered version %d as %r at step %d", version, cfg.alias, self.steps
                     )
+                    if cfg.rebase:
+                        model, source_version = self._rebase(registry)
+                        last = self._save(model, algo, run.info.run_id, source_version, registered)
             if last is None or last.steps != self.steps:  # stopped between checkpoints
                 last = self._save(model, algo, run.info.run_id, source_version, registered)
         return last
+
+    def _prepare(self, model: Any) -> None:
+        """Point a loaded model at the ring, set its learning rate and seed it (module doc)."""
+        model.replay_buffer = self._buffer(model)
+        if self.config.learning_rate is not None:
+            set_learning_rate(model, self.config.learning_rate)
+        if self.config.seed is not None:  # minibatch indices come from numpy's global generator
+            model.set_random_seed(self.config.seed + self.steps)
+
+    def _rebase(self, registry: Any) -> tuple[Any, int]:
+        """(model, version): the ``source`` version as it is registered now, ready to train;
+        its checkpoint replaces the candidate's, so a restart continues from it."""
+        from stable_baselines3.common.logger import Logger
+
+        from agent.factory import load_agent
+
+        pv = registry.resolve(self.config.source)
+        log.info("rebasing on %s version %d at step %d", pv.name, pv.version, self.steps)
+        model = load_agent(str(pv.zip_path), algo=pv.algo)
+        self._prepare(model)
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        return model, int(pv.version)
 
     def _save(
         self, model: Any, algo: str, run_id: str, source_version: int, registered: list[int]

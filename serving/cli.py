@@ -130,6 +130,10 @@ def learn_command(
         float | None,
         typer.Option(help="Constant learning rate (default: the loaded model's own)."),
     ] = None,
+    rebase: Annotated[
+        bool,
+        typer.Option(help="Train each new version from the current source, not the last one."),
+    ] = False,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
     from agent.online import LearnerConfig, OnlineLearner
@@ -154,6 +158,7 @@ def learn_command(
             seed=seed,
             paced=paced,
             learning_rate=learning_rate,
+            rebase=rebase,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

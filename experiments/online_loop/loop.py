@@ -118,6 +118,8 @@ class LoopArgs:
     """Gradient steps the learner is granted per slate served (module doc: the pacing)."""
     learner_learning_rate: float | None = None
     """The learner's constant learning rate (None: the champion's own; agent.online)."""
+    learner_rebase: bool = False
+    """Each candidate trained from the current champion, not from the last candidate."""
     holdout_share: float = 0.0
     """Share of the users in the "holdout" arm, pinned to the initial champion (module doc)."""
     plex_share: float = 0.2
@@ -509,6 +511,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
                         if args.learner_learning_rate is not None
                         else []
                     ),
+                    *(["--rebase"] if args.learner_rebase else []),
                 ],
                 env,
                 logs_dir,
@@ -639,9 +642,7 @@ def comparable(summary: dict[str, Any]) -> str:
     out = {k: v for k, v in summary.items() if k not in NOT_REPRODUCIBLE}
     out["args"] = {k: v for k, v in summary["args"].items() if k != "out"}
     for key in ("decisions", "looks"):
-        out[key] = [
-            {k: v for k, v in d.items() if k != "mlflow_run"} for d in summary.get(key, [])
-        ]
+        out[key] = [{k: v for k, v in d.items() if k != "mlflow_run"} for d in summary.get(key, [])]
     return json.dumps(out, sort_keys=True, default=str)
 
 

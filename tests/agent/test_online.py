@@ -23,6 +23,7 @@ from agent.buffers.redis_ring import RedisRing, Transitions, ring_prefix
 from agent.factory import load_agent
 from agent.online import (
     LearnerConfig,
+    LearnerState,
     OnlineLearner,
     grant_steps,
     learner_dir,
@@ -104,6 +105,45 @@ def test_learner_trains_checkpoints_and_registers_a_challenger(
     history = MlflowClient(home.tracking_uri).get_metric_history(state.run_id, "online/critic_loss")
     assert [m.step for m in history] == [5, 10, 15, 20]
     assert all(np.isfinite(m.value) for m in history)
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_rebasing_learner_trains_each_candidate_from_the_current_champion(
+    tmp_path: Path, trained: TrainedHome, server_cp: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = server_cp
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 64)
+    registry = PolicyRegistry(home.tracking_uri)
+    folder = learner_dir(home)
+
+    def run(max_steps: int) -> tuple[LearnerState, list[np.ndarray]]:
+        config = LearnerConfig(
+            batch_size=16,
+            gradient_steps=5,
+            register_every=10,
+            max_steps=max_steps,
+            seed=0,
+            rebase=True,
+        )
+        state = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY).run()
+        assert state is not None and read_state(folder) == state
+        return state, _actor_params(folder / state.zip)
+
+    state, params = run(10)  # registers v2, then goes back to the champion, v1
+    assert state.registered == [2] and state.source_version == 1
+    v1 = _actor_params(trained.zip_path)
+    v2 = _actor_params(registry.resolve("2").zip_path)
+    assert _same(params, v1) and not _same(v2, v1)
+    registry.set_alias("champion", 2)  # a promotion
+    state, params = run(20)  # resumes from v1, registers v3, then goes to the new champion
+    assert state.registered == [2, 3] and state.source_version == 2
+    assert _same(params, v2)
+    v3 = _actor_params(registry.resolve("3").zip_path)
+    assert not _same(v3, v2) and not _same(v3, v1)
 
 
 def _learning_rates(path: Path) -> set[float]:
