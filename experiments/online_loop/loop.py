@@ -5,8 +5,10 @@ their feedback; each new challenger is judged by guarded promotion.
    ``champion_steps`` and registered as champion and challenger;
 2. ``marquee serve`` (two A/B arms, "champion" and "challenger", half the users each by the
    service's salted hash) and ``marquee learn`` (from the champion, registering a
-   ``candidate`` every ``learner_register_every`` gradient steps) start as subprocesses on the
-   same Redis (MARQUEE_REDIS_URL, else the home's embedded one, which both join);
+   ``candidate`` every ``learner_register_every`` gradient steps; with ``learner_rebase``
+   each candidate is trained from the champion of the moment, agent.online) start as
+   subprocesses on the same Redis (MARQUEE_REDIS_URL, else the home's embedded one, which
+   both join);
 3. every round, ``users_per_round`` simulated people (people.People) ask
    ``GET /v1/users/{u}/recommendations``, answer the slate with the simulator's choice and
    rating models, and the round's feedback goes to ``POST /v1/feedback`` (a rating for a
