@@ -195,12 +195,19 @@ class OnlineLearner:
             model = load_agent(str(self.folder / state.zip), algo=state.algo)
             log.info("resuming from step %d (%s)", state.steps, self.folder / state.zip)
             return model, state, state.source_version, state.algo
+        model, pv = self._load_source(registry)
+        log.info("starting from %s version %d (%s)", pv.name, pv.version, self.config.source)
+        return model, None, pv.version, pv.algo
+
+    def _load_source(self, registry: Any) -> tuple[Any, Any]:
+        """(model, registered version): the ``source`` alias as it resolves now."""
         import mlflow
+
+        from agent.factory import load_agent
 
         mlflow.set_tracking_uri(registry.tracking_uri)  # resolve downloads via the global URI
         pv = registry.resolve(self.config.source)
-        log.info("starting from %s version %d (%s)", pv.name, pv.version, self.config.source)
-        return load_agent(str(pv.zip_path), algo=pv.algo), None, pv.version, pv.algo
+        return load_agent(str(pv.zip_path), algo=pv.algo), pv
 
     def _buffer(self, model: Any) -> Any:
         from agent.buffers.redis_buffer import RedisReplayBuffer
@@ -233,7 +240,6 @@ class OnlineLearner:
     def run(self, stop: threading.Event | None = None) -> LearnerState | None:
         """Train until ``max_steps`` (or ``stop`` is set); returns the last checkpoint state."""
         import mlflow
-        from stable_baselines3.common.logger import Logger
 
         from agent.factory import set_torch_threads
         from agent.registry import configure_tracking
@@ -248,7 +254,6 @@ class OnlineLearner:
         registered = list(state.registered) if state is not None else []
         self._prepare(model)
         budget_key, done_key = pace_keys(self.prefix)
-        model.set_logger(Logger(folder=None, output_formats=[]))  # values read back below
         configure_tracking(self.home.tracking_uri, self.home.artifacts_dir, cfg.experiment)
         run_id = state.run_id if state is not None else None
         last = state
@@ -320,8 +325,12 @@ class OnlineLearner:
         return last
 
     def _prepare(self, model: Any) -> None:
-        """Point a loaded model at the ring, set its learning rate and seed it (module doc)."""
+        """Point a loaded model at the ring, set its learning rate, seed it (module doc) and
+        give it a logger with no output (``run`` reads the losses back from it)."""
+        from stable_baselines3.common.logger import Logger
+
         model.replay_buffer = self._buffer(model)
+        model.set_logger(Logger(folder=None, output_formats=[]))
         if self.config.learning_rate is not None:
             set_learning_rate(model, self.config.learning_rate)
         if self.config.seed is not None:  # minibatch indices come from numpy's global generator
@@ -330,15 +339,9 @@ class OnlineLearner:
     def _rebase(self, registry: Any) -> tuple[Any, int]:
         """(model, version): the ``source`` version as it is registered now, ready to train;
         its checkpoint replaces the candidate's, so a restart continues from it."""
-        from stable_baselines3.common.logger import Logger
-
-        from agent.factory import load_agent
-
-        pv = registry.resolve(self.config.source)
+        model, pv = self._load_source(registry)
         log.info("rebasing on %s version %d at step %d", pv.name, pv.version, self.steps)
-        model = load_agent(str(pv.zip_path), algo=pv.algo)
         self._prepare(model)
-        model.set_logger(Logger(folder=None, output_formats=[]))
         return model, int(pv.version)
 
     def _save(
