@@ -65,6 +65,7 @@ import numpy as np
 from agent.promotion import PromotionRules
 from agent.registry import PolicyRegistry, configure_tracking
 from experiments.online_loop import processes
+from experiments.online_loop.arrivals import Arrivals
 from experiments.online_loop.people import People
 from experiments.online_loop.report import write_html
 from experiments.online_loop.setup import HomeSpec, build_home
@@ -97,6 +98,12 @@ class LoopArgs:
     interactions: int = 3000
     """Slates served in all."""
     users_per_round: int = 60
+    active_people: int = 0
+    """0: every world user may visit in every round (a fixed cohort that ages over the run);
+    > 0: this many people at a time, who leave after ``mean_visits`` visits on average and
+    are replaced by newcomers (arrivals.Arrivals: a steady mix of new and returning people)."""
+    mean_visits: float = 0.0
+    """With ``active_people``: the mean of each person's geometric number of visits."""
     k: int = 10
     temperature: float = 0.5
     action_noise: float = 0.0
@@ -478,6 +485,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
     state = LoopState()
     rng = np.random.default_rng(args.seed)
     population = [str(u) for u in world.users("all")]
+    arrivals = _arrivals(args, population, rng)
     people = People(world, population)
     settings = Settings(home=home.root)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
@@ -533,7 +541,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
                 events: list[dict[str, Any]] = []
                 deliveries: list[dict[str, Any]] = []
                 left = cap - len(state.rows)
-                visitors = rng.choice(population, size=min(args.users_per_round, left))
+                visitors = arrivals.draw(min(args.users_per_round, left))
                 for user in visitors:
                     answer = http.get(f"/v1/users/{user}/recommendations", params={"k": args.k})
                     answer.raise_for_status()
@@ -606,6 +614,27 @@ def run(args: LoopArgs) -> dict[str, Any]:
     return _write(args, out, state, setup_seconds, time.monotonic() - t0, champion)
 
 
+def _arrivals(args: LoopArgs, population: list[str], rng: np.random.Generator) -> Arrivals:
+    """The visitors' source; a pool that would run out of newcomers before ``interactions``
+    (by four sd of the departures) is refused before anything is served."""
+    if args.active_people:
+        if args.mean_visits < 1.0:
+            raise SystemExit(
+                f"--mean-visits must be >= 1 with --active-people, not {args.mean_visits}"
+            )
+        p = 1.0 / args.mean_visits
+        need = args.active_people + args.interactions * p + 4 * np.sqrt(args.interactions * p)
+        if need > len(population):
+            raise SystemExit(
+                f"--active-people {args.active_people} with --mean-visits {args.mean_visits:g} "
+                f"needs about {int(need)} world users for {args.interactions} interactions, "
+                f"the world has {len(population)}: raise --users"
+            )
+    return Arrivals(
+        population, rng, active=args.active_people, mean_visits=args.mean_visits, seed=args.seed
+    )
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
@@ -671,6 +700,7 @@ def _write(
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "champion_version": champion,
         "interactions": n,
+        "people": len({r.user for r in state.rows}),  # distinct visitors (arrivals module doc)
         "setup_seconds": round(setup_seconds, 1),
         "seconds": round(seconds, 1),
         "per_arm": per_arm,
