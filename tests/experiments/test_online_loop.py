@@ -153,15 +153,24 @@ def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
 ) -> None:
     """``--challenger sabotaged``: the champion with its actor's output negated is registered
     as the challenger, serves its arm through the live service, is judged, and is not
-    promoted (the champion alias stays on the champion)."""
+    promoted (the champion alias stays on the champion). Its people are a churning pool
+    (arrivals.Arrivals), which this run also checks end to end: newcomers visited."""
     import numpy as np
 
     from agent.actor import actor_fn
     from agent.factory import load_agent
     from agent.registry import PolicyRegistry
 
-    args = {**ARGS, "challenger": "sabotaged", "interactions": 800, "min_slates_per_arm": 150}
+    args = {
+        **ARGS,
+        "challenger": "sabotaged",
+        "interactions": 800,
+        "min_slates_per_arm": 150,
+        "active_people": 30,
+        "mean_visits": 40.0,
+    }
     summary = run(LoopArgs(out=tmp_path, **args))  # type: ignore[arg-type]
+    assert 30 < summary["people"] <= 80  # type: ignore[operator]
     champion = summary["champion_version"]
     decisions = summary["decisions"]
     assert isinstance(decisions, list) and decisions
