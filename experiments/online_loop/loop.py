@@ -9,7 +9,8 @@ their feedback; each new challenger is judged by guarded promotion.
    each candidate is trained from the champion of the moment, agent.online) start as
    subprocesses on the same Redis (MARQUEE_REDIS_URL, else the home's embedded one, which
    both join);
-3. every round, ``users_per_round`` simulated people (people.People) ask
+3. every round, ``users_per_round`` simulated people (people.People; who visits is
+   arrivals.Arrivals: the whole fixed cohort, or with ``active_people`` a pool that churns) ask
    ``GET /v1/users/{u}/recommendations``, answer the slate with the simulator's choice and
    rating models, and the round's feedback goes to ``POST /v1/feedback`` (a rating for a
    pick, a "skipped" for an ignored slate: -0.1, the simulator's no-choice reward), naming
