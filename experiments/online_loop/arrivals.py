@@ -50,11 +50,6 @@ class Arrivals:
             self._newcomers = order[active:]
             self._next = 0
 
-    @property
-    def people_seen(self) -> int:
-        """Distinct people who have visited or are in the pool."""
-        return len(self.population) if not self.active else self.active + self._next
-
     def draw(self, n: int) -> list[str]:
         """The next round's ``n`` visitors (repeats allowed: a person may visit twice)."""
         self.visits += n

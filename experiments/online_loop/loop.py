@@ -443,6 +443,9 @@ def run(args: LoopArgs) -> dict[str, Any]:
         seed=args.seed,
     )
     world, champion = build_home(home, spec)
+    rng = np.random.default_rng(args.seed)
+    population = [str(u) for u in world.users("all")]
+    arrivals = _arrivals(args, population, rng)  # refuses a pool it cannot fill: before serving
     registry = PolicyRegistry(home.tracking_uri)
     if args.challenger == "sabotaged":
         _negated_challenger(home, registry, champion)
@@ -484,9 +487,6 @@ def run(args: LoopArgs) -> dict[str, Any]:
     )
     learner = None
     state = LoopState()
-    rng = np.random.default_rng(args.seed)
-    population = [str(u) for u in world.users("all")]
-    arrivals = _arrivals(args, population, rng)
     people = People(world, population)
     settings = Settings(home=home.root)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
