@@ -402,6 +402,56 @@ def ab_evidence(
     )
 
 
+def interleaving_evidence(
+    champion: ArmSamples,
+    challenger: ArmSamples,
+    *,
+    catalogue_size: int,
+    users: Mapping[str, int] | None = None,
+    shares: Mapping[str, float] | None = None,
+) -> OnlineEvidence:
+    """OnlineEvidence of an interleaved test from each team's per-user samples on the same
+    slates (serving.promotion_evidence.team_samples; position i is one user in both): the
+    preference for the challenger (agent.evaluation.interleaving.preference on users with a
+    credited choice) is primary; the guardrails compare the teams' acceptance and the ratings
+    of their chosen movies (Welch), coverage the movies each team placed. ``users`` (keys
+    "champion" and "challenger": the users of the plain arm and of the interleaved one) with
+    ``shares`` gives the SRM check of the split that sent users to the test; without them
+    there is none (every user of an interleave-mode service sees both)."""
+    from agent.evaluation.interleaving import preference
+
+    a, b = _floats(champion.acceptance), _floats(challenger.acceptance)
+    if a.shape != b.shape:
+        raise ValueError(f"the teams' samples differ in users: {a.shape[0]} vs {b.shape[0]}")
+    chose = (a + b) > 0  # users with no credited choice say nothing
+    a, b = a[chose], b[chose]  # shares of slates: each user's sign is that of the credits
+    pref = preference((a > b).astype(np.int64), (b > a).astype(np.int64)) if a.size >= 2 else None
+    if pref is None:
+        nan = float("nan")
+        primary = Difference(nan, nan, nan, 1.0, int(chose.sum()), "interleaving preference t")
+    else:
+        primary = pref.preference
+    guards = {
+        name: d
+        for name, d in (
+            ("acceptance", _diff(champion.acceptance, challenger.acceptance)),
+            ("mean_rating", _diff(champion.ratings, challenger.ratings)),
+        )
+        if d is not None
+    }
+    srm = None
+    if users is not None:
+        srm = srm_check(users, shares or {"champion": 0.5, "challenger": 0.5})
+    return OnlineEvidence(
+        method="interleaving",
+        primary=primary,
+        srm=srm,
+        champion=champion.outcome(catalogue_size),
+        challenger=challenger.outcome(catalogue_size),
+        guardrails=guards,
+    )
+
+
 def log_decision(
     decision: Decision,
     *,

@@ -5,6 +5,11 @@ assignment is stable across requests and restarts and changes only when the salt
 change. Mode "interleave": exactly two arms, and every user gets one slate that team-draft
 interleaves both arms' rankings (serving.interleaved); the router then hands every user the
 pseudo-arm ``INTERLEAVE`` and shares play no part. Shares left out are equal.
+
+In split mode an arm may name another arm ``against``: its users get a team-draft
+interleaving of the other arm's ranking (team A) and its own (team B), while the other arm's
+users keep plain slates. So a small share of the traffic compares two versions within each
+user while the rest is served, and trained on, as usual (the autopilot's interleaved test).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ class Arm(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     policy: str = Field(min_length=1, max_length=200)
     share: float = Field(gt=0.0, le=1.0)
+    against: str | None = Field(default=None, min_length=1, max_length=64)
+    """Split mode: the arm whose ranking this arm's slates interleave with its own (module
+    doc); None: plain slates of ``policy``."""
 
 
 class ABConfig(BaseModel):
@@ -63,7 +71,23 @@ class ABConfig(BaseModel):
                 )
             if INTERLEAVE in names:
                 raise ValueError(f"{INTERLEAVE!r} is reserved in interleave mode: rename the arm")
+            if any(a.against for a in self.arms):
+                raise ValueError("'against' is for split mode; interleave mode pairs its two arms")
             return self  # every user sees both arms: shares are not used
+        for arm in self.arms:
+            if arm.against is None:
+                continue
+            other = next((a for a in self.arms if a.name == arm.against), None)
+            if other is None or other is arm:
+                raise ValueError(
+                    f"arm {arm.name!r} interleaves against {arm.against!r}, which is not "
+                    "another arm of this config"
+                )
+            if other.against is not None:
+                raise ValueError(
+                    f"arm {arm.name!r} interleaves against {other.name!r}, which is itself "
+                    "interleaved: name a plain arm"
+                )
         total = math.fsum(a.share for a in self.arms)
         if abs(total - 1.0) > SHARE_TOLERANCE:
             raise ValueError(f"A/B arm shares must sum to 1, they sum to {total:g}")

@@ -23,6 +23,14 @@ and "challenger" by default) and does at most one thing:
   is stopped early, and an interim look that settles nothing ("continue", logged like a
   decision) lets the test go on.
 
+Interleaved (``AutopilotConfig.interleaved``: MARQUEE_AB's challenger arm names the champion
+arm ``against``, serving.ab): the challenger arm's users get team-draft slates of both versions
+while the champion arm serves the rest plainly. A test then counts the interleaved slates
+alone, its primary metric is the users' preference for the challenger's team and its guardrails
+compare the two teams on the same slates (agent.promotion.interleaving_evidence); the watch
+interleaves the new champion with the previous one the same way. Interleaving tells versions
+apart on fewer slates than a split, so the test can take a small share of the traffic.
+
 Which versions were judged or watched is read back from the decisions' MLflow experiment, so a
 one-shot run (cron), a loop and a restarted loop all decide each version once: a version is
 never tested again and again until it happens to win.
@@ -51,11 +59,20 @@ from agent.promotion import (
     apply_decision,
     decide,
     decide_watch,
+    interleaving_evidence,
     log_decision,
 )
 from features.graph.store import GraphStore
 from features.ranker import Actor, Ranker
-from serving.promotion_evidence import Logs, arm_samples, off_policy, read_logs, slates_served
+from serving.interleaved import VERSION_SEPARATOR
+from serving.promotion_evidence import (
+    Logs,
+    arm_samples,
+    off_policy,
+    read_logs,
+    slates_served,
+    team_samples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +84,12 @@ def version_number(label: str) -> int | None:
     """The registry version in a served version label ("ddpg-v12" -> 12), None if none."""
     tail = label.rsplit("-v", 1)
     return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
+
+
+def served_versions(label: str) -> tuple[int | None, ...]:
+    """The versions in a slate's version label: one for a plain slate, (team A, team B) for an
+    interleaved one ("ddpg-v3|ddpg-v5" -> (3, 5))."""
+    return tuple(version_number(part) for part in label.split(VERSION_SEPARATOR))
 
 
 def aliases(registry: Any) -> dict[str, int]:
@@ -91,6 +114,11 @@ class AutopilotConfig:
     """Slates per arm a new champion is watched for beside the previous one; 0: no watch."""
     temperature: float = 0.5
     """The service's sampling temperature (MARQUEE_TEMPERATURE), for the off-policy stage."""
+    interleaved: bool = False
+    """The challenger arm interleaves against the champion arm (module doc): tests count its
+    interleaved slates (``min_slates_per_arm`` of them) and compare the teams."""
+    shares: tuple[float, float] = (0.5, 0.5)
+    """The champion and challenger arms' traffic shares (MARQUEE_AB), for the SRM check."""
     seed: int = 0
     experiment: str = EXPERIMENT
     rules: PromotionRules = field(default_factory=PromotionRules)
@@ -104,6 +132,8 @@ class AutopilotConfig:
             raise ValueError("the champion and challenger arms need names")
         if self.champion_arm == self.challenger_arm:
             raise ValueError(f"the two arms must differ, both are {self.champion_arm!r}")
+        if len(self.shares) != 2 or min(self.shares) <= 0:
+            raise ValueError(f"shares must be two positive numbers, got {self.shares}")
         if self.temperature <= 0:
             raise ValueError(
                 f"temperature must be > 0 (off-policy needs sampled slates), got {self.temperature}"
@@ -225,33 +255,44 @@ class Autopilot:
         self, champ: int, chall: int, start_arm: str, start_version: int
     ) -> tuple[Logs, str, str, int]:
         """The logs from the first slate ``start_arm`` served with ``start_version``; the two
-        arms' version labels and the slates each served there (the smaller count)."""
+        arms' version labels (interleaved: the challenger arm's "champion|challenger" label)
+        and the slates each served there (the smaller count; interleaved: the challenger
+        arm's)."""
         logs = read_logs(self.client, self.prefix, self.since)
         cfg = self.config
         first = next(
             (
                 i
                 for i, s in enumerate(logs.served)
-                if s.arm == start_arm and version_number(s.version) == start_version
+                if s.arm == start_arm and served_versions(s.version)[-1] == start_version
             ),
             None,
         )
         if first is None:
             return logs, "", "", 0
         window = logs.served[first:]
-        logs = Logs(window, logs.rewards, logs.accepted, logs.ratings)
+        logs = Logs(window, logs.rewards, logs.accepted, logs.ratings, logs.picks)
 
-        def label(arm: str, version: int) -> str:
+        def label(arm: str, *versions: int) -> str:
             return next(
                 (
                     s.version
                     for s in window
-                    if s.arm == arm and version_number(s.version) == version
+                    if s.arm == arm and served_versions(s.version) == versions
                 ),
                 "",
             )
 
-        champ_label, chall_label = label(cfg.champion_arm, champ), label(cfg.challenger_arm, chall)
+        champ_label = label(cfg.champion_arm, champ)
+        if cfg.interleaved:
+            chall_label = label(cfg.challenger_arm, champ, chall)
+            return (
+                logs,
+                champ_label,
+                chall_label,
+                slates_served(logs, cfg.challenger_arm, chall_label),
+            )
+        chall_label = label(cfg.challenger_arm, chall)
         n = min(
             slates_served(logs, cfg.champion_arm, champ_label),
             slates_served(logs, cfg.challenger_arm, chall_label),
@@ -277,9 +318,12 @@ class Autopilot:
             return StepResult(
                 "waiting", f"challenger v{chall}: {n} slates per arm", slates={"per_arm": n}
             )
-        online = self._evidence(
-            logs, (cfg.champion_arm, champ_label), (cfg.challenger_arm, chall_label), n
-        )
+        if cfg.interleaved:
+            online = self._interleaved(logs, champ_label, chall_label, control=cfg.champion_arm)
+        else:
+            online = self._evidence(
+                logs, (cfg.champion_arm, champ_label), (cfg.challenger_arm, chall_label), n
+            )
         offline = None
         if self.ope is not None:
             estimates = off_policy(
@@ -313,19 +357,25 @@ class Autopilot:
         cfg = self.config
         # the window opens with the new champion's first slate on the champion arm
         logs, champ_label, prev_label = self._watch_window(champ, prev)
-        n = min(
-            slates_served(logs, cfg.champion_arm, champ_label),
-            slates_served(logs, cfg.challenger_arm, prev_label),
-        )
+        if cfg.interleaved:  # the challenger arm interleaves the new champion with the previous
+            n = slates_served(logs, cfg.challenger_arm, prev_label)
+        else:
+            n = min(
+                slates_served(logs, cfg.champion_arm, champ_label),
+                slates_served(logs, cfg.challenger_arm, prev_label),
+            )
         if n < need:
             return StepResult(
                 "waiting",
                 f"watching champion v{champ}: {n} of {need} slates per arm",
                 slates={"per_arm": n},
             )
-        online = self._evidence(
-            logs, (cfg.challenger_arm, prev_label), (cfg.champion_arm, champ_label), n
-        )
+        if cfg.interleaved:
+            online = self._interleaved(logs, champ_label, prev_label, control=cfg.challenger_arm)
+        else:
+            online = self._evidence(
+                logs, (cfg.challenger_arm, prev_label), (cfg.champion_arm, champ_label), n
+            )
         decision = decide_watch(
             online, rules=cfg.rules, previous_version=prev, champion_version=champ
         )
@@ -338,7 +388,10 @@ class Autopilot:
         slate of the window (Welch on per-user figures, SRM on the users each arm served);
         coverage alone compares the first ``n`` slates of each, as it grows with slates shown."""
         full = [arm_samples(logs, arm, label) for arm, label in (control, treatment)]
-        online = ab_evidence(*full, catalogue_size=self.catalogue_size)
+        shares = {"champion": self.config.shares[0], "challenger": self.config.shares[1]}
+        if control[0] != self.config.champion_arm:  # a watch: the arms' roles are swapped
+            shares = {"champion": shares["challenger"], "challenger": shares["champion"]}
+        online = ab_evidence(*full, catalogue_size=self.catalogue_size, shares=shares)
         cut = [
             arm_samples(logs, arm, label, n).outcome(self.catalogue_size).coverage
             for arm, label in (control, treatment)
@@ -349,14 +402,36 @@ class Autopilot:
             challenger=replace(online.challenger, coverage=cut[1]),
         )
 
+    def _interleaved(
+        self, logs: Logs, champ_label: str, test_label: str, control: str
+    ) -> OnlineEvidence:
+        """The interleaving evidence of the challenger arm's slates labelled ``test_label``:
+        the other team against the ``control`` team (the champion arm's team when judging a
+        challenger, the previous champion's in a watch), with the SRM check of the users each
+        arm served."""
+        cfg = self.config
+        teams = (cfg.champion_arm, cfg.challenger_arm)
+        if control != teams[0]:
+            teams = (teams[1], teams[0])
+        a, b = team_samples(logs, cfg.challenger_arm, test_label, teams)
+        users = {
+            "champion": len(arm_samples(logs, cfg.champion_arm, champ_label).rewards),
+            "challenger": len(a.rewards),
+        }
+        shares = {"champion": cfg.shares[0], "challenger": cfg.shares[1]}
+        return interleaving_evidence(
+            a, b, catalogue_size=self.catalogue_size, users=users, shares=shares
+        )
+
     def _watch_window(self, champ: int, prev: int) -> tuple[Logs, str, str]:
         cfg = self.config
         logs, champ_label, _, _ = self._window(champ, champ, cfg.champion_arm, champ)
+        want = (champ, prev) if cfg.interleaved else (prev,)
         prev_label = next(
             (
                 s.version
                 for s in logs.served
-                if s.arm == cfg.challenger_arm and version_number(s.version) == prev
+                if s.arm == cfg.challenger_arm and served_versions(s.version) == want
             ),
             "",
         )

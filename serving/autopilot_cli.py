@@ -77,7 +77,9 @@ def autopilot_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per step.")] = False,
 ) -> None:
     """Compare the registry's challenger with the champion on the live logs (off-policy, then
-    the online A/B with its SRM check and guardrails), promote only on a significant win,
+    the online A/B with its SRM check and guardrails, or the interleaving preference when
+    MARQUEE_AB's challenger arm interleaves against the champion arm), promote only on a
+    significant win,
     roll back on a guardrail drop, watch a new champion beside the previous one, and log every
     decision to MLflow (experiment marquee-promotion)."""
     from agent.promotion import PromotionRules
@@ -100,6 +102,15 @@ def autopilot_command(
             raise typer.BadParameter(
                 f"MARQUEE_AB has no arm {name!r} (arms: {', '.join(sorted(arms))})"
             )
+    by_name = {arm.name: arm for arm in settings.ab.arms}
+    if by_name[champion_arm].against is not None:
+        raise typer.BadParameter(f"the champion arm {champion_arm!r} must serve plain slates")
+    against = by_name[challenger_arm].against
+    if against not in (None, champion_arm):
+        raise typer.BadParameter(
+            f"the challenger arm {challenger_arm!r} interleaves against {against!r}, "
+            f"not the champion arm {champion_arm!r}"
+        )
     if every <= 0:
         raise typer.BadParameter(f"--every must be > 0, got {every}")
     try:
@@ -110,6 +121,8 @@ def autopilot_command(
             min_slates_per_arm=min_slates_per_arm,
             watch_slates_per_arm=watch_slates_per_arm,
             temperature=settings.temperature if settings.temperature > 0 else 0.5,
+            interleaved=against is not None,
+            shares=(by_name[champion_arm].share, by_name[challenger_arm].share),
             seed=seed,
             rules=PromotionRules(looks=looks),
         )

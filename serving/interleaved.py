@@ -10,6 +10,8 @@ on them makes no training transition (events are still stored and credited to th
 from __future__ import annotations
 
 import logging
+import threading
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -33,7 +35,9 @@ class InterleavedRecommender:
 
     Both rank ``k`` movies; their union holds at least ``k``, so the slate is full. The coin
     that decides who picks first in each round comes from ``rng`` (a fresh unseeded generator
-    per slate by default). ``policy_version`` is "A-version|B-version", in arm order.
+    per slate by default), or with ``seed`` (MARQUEE_SAMPLING_SEED) from a generator seeded by
+    (seed, user, n) for a user's n-th slate, so a replay draws the same teams.
+    ``policy_version`` is "A-version|B-version", in arm order.
     """
 
     def __init__(
@@ -42,10 +46,22 @@ class InterleavedRecommender:
         b: Recommender,
         names: tuple[str, str],
         rng: Callable[[], np.random.Generator] = np.random.default_rng,
+        seed: int | None = None,
     ) -> None:
         self.a, self.b = a, b
         self.names = names
         self._rng = rng
+        self.seed = seed
+        self._slates: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _coin(self, user: str) -> np.random.Generator:
+        if self.seed is None:
+            return self._rng()
+        with self._lock:
+            n = self._slates.get(user, 0)
+            self._slates[user] = n + 1
+        return np.random.default_rng([self.seed, zlib.crc32(user.encode()), n])
 
     @property
     def policy_version(self) -> str:
@@ -57,7 +73,7 @@ class InterleavedRecommender:
         index = {m: n for n, m in enumerate(movies)}
         rankings = [[index[i.movie] for i in r.items] for r in results]
         items_by_team = [{i.movie: i for i in r.items} for r in results]
-        picked, teams = team_draft(rankings[0], rankings[1], k, self._rng())
+        picked, teams = team_draft(rankings[0], rankings[1], k, self._coin(user))
         items: list[ScoredItem] = []
         for n, team in zip(picked, teams, strict=True):
             movie = movies[n]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ from serving.ab_report import (
     read_served,
 )
 from serving.feedback.store import reward as event_reward
-from serving.schemas.feedback import FeedbackType
+from serving.schemas.feedback import FeedbackEvent, FeedbackType
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class Logs:
     rewards: dict[str, float]  # slate id -> clipped reward sum (0 when no feedback)
     accepted: dict[str, bool]
     ratings: dict[str, list[float]]
+    picks: dict[str, list[tuple[str, float, float | None]]] = field(default_factory=dict)
+    """slate id -> the choices on it (positive-reward events naming a movie): (movie, reward,
+    rating or None); on an interleaved slate each credits the movie's team."""
 
 
 def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | None = None) -> Logs:
@@ -59,16 +62,26 @@ def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | No
         served = [s for s in served if s.id in ids]
     stored = read_feedback_stored(client, prefix)  # joined as of storage: replays agree
     joined = join_feedback(served, [e for e, _ in stored], [t for _, t in stored])
-    rewards, accepted, ratings = {}, {}, {}
+    rewards, accepted, ratings, picks = {}, {}, {}, {}
     for s in served:
         events = joined.get(s.id, [])
         values = [event_reward(e) for e in events]
+        picks[s.id] = [
+            (e.movie, v, _rating(e))
+            for e, v in zip(events, values, strict=True)
+            if v > 0 and e.movie
+        ]
         rewards[s.id] = float(np.clip(sum(values), *REWARD_RANGE)) if values else 0.0
         accepted[s.id] = any(v > 0 for v in values)
-        ratings[s.id] = [
-            float(e.rating) for e in events if e.type is FeedbackType.RATED and e.rating is not None
-        ]
-    return Logs(served, rewards, accepted, ratings)
+        ratings[s.id] = [r for r in map(_rating, events) if r is not None]
+    return Logs(served, rewards, accepted, ratings, picks)
+
+
+def _rating(event: FeedbackEvent) -> float | None:
+    """The stars of a rating event (None for any other event)."""
+    if event.type is FeedbackType.RATED and event.rating is not None:
+        return float(event.rating)
+    return None
 
 
 def arm_samples(logs: Logs, arm: str, version: str, limit: int | None = None) -> ArmSamples:
@@ -94,6 +107,42 @@ def arm_samples(logs: Logs, arm: str, version: str, limit: int | None = None) ->
 
 def slates_served(logs: Logs, arm: str, version: str) -> int:
     return sum(1 for s in logs.served if s.arm == arm and s.version == version)
+
+
+def team_samples(
+    logs: Logs, arm: str, version: str, teams: tuple[str, str], limit: int | None = None
+) -> tuple[ArmSamples, ArmSamples]:
+    """Per-user figures of each team on the interleaved slates ``arm`` served with ``version``
+    ("A|B"), the first ``limit`` of them: per slate, the reward and acceptance of the choices
+    credited to the team (0 when the choice went to the other team or none was made), the
+    ratings of its chosen movies, and the movies it placed. The users are the same for both
+    teams, so ``rewards[i]`` of the two is one user's pair."""
+    mine = [s for s in logs.served if s.arm == arm and s.version == version and s.teams][:limit]
+    per_user: dict[str, list[Served]] = defaultdict(list)
+    for s in mine:
+        per_user[s.user].append(s)
+    out = []
+    for team in teams:
+        rewards: list[float] = []
+        acceptance: list[float] = []
+        ratings: list[float] = []
+        shown: set[str] = set()
+        for slates in per_user.values():
+            got, took = [], []
+            for s in slates:
+                mine_picks = [p for p in logs.picks.get(s.id, []) if _team_of(s, p[0]) == team]
+                got.append(float(np.clip(sum(p[1] for p in mine_picks), *REWARD_RANGE)))
+                took.append(float(bool(mine_picks)))
+                ratings.extend(p[2] for p in mine_picks if p[2] is not None)
+                shown.update(m for m, t in zip(s.slate, s.teams, strict=False) if t == team)
+            rewards.append(float(np.mean(got)))
+            acceptance.append(float(np.mean(took)))
+        out.append(ArmSamples(rewards, acceptance, ratings, shown))
+    return out[0], out[1]
+
+
+def _team_of(s: Served, movie: str) -> str | None:
+    return s.teams[s.slate.index(movie)] if movie in s.slate[: len(s.teams)] else None
 
 
 def _positions(keys: Sequence[str], slate: Sequence[str], cands: np.ndarray) -> np.ndarray | None:

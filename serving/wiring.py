@@ -71,10 +71,18 @@ class ServiceRecommenders:
         self.by_arm: dict[str, Recommender] = {
             arm.name: self.factory(arm, store) for arm in self.ab.arms
         }
+        for arm in self.ab.arms:  # split mode: an arm interleaved against another (serving.ab)
+            if arm.against is not None:
+                self.by_arm[arm.name] = InterleavedRecommender(
+                    self.by_arm[arm.against],
+                    self.by_arm[arm.name],
+                    (arm.against, arm.name),
+                    seed=settings.sampling_seed,
+                )
         if self.ab.interleaving:  # MARQUEE_AB mode "interleave": one slate from both arms
             a, b = (arm.name for arm in self.ab.arms)
             self.by_arm[INTERLEAVE] = InterleavedRecommender(
-                self.by_arm[a], self.by_arm[b], (a, b)
+                self.by_arm[a], self.by_arm[b], (a, b), seed=settings.sampling_seed
             )
 
     @property

@@ -27,6 +27,10 @@ their feedback; each new challenger is judged by guarded promotion.
    promoted champion is watched beside the previous one for ``watch_slates_per_arm`` slates
    and rolled back if it drops. One decision per version, so no version is tested again and
    again until it happens to win.
+   With ``online`` "interleave" the challenger arm's users get team-draft slates of the
+   challenger and the champion (MARQUEE_AB's ``against``) and the test is the users'
+   preference between the teams (serving.autopilot's interleaved mode); ``challenger_share``
+   sets how much of the live traffic the challenger arm takes (half by default).
 
 Time is compressed and paced by counts, never by the clock: a round is one simulated visit of
 each sampled person; after each round the loop grants the learner (``marquee learn --paced``)
@@ -71,7 +75,13 @@ from experiments.online_loop.people import People
 from experiments.online_loop.report import write_html
 from experiments.online_loop.setup import HomeSpec, build_home
 from marquee.home import Home
-from serving.autopilot import Autopilot, AutopilotConfig, OffPolicyParts, aliases, version_number
+from serving.autopilot import (
+    Autopilot,
+    AutopilotConfig,
+    OffPolicyParts,
+    aliases,
+    served_versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +129,12 @@ class LoopArgs:
     """Analyses of each A/B test, equally spaced up to ``min_slates_per_arm`` (group-sequential
     boundaries, agent.promotion): a clear win is promoted early and a challenger not ahead
     from half the plan on stops taking traffic early. 1: one test at the end."""
+    online: str = "ab"
+    """How the autopilot tests a challenger online: "ab" (its own arm, Welch on per-user
+    return) or "interleave" (the challenger arm's slates interleave it with the champion; the
+    preference between the teams; ``min_slates_per_arm`` counts interleaved slates)."""
+    challenger_share: float = 0.5
+    """Share of the live traffic (all but the holdout) on the challenger arm."""
     watch_slates_per_arm: int = 200
     """Slates per arm a promoted champion is watched beside the previous one (0: no watch)."""
     learner_register_every: int = 150
@@ -290,6 +306,8 @@ def _autopilot(
         temperature=args.temperature,
         seed=args.seed,
         rules=PromotionRules(looks=args.looks),
+        interleaved=args.online == "interleave",
+        shares=(1.0 - args.challenger_share, args.challenger_share),
     )
     return Autopilot(
         registry,
@@ -344,7 +362,7 @@ def _sync(
     end = time.monotonic() + deadline_seconds
     while True:
         arms = http.get("/readyz").json().get("arms", {})
-        if all(version_number(str(arms.get(a) or "")) == v for a, v in want.items()):
+        if all(served_versions(str(arms.get(a) or ""))[-1] == v for a, v in want.items()):
             return
         if not serve.alive() or time.monotonic() > end:
             raise RuntimeError(f"the service did not serve {want} (it serves {arms})")
@@ -458,8 +476,17 @@ def run(args: LoopArgs) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     if not 0.0 <= args.holdout_share < 1.0:
         raise SystemExit(f"--holdout-share must be in [0, 1), not {args.holdout_share}")
-    live = (1.0 - args.holdout_share) / 2
-    arms = [{"name": arm, "policy": arm, "share": live} for arm in ARMS]
+    if args.online not in ("ab", "interleave"):
+        raise SystemExit(f"--online must be ab or interleave, not {args.online!r}")
+    if not 0.0 < args.challenger_share < 1.0:
+        raise SystemExit(f"--challenger-share must be in (0, 1), not {args.challenger_share}")
+    live = 1.0 - args.holdout_share
+    arms: list[dict[str, Any]] = [
+        {"name": ARMS[0], "policy": ARMS[0], "share": live * (1.0 - args.challenger_share)},
+        {"name": ARMS[1], "policy": ARMS[1], "share": live * args.challenger_share},
+    ]
+    if args.online == "interleave":
+        arms[1]["against"] = ARMS[0]
     if args.holdout_share > 0:
         arms.append({"name": HOLDOUT, "policy": str(champion), "share": args.holdout_share})
     ab = {"salt": f"loop-{args.seed}", "arms": arms}

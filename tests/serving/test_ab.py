@@ -87,3 +87,42 @@ def test_interleave_mode_needs_two_arms_leaves_shares_out_and_serves_everyone_bo
         )
     with pytest.raises(ValidationError, match="mode"):
         ABConfig.model_validate({"mode": "shuffle", "arms": two})
+
+
+def _against(*arms: tuple[str, str | None], mode: str = "split") -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "arms": [{"name": n, "policy": n, "against": a} for n, a in arms],
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (_against(("a", None), ("b", "c")), "interleaves against 'c', which is not another arm"),
+        (_against(("a", None), ("b", "b")), "interleaves against 'b', which is not another arm"),
+        (_against(("a", "b"), ("b", "a")), "which is itself interleaved: name a plain arm"),
+        (_against(("a", None), ("b", "a"), mode="interleave"), "'against' is for split mode"),
+        (_against(("a", None), ("b", "")), "at least 1 character"),
+    ],
+)
+def test_bad_interleaved_arms_are_refused(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ABConfig.model_validate(config)
+
+
+def test_an_arm_against_another_is_a_split_arm_of_its_own() -> None:
+    """Its users are routed to it by share like any arm's; the other arms stay plain."""
+    config = ABConfig.model_validate(
+        {
+            "arms": [
+                {"name": "champion", "policy": "champion", "share": 0.7},
+                {"name": "challenger", "policy": "challenger", "share": 0.3, "against": "champion"},
+            ]
+        }
+    )
+    router = ABRouter(config)
+    names = [router.assign(f"u{i}").name for i in range(2000)]
+    assert 0.25 < names.count("challenger") / len(names) < 0.35
+    assert router.assign("u1").against in (None, "champion")
+    assert not router.interleaving

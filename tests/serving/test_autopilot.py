@@ -107,6 +107,70 @@ class Traffic:
                 )
         self.sink.submit(events)
 
+    def serve_interleaved(
+        self,
+        champion: tuple[int, int, float],
+        test: tuple[int, int, int, float, float],
+        per_user: int = 3,
+    ) -> None:
+        """The champion arm's (version, users, acceptance) plain slates, and the challenger
+        arm's (team A version, team B version, users, P(choose A's item), P(choose B's item))
+        team-draft slates (teams alternate), with their feedback."""
+        version, users, accept = champion
+        va, vb, test_users, pa, pb = test
+        plan = [("champion", u) for u in range(users) for _ in range(per_user)]
+        plan += [("challenger", u) for u in range(test_users) for _ in range(per_user)]
+        events = []
+        for j in self.rng.permutation(len(plan)):
+            arm, u = plan[int(j)]
+            self.n += 1
+            rec = f"r{self.n}"
+            slate = [str(m) for m in self.rng.choice(MOVIES, size=6, replace=False)]
+            teams: tuple[str, ...] = ()
+            label = f"ddpg-v{version}"
+            if arm == "challenger":
+                first = int(self.rng.integers(2))
+                teams = tuple(("champion", "challenger")[(i + first) % 2] for i in range(6))
+                label = f"ddpg-v{va}|ddpg-v{vb}"
+            self.reclog.log(
+                LoggedRecommendation(
+                    id=rec,
+                    user=f"{arm}-u{u}",
+                    arm=arm,
+                    policy_version=label,
+                    slate=slate,
+                    propensities=np.full(6, 0.5, np.float32),
+                    state=None,
+                    action=None,
+                    created=time.time(),
+                    teams=teams,
+                )
+            )
+            draw = self.rng.random()
+            pick = None
+            if arm == "champion" and draw < accept:
+                pick = slate[0]
+            elif arm == "challenger" and draw < pa + pb:
+                want = "champion" if draw < pa else "challenger"
+                pick = slate[teams.index(want)]
+            if pick is not None:
+                events.append(
+                    FeedbackEvent(
+                        event_id=f"e{self.n}",
+                        type=FeedbackType.RATED,
+                        recommendation_id=rec,
+                        movie=pick,
+                        rating=5.0,
+                    )
+                )
+            else:
+                events.append(
+                    FeedbackEvent(
+                        event_id=f"e{self.n}", type=FeedbackType.SKIPPED, recommendation_id=rec
+                    )
+                )
+        self.sink.submit(events)
+
 
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -361,3 +425,76 @@ def test_bad_autopilot_invocations_are_named(
     result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "autopilot", *args])
     assert result.exit_code != 0
     assert message in " ".join(result.output.split()), result.output
+
+
+def _interleaved(pilot: Autopilot, shares: tuple[float, float] = (0.5, 0.5)) -> Autopilot:
+    """The same autopilot judging the challenger arm's interleaved slates."""
+    config = replace(pilot.config, interleaved=True, shares=shares)
+    return Autopilot(
+        pilot.registry,
+        pilot.client,
+        pilot.prefix,
+        catalogue_size=len(MOVIES),
+        config=config,
+        artifacts_dir=pilot.artifacts_dir,
+    )
+
+
+def test_an_interleaved_win_is_promoted_and_watched_by_interleaving(
+    setup: tuple[FakeRegistry, Traffic, Autopilot], tmp_path: Path
+) -> None:
+    """Only the challenger arm's interleaved slates count; users who pick the challenger's
+    items promote it; the watch interleaves the new champion with the previous one."""
+    registry, traffic, pilot = setup
+    pilot = _interleaved(pilot)
+    assert pilot.step().action == "installed"
+    traffic.serve_interleaved((1, 40, 0.4), (1, 2, 20, 0.2, 0.6), per_user=3)  # 60 of 100
+    waiting = pilot.step()
+    assert waiting.action == "waiting" and "60 of 100" in waiting.detail, waiting.detail
+    traffic.serve_interleaved((1, 20, 0.4), (1, 2, 20, 0.2, 0.6), per_user=3)
+    decided = pilot.step()
+    assert decided.decision is not None and decided.decision.action == "promote", decided.detail
+    online = decided.decision.online
+    assert online is not None and online.method == "interleaving"
+    assert online.srm is not None and online.srm.ok
+    assert online.challenger.acceptance > online.champion.acceptance  # per team, same slates
+    assert decided.slates == {"per_arm": 120}
+    assert registry.aliases["champion"] == 2 and registry.aliases["challenger"] == 1
+    assert decided.run_id is not None
+    logged = _decision_json(registry, decided.run_id, tmp_path)
+    assert logged["online"]["method"] == "interleaving"  # type: ignore[index]
+    # the watch: the challenger arm now interleaves v2 (team champion) with v1 (challenger)
+    traffic.serve_interleaved((2, 40, 0.4), (2, 1, 40, 0.55, 0.25), per_user=3)
+    watched = pilot.step()
+    assert watched.decision is not None and watched.decision.stage == "watch", watched.detail
+    assert watched.decision.action == "keep" and "confirmed" in watched.detail
+    assert registry.aliases["champion"] == 2
+
+
+@pytest.mark.parametrize(
+    ("case", "test", "shares", "reason"),
+    [
+        ("users prefer the champion's items", (1, 2, 40, 0.6, 0.2), (0.5, 0.5), "dropped"),
+        ("no preference", (1, 2, 40, 0.4, 0.4), (0.5, 0.5), "inconclusive"),
+        ("a broken split", (1, 2, 40, 0.2, 0.6), (0.9, 0.1), "sample ratio mismatch"),
+        ("plain slates on the test arm", (1, 2, 40, 0.0, 0.0), (0.5, 0.5), "0 slates"),
+    ],
+)
+def test_nothing_but_a_clean_interleaved_win_is_promoted(
+    setup: tuple[FakeRegistry, Traffic, Autopilot],
+    case: str,
+    test: tuple[int, int, int, float, float],
+    shares: tuple[float, float],
+    reason: str,
+) -> None:
+    registry, traffic, pilot = setup
+    pilot = _interleaved(pilot, shares)
+    pilot.step()
+    if case.startswith("plain"):  # an A/B split's slates are not an interleaved test
+        traffic.serve((1, 40, 0.2), (2, 40, 0.8), per_user=3)
+    else:
+        traffic.serve_interleaved((1, 40, 0.4), test, per_user=3)
+    result = pilot.step()
+    assert result.action != "decided" or result.decision.action != "promote", case  # type: ignore[union-attr]
+    assert reason in result.detail, result.detail
+    assert registry.aliases["champion"] == 1

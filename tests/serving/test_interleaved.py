@@ -70,3 +70,17 @@ def test_overlapping_rankings_still_fill_the_slate() -> None:
     result = same.recommend("u", 6)
     assert [i.movie for i in result.items] == A.movies  # the same ranking: its order
     assert {i.team for i in result.items} <= {"a", "b"}
+
+
+def test_a_seed_draws_the_same_teams_per_user_and_slate_number() -> None:
+    """MARQUEE_SAMPLING_SEED: a replay of the same requests gets the same slates; a user's
+    next slate draws a new coin."""
+
+    def slates(seed: int) -> list[list[str | None]]:
+        rec = InterleavedRecommender(A, B, ("a", "b"), seed=seed)
+        return [[i.team for i in rec.recommend(u, 6).items] for u in ("u1", "u2", "u1", "u1")]
+
+    first = slates(7)
+    assert first == slates(7)
+    assert len({tuple(t) for t in first}) > 1  # not one fixed draw for every slate
+    assert any(slates(s) != first for s in (8, 9, 10))
