@@ -35,14 +35,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from agent.evaluation.ab_stats import ALPHA, Difference, SRMCheck, srm_check, welch
+from agent.evaluation.ab_stats import (
+    ALPHA,
+    Difference,
+    SRMCheck,
+    paired_difference,
+    srm_check,
+    welch,
+)
 from agent.evaluation.ope import Estimate
 from agent.evaluation.sequential import efficacy_boundaries, z_score
 
@@ -411,26 +418,27 @@ def interleaving_evidence(
     shares: Mapping[str, float] | None = None,
 ) -> OnlineEvidence:
     """OnlineEvidence of an interleaved test from each team's per-user samples on the same
-    slates (serving.promotion_evidence.team_samples; position i is one user in both): the
-    preference for the challenger (agent.evaluation.interleaving.preference on users with a
-    credited choice) is primary; the guardrails compare the teams' acceptance and the ratings
-    of their chosen movies (Welch), coverage the movies each team placed. ``users`` (keys
-    "champion" and "challenger": the users of the plain arm and of the interleaved one) with
-    ``shares`` gives the SRM check of the split that sent users to the test; without them
-    there is none (every user of an interleave-mode service sees both)."""
-    from agent.evaluation.interleaving import preference
+    slates (serving.promotion_evidence.team_samples; position i is one user in both).
 
-    a, b = _floats(champion.acceptance), _floats(challenger.acceptance)
-    if a.shape != b.shape:
-        raise ValueError(f"the teams' samples differ in users: {a.shape[0]} vs {b.shape[0]}")
-    chose = (a + b) > 0  # users with no credited choice say nothing
-    a, b = a[chose], b[chose]  # shares of slates: each user's sign is that of the credits
-    pref = preference((a > b).astype(np.int64), (b > a).astype(np.int64)) if a.size >= 2 else None
-    if pref is None:
+    Primary: the return the challenger's items earned per slate minus the champion's items',
+    paired within each user with a credited choice (a paired t): the classic interleaving
+    preference counts only whose item was chosen, while the served return also counts how
+    the chosen film was rated, which is what a promotion should raise. The guardrails compare
+    the teams' acceptance and the ratings of their chosen films (Welch), coverage the films
+    each team placed. ``users`` (keys "champion" and "challenger": the users of the plain arm
+    and of the interleaved one) with ``shares`` gives the SRM check of the split that sent
+    users to the test; without them there is none (every user of an interleave-mode service
+    sees both)."""
+    ra, rb = _floats(champion.rewards), _floats(challenger.rewards)
+    if ra.shape != rb.shape:
+        raise ValueError(f"the teams' samples differ in users: {ra.shape[0]} vs {rb.shape[0]}")
+    chose = (_floats(champion.acceptance) + _floats(challenger.acceptance)) > 0
+    test = "interleaving paired t (credited return per slate)"
+    if int(chose.sum()) >= 2:
+        primary = replace(paired_difference(ra[chose], rb[chose]), test=test)
+    else:  # nothing to compare yet: no verdict but "inconclusive"
         nan = float("nan")
-        primary = Difference(nan, nan, nan, 1.0, int(chose.sum()), "interleaving preference t")
-    else:
-        primary = pref.preference
+        primary = Difference(nan, nan, nan, 1.0, int(chose.sum()), test)
     guards = {
         name: d
         for name, d in (

@@ -26,10 +26,10 @@ and "challenger" by default) and does at most one thing:
 Interleaved (``AutopilotConfig.interleaved``: MARQUEE_AB's challenger arm names the champion
 arm ``against``, serving.ab): the challenger arm's users get team-draft slates of both versions
 while the champion arm serves the rest plainly. A test then counts the interleaved slates
-alone, its primary metric is the users' preference for the challenger's team and its guardrails
-compare the two teams on the same slates (agent.promotion.interleaving_evidence); the watch
-interleaves the new champion with the previous one the same way. Interleaving tells versions
-apart on fewer slates than a split, so the test can take a small share of the traffic.
+alone, its primary metric is the return each team's films earned, paired within users, and
+its guardrails compare the two teams on the same slates (agent.promotion.interleaving_evidence);
+the watch interleaves the new champion with the previous one the same way. Interleaving tells
+versions apart on fewer slates than a split, so the test can take a small share of the traffic.
 
 Which versions were judged or watched is read back from the decisions' MLflow experiment, so a
 one-shot run (cron), a loop and a restarted loop all decide each version once: a version is

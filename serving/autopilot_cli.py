@@ -77,7 +77,7 @@ def autopilot_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per step.")] = False,
 ) -> None:
     """Compare the registry's challenger with the champion on the live logs (off-policy, then
-    the online A/B with its SRM check and guardrails, or the interleaving preference when
+    the online A/B with its SRM check and guardrails, or the interleaved teams' return when
     MARQUEE_AB's challenger arm interleaves against the champion arm), promote only on a
     significant win,
     roll back on a guardrail drop, watch a new champion beside the previous one, and log every

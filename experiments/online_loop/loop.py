@@ -29,7 +29,7 @@ their feedback; each new challenger is judged by guarded promotion.
    again until it happens to win.
    With ``online`` "interleave" the challenger arm's users get team-draft slates of the
    challenger and the champion (MARQUEE_AB's ``against``) and the test is the users'
-   preference between the teams (serving.autopilot's interleaved mode); ``challenger_share``
+   return from each team's films (serving.autopilot's interleaved mode); ``challenger_share``
    sets how much of the live traffic the challenger arm takes (half by default).
 
 Time is compressed and paced by counts, never by the clock: a round is one simulated visit of
@@ -132,7 +132,7 @@ class LoopArgs:
     online: str = "ab"
     """How the autopilot tests a challenger online: "ab" (its own arm, Welch on per-user
     return) or "interleave" (the challenger arm's slates interleave it with the champion; the
-    preference between the teams; ``min_slates_per_arm`` counts interleaved slates)."""
+    return each team's films earned; ``min_slates_per_arm`` counts interleaved slates)."""
     challenger_share: float = 0.5
     """Share of the live traffic (all but the holdout) on the challenger arm."""
     watch_slates_per_arm: int = 200

@@ -148,13 +148,15 @@ def test_a_plex_accounts_ratings_are_distinct_occurrences() -> None:
     assert plex_time(state, "plex-bob") <= times[0] + 1  # each account keeps its own clock
 
 
+@pytest.mark.parametrize("online", ["ab", "interleave"])
 def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
-    tmp_path: Path,
+    tmp_path: Path, online: str
 ) -> None:
     """``--challenger sabotaged``: the champion with its actor's output negated is registered
     as the challenger, serves its arm through the live service, is judged, and is not
-    promoted (the champion alias stays on the champion). Its people are a churning pool
-    (arrivals.Arrivals), which this run also checks end to end: newcomers visited."""
+    promoted (the champion alias stays on the champion), by an A/B split or by interleaving
+    on a third of the live traffic. Its people are a churning pool (arrivals.Arrivals),
+    which this run also checks end to end: newcomers visited."""
     import numpy as np
 
     from agent.actor import actor_fn
@@ -168,6 +170,8 @@ def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
         "min_slates_per_arm": 150,
         "active_people": 30,
         "mean_visits": 40.0,
+        "online": online,
+        **({"challenger_share": 0.3} if online == "interleave" else {}),
     }
     summary = run(LoopArgs(out=tmp_path, **args))  # type: ignore[arg-type]
     assert 30 < summary["people"] <= 80  # type: ignore[operator]
@@ -176,9 +180,17 @@ def test_a_sabotaged_challenger_is_judged_through_the_service_and_not_promoted(
     assert isinstance(decisions, list) and decisions
     assert all(d["action"] != "promote" for d in decisions)
     assert {d["challenger_version"] for d in decisions} == {champion + 1}  # type: ignore[operator]
+    method = "interleaving" if online == "interleave" else "ab"
+    assert {d["online"]["method"] for d in decisions} == {method}
     with (tmp_path / "slates.csv").open() as f:
-        served = {r["version"] for r in csv.DictReader(f) if r["arm"] == "challenger"}
-    assert f"ddpg-v{champion + 1}" in served  # type: ignore[operator]
+        rows = list(csv.DictReader(f))
+    served = {r["version"] for r in rows if r["arm"] == "challenger"}
+    label = f"ddpg-v{champion + 1}"  # type: ignore[operator]
+    if online == "interleave":  # team-draft slates of the champion (team A) and the challenger
+        label = f"ddpg-v{champion}|{label}"
+        share = sum(r["arm"] == "challenger" for r in rows) / len(rows)
+        assert 0.15 < share < 0.35  # 0.3 of the live 0.8
+    assert label in served
     registry = PolicyRegistry(Home(tmp_path / "home").tracking_uri)
     assert registry.resolve("champion").version == champion
     models = []
