@@ -1,6 +1,8 @@
 """``marquee ab report``: the online A/B from the service's Redis logs, optionally promoting.
 In interleave mode (MARQUEE_AB ``"mode": "interleave"``) it reports the users' preference
-between the two arms instead (serving.ab_interleaving)."""
+between the two arms instead (serving.ab_interleaving). In split mode an arm that interleaves
+against another (``against``) serves slates of two versions, so the split's figures say what
+its users got and its verdict is the preference between the two teams."""
 
 from __future__ import annotations
 
@@ -84,9 +86,20 @@ def report_command(
         _print_interleaving(inter, as_json, alias, moved)
         return
     report = build_report(served, events, shares, control=control, since=start)
-    promoted = _promote(home, settings.model_name, alias, promote, report)
+    tests = [
+        build_interleaving_report(
+            served, events, (arm.against, arm.name), since=start, arm=arm.name
+        )
+        for arm in settings.ab.arms
+        if arm.against is not None
+    ]
+    if len(tests) > 1 and promote:
+        raise typer.BadParameter("--promote needs one interleaved arm; MARQUEE_AB has several")
+    promoted = _promote(home, settings.model_name, alias, promote, tests[0] if tests else report)
     if as_json:
         payload = report.as_dict()
+        if tests:
+            payload["interleaving"] = [t.as_dict() for t in tests]
         payload["promoted"] = promoted
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
@@ -126,7 +139,12 @@ def report_command(
         f"SRM: users {srm.observed} vs expected {expected}, chi-square {srm.chi2:.2f}, "
         f"p = {srm.p_value:.3g}: {'ok' if srm.ok else 'MISMATCH'}"
     )
-    console.print(f"verdict: {report.verdict}: {report.reason}")
+    if not tests:
+        console.print(f"verdict: {report.verdict}: {report.reason}")
+    else:  # the split's verdict would compare a mixture of versions: the teams decide
+        console.print(f"split: {report.reason}")
+        for test in tests:
+            _print_interleaving(test, False, alias, None)
     if promoted is not None:
         console.print(f"{alias} -> version {promoted}")
 

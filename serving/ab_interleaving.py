@@ -69,10 +69,13 @@ def build_interleaving_report(
     *,
     since: float = 0.0,
     alpha: float = ALPHA,
+    arm: str = INTERLEAVE,
 ) -> InterleavingReport:
-    """Credits per user and team, the preference for B over A with its CI, and a verdict."""
+    """Credits per user and team, the preference for B over A with its CI, and a verdict, from
+    the interleaved slates of ``arm`` (the pseudo-arm of interleave mode, or in split mode
+    the arm that interleaves against another: serving.ab)."""
     a, b = arms
-    mine = [s for s in served if s.arm == INTERLEAVE and s.teams]
+    mine = [s for s in served if s.arm == arm and s.teams]
     joined = join_feedback(mine, events)
     credits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     uncredited = 0

@@ -35,6 +35,7 @@ from agent.promotion import (
     apply_decision,
     decide,
     decide_watch,
+    interleaving_evidence,
     log_decision,
 )
 from env.world import SimulationWorld
@@ -341,3 +342,71 @@ def test_a_better_challenger_is_promoted_by_the_same_rules(
     offline, online = _evidence(BETTER, contexts, ml_world.catalog.n_movies, 0)
     d = decide(offline, online, rules=PromotionRules(min_users_per_arm=20))
     assert d.action == "promote", d.reason
+
+
+def _teams(
+    rng: np.random.Generator, users: int, p: tuple[float, float], rating: tuple[float, float]
+) -> tuple[ArmSamples, ArmSamples]:
+    """Two teams on the same users' interleaved slates (4 each): per slate one choice, of
+    team t's film with probability p[t], rated ``rating[t]`` +- 0.5 (return (r - 3) / 2)."""
+    picks: list[list[list[float]]] = [[[], []] for _ in range(users)]  # per user and team: ratings
+    slates = 4
+    for u in range(users):
+        for _ in range(slates):
+            draw = rng.random()
+            team = 0 if draw < p[0] else 1 if draw < p[0] + p[1] else None
+            if team is not None:
+                picks[u][team].append(rating[team] + rng.uniform(-0.5, 0.5))
+    out = []
+    for t in (0, 1):
+        out.append(
+            ArmSamples(
+                rewards=[sum((r - 3) / 2 for r in pu[t]) / slates for pu in picks],
+                acceptance=[len(pu[t]) / slates for pu in picks],
+                ratings=[r for pu in picks for r in pu[t]],
+                shown=[f"m{t}-{i}" for i in range(20)],
+            )
+        )
+    return out[0], out[1]
+
+
+def test_interleaving_judges_the_return_each_teams_films_earn() -> None:
+    """Films chosen as often but rated higher win the interleaved test (the primary is the
+    paired per-user return, not only whose film was chosen); equal teams do not."""
+    rng = np.random.default_rng(0)
+    champion, challenger = _teams(rng, 300, (0.4, 0.4), (3.5, 4.3))
+    users = {"champion": 700, "challenger": 300}
+    shares = {"champion": 0.7, "challenger": 0.3}
+    online = interleaving_evidence(
+        champion, challenger, catalogue_size=100, users=users, shares=shares
+    )
+    assert online.method == "interleaving" and online.srm is not None and online.srm.ok
+    assert online.primary.test.startswith("interleaving paired t")
+    assert online.primary.ci95_low > 0
+    assert decide(None, online).action == "promote"
+    same = interleaving_evidence(*_teams(rng, 300, (0.4, 0.4), (4.0, 4.0)), catalogue_size=100)
+    assert same.srm is None  # no split given: nothing to check
+    assert decide(None, same).action == "keep"
+
+
+def test_an_interleaved_test_with_a_broken_split_or_no_choices_promotes_nothing() -> None:
+    rng = np.random.default_rng(1)
+    champion, challenger = _teams(rng, 300, (0.2, 0.6), (4.0, 4.0))
+    broken = interleaving_evidence(
+        champion,
+        challenger,
+        catalogue_size=100,
+        users={"champion": 500, "challenger": 500},
+        shares={"champion": 0.9, "challenger": 0.1},
+    )
+    assert "sample ratio mismatch" in decide(None, broken).reason
+    silent = interleaving_evidence(*_teams(rng, 50, (0.0, 0.0), (4.0, 4.0)), catalogue_size=100)
+    assert silent.primary.n == 0 and decide(None, silent).action == "keep"
+
+
+def test_interleaved_teams_must_cover_the_same_users() -> None:
+    rng = np.random.default_rng(2)
+    champion, _ = _teams(rng, 30, (0.4, 0.4), (4.0, 4.0))
+    _, challenger = _teams(rng, 31, (0.4, 0.4), (4.0, 4.0))
+    with pytest.raises(ValueError, match="differ in users: 30 vs 31"):
+        interleaving_evidence(champion, challenger, catalogue_size=100)

@@ -121,3 +121,42 @@ def test_the_report_command_in_interleave_mode(
     assert "online interleaving" in text.output and "verdict: promote" in text.output
     refused = runner.invoke(app, [*args, "--control", "a"])
     assert refused.exit_code == 2
+
+
+def test_the_report_command_with_an_interleaved_arm_in_a_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Split mode, arm "b" interleaving against "a": the split's table covers both arms' users,
+    the verdict (what --promote acts on) is the preference between b's two teams."""
+    arms = [
+        {"name": "a", "policy": "champion", "share": 0.7},
+        {"name": "b", "policy": "challenger", "share": 0.3, "against": "a"},
+    ]
+    monkeypatch.setenv("MARQUEE_AB", json.dumps({"arms": arms}))
+    monkeypatch.delenv("MARQUEE_REDIS_URL", raising=False)
+    home = Home(tmp_path / "home").ensure()
+    served, events = _logs(p_b=0.8)
+    served = [Served(s.id, s.user, "b", s.version, s.slate, s.created, s.teams) for s in served]
+    plain = [Served(f"p{u}", f"pu{u}", "a", "ddpg-v6", SLATE, 1000.0, ()) for u in range(60)]
+    settings = service_settings(home)
+    with service_redis(settings) as handle:
+        log = reclog(handle.client, settings)
+        for s in [*served, *plain]:
+            log.log(
+                LoggedRecommendation(
+                    s.id, s.user, s.arm, s.version, list(s.slate), np.ones(4, np.float32),
+                    None, None, s.created, s.teams,
+                )
+            )  # fmt: skip
+        RedisFeedbackStore(handle.client, settings.redis_prefix, log).submit(events)
+    runner = CliRunner()
+    args = ["--home", str(home.root), "ab", "report"]
+    first = runner.invoke(app, [*args, "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert {a["arm"]: a["users"] for a in report["arms"]} == {"a": 60, "b": 30}
+    (test,) = report["interleaving"]
+    assert test["arms"] == ["a", "b"] and test["slates"] == 60
+    assert test["verdict"] == "promote" and test["promote_version"] == 7
+    text = runner.invoke(app, args)
+    assert "online interleaving" in text.output and "verdict: promote" in text.output

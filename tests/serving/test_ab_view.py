@@ -144,3 +144,36 @@ def test_interleave_mode_serves_both_arms_in_one_slate_and_credits_the_chosen_te
         ("b", ["ddpg-v7"], 1),
     ]
     assert report.verdict == "inconclusive"  # one user with a choice says too little
+
+
+def test_an_arm_against_another_interleaves_only_its_own_users(
+    tmp_path: Path, store: LocalGraphStore, redis_cp: tuple[redis.Redis, str]
+) -> None:
+    """Split mode, "b" against "a": b's users get team-draft slates of both (no training
+    transition), a's users plain slates of a (with their state)."""
+    client, prefix = redis_cp
+    factory = lambda arm, _store: RANKED[arm.name]  # noqa: E731
+    ab = {
+        "salt": "t",
+        "arms": [
+            {"name": "a", "policy": "a", "share": 0.5},
+            {"name": "b", "policy": "b", "share": 0.5, "against": "a"},
+        ],
+    }
+    with make_client(tmp_path, store, redis_cp, factory, ab=ab) as api:
+        slates = [api.get(f"/v1/users/u{i}/recommendations?k=4").json() for i in range(12)]
+    log = RecLog(client, prefix, 3600)
+    by_arm = {s["arm"] for s in slates}
+    assert by_arm == {"a", "b"}
+    for body in slates:
+        logged = log.get(body["recommendation_id"])
+        assert logged is not None
+        if body["arm"] == "a":
+            assert body["policy_version"] == "ddpg-v6"
+            assert [i["movie"] for i in body["items"]] == RANKED["a"].movies
+            assert logged.teams == () and logged.state is not None
+        else:
+            assert body["policy_version"] == "ddpg-v6|ddpg-v7"
+            assert sorted(i["arm"] for i in body["items"]) == ["a", "a", "b", "b"]
+            assert list(logged.teams) == [i["arm"] for i in body["items"]]
+            assert logged.state is None  # an interleaved slate makes no training transition
