@@ -354,6 +354,19 @@ def _diff(a: Sequence[float], b: Sequence[float]) -> Difference | None:
     return welch(x, y)
 
 
+def _guardrails(champion: ArmSamples, challenger: ArmSamples) -> dict[str, Difference]:
+    """Welch's test of acceptance and of the ratings given, challenger minus champion (a
+    guardrail with fewer than two values on a side is left out)."""
+    return {
+        name: d
+        for name, d in (
+            ("acceptance", _diff(champion.acceptance, challenger.acceptance)),
+            ("mean_rating", _diff(champion.ratings, challenger.ratings)),
+        )
+        if d is not None
+    }
+
+
 @dataclass(frozen=True)
 class ArmSamples:
     """Per-user figures of one arm, as an online A/B collects them: each user's mean reward
@@ -388,14 +401,7 @@ def ab_evidence(
     "champion" and "challenger"; equal shares by default)."""
     shares = shares or {"champion": 0.5, "challenger": 0.5}
     primary = welch(_floats(champion.rewards), _floats(challenger.rewards))
-    guards = {
-        name: d
-        for name, d in (
-            ("acceptance", _diff(champion.acceptance, challenger.acceptance)),
-            ("mean_rating", _diff(champion.ratings, challenger.ratings)),
-        )
-        if d is not None
-    }
+    guards = _guardrails(champion, challenger)
     srm = srm_check(
         {"champion": len(champion.rewards), "challenger": len(challenger.rewards)}, shares
     )
@@ -439,14 +445,7 @@ def interleaving_evidence(
     else:  # nothing to compare yet: no verdict but "inconclusive"
         nan = float("nan")
         primary = Difference(nan, nan, nan, 1.0, int(chose.sum()), test)
-    guards = {
-        name: d
-        for name, d in (
-            ("acceptance", _diff(champion.acceptance, challenger.acceptance)),
-            ("mean_rating", _diff(champion.ratings, challenger.ratings)),
-        )
-        if d is not None
-    }
+    guards = _guardrails(champion, challenger)
     srm = None
     if users is not None:
         srm = srm_check(users, shares or {"champion": 0.5, "challenger": 0.5})

@@ -90,14 +90,8 @@ def test_events_naming_no_movie_of_the_slate_credit_nobody() -> None:
     assert sum(t.credited_choices for t in report.teams) == 6
 
 
-def test_the_report_command_in_interleave_mode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    arms = [{"name": "a", "policy": "champion"}, {"name": "b", "policy": "challenger"}]
-    monkeypatch.setenv("MARQUEE_AB", json.dumps({"mode": "interleave", "arms": arms}))
-    monkeypatch.delenv("MARQUEE_REDIS_URL", raising=False)
-    home = Home(tmp_path / "home").ensure()
-    served, events = _logs(p_b=0.8)
+def _store(home: Home, served: list[Served], events: list[FeedbackEvent]) -> None:
+    """Log the slates and store the feedback as the service would, in the home's Redis."""
     settings = service_settings(home)
     with service_redis(settings) as handle:
         log = reclog(handle.client, settings)
@@ -109,6 +103,17 @@ def test_the_report_command_in_interleave_mode(
                 )
             )  # fmt: skip
         RedisFeedbackStore(handle.client, settings.redis_prefix, log).submit(events)
+
+
+def test_the_report_command_in_interleave_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arms = [{"name": "a", "policy": "champion"}, {"name": "b", "policy": "challenger"}]
+    monkeypatch.setenv("MARQUEE_AB", json.dumps({"mode": "interleave", "arms": arms}))
+    monkeypatch.delenv("MARQUEE_REDIS_URL", raising=False)
+    home = Home(tmp_path / "home").ensure()
+    served, events = _logs(p_b=0.8)
+    _store(home, served, events)
     runner = CliRunner()
     args = ["--home", str(home.root), "ab", "report"]
     first = runner.invoke(app, [*args, "--json"])
@@ -138,17 +143,7 @@ def test_the_report_command_with_an_interleaved_arm_in_a_split(
     served, events = _logs(p_b=0.8)
     served = [Served(s.id, s.user, "b", s.version, s.slate, s.created, s.teams) for s in served]
     plain = [Served(f"p{u}", f"pu{u}", "a", "ddpg-v6", SLATE, 1000.0, ()) for u in range(60)]
-    settings = service_settings(home)
-    with service_redis(settings) as handle:
-        log = reclog(handle.client, settings)
-        for s in [*served, *plain]:
-            log.log(
-                LoggedRecommendation(
-                    s.id, s.user, s.arm, s.version, list(s.slate), np.ones(4, np.float32),
-                    None, None, s.created, s.teams,
-                )
-            )  # fmt: skip
-        RedisFeedbackStore(handle.client, settings.redis_prefix, log).submit(events)
+    _store(home, [*served, *plain], events)
     runner = CliRunner()
     args = ["--home", str(home.root), "ab", "report"]
     first = runner.invoke(app, [*args, "--json"])

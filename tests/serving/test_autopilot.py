@@ -89,23 +89,22 @@ class Traffic:
                     created=time.time(),
                 )
             )
-            if self.rng.random() < accept:
-                events.append(
-                    FeedbackEvent(
-                        event_id=f"e{self.n}",
-                        type=FeedbackType.RATED,
-                        recommendation_id=rec,
-                        movie=slate[0],
-                        rating=5.0,
-                    )
-                )
-            else:
-                events.append(
-                    FeedbackEvent(
-                        event_id=f"e{self.n}", type=FeedbackType.SKIPPED, recommendation_id=rec
-                    )
-                )
+            events.append(self._feedback(rec, slate[0] if self.rng.random() < accept else None))
         self.sink.submit(events)
+
+    def _feedback(self, rec: str, pick: str | None) -> FeedbackEvent:
+        """A 5-star rating of ``pick``, or a skip of the slate when it is None."""
+        if pick is None:
+            return FeedbackEvent(
+                event_id=f"e{self.n}", type=FeedbackType.SKIPPED, recommendation_id=rec
+            )
+        return FeedbackEvent(
+            event_id=f"e{self.n}",
+            type=FeedbackType.RATED,
+            recommendation_id=rec,
+            movie=pick,
+            rating=5.0,
+        )
 
     def serve_interleaved(
         self,
@@ -153,22 +152,7 @@ class Traffic:
             elif arm == "challenger" and draw < pa + pb:
                 want = "champion" if draw < pa else "challenger"
                 pick = slate[teams.index(want)]
-            if pick is not None:
-                events.append(
-                    FeedbackEvent(
-                        event_id=f"e{self.n}",
-                        type=FeedbackType.RATED,
-                        recommendation_id=rec,
-                        movie=pick,
-                        rating=5.0,
-                    )
-                )
-            else:
-                events.append(
-                    FeedbackEvent(
-                        event_id=f"e{self.n}", type=FeedbackType.SKIPPED, recommendation_id=rec
-                    )
-                )
+            events.append(self._feedback(rec, pick))
         self.sink.submit(events)
 
 
