@@ -28,8 +28,10 @@ arm ``against``, serving.ab): the challenger arm's users get team-draft slates o
 while the champion arm serves the rest plainly. A test then counts the interleaved slates
 alone, its primary metric is the return each team's films earned, paired within users, and
 its guardrails compare the two teams on the same slates (agent.promotion.interleaving_evidence);
-the watch interleaves the new champion with the previous one the same way. Interleaving tells
-versions apart on fewer slates than a split, so the test can take a small share of the traffic.
+the watch interleaves the new champion with the previous one the same way. Only the challenger
+arm's users see a candidate, and only in half of each slate, so a test costs the live traffic
+less than a split; it needs no fewer slates when a candidate mostly reorders the champion's
+films (README, "The online loop's figures").
 
 Which versions were judged or watched is read back from the decisions' MLflow experiment, so a
 one-shot run (cron), a loop and a restarted loop all decide each version once: a version is

@@ -335,6 +335,7 @@ def test_no_champion_means_nothing_to_do(setup: tuple[FakeRegistry, Traffic, Aut
         ("challenger_arm", "champion", "the two arms must differ"),
         ("champion_arm", "", "need names"),
         ("temperature", 0.0, "temperature must be > 0"),
+        ("shares", (0.5, 0.0), "shares must be two positive numbers"),
     ],
 )
 def test_bad_autopilot_settings_are_named(field: str, value: object, message: str) -> None:
@@ -393,6 +394,39 @@ AB = {"salt": "s", "arms": [{"name": "champion", "policy": "champion", "share": 
             },
             ["--min-slates-per-arm", "1"],
             "min_slates_per_arm must be >= 2",
+        ),
+        (
+            {
+                "salt": "s",
+                "arms": [
+                    {"name": "champion", "policy": "champion", "share": 0.4},
+                    {"name": "other", "policy": "popularity", "share": 0.3},
+                    {
+                        "name": "challenger",
+                        "policy": "challenger",
+                        "share": 0.3,
+                        "against": "other",
+                    },
+                ],
+            },
+            [],
+            "interleaves against 'other'",
+        ),
+        (
+            {
+                "salt": "s",
+                "arms": [
+                    {
+                        "name": "champion",
+                        "policy": "champion",
+                        "share": 0.5,
+                        "against": "challenger",
+                    },
+                    {"name": "challenger", "policy": "challenger", "share": 0.5},
+                ],
+            },
+            [],
+            "must serve plain slates",
         ),
     ],
 )
