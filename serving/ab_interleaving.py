@@ -91,7 +91,7 @@ def build_interleaving_report(
                 continue
             if _event_reward(event) <= 0:
                 continue  # not a choice: skips and dislikes credit no team
-            team = s.teams[s.slate.index(event.movie)]
+            team = s.team_of(event.movie)
             if team in arms:
                 credits[s.user][arms.index(team)] += 1
     users = {s.user for s in mine}

@@ -56,6 +56,13 @@ class Served:
     created: float
     teams: tuple[str, ...] = ()  # interleaved slates: each position's arm
 
+    def team_of(self, movie: str | None) -> str | None:
+        """The team that put ``movie`` on this interleaved slate (None: not on it, or a plain
+        slate)."""
+        if movie is None or movie not in self.slate[: len(self.teams)]:
+            return None
+        return self.teams[self.slate.index(movie)]
+
 
 def read_served(client: redis.Redis, prefix: str, since: float = 0.0) -> list[Served]:
     """Every logged slate still in Redis served at or after ``since``, oldest first. With

@@ -390,7 +390,7 @@ class Autopilot:
         slate of the window (Welch on per-user figures, SRM on the users each arm served);
         coverage alone compares the first ``n`` slates of each, as it grows with slates shown."""
         full = [arm_samples(logs, arm, label) for arm, label in (control, treatment)]
-        shares = {"champion": self.config.shares[0], "challenger": self.config.shares[1]}
+        shares = self._shares()
         if control[0] != self.config.champion_arm:  # a watch: the arms' roles are swapped
             shares = {"champion": shares["challenger"], "challenger": shares["champion"]}
         online = ab_evidence(*full, catalogue_size=self.catalogue_size, shares=shares)
@@ -416,14 +416,17 @@ class Autopilot:
         if control != teams[0]:
             teams = (teams[1], teams[0])
         a, b = team_samples(logs, cfg.challenger_arm, test_label, teams)
-        users = {
-            "champion": len(arm_samples(logs, cfg.champion_arm, champ_label).rewards),
-            "challenger": len(a.rewards),
+        plain = {
+            s.user for s in logs.served if s.arm == cfg.champion_arm and s.version == champ_label
         }
-        shares = {"champion": cfg.shares[0], "challenger": cfg.shares[1]}
+        users = {"champion": len(plain), "challenger": len(a.rewards)}
         return interleaving_evidence(
-            a, b, catalogue_size=self.catalogue_size, users=users, shares=shares
+            a, b, catalogue_size=self.catalogue_size, users=users, shares=self._shares()
         )
+
+    def _shares(self) -> dict[str, float]:
+        """The champion and challenger arms' configured shares, keyed as the SRM check reads."""
+        return {"champion": self.config.shares[0], "challenger": self.config.shares[1]}
 
     def _watch_window(self, champ: int, prev: int) -> tuple[Logs, str, str]:
         cfg = self.config

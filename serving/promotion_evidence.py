@@ -110,14 +110,14 @@ def slates_served(logs: Logs, arm: str, version: str) -> int:
 
 
 def team_samples(
-    logs: Logs, arm: str, version: str, teams: tuple[str, str], limit: int | None = None
+    logs: Logs, arm: str, version: str, teams: tuple[str, str]
 ) -> tuple[ArmSamples, ArmSamples]:
     """Per-user figures of each team on the interleaved slates ``arm`` served with ``version``
-    ("A|B"), the first ``limit`` of them: per slate, the reward and acceptance of the choices
+    ("A|B"): per slate, the reward and acceptance of the choices
     credited to the team (0 when the choice went to the other team or none was made), the
     ratings of its chosen movies, and the movies it placed. The users are the same for both
     teams, so ``rewards[i]`` of the two is one user's pair."""
-    mine = [s for s in logs.served if s.arm == arm and s.version == version and s.teams][:limit]
+    mine = [s for s in logs.served if s.arm == arm and s.version == version and s.teams]
     per_user: dict[str, list[Served]] = defaultdict(list)
     for s in mine:
         per_user[s.user].append(s)
@@ -130,7 +130,7 @@ def team_samples(
         for slates in per_user.values():
             got, took = [], []
             for s in slates:
-                mine_picks = [p for p in logs.picks.get(s.id, []) if _team_of(s, p[0]) == team]
+                mine_picks = [p for p in logs.picks.get(s.id, []) if s.team_of(p[0]) == team]
                 got.append(float(np.clip(sum(p[1] for p in mine_picks), *REWARD_RANGE)))
                 took.append(float(bool(mine_picks)))
                 ratings.extend(p[2] for p in mine_picks if p[2] is not None)
@@ -139,10 +139,6 @@ def team_samples(
             acceptance.append(float(np.mean(took)))
         out.append(ArmSamples(rewards, acceptance, ratings, shown))
     return out[0], out[1]
-
-
-def _team_of(s: Served, movie: str) -> str | None:
-    return s.teams[s.slate.index(movie)] if movie in s.slate[: len(s.teams)] else None
 
 
 def _positions(keys: Sequence[str], slate: Sequence[str], cands: np.ndarray) -> np.ndarray | None:
