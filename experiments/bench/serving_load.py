@@ -203,6 +203,10 @@ class _RawClient:
         return cls(reader, writer)
 
     async def get(self, path: str) -> int:
+        return (await self.fetch(path))[0]
+
+    async def fetch(self, path: str) -> tuple[int, bytes]:
+        """The status and body of a GET."""
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         length = 0
@@ -210,8 +214,17 @@ class _RawClient:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        await self.reader.readexactly(length)
-        return int(head.split(b" ", 2)[1])
+        body = await self.reader.readexactly(length)
+        return int(head.split(b" ", 2)[1]), body
+
+    async def worker(self) -> int | None:
+        """The server process that holds this connection (/readyz names it while the service
+        precomputes; None otherwise)."""
+        status, body = await self.fetch("/readyz")
+        try:
+            return int(json.loads(body)["worker"]) if status == 200 else None
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def close(self) -> None:
         self.writer.close()
@@ -220,11 +233,13 @@ class _RawClient:
 async def _raw_level(base: str, users: list[str], k: int, concurrency: int) -> dict[str, Any]:
     """``_level`` with ``_RawClient`` connections."""
     clients = [await _RawClient.connect(base) for _ in range(concurrency)]
+    owners = [await c.worker() for c in clients]
     todo = iter(users)
     latencies: list[float] = []
+    by_worker: dict[int | None, list[float]] = {w: [] for w in owners}
     failed: dict[str, int] = {}
 
-    async def one_client(api: _RawClient) -> None:
+    async def one_client(api: _RawClient, owner: int | None) -> None:
         for user in todo:
             t0 = time.perf_counter()
             try:
@@ -233,17 +248,25 @@ async def _raw_level(base: str, users: list[str], k: int, concurrency: int) -> d
                 failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
                 return  # the connection is unusable now
             latencies.append(time.perf_counter() - t0)
+            by_worker[owner].append(latencies[-1])
             if status != 200:
                 failed[str(status)] = failed.get(str(status), 0) + 1
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    await asyncio.gather(*(one_client(c) for c in clients))
+    await asyncio.gather(*(one_client(c, w) for c, w in zip(clients, owners, strict=True)))
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     for c in clients:
         c.close()
-    return _summary(concurrency, latencies, failed, wall, cpu0, cpu1)
+    out = _summary(concurrency, latencies, failed, wall, cpu0, cpu1)
+    if None not in by_worker:  # how the kernel spread the connections, and what each saw
+        out["per_worker"] = [
+            {"connections": owners.count(w), "requests": len(ms), **_pcts99(ms)}
+            for w, ms in sorted(by_worker.items(), key=lambda kv: -owners.count(kv[0]))
+            if ms
+        ]
+    return out
 
 
 def run_server(args: Args, home: Path, code: Path, workers: int) -> dict[str, Any]:
