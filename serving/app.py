@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.graph.store import GraphStore
-from serving import allocator, wiring
+from serving import allocator, heap, wiring
 from serving.ab import ABRouter, Arm
 from serving.breaker import CircuitBreaker
 from serving.deps import Services
@@ -234,6 +234,7 @@ def create_app(
         services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
         await run_in_threadpool(allocator.release)  # what the load's temporaries left resident
         await run_in_threadpool(allocator.drop_mapped, cfg.home_dir().root)  # and its file scans
+        heap.freeze()  # what the load built lives as long as the worker: out of the gc's walks
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):

@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from features.graph.store import GraphStore
 from features.precompute import Precomputer
 from features.ranker import Actor, Ranker
+from serving import heap
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,15 @@ class Precompute:
 async def precompute_loop(precompute: Precompute, every: float, budget: float) -> None:
     """In the background, never in front of a request: while there is work, a slice of about
     ``budget`` seconds in the threadpool, then the loop is free again; idle, a check every
-    ``every`` seconds."""
+    ``every`` seconds. When the first warm-up is done, what it built is frozen
+    (serving.heap)."""
+    frozen = False
     while True:
         work = precompute.current()
         if work is None or work.idle:
+            if work is not None and not frozen:
+                frozen = True
+                heap.freeze()
             await asyncio.sleep(every)
             continue
         try:

@@ -1,0 +1,74 @@
+"""serving.heap: what a worker builds at start is frozen out of the collector's walks."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from features.graph.local import LocalGraphStore
+from serving import heap
+from tests.serving.conftest import make_client
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()  # give the rest of the test session its collector back
+
+
+def _collected(obj: object) -> bool:
+    """Whether the collector's oldest generation walks ``obj`` (by identity)."""
+    return any(o is obj for o in gc.get_objects(generation=2))
+
+
+def test_freeze_moves_what_is_alive_out_of_the_collections() -> None:
+    kept = [[i] for i in range(1000)]  # tracked containers
+    frozen = heap.freeze()
+    assert frozen == gc.get_freeze_count() >= len(kept)
+    gc.collect()  # would move anything not frozen into the oldest generation
+    assert not any(_collected(x) for x in kept[:3])
+    gc.unfreeze()
+    gc.collect()
+    assert all(_collected(x) for x in kept[:3])
+
+
+def test_the_app_freezes_what_its_start_built(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+) -> None:
+    assert gc.get_freeze_count() == 0
+    with make_client(tmp_path, store, server_cp) as api:
+        assert gc.get_freeze_count() > 0
+        services = api.app.state.services  # type: ignore[attr-defined]
+        gc.collect()
+        assert not _collected(services)  # built at start: frozen
+        assert api.get("/v1/users/fan/recommendations?k=2").status_code == 200
+
+
+def test_the_first_finished_warm_up_is_frozen_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serving.precompute's loop freezes when the warm-up is first done, not at every idle
+    poll nor before any work exists."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import serving.precompute as precompute
+
+    calls: list[int] = []
+    monkeypatch.setattr(heap, "freeze", lambda: calls.append(1) or 0)
+    work = SimpleNamespace(idle=False, step=lambda budget: setattr(work, "idle", True))
+    states = iter([None, None, work, work, work, work, work])
+
+    class Source:
+        def current(self) -> object:
+            try:
+                return next(states)
+            except StopIteration:
+                raise asyncio.CancelledError from None
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(precompute.precompute_loop(Source(), every=0.001, budget=0.01))  # type: ignore[arg-type]
+    assert calls == [1]
