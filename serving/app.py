@@ -168,6 +168,7 @@ def _build(
         precompute=precompute,
         history=history,
         presenter=Presenter(store, users=settings.state_cache_size),
+        inline=_inline(settings, store),
         settings=settings,
         store=store,
         ab=ab,
@@ -186,6 +187,16 @@ def _build(
             else None
         ),
     )
+
+
+def _inline(settings: Settings, store: GraphStore) -> bool:
+    """Whether recommendations run on the event loop (Settings.inline_requests): by default
+    only over the embedded graph, whose reads are memory, never a network round trip."""
+    if settings.inline_requests is not None:
+        return settings.inline_requests
+    from features.graph.local import LocalGraphStore
+
+    return isinstance(store, LocalGraphStore)
 
 
 def _policy_gauge(

@@ -67,6 +67,8 @@ class Services:
     history: FeedbackHistory | None = None
     # slates' cards and explanations, kept per graph revision (None: read the store each time)
     presenter: Presenter | None = None
+    # a recommendation runs on the event loop, not the threadpool (Settings.inline_requests)
+    inline: bool = False
 
 
 async def get_services(request: Request) -> Services:

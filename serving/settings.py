@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         description="Compute known users' states and candidates in the background, ahead of "
         "their requests and again when their history changes (serving.precompute).",
     )
+    inline_requests: bool | None = Field(
+        default=None,
+        description="Rank, log and explain a recommendation on the worker's event loop instead "
+        "of the threadpool: no thread hop and first-come first-served, so less CPU and a "
+        "shorter tail; its one wait is the slate log's Redis call. Unset: on with the embedded "
+        "graph, off with ArangoDB (whose queries wait on the network).",
+    )
     precompute_save: bool = Field(
         default=True,
         description="Save the warm-up under <home>/cache and load it at the next start (each "

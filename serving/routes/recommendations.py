@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from features.graph.schema import VertexKind
 from serving.deps import ReadServicesDep
 from serving.presentation import present
-from serving.reclog import log_served
+from serving.reclog import LoggedRecommendation, log_served
+from serving.recommender import RecommendationResult
 from serving.schemas.recommendations import Recommendations
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,15 @@ async def recommendations(
     ] = None,
     k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
 ) -> Response:
-    """The blocking work (ranking, the Redis log, explanations) runs in the threadpool, one hop
-    per request. The body is built as the ``Recommendations`` schema and written to JSON there
-    too: returning a Response skips FastAPI's second validation and encoding pass over a model
-    built from checked values (``response_model`` still documents it in OpenAPI)."""
+    """The work (ranking, the Redis log, explanations) runs in the threadpool, one hop per
+    request; with ``Services.inline`` (the embedded graph, whose reads are memory) only the
+    slate log's Redis call does, and the ranking and the explanations run on the event loop,
+    one request at a time in arrival order, without the threads' contention for the GIL. The
+    Redis call stays off the loop because the embedded Redis acknowledges a write once it is
+    on disk (fsync), which would stall the worker. The body is built as the
+    ``Recommendations`` schema and written to JSON there too: returning a Response skips
+    FastAPI's second validation and encoding pass over a model built from checked values
+    (``response_model`` still documents it in OpenAPI)."""
     # The services and the read checks come as one dependency (serving.deps.read_services),
     # not one each: every dependency FastAPI resolves costs the hot path.
     settings = services.settings
@@ -62,9 +68,12 @@ async def recommendations(
         raise HTTPException(status_code=503, detail=f"A/B arm {arm.name!r} has no policy loaded")
     store, presenter = services.store, services.presenter
 
-    def serve() -> Response:
-        result = recommender.recommend(user, size, genres=wanted)
-        record, logged = log_served(services.reclog, user, arm.name, result, services.breaker)
+    def log(result: RecommendationResult) -> tuple[LoggedRecommendation, bool]:
+        return log_served(services.reclog, user, arm.name, result, services.breaker)
+
+    def respond(
+        result: RecommendationResult, record: LoggedRecommendation, logged: bool
+    ) -> Response:
         services.metrics.recommendations.labels(arm=arm.name).inc()
         if presenter is not None:
             items = presenter.present(user, result, record.id, arm)
@@ -81,5 +90,13 @@ async def recommendations(
             items=items,
         )
         return Response(content=body.model_dump_json(), media_type="application/json")
+
+    if services.inline:  # only the Redis call leaves the loop: others run while it waits
+        result = recommender.recommend(user, size, genres=wanted)
+        return respond(result, *await run_in_threadpool(log, result))
+
+    def serve() -> Response:
+        result = recommender.recommend(user, size, genres=wanted)
+        return respond(result, *log(result))
 
     return await run_in_threadpool(serve)
