@@ -85,26 +85,36 @@ def serve_command(
 def _serve_workers(
     home: Home, host: str, port: int, workers: int, log_level: str, access_log: bool
 ) -> None:
-    """``serve --workers N``: uvicorn spawns N processes that each build the app
-    (serving.workers)."""
+    """``serve --workers N``: N processes that each build the app (serving.workers), each on
+    its own listening socket (serving.supervisor); uvicorn's shared socket where the platform
+    has no SO_REUSEPORT."""
     import uvicorn
 
+    from serving import supervisor
     from serving.workers import FACTORY, HEALTHCHECK_SECONDS, worker_environment
 
+    options: dict[str, Any] = {
+        "log_config": uvicorn_log_config(log_level),
+        "access_log": access_log,
+    }
     with worker_environment(home.root) as redis_in_use:
         console.print(
             f"serving on http://{host}:{port} with {workers} workers (home {home.root}; "
             f"{redis_in_use} shared)"
         )
+        if supervisor.available():
+            code = supervisor.Supervisor(FACTORY, host, port, workers, options).run()
+            if code:
+                raise typer.Exit(code)
+            return
         uvicorn.run(
             FACTORY,
             factory=True,
             host=host,
             port=port,
             workers=workers,
-            log_config=uvicorn_log_config(log_level),
-            access_log=access_log,
             timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+            **options,
         )
 
 

@@ -1,10 +1,12 @@
 """``marquee serve --workers N``: several uvicorn worker processes behind one port.
 
-uvicorn spawns each worker as a fresh interpreter that imports ``create_worker_app`` (a factory:
-nothing is built at import) and builds its own app from the environment, which the parent sets
-up first (``worker_environment``). What the workers share and what they do not:
+Each worker is a fresh interpreter (serving.supervisor spawns them) that imports
+``create_worker_app`` (a factory: nothing is built at import) and builds its own app from the
+environment, which the parent sets up first (``worker_environment``). What the workers share
+and what they do not:
 
-- shared: the listening socket; Redis (the one at MARQUEE_REDIS_URL, or the embedded server the
+- shared: the port (each worker listens on its own socket bound to it, and the kernel spreads
+  new connections over them: serving.supervisor); Redis (the one at MARQUEE_REDIS_URL, or the embedded server the
   parent starts once and hands to every worker as a unix-socket URL), so the slate log, the
   feedback store, the replay ring, the A/B counters and dedup are one; the feedback spool file
   (appends and replays take an flock); the MLflow registry and, with ArangoDB, the graph server.

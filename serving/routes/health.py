@@ -46,13 +46,13 @@ def readyz(services: ServicesDep) -> Any:
             name: services.recommenders[name].policy_version if ok else None
             for name, ok in arms.items()
         },
+        "worker": os.getpid(),  # which process answered (serve --workers N: one of N)
     }
     if services.policy_status is not None:  # e.g. "no registered version 'champion'..."
         body["policies"] = services.policy_status()
     warmup = services.precompute.status() if services.precompute is not None else None
     if warmup is not None:  # known users' states computed ahead, once a policy is loaded
-        body["precompute"] = warmup
-        body["worker"] = os.getpid()  # whose warm-up it is (serve --workers N: one each)
+        body["precompute"] = warmup  # this worker's own (serve --workers N: one each)
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ def test_health_and_ready(api: TestClient) -> None:
         "redis": "ok",
         "arms": {"default": "popularity"},  # the default arm's champion is not trained yet
         "policies": {"champion": "no policy registry yet (nothing trained): serving popularity"},
+        "worker": os.getpid(),  # the process that answered (TestClient: this one)
     }
 
 

@@ -151,21 +151,76 @@ def _ready(base: str) -> bool:
 def test_workers_get_time_to_build_a_large_bundle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """uvicorn kills a worker that misses its 5 s ping; one building a 500K-movie bundle on
-    busy cores does, so ``--workers`` gives them HEALTHCHECK_SECONDS."""
+    """Where there is no SO_REUSEPORT, uvicorn's own workers serve, and uvicorn kills a worker
+    that misses its 5 s ping; one building a 500K-movie bundle on busy cores does, so
+    ``--workers`` gives them HEALTHCHECK_SECONDS."""
     import contextlib
 
     import uvicorn
 
+    import serving.supervisor as supervisor
     import serving.workers as workers
     from marquee.home import Home
     from serving.cli import _serve_workers
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(supervisor, "available", lambda: False)
     monkeypatch.setattr(
         workers, "worker_environment", lambda home: contextlib.nullcontext("test redis")
     )
     _serve_workers(Home(tmp_path), "127.0.0.1", 0, 2, "warning", False)
     assert seen["workers"] == 2
     assert seen["timeout_worker_healthcheck"] == workers.HEALTHCHECK_SECONDS >= 60
+
+
+def _worker_of_each(base: str, connections: int) -> list[int]:
+    """The worker (pid) that holds each of ``connections`` new keep-alive connections."""
+    clients = [httpx.Client(base_url=base, timeout=10) for _ in range(connections)]
+    try:
+        return [int(c.get("/readyz").json()["worker"]) for c in clients]
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_workers_share_connections_and_are_replaced(tmp_path: Path) -> None:
+    """``serve --workers 2`` (serving.supervisor): each worker listens on its own socket, so
+    a burst of connections reaches both (with uvicorn's shared socket one worker took 29-31
+    of 32); a worker that dies is replaced and the port keeps answering; SIGTERM stops all."""
+    import signal
+
+    home = tmp_path / "home"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MARQUEE_REDIS_URL"}
+    cmd = [sys.executable, "-c", "from marquee.cli import main; main()"]
+    cmd += ["--home", str(home), "serve", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def wait_for_two() -> list[int]:
+        end = time.monotonic() + 2 * DEADLINE
+        while True:
+            pids = _spawned_workers(proc.pid)
+            if len(pids) == 2 and _ready(base):
+                return pids
+            assert proc.poll() is None, "marquee serve --workers 2 exited"
+            assert time.monotonic() < end, "marquee serve --workers 2 did not start"
+            time.sleep(0.3)
+
+    try:
+        first = wait_for_two()
+        owners = _worker_of_each(base, 32)
+        assert set(owners) == set(first), owners  # both hold connections (all on one: 2^-31)
+        os.kill(first[0], signal.SIGKILL)
+        second = wait_for_two()
+        assert first[0] not in second and first[1] in second
+        assert set(_worker_of_each(base, 32)) == set(second)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out[-2000:]
+    assert "exited" in out and "starting another" in out, out[-2000:]
+    assert _spawned_workers(proc.pid) == []
