@@ -4,8 +4,8 @@ bound to the one port (SO_REUSEPORT), so that the kernel spreads connections ove
 uvicorn's own ``--workers`` binds one socket in the parent and every worker accepts from it;
 the worker that wakes first takes every connection waiting, so a burst of keep-alive
 connections lands on one worker whose queue then sets the tail while the other idles
-(measured at concurrency 32 with two workers: 29-31 of the 32 connections on one worker in
-four runs of five, experiments/bench/serving_load.py's ``per_worker``). With a socket each,
+(measured at concurrency 32 with two workers: one worker held 26-32 of the 32 connections in
+12 runs of 19, experiments/bench/serving_load.py's ``per_worker``). With a socket each,
 the kernel hashes every new connection to one of the listening sockets.
 
 ``Supervisor`` keeps N workers alive: one that exits is replaced (one that fails to start

@@ -6,10 +6,11 @@ environment, which the parent sets up first (``worker_environment``). What the w
 and what they do not:
 
 - shared: the port (each worker listens on its own socket bound to it, and the kernel spreads
-  new connections over them: serving.supervisor); Redis (the one at MARQUEE_REDIS_URL, or the embedded server the
-  parent starts once and hands to every worker as a unix-socket URL), so the slate log, the
-  feedback store, the replay ring, the A/B counters and dedup are one; the feedback spool file
-  (appends and replays take an flock); the MLflow registry and, with ArangoDB, the graph server.
+  new connections over them: serving.supervisor); Redis (the one at MARQUEE_REDIS_URL, or the
+  embedded server the parent starts once and hands to every worker as a unix-socket URL), so
+  the slate log, the feedback store, the replay ring, the A/B counters and dedup are one; the
+  feedback spool file (appends and replays take an flock); the MLflow registry and, with
+  ArangoDB, the graph server.
 - mapped once: the embedded graph's saved arrays (features.graph.local_files memory-maps
   them read-only, so the workers share the page cache's one copy; what a worker derives from
   them, such as decoded keys or a k-hop operator, is its own) and the ranking bundle's
