@@ -8,8 +8,9 @@ connections lands on one worker whose queue then sets the tail while the other i
 12 runs of 19, experiments/bench/serving_load.py's ``per_worker``). With a socket each,
 the kernel hashes every new connection to one of the listening sockets.
 
-``Supervisor`` keeps N workers alive: one that exits is replaced (one that fails to start
-stops them all, as a worker that cannot build its app would fail again), and SIGINT or SIGTERM
+``Supervisor`` keeps N workers alive: one that exits is replaced (one that exits before it
+started serving stops them all, as a worker that cannot build its app would fail again, over
+and over), and SIGINT or SIGTERM
 stops them, each with uvicorn's graceful shutdown. Between a worker's exit and its
 replacement, the others take the new connections; those already queued on the dead worker's
 socket are reset by the kernel. The parent keeps a bound socket (not listening) on the port
@@ -23,6 +24,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -64,7 +66,12 @@ def run_worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
 
     sock = reuseport_socket(host, port)
     config = uvicorn.Config(app, factory=True, host=host, port=port, **options)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if not server.started:  # the app could not be built or its startup failed (uvicorn
+            sys.exit(STARTUP_FAILURE)  # returns or exits 1): say so, rather than be restarted
 
 
 @dataclass
