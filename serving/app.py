@@ -235,8 +235,13 @@ def create_app(
     store: GraphStore | None = None,
     redis_client: redis.Redis | None = None,
     recommender_factory: RecommenderFactory | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """The Marquee API. ``settings`` default to the MARQUEE_* environment."""
+    """The Marquee API. ``settings`` default to the MARQUEE_* environment. ``freeze_heap``:
+    the app is its process's only one (``marquee serve``, a worker), so what its start and
+    first warm-up build is frozen out of the garbage collector's walks (serving.heap); not for
+    an app among others in one process (tests), whose freezes would keep every other's
+    leftovers."""
     cfg = settings if settings is not None else Settings()
     factory = recommender_factory or PolicyPool(cfg)
 
@@ -245,13 +250,19 @@ def create_app(
         services = await run_in_threadpool(_build, cfg, store, redis_client, factory)
         await run_in_threadpool(allocator.release)  # what the load's temporaries left resident
         await run_in_threadpool(allocator.drop_mapped, cfg.home_dir().root)  # and its file scans
-        heap.freeze()  # what the load built lives as long as the worker: out of the gc's walks
+        if freeze_heap:  # what the load built lives as long as the worker: out of the gc's walks
+            await run_in_threadpool(heap.freeze, collect=True)
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):
             tasks.append(asyncio.create_task(_replay_loop(services.sink, cfg.spool_replay_seconds)))
         if services.precompute is not None:
-            loop = precompute_loop(services.precompute, cfg.precompute_poll_seconds, budget=0.05)
+            loop = precompute_loop(
+                services.precompute,
+                cfg.precompute_poll_seconds,
+                budget=0.05,
+                freeze_warm_up=freeze_heap,
+            )
             tasks.append(asyncio.create_task(loop))
         try:
             yield

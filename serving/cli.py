@@ -70,7 +70,7 @@ def serve_command(
 
     allocator.tune()  # before any request thread allocates (serving.allocator)
     settings = Settings(home=home.root)
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     console.print(f"serving on http://{host}:{port} (home {home.root})")
     uvicorn.run(
         app,

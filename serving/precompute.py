@@ -93,12 +93,14 @@ class Precompute:
         return now.status() if now is not None else None
 
 
-async def precompute_loop(precompute: Precompute, every: float, budget: float) -> None:
+async def precompute_loop(
+    precompute: Precompute, every: float, budget: float, freeze_warm_up: bool = False
+) -> None:
     """In the background, never in front of a request: while there is work, a slice of about
     ``budget`` seconds in the threadpool, then the loop is free again; idle, a check every
-    ``every`` seconds. When the first warm-up is done, what it built is frozen
-    (serving.heap)."""
-    frozen = False
+    ``every`` seconds. With ``freeze_warm_up``, what the first warm-up built is frozen when
+    it is done (serving.heap)."""
+    frozen = not freeze_warm_up
     while True:
         work = precompute.current()
         if work is None or work.idle:

@@ -113,9 +113,9 @@ class Settings(BaseSettings):
     )
     inline_requests: bool | None = Field(
         default=None,
-        description="Rank, log and explain a recommendation on the worker's event loop instead "
-        "of the threadpool: no thread hop and first-come first-served, so less CPU and a "
-        "shorter tail; its one wait is the slate log's Redis call. Unset: on with the embedded "
+        description="Rank and explain a recommendation on the worker's event loop, with only the "
+        "slate log's Redis call in the threadpool: no threads contending for the GIL and "
+        "first-come first-served, so less CPU and a shorter tail. Unset: on with the embedded "
         "graph, off with ArangoDB (whose queries wait on the network).",
     )
     precompute_save: bool = Field(

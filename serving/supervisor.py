@@ -10,12 +10,12 @@ the kernel hashes every new connection to one of the listening sockets.
 
 ``Supervisor`` keeps N workers alive: one that exits is replaced (one that exits before it
 started serving stops them all, as a worker that cannot build its app would fail again, over
-and over), and SIGINT or SIGTERM
-stops them, each with uvicorn's graceful shutdown. Between a worker's exit and its
-replacement, the others take the new connections; those already queued on the dead worker's
-socket are reset by the kernel. The parent keeps a bound socket (not listening) on the port
-so that the port stays this service's while a worker restarts. Where the platform has no
-SO_REUSEPORT, ``available()`` is False and the caller uses uvicorn's shared socket.
+and over), and SIGINT or SIGTERM stops them, each with uvicorn's graceful shutdown. Between a
+worker's exit and its replacement, the others take the new connections; those already queued
+on the dead worker's socket are reset by the kernel. The parent keeps a bound socket (not
+listening) on the port so that the port stays this service's while a worker restarts. Where
+the platform has no SO_REUSEPORT, ``available()`` is False and the caller uses uvicorn's
+shared socket.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ def reuseport_socket(host: str, port: int, listen: bool = True) -> socket.socket
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock
 
 
@@ -107,7 +106,7 @@ class Supervisor:
         try:
             while not self._stopping.wait(self.poll_seconds):
                 for i, proc in enumerate(procs):
-                    if proc.is_alive():
+                    if proc.is_alive() or self._stopping.is_set():
                         continue
                     if proc.exitcode == STARTUP_FAILURE:
                         log.error("worker %s could not start; stopping the others", proc.pid)

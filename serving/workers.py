@@ -52,7 +52,7 @@ def create_worker_app() -> FastAPI:
 
     allocator.tune()  # before any request thread allocates (serving.allocator)
     logging.getLogger().addFilter(RedactSecretFilter())
-    return create_app(Settings())
+    return create_app(Settings(), freeze_heap=True)
 
 
 @contextmanager

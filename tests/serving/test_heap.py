@@ -11,7 +11,7 @@ import redis
 
 from features.graph.local import LocalGraphStore
 from serving import heap
-from tests.serving.conftest import make_client
+from tests.serving.conftest import make_settings
 
 
 @pytest.fixture(autouse=True)
@@ -37,15 +37,25 @@ def test_freeze_moves_what_is_alive_out_of_the_collections() -> None:
     assert all(_collected(x) for x in kept[:3])
 
 
-def test_the_app_freezes_what_its_start_built(
-    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str]
+@pytest.mark.parametrize("freeze_heap", [True, False])
+def test_a_served_app_freezes_what_its_start_built(
+    tmp_path: Path, store: LocalGraphStore, server_cp: tuple[redis.Redis, str], freeze_heap: bool
 ) -> None:
+    """``marquee serve`` and its workers pass freeze_heap; an app among others in one
+    process (the tests' own) does not freeze."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    client, prefix = server_cp
+    settings = make_settings(tmp_path, prefix)
+    app = create_app(settings, store=store, redis_client=client, freeze_heap=freeze_heap)
     assert gc.get_freeze_count() == 0
-    with make_client(tmp_path, store, server_cp) as api:
-        assert gc.get_freeze_count() > 0
+    with TestClient(app) as api:
+        assert (gc.get_freeze_count() > 0) is freeze_heap
         services = api.app.state.services  # type: ignore[attr-defined]
         gc.collect()
-        assert not _collected(services)  # built at start: frozen
+        assert _collected(services) is not freeze_heap  # built at start: frozen, or not
         assert api.get("/v1/users/fan/recommendations?k=2").status_code == 200
 
 
@@ -58,8 +68,16 @@ def test_the_first_finished_warm_up_is_frozen_once(monkeypatch: pytest.MonkeyPat
     import serving.precompute as precompute
 
     calls: list[int] = []
-    monkeypatch.setattr(heap, "freeze", lambda: calls.append(1) or 0)
-    work = SimpleNamespace(idle=False, step=lambda budget: setattr(work, "idle", True))
+
+    def freeze(collect: bool = False) -> int:
+        calls.append(1)
+        return 0
+
+    def step(budget: float) -> None:
+        work.idle = True
+
+    monkeypatch.setattr(heap, "freeze", freeze)
+    work = SimpleNamespace(idle=False, step=step)
     states = iter([None, None, work, work, work, work, work])
 
     class Source:
@@ -70,5 +88,6 @@ def test_the_first_finished_warm_up_is_frozen_once(monkeypatch: pytest.MonkeyPat
                 raise asyncio.CancelledError from None
 
     with pytest.raises(asyncio.CancelledError):
-        asyncio.run(precompute.precompute_loop(Source(), every=0.001, budget=0.01))  # type: ignore[arg-type]
+        loop = precompute.precompute_loop(Source(), 0.001, 0.01, freeze_warm_up=True)  # type: ignore[arg-type]
+        asyncio.run(loop)
     assert calls == [1]
