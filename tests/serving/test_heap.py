@@ -29,8 +29,9 @@ def _collected(obj: object) -> bool:
 def test_freeze_moves_what_is_alive_out_of_the_collections() -> None:
     kept = [[i] for i in range(1000)]  # tracked containers
     frozen = heap.freeze()
-    # other threads of the test process may track new objects meanwhile: the count only grows
-    assert gc.get_freeze_count() >= frozen >= len(kept)
+    # the count moves with the rest of the test process (objects tracked or freed meanwhile):
+    # only a lower bound is safe; which objects are frozen is checked below
+    assert frozen >= len(kept)
     gc.collect()  # would move anything not frozen into the oldest generation
     assert not any(_collected(x) for x in kept[:3])
     gc.unfreeze()
