@@ -37,6 +37,7 @@ from serving.precompute import Precompute, precompute_loop, saved_states_file
 from serving.presentation import Presenter
 from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
+from serving.redis_async import AsyncClient, async_twin
 from serving.request_limits import BodyLimitMiddleware
 from serving.routes import (
     ab,
@@ -189,6 +190,16 @@ def _build(
     )
 
 
+def _async_log(services: Services) -> AsyncClient | None:
+    """With recommendations on the event loop, the slate log's asyncio client (made on this
+    loop, serving.redis_async), handed to the log; None where there is none."""
+    if not services.inline or services.reclog is None or services.redis is None:
+        return None
+    twin = async_twin(services.redis.client)
+    services.reclog.use_async(twin)
+    return twin
+
+
 def _inline(settings: Settings, store: GraphStore) -> bool:
     """Whether recommendations run on the event loop (Settings.inline_requests): by default
     only over the embedded graph, whose reads are memory, never a network round trip."""
@@ -252,6 +263,7 @@ def create_app(
         await run_in_threadpool(allocator.drop_mapped, cfg.home_dir().root)  # and its file scans
         if freeze_heap:  # what the load built lives as long as the worker: out of the gc's walks
             await run_in_threadpool(heap.freeze, collect=True)
+        twin = _async_log(services)
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):
@@ -272,6 +284,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             app.state.services = None
+            if twin is not None and services.reclog is not None:
+                services.reclog.use_async(None)
+                await twin.aclose()
             for thing in reversed(services.closers):
                 close = getattr(thing, "close", None)
                 if close is not None:

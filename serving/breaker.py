@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis
@@ -77,6 +77,16 @@ class CircuitBreaker:
             raise BreakerOpen(self._reason)
         try:
             return fn()
+        except REDIS_DOWN as exc:
+            self.trip(exc)
+            raise
+
+    async def acall(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``call`` for a coroutine function, awaited (the asyncio client's calls)."""
+        if self._reason is not None:
+            raise BreakerOpen(self._reason)
+        try:
+            return await fn()
         except REDIS_DOWN as exc:
             self.trip(exc)
             raise

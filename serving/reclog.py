@@ -36,6 +36,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import redis
@@ -44,6 +45,11 @@ from agent.buffers.hash_tag import RECLOG, tag
 from serving.ab_live import served_keys
 from serving.breaker import BreakerOpen, CircuitBreaker
 from serving.recommender import RecommendationResult
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+    from serving.redis_async import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +252,17 @@ class RecLog:
         self.base = tag(prefix, RECLOG)
         self.order_key = f"{self.base}:order"
         self._log = client.register_script(_LOG_SCRIPT)
+        self._alog: AsyncScript | None = None
+
+    def use_async(self, client: AsyncClient | None) -> None:
+        """Log through ``client`` (serving.redis_async's twin of this log's client) in
+        ``alog``; None: ``alog`` is unavailable again (its client was closed)."""
+        self._alog = None if client is None else client.register_script(_LOG_SCRIPT)
+
+    @property
+    def can_await(self) -> bool:
+        """Whether ``alog`` has an asyncio client to log through."""
+        return self._alog is not None
 
     def _key(self, rec_id: str) -> str:
         return f"{self.base}:rec:{rec_id}"
@@ -275,6 +292,19 @@ class RecLog:
     def log(self, rec: LoggedRecommendation) -> None:
         """Store ``rec`` (atomically, with its TTL), index it by (user, movie) and evict what is
         over the caps. Raises redis errors when Redis is down."""
+        keys, args = self._call(rec)
+        self._log(keys=keys, args=args)
+
+    async def alog(self, rec: LoggedRecommendation) -> None:
+        """``log`` awaited on the event loop through the asyncio client (``use_async``): the
+        same script, keys and arguments, so the same writes."""
+        if self._alog is None:
+            raise RuntimeError("RecLog.alog needs an asyncio client: call use_async first")
+        keys, args = self._call(rec)
+        await self._alog(keys=keys, args=args)
+
+    def _call(self, rec: LoggedRecommendation) -> tuple[list[str], list[str | int | bytes]]:
+        """The log script's keys and arguments for ``rec``."""
         slate = json.dumps(rec.slate)
         teams = json.dumps(list(rec.teams)) if rec.teams else ""
         arms = rec.arms()
@@ -287,7 +317,7 @@ class RecLog:
         args += [self.user_slates, self.max_slates, slate, repr(rec.created)]
         args += [rec.arm, rec.policy_version, _vec(rec.propensities)]
         args += [_vec(rec.state), _vec(rec.action), teams, *arms]
-        self._log(keys=keys, args=args)
+        return keys, args
 
     def get(self, rec_id: str) -> LoggedRecommendation | None:
         """The logged recommendation, or None when unknown or expired."""
@@ -363,6 +393,20 @@ def make_record(
     )
 
 
+def served_record(user: str, arm: str, result: RecommendationResult) -> LoggedRecommendation:
+    """The record of a slate about to be shown (a fresh id, now)."""
+    return make_record(
+        user,
+        arm,
+        result.policy_version,
+        [i.movie for i in result.items],
+        [i.propensity for i in result.items],
+        result.state,
+        result.action,
+        tuple(i.team or arm for i in result.items) if any(i.team for i in result.items) else (),
+    )
+
+
 def log_served(
     reclog: RecLog | None,
     user: str,
@@ -373,16 +417,7 @@ def log_served(
     """Record a slate that is about to be shown (HTTP or Plex): returns the record and whether
     Redis took it. A Redis failure is logged and swallowed: the slate is shown anyway, only
     online learning misses it. With ``breaker`` open, Redis is not even tried."""
-    record = make_record(
-        user,
-        arm,
-        result.policy_version,
-        [i.movie for i in result.items],
-        [i.propensity for i in result.items],
-        result.state,
-        result.action,
-        tuple(i.team or arm for i in result.items) if any(i.team for i in result.items) else (),
-    )
+    record = served_record(user, arm, result)
     if reclog is None or not result.items:
         return record, False
     try:
@@ -392,7 +427,40 @@ def log_served(
             reclog.log(record)
     except BreakerOpen:
         return record, False
-    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # e.g. no slot owner
-        log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)
+    except _LOG_ERRORS as exc:
+        _not_logged(record, exc)
         return record, False
     return record, True
+
+
+async def alog_served(
+    reclog: RecLog | None,
+    user: str,
+    arm: str,
+    result: RecommendationResult,
+    breaker: CircuitBreaker | None = None,
+) -> tuple[LoggedRecommendation, bool]:
+    """``log_served`` awaited on the event loop (``RecLog.alog``; the log must ``can_await``):
+    the same record, the same outcome for each Redis failure, the same breaker."""
+    record = served_record(user, arm, result)
+    if reclog is None or not result.items:
+        return record, False
+    try:
+        if breaker is not None:
+            await breaker.acall(lambda: reclog.alog(record))
+        else:
+            await reclog.alog(record)
+    except BreakerOpen:
+        return record, False
+    except _LOG_ERRORS as exc:
+        _not_logged(record, exc)
+        return record, False
+    return record, True
+
+
+# A Redis that is down, and a Redis Cluster with no owner for the log's slot
+_LOG_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
+
+
+def _not_logged(record: LoggedRecommendation, exc: BaseException) -> None:
+    log.warning("recommendation %s not logged: %s", record.id, type(exc).__name__)

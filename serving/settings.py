@@ -113,10 +113,11 @@ class Settings(BaseSettings):
     )
     inline_requests: bool | None = Field(
         default=None,
-        description="Rank and explain a recommendation on the worker's event loop, with only the "
-        "slate log's Redis call in the threadpool: no threads contending for the GIL and "
-        "first-come first-served, so less CPU and a shorter tail. Unset: on with the embedded "
-        "graph, off with ArangoDB (whose queries wait on the network).",
+        description="Rank and explain a recommendation on the worker's event loop and await "
+        "the slate log's Redis call there (an asyncio client, serving.redis_async): no "
+        "thread hop, no threads contending for the GIL, first-come first-served, so less CPU "
+        "and a shorter tail. Unset: on with the embedded graph, off with ArangoDB (whose "
+        "queries wait on the network).",
     )
     precompute_save: bool = Field(
         default=True,

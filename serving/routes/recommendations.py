@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from features.graph.schema import VertexKind
 from serving.deps import ReadServicesDep
 from serving.presentation import present
-from serving.reclog import LoggedRecommendation, log_served
+from serving.reclog import LoggedRecommendation, alog_served, log_served
 from serving.recommender import RecommendationResult
 from serving.schemas.recommendations import Recommendations
 
@@ -45,11 +45,12 @@ async def recommendations(
     k: Annotated[int | None, Query(ge=1, description="Slate size.")] = None,
 ) -> Response:
     """The work (ranking, the Redis log, explanations) runs in the threadpool, one hop per
-    request; with ``Services.inline`` (the embedded graph, whose reads are memory) only the
-    slate log's Redis call does, and the ranking and the explanations run on the event loop,
-    one request at a time in arrival order, without the threads' contention for the GIL. The
-    Redis call stays off the loop because the embedded Redis acknowledges a write once it is
-    on disk (fsync), which would stall the worker. The body is built as the
+    request; with ``Services.inline`` (the embedded graph, whose reads are memory) the ranking
+    and the explanations run on the event loop, one request at a time in arrival order,
+    without the threads' contention for the GIL, and the slate log's Redis call is awaited
+    there through the asyncio client (serving.redis_async; the threadpool when there is
+    none): the embedded Redis acknowledges a write once it is on disk (fsync), and a blocking
+    call would stall the worker meanwhile. The body is built as the
     ``Recommendations`` schema and written to JSON there too: returning a Response skips
     FastAPI's second validation and encoding pass over a model built from checked values
     (``response_model`` still documents it in OpenAPI)."""
@@ -91,9 +92,14 @@ async def recommendations(
         )
         return Response(content=body.model_dump_json(), media_type="application/json")
 
-    if services.inline:  # only the Redis call leaves the loop: others run while it waits
+    if services.inline:  # only the Redis call waits, and others run meanwhile
         result = recommender.recommend(user, size, genres=wanted)
-        return respond(result, *await run_in_threadpool(log, result))
+        reclog = services.reclog
+        if reclog is not None and reclog.can_await:  # awaited on the loop: no thread hop
+            logged = await alog_served(reclog, user, arm.name, result, services.breaker)
+        else:
+            logged = await run_in_threadpool(log, result)
+        return respond(result, *logged)
 
     def serve() -> Response:
         result = recommender.recommend(user, size, genres=wanted)

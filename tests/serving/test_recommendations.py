@@ -163,35 +163,56 @@ def test_repeat_requests_show_what_a_fresh_read_of_the_graph_shows(
     assert shown[2]["5"] != shown[3]["5"] and "Airplane!" in shown[3]["5"]  # Toy Story
 
 
-@pytest.mark.parametrize("inline", [None, True, False])
-def test_inline_requests_leave_only_the_redis_call_to_a_thread(
+@pytest.mark.parametrize(
+    ("inline", "twin", "logger"),
+    [
+        (None, True, "alog_served"),
+        (True, True, "alog_served"),
+        (True, False, "log_served"),
+        (False, True, "log_served"),
+    ],
+)
+def test_inline_requests_await_the_redis_call_on_the_loop(
     tmp_path: Path,
     store: LocalGraphStore,
     redis_cp: tuple[redis.Redis, str],
     monkeypatch: pytest.MonkeyPatch,
     inline: bool | None,
+    twin: bool,
+    logger: str,
 ) -> None:
     """Settings.inline_requests (unset: on over the embedded graph): the slate is ranked and
-    explained on the event loop and only the slate log's Redis call runs in the threadpool;
-    off, all of it runs in one threadpool hop. The answer and the log are the same."""
+    explained on the event loop and its log awaited there through the asyncio client
+    (serving.redis_async); without one (``twin`` False) the log's call alone runs in the
+    threadpool; off, all of it runs in one threadpool hop. The answer and the log are the
+    same."""
     import threading
 
+    import serving.app as app_module
     import serving.routes.recommendations as route
     from serving.presentation import Presenter
 
     where: dict[str, int] = {}
-    log_served, present = route.log_served, Presenter.present
+    originals = {name: getattr(route, name) for name in ("log_served", "alog_served")}
+    present = Presenter.present
 
     def logging_thread(*args: object, **kwargs: object) -> object:
-        where["log"] = threading.get_ident()
-        return log_served(*args, **kwargs)  # type: ignore[arg-type]
+        where["log_served"] = threading.get_ident()
+        return originals["log_served"](*args, **kwargs)
+
+    async def awaiting_thread(*args: object, **kwargs: object) -> object:
+        where["alog_served"] = threading.get_ident()
+        return await originals["alog_served"](*args, **kwargs)
 
     def presenting_thread(self: Presenter, *args: object, **kwargs: object) -> object:
         where["present"] = threading.get_ident()
         return present(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(route, "log_served", logging_thread)
+    monkeypatch.setattr(route, "alog_served", awaiting_thread)
     monkeypatch.setattr(Presenter, "present", presenting_thread)
+    if not twin:
+        monkeypatch.setattr(app_module, "async_twin", lambda client: None)
     with make_client(tmp_path, store, redis_cp, inline_requests=inline) as api:
         assert api.app.state.services.inline is (inline is not False)  # type: ignore[attr-defined]
         res = api.get("/v1/users/fan/recommendations", params={"k": 4})
@@ -199,7 +220,8 @@ def test_inline_requests_leave_only_the_redis_call_to_a_thread(
     body = res.json()
     assert body["items"][0]["movie"] == "3" and body["logged"] is True
     assert ("Ridley Scott" in body["items"][0]["explanation"]) and len(body["items"]) == 4
-    assert (where["log"] != where["present"]) is (inline is not False)
+    assert set(where) == {logger, "present"}
+    assert (where[logger] != where["present"]) is (logger == "log_served" and inline is not False)
     client, prefix = redis_cp
     logged = RecLog(client, prefix, 60).get(body["recommendation_id"])
     assert logged is not None and logged.slate == [i["movie"] for i in body["items"]]

@@ -4,6 +4,7 @@ naming any one node; the same URL form naming a single server gives a plain clie
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import redis.asyncio.cluster
 from fastapi.testclient import TestClient
 from gymnasium import spaces
 from redis.cluster import RedisCluster
@@ -24,6 +26,7 @@ from serving.ab_report import read_feedback, read_served
 from serving.app import create_app
 from serving.feedback.store import RedisFeedbackStore
 from serving.reclog import RecLog, make_record
+from serving.redis_async import async_twin
 from serving.redis_conn import connect
 from tests.serving.conftest import AUTH, make_settings
 from tests.serving.redis_cluster import ClusterNode, redis_cluster
@@ -70,6 +73,32 @@ def test_a_single_server_url_gives_a_plain_client(tmp_path: Path) -> None:
             assert handle.client.ping()
         finally:
             handle.close()
+
+
+def test_the_asyncio_twin_of_a_cluster_client_is_a_cluster_client(
+    cluster: list[ClusterNode], prefix: str
+) -> None:
+    """serving.redis_async: the slate log's asyncio client, seeded with the same node, follows
+    the cluster's slots (a key written through it is read back through another node)."""
+    client = RedisCluster.from_url(cluster[0].url)
+    key = f"{tag(prefix, RECLOG)}:twin"
+
+    async def write() -> None:
+        twin = async_twin(client)
+        assert isinstance(twin, redis.asyncio.cluster.RedisCluster)
+        try:
+            await twin.set(key, b"async")
+        finally:
+            await twin.aclose()
+
+    try:
+        asyncio.run(write())
+        other = RedisCluster.from_url(cluster[2].url)
+        assert other.get(key) == b"async"
+        other.delete(key)
+        other.close()
+    finally:
+        client.close()
 
 
 def test_service_serves_logs_and_learns_on_a_cluster(
