@@ -95,6 +95,29 @@ def test_known_user_gets_the_actors_top_k_of_unseen_candidates(
     assert max(rest) <= min(got) + 1e-5
 
 
+def test_unseeded_sampling_keeps_one_generator_per_thread(
+    trained: TrainedHome, ranking: Ranker, model: object
+) -> None:
+    """Without a seed a thread's requests draw on from one generator (seeded once from fresh
+    entropy), another thread has its own, and the slates still vary from request to request."""
+    import threading
+
+    rec = _recommender(trained, ranking, model, temperature=0.5)
+    user = str(trained.world.catalog.users[1])
+    mine = rec._rng(user)
+    assert rec._rng("someone else") is mine
+    theirs: list[np.random.Generator] = []
+    worker = threading.Thread(target=lambda: theirs.append(rec._rng(user)))
+    worker.start()
+    worker.join()
+    assert theirs[0] is not mine
+    assert not np.array_equal(theirs[0].random(8), mine.random(8))
+    other = _recommender(trained, ranking, model, temperature=0.5)
+    assert other._rng(user) is not mine
+    slates = {tuple(i.movie for i in rec.recommend(user, 5).items) for _ in range(6)}
+    assert len(slates) > 1
+
+
 def test_sampled_slates_carry_plackett_luce_propensities(
     trained: TrainedHome, ranking: Ranker, model: object
 ) -> None:
