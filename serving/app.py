@@ -37,7 +37,7 @@ from serving.precompute import Precompute, precompute_loop, saved_states_file
 from serving.presentation import Presenter
 from serving.rate_limit import RateLimiter
 from serving.recommender import Recommender
-from serving.redis_async import AsyncClient, async_twin
+from serving.redis_async import AsyncClient, async_twin, open_connections
 from serving.request_limits import BodyLimitMiddleware
 from serving.routes import (
     ab,
@@ -126,6 +126,9 @@ def _build(
     handle = wiring.open_redis(settings, redis_client)
     if redis_client is None:
         opened.append(handle)
+    started = time.perf_counter()
+    store.warm_reads()  # what the first requests would otherwise build in front of them
+    log.info("graph reads warmed in %.2f s", time.perf_counter() - started)
     recommenders = wiring.ServiceRecommenders(settings, store, factory)
     ab, by_arm = recommenders.ab, recommenders.by_arm
     metrics = Metrics()
@@ -190,13 +193,25 @@ def _build(
     )
 
 
-def _async_log(services: Services) -> AsyncClient | None:
+# The slate log's connections opened at a worker's start: as many as the requests it may have
+# waiting on Redis at once under load (about its share of 32 clients); more open on demand.
+LOG_CONNECTIONS = 16
+
+
+async def _async_log(services: Services) -> AsyncClient | None:
     """With recommendations on the event loop, the slate log's asyncio client (made on this
-    loop, serving.redis_async), handed to the log; None where there is none."""
+    loop, serving.redis_async), handed to the log with its script loaded; None where there is
+    none."""
     if not services.inline or services.reclog is None or services.redis is None:
         return None
     twin = async_twin(services.redis.client)
     services.reclog.use_async(twin)
+    try:
+        await services.reclog.load_async()
+        if twin is not None:
+            await open_connections(twin, LOG_CONNECTIONS)
+    except REDIS_DOWN as exc:  # the first slates load it; the service starts anyway
+        log.warning("redis: the slate log's script not loaded at start: %s", type(exc).__name__)
     return twin
 
 
@@ -263,7 +278,7 @@ def create_app(
         await run_in_threadpool(allocator.drop_mapped, cfg.home_dir().root)  # and its file scans
         if freeze_heap:  # what the load built lives as long as the worker: out of the gc's walks
             await run_in_threadpool(heap.freeze, collect=True)
-        twin = _async_log(services)
+        twin = await _async_log(services)
         app.state.services = services
         tasks = []
         if isinstance(services.sink, SpoolingFeedbackSink):

@@ -259,6 +259,13 @@ class RecLog:
         ``alog``; None: ``alog`` is unavailable again (its client was closed)."""
         self._alog = None if client is None else client.register_script(_LOG_SCRIPT)
 
+    async def load_async(self) -> None:
+        """Load the script through the asyncio client (``use_async``), so that the first
+        slates neither open its first connection nor find the script missing (NOSCRIPT).
+        Raises redis errors when Redis is down."""
+        if self._alog is not None:
+            await self._alog.registered_client.script_load(_LOG_SCRIPT)
+
     @property
     def can_await(self) -> bool:
         """Whether ``alog`` has an asyncio client to log through."""

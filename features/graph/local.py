@@ -20,6 +20,7 @@ import pandas as pd
 from features.graph import hop_threads, local_explain
 from features.graph import local_queries as q
 from features.graph.batch import GraphBatch
+from features.graph.explain_links import explain_links
 from features.graph.local_files import (
     SavedFiles,
     folder_lock,
@@ -272,6 +273,16 @@ class LocalGraphStore(GraphStore):
         if every is not None and time.monotonic() - self._checked >= every:
             self.refresh(wait=False)
         return self._state
+
+    def warm_reads(self) -> None:
+        """The movie and user key indexes (a pandas Index and its hash table, built at the
+        first lookup: ~50 ms at 100K movies) and the explanation links (features.graph
+        .explain_links) of the current graph version. A later version builds its own at its
+        first reads."""
+        state = self._state
+        for kind in (VertexKind.MOVIE, VertexKind.USER):
+            state.vertices[kind].find("")  # the first lookup builds the index
+        explain_links(state)
 
     def close(self) -> None:
         """Nothing to release: every upsert is already saved."""

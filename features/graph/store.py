@@ -302,6 +302,11 @@ class GraphStore(Protocol):
         when the store cannot tell; caches of what was read from the store key on it."""
         return None
 
+    def warm_reads(self) -> None:
+        """Build now what a request's first reads would build lazily (key indexes, link
+        tables), so that a serving process pays for it at its start, not in its first
+        requests. Default: nothing to build."""
+
 
 def _number(value: object) -> float:
     """An optional numeric edge attribute as a float (missing or empty: 0)."""

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from serving.breaker import BreakerOpen, CircuitBreaker
 from serving.reclog import RecLog, alog_served, log_served, make_record
 from serving.recommender import RecommendationResult, ScoredItem
-from serving.redis_async import async_twin
+from serving.redis_async import async_twin, open_connections
 
 
 def test_the_twin_reaches_the_same_server(redis_cp: tuple[redis.Redis, str]) -> None:
@@ -110,6 +112,57 @@ def test_the_awaited_log_writes_what_the_threaded_log_writes(
     assert log.user_ids("u") == [rec_id, threaded.id]
     found = log.find("u", "2")
     assert found is not None and found.id == rec_id  # the newest slate showing it
+
+
+def test_connections_opened_ahead_are_idle_in_the_pool(redis_cp: tuple[redis.Redis, str]) -> None:
+    client, _ = redis_cp
+
+    async def go() -> tuple[int, int, bytes | None]:
+        twin = async_twin(client)
+        assert isinstance(twin, redis.asyncio.Redis)
+        try:
+            opened = await open_connections(twin, 5)
+            idle = len(twin.connection_pool._available_connections)
+            return opened, idle, await twin.echo(b"still works")  # type: ignore[return-value]
+        finally:
+            await twin.aclose()
+
+    assert asyncio.run(go()) == (5, 5, b"still works")
+
+
+def test_opening_connections_to_a_dead_server_raises() -> None:
+    async def go() -> None:
+        dead = redis.asyncio.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+        try:
+            await open_connections(dead, 3)
+        finally:
+            await dead.aclose()
+
+    with pytest.raises(redis.ConnectionError):
+        asyncio.run(go())
+
+
+def test_the_script_is_loaded_before_the_first_slate(redis_cp: tuple[redis.Redis, str]) -> None:
+    """RecLog.load_async (the service's start): the log's script is in Redis through the
+    asyncio client before any slate is logged; without a client it does nothing."""
+    client, prefix = redis_cp
+    log = RecLog(client, prefix, 60)
+    client.script_flush()
+    asyncio.run(log.load_async())  # no asyncio client: nothing to load through
+    sha = log._log.sha
+
+    async def load() -> None:
+        twin = async_twin(client)
+        log.use_async(twin)
+        try:
+            await log.load_async()
+        finally:
+            log.use_async(None)
+            await twin.aclose()  # type: ignore[union-attr]
+
+    assert client.script_exists(sha) == [False]
+    asyncio.run(load())
+    assert client.script_exists(sha) == [True]
 
 
 @pytest.mark.parametrize(

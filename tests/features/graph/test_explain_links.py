@@ -135,3 +135,22 @@ def test_requests_arriving_together_build_the_table_once(
         t.join()
     assert len(builds) == 1
     assert len(got) == 8 and all(table is got[0] for table in got)
+
+
+def test_warm_reads_builds_what_a_first_request_would(tiny_batch: GraphBatch) -> None:
+    """LocalGraphStore.warm_reads (a served process's start): the movie and user key indexes
+    and the explanation links exist afterwards, so the first explain_many builds nothing."""
+    store = LocalGraphStore()
+    store.upsert(tiny_batch)
+    state = store.state
+    movies, users = state.vertices[VertexKind.MOVIE], state.vertices[VertexKind.USER]
+    for table in (movies, users):
+        table.__dict__.pop("index", None)
+    state.cache.pop(CACHE_KEY, None)
+    store.warm_reads()
+    assert "index" in movies.__dict__ and "index" in users.__dict__
+    built = state.cache[CACHE_KEY]
+    assert isinstance(built, ExplainLinks)
+    user = users.key_at(0)
+    store.explain_many(user, [movies.key_at(0), movies.key_at(1)])
+    assert state.cache[CACHE_KEY] is built  # read, not built again
