@@ -27,6 +27,10 @@ REDIS_DOWN = (
     redis.exceptions.SlotNotCoveredError,
 )
 
+# Refused by the client itself (its pool is full), not a sign that Redis is down: the call
+# fails, the breaker stays closed.
+LOCAL_LIMITS = (redis.exceptions.MaxConnectionsError,)
+
 T = TypeVar("T")
 
 
@@ -72,13 +76,15 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()`` unless open (then BreakerOpen at once); a Redis timeout or lost connection
-        opens the breaker and is re-raised."""
+        opens the breaker and is re-raised (a full client pool, ``LOCAL_LIMITS``, is only
+        re-raised)."""
         if self._reason is not None:
             raise BreakerOpen(self._reason)
         try:
             return fn()
         except REDIS_DOWN as exc:
-            self.trip(exc)
+            if not isinstance(exc, LOCAL_LIMITS):
+                self.trip(exc)
             raise
 
     async def acall(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -88,7 +94,8 @@ class CircuitBreaker:
         try:
             return await fn()
         except REDIS_DOWN as exc:
-            self.trip(exc)
+            if not isinstance(exc, LOCAL_LIMITS):
+                self.trip(exc)
             raise
 
     def probe(self, ping: Callable[[], object]) -> bool:

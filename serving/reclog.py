@@ -31,6 +31,7 @@ on a Redis Cluster it lives in one slot (one master), not spread across them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Slate logs awaited at once through the asyncio client (RecLog.use_async): within its pool's
+# connections (100 by default), as many as a worker keeps waiting on Redis under load.
+ASYNC_CONCURRENCY = 64
 DEFAULT_USER_SLATES = 50  # recent slates kept per user (and matched against (user, movie))
 DEFAULT_MAX_SLATES = 20_000  # slates kept in total (~3-3.7 KB each, bench/slate_log_memory.py)
 CLOCK_SKEW_SECONDS = 60.0  # how far a feedback source's clock may run behind the service's
@@ -253,11 +257,18 @@ class RecLog:
         self.order_key = f"{self.base}:order"
         self._log = client.register_script(_LOG_SCRIPT)
         self._alog: AsyncScript | None = None
+        self._slots: asyncio.Semaphore | None = None
 
-    def use_async(self, client: AsyncClient | None) -> None:
+    def use_async(self, client: AsyncClient | None, concurrency: int = ASYNC_CONCURRENCY) -> None:
         """Log through ``client`` (serving.redis_async's twin of this log's client) in
-        ``alog``; None: ``alog`` is unavailable again (its client was closed)."""
+        ``alog``, at most ``concurrency`` calls at a time (the others wait their turn: a
+        client's pool refuses connections beyond its size, 100 by default, which one worker
+        at concurrency 128 exceeded); None: ``alog`` is unavailable again (its client was
+        closed). Call it on the event loop that will await ``alog``."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self._alog = None if client is None else client.register_script(_LOG_SCRIPT)
+        self._slots = None if client is None else asyncio.Semaphore(concurrency)
 
     async def load_async(self) -> None:
         """Load the script through the asyncio client (``use_async``), so that the first
@@ -305,10 +316,11 @@ class RecLog:
     async def alog(self, rec: LoggedRecommendation) -> None:
         """``log`` awaited on the event loop through the asyncio client (``use_async``): the
         same script, keys and arguments, so the same writes."""
-        if self._alog is None:
+        if self._alog is None or self._slots is None:
             raise RuntimeError("RecLog.alog needs an asyncio client: call use_async first")
         keys, args = self._call(rec)
-        await self._alog(keys=keys, args=args)
+        async with self._slots:
+            await self._alog(keys=keys, args=args)
 
     def _call(self, rec: LoggedRecommendation) -> tuple[list[str], list[str | int | bytes]]:
         """The log script's keys and arguments for ``rec``."""

