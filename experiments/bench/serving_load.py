@@ -4,7 +4,9 @@ over real HTTP against ``marquee serve`` (1 worker, then ``--workers 2``).
 An httpx async load generator: at each concurrency (1, 8, 32, 128 by default) that many
 clients, each with its own keep-alive connection, send ``--requests`` requests between them as
 fast as the answers come; requests/s is requests over the wall time, and p50/p95/p99 are per
-request, timed by the client. Users are serving_latency.py's mix (its ``_users``: 90 % known
+request, timed by the client; ``failed`` counts error statuses by code and, as "unlogged",
+slates served without their log (Redis refused, the breaker open), which would otherwise
+pass for cheaper requests. Users are serving_latency.py's mix (its ``_users``: 90 % known
 users of the graph, 10 % unknown), a fresh draw per level (seed + level), so that a known user
 is mostly on their first request ("first_requests" counts them) as in serving_latency.py.
 
@@ -159,6 +161,8 @@ async def _level(
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     failed[str(r.status_code)] = failed.get(str(r.status_code), 0) + 1
+                elif UNLOGGED in r.content:
+                    failed["unlogged"] = failed.get("unlogged", 0) + 1
 
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
@@ -166,6 +170,11 @@ async def _level(
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     return _summary(concurrency, latencies, failed, wall, cpu0, cpu1)
+
+
+# A slate served without its log (Redis refused or the breaker was open): answered, but not
+# the service's normal work; counted under "failed" so that a run that stopped logging shows.
+UNLOGGED = b'"logged":false'
 
 
 def _summary(
@@ -243,7 +252,7 @@ async def _raw_level(base: str, users: list[str], k: int, concurrency: int) -> d
         for user in todo:
             t0 = time.perf_counter()
             try:
-                status = await api.get(f"/v1/users/{user}/recommendations?k={k}")
+                status, body = await api.fetch(f"/v1/users/{user}/recommendations?k={k}")
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
                 return  # the connection is unusable now
@@ -251,6 +260,8 @@ async def _raw_level(base: str, users: list[str], k: int, concurrency: int) -> d
             by_worker[owner].append(latencies[-1])
             if status != 200:
                 failed[str(status)] = failed.get(str(status), 0) + 1
+            elif UNLOGGED in body:
+                failed["unlogged"] = failed.get("unlogged", 0) + 1
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
