@@ -258,17 +258,20 @@ class RecLog:
         self._log = client.register_script(_LOG_SCRIPT)
         self._alog: AsyncScript | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def use_async(self, client: AsyncClient | None, concurrency: int = ASYNC_CONCURRENCY) -> None:
         """Log through ``client`` (serving.redis_async's twin of this log's client) in
         ``alog``, at most ``concurrency`` calls at a time (the others wait their turn: a
         client's pool refuses connections beyond its size, 100 by default, which one worker
         at concurrency 128 exceeded); None: ``alog`` is unavailable again (its client was
-        closed). Call it on the event loop that will await ``alog``."""
+        closed). Call it on the event loop that will await ``alog``: its connections belong to
+        that loop, and ``can_await`` is false on any other."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self._alog = None if client is None else client.register_script(_LOG_SCRIPT)
         self._slots = None if client is None else asyncio.Semaphore(concurrency)
+        self._loop = None if client is None else asyncio.get_running_loop()
 
     async def load_async(self) -> None:
         """Load the script through the asyncio client (``use_async``), so that the first
@@ -279,8 +282,15 @@ class RecLog:
 
     @property
     def can_await(self) -> bool:
-        """Whether ``alog`` has an asyncio client to log through."""
-        return self._alog is not None
+        """Whether ``alog`` can be awaited here: it has an asyncio client, made on the running
+        event loop (an app served from another loop too, as a second test client does, logs
+        through the threaded client there)."""
+        if self._alog is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop running: a thread
+            return False
 
     def _key(self, rec_id: str) -> str:
         return f"{self.base}:rec:{rec_id}"
@@ -316,8 +326,10 @@ class RecLog:
     async def alog(self, rec: LoggedRecommendation) -> None:
         """``log`` awaited on the event loop through the asyncio client (``use_async``): the
         same script, keys and arguments, so the same writes."""
-        if self._alog is None or self._slots is None:
-            raise RuntimeError("RecLog.alog needs an asyncio client: call use_async first")
+        if self._alog is None or self._slots is None or not self.can_await:
+            raise RuntimeError(
+                "RecLog.alog needs an asyncio client made on this event loop: use_async"
+            )
         keys, args = self._call(rec)
         async with self._slots:
             await self._alog(keys=keys, args=args)

@@ -163,6 +163,24 @@ def test_repeat_requests_show_what_a_fresh_read_of_the_graph_shows(
     assert shown[2]["5"] != shown[3]["5"] and "Airplane!" in shown[3]["5"]  # Toy Story
 
 
+def test_an_app_served_from_a_second_loop_logs_through_the_threaded_client(
+    tmp_path: Path, store: LocalGraphStore, redis_cp: tuple[redis.Redis, str]
+) -> None:
+    """The slate log's asyncio client belongs to the loop the app started on; a second client
+    of the same app (its own event loop, as a second TestClient has) gets every slate logged
+    too, through the threadpool, instead of failing on another loop's connections."""
+    from fastapi.testclient import TestClient
+
+    client, prefix = redis_cp
+    with make_client(tmp_path, store, redis_cp) as first:
+        second = TestClient(first.app)
+        bodies = [api.get("/v1/users/fan/recommendations?k=3").json() for api in (first, second)]
+        bodies.append(first.get("/v1/users/fan/recommendations?k=3").json())
+    assert [b["logged"] for b in bodies] == [True, True, True]
+    log = RecLog(client, prefix, 60)
+    assert all(log.get(b["recommendation_id"]) is not None for b in bodies)
+
+
 @pytest.mark.parametrize(
     ("inline", "twin", "logger"),
     [

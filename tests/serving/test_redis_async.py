@@ -92,6 +92,17 @@ def test_the_awaited_log_writes_what_the_threaded_log_writes(
     assert not log.can_await
     with pytest.raises(RuntimeError, match="use_async"):
         asyncio.run(log.alog(make_record("u", "a", "v1", ["1"], [1.0], None, None)))
+
+    async def made_here() -> None:
+        twin = async_twin(client)
+        log.use_async(twin)
+        assert log.can_await
+        await twin.aclose()  # type: ignore[union-attr]
+
+    asyncio.run(made_here())
+    assert not log.can_await  # no loop running here
+    with pytest.raises(RuntimeError, match="this event loop"):  # another loop than its own
+        asyncio.run(log.alog(make_record("u", "a", "v1", ["1"], [1.0], None, None)))
     threaded, _ = log_served(log, "u", "a", _result())
 
     async def awaited() -> tuple[str, bool]:
