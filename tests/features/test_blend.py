@@ -168,6 +168,47 @@ def test_recent_popularity_from_an_earlier_day_equals_the_direct_sum(
     assert len(incremental._raw.days()) == 3 and len(incremental._cache.days()) == 2
 
 
+def test_a_day_before_every_cached_day_starts_from_the_nearest_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Days asked latest first (each before every cached day) start from the checkpoint just
+    before them, not from the first rating: they agree with the direct sum, and each reads only
+    the ratings since its checkpoint. The checkpoints are spread by rating count, as many as
+    the budget holds (8 at 500K movies), and a copy of the table starts without them."""
+    import features.popularity as popularity
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"movie": rng.integers(0, 50, 4000), "timestamp": rng.integers(0, 400, 4000) * DAY}
+    )
+    days = [399, 350, 301, 200, 120, 60, 5]
+    expected = [RecentPopularity.fit(frame, 50, half_life_days=20.0).scores_on(d) for d in days]
+    monkeypatch.setattr(popularity, "INCREMENTAL_MIN_RATINGS", 1000)
+    monkeypatch.setattr(popularity, "CHECKPOINT_BYTES", 7 * 8 * 50)  # seven checkpoints
+    pop = RecentPopularity.fit(frame, 50, half_life_days=20.0)
+    read: list[int] = []
+    direct = RecentPopularity._direct
+
+    def counted(self: RecentPopularity, t: float, lo: int, hi: int, start: object = None) -> object:
+        read.append(hi - lo)
+        return direct(self, t, lo, hi, start)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RecentPopularity, "_direct", counted)
+    for d, want in zip(days, expected, strict=True):
+        np.testing.assert_allclose(pop.scores_on(d), want, rtol=1e-12)
+    built = pop._checkpoints._days
+    assert built is not None and len(built) == 7
+    per_gap = np.diff(np.searchsorted(pop.timestamps, np.r_[0, built] * DAY * 1.0))
+    assert per_gap.max() - per_gap.min() < 200  # spread by count: ~500 ratings each
+    assert max(read[7:]) <= per_gap.max() + 120  # each day: its checkpoint's ratings on
+    assert sum(read) < 2 * 4000  # the checkpoints' one pass, then short ones
+    copied = pickle.loads(pickle.dumps(pop))
+    assert copied._checkpoints._days is None
+    assert np.array_equal(copied.scores_on(200), pop.scores_on(200))
+    at_500k = RecentPopularity.fit(_ratings(), 500_000)
+    assert len(at_500k._checkpoint_days()) <= 8
+
+
 def test_the_day_caches_of_a_500k_movie_blend_hold_at_most_96_mb(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -196,9 +237,10 @@ def test_a_blend_with_warm_day_caches_pickles_and_deep_copies() -> None:
 def test_recent_popularity_on_mapped_ratings_releases_its_long_passes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A mapped table's long passes (every rating before a first day) unmap their pages
-    afterwards (features.npz.release_pages): the same scores, bit for bit, as the table held
-    in memory, day after day, and the pages no longer resident in this process."""
+    """A mapped table's long passes (the checkpoints', over every rating, at the first day
+    asked) unmap their pages afterwards (features.npz.release_pages): the same scores, bit for
+    bit, as the table held in memory, day after day, and the pages no longer resident in this
+    process."""
     import features.popularity as popularity
     from features.npz import open_arrays, save_arrays
     from tests.features.test_npz import linux, resident_kb
@@ -213,12 +255,11 @@ def test_recent_popularity_on_mapped_ratings_releases_its_long_passes(
     held = RecentPopularity.fit(frame, 500, half_life_days=20.0)
     folder = save_arrays(tmp_path / "pop", held.arrays())
     mapped = RecentPopularity.from_arrays(open_arrays(folder))
-    first = mapped.scores_on(300)  # a long pass: every rating before day 300
+    mapped._checkpoints.latest_before(300, mapped)  # what the first day builds: a long pass
     if not linux.args[0]:  # on Linux (/proc/self/smaps): its pages are no longer resident
         assert resident_kb(folder / "timestamps.npy") < n * 8 // 1024 // 4
         assert resident_kb(folder / "movies.npy") < n * 8 // 1024 // 4
-    assert np.array_equal(first, held.scores_on(300))
-    for day in [301, 250, 399, 10, 400]:
+    for day in [300, 301, 250, 399, 10, 400]:
         assert np.array_equal(mapped.scores_on(day), held.scores_on(day)), day
 
 
