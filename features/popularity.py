@@ -105,9 +105,9 @@ class DayCache:
 
 
 class Checkpoints:
-    """Decayed counts at fixed days (see CHECKPOINT_BYTES), built once on first use by
-    ``build`` (thread-safe: one thread builds, the others wait for it). A copy (pickle,
-    deepcopy) starts unbuilt, as DayCache starts empty."""
+    """Decayed counts at fixed days (see CHECKPOINT_BYTES), built by the first
+    ``latest_before`` (thread-safe: one thread builds, the others wait for it). A copy
+    (pickle, deepcopy) starts unbuilt, as DayCache starts empty."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
