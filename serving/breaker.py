@@ -83,8 +83,7 @@ class CircuitBreaker:
         try:
             return fn()
         except REDIS_DOWN as exc:
-            if not isinstance(exc, LOCAL_LIMITS):
-                self.trip(exc)
+            self._failed(exc)
             raise
 
     async def acall(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -94,9 +93,13 @@ class CircuitBreaker:
         try:
             return await fn()
         except REDIS_DOWN as exc:
-            if not isinstance(exc, LOCAL_LIMITS):
-                self.trip(exc)
+            self._failed(exc)
             raise
+
+    def _failed(self, exc: BaseException) -> None:
+        """A call failed with a Redis-down error: open, unless the client refused it itself."""
+        if not isinstance(exc, LOCAL_LIMITS):
+            self.trip(exc)
 
     def probe(self, ping: Callable[[], object]) -> bool:
         """Try Redis once (the background loop does, never a request); closes on success."""

@@ -37,7 +37,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import redis
@@ -234,6 +234,15 @@ return over
 """
 
 
+class _AsyncLog(NamedTuple):
+    """What ``RecLog.use_async`` sets up together: the script on the asyncio client, the
+    slots bounding concurrent calls, and the event loop both belong to."""
+
+    script: AsyncScript
+    slots: asyncio.Semaphore
+    loop: asyncio.AbstractEventLoop
+
+
 class RecLog:
     """Writes and reads logged recommendations, capped per user and in total."""
 
@@ -256,9 +265,7 @@ class RecLog:
         self.base = tag(prefix, RECLOG)
         self.order_key = f"{self.base}:order"
         self._log = client.register_script(_LOG_SCRIPT)
-        self._alog: AsyncScript | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async: _AsyncLog | None = None
 
     def use_async(self, client: AsyncClient | None, concurrency: int = ASYNC_CONCURRENCY) -> None:
         """Log through ``client`` (serving.redis_async's twin of this log's client) in
@@ -269,26 +276,32 @@ class RecLog:
         that loop, and ``can_await`` is false on any other."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        self._alog = None if client is None else client.register_script(_LOG_SCRIPT)
-        self._slots = None if client is None else asyncio.Semaphore(concurrency)
-        self._loop = None if client is None else asyncio.get_running_loop()
+        self._async = (
+            None
+            if client is None
+            else _AsyncLog(
+                client.register_script(_LOG_SCRIPT),
+                asyncio.Semaphore(concurrency),
+                asyncio.get_running_loop(),
+            )
+        )
 
     async def load_async(self) -> None:
         """Load the script through the asyncio client (``use_async``), so that the first
         slates neither open its first connection nor find the script missing (NOSCRIPT).
         Raises redis errors when Redis is down."""
-        if self._alog is not None:
-            await self._alog.registered_client.script_load(_LOG_SCRIPT)
+        if self._async is not None:
+            await self._async.script.registered_client.script_load(_LOG_SCRIPT)
 
     @property
     def can_await(self) -> bool:
         """Whether ``alog`` can be awaited here: it has an asyncio client, made on the running
         event loop (an app served from another loop too, as a second test client does, logs
         through the threaded client there)."""
-        if self._alog is None:
+        if self._async is None:
             return False
         try:
-            return asyncio.get_running_loop() is self._loop
+            return asyncio.get_running_loop() is self._async.loop
         except RuntimeError:  # no loop running: a thread
             return False
 
@@ -326,13 +339,13 @@ class RecLog:
     async def alog(self, rec: LoggedRecommendation) -> None:
         """``log`` awaited on the event loop through the asyncio client (``use_async``): the
         same script, keys and arguments, so the same writes."""
-        if self._alog is None or self._slots is None or not self.can_await:
+        if self._async is None or not self.can_await:
             raise RuntimeError(
                 "RecLog.alog needs an asyncio client made on this event loop: use_async"
             )
         keys, args = self._call(rec)
-        async with self._slots:
-            await self._alog(keys=keys, args=args)
+        async with self._async.slots:
+            await self._async.script(keys=keys, args=args)
 
     def _call(self, rec: LoggedRecommendation) -> tuple[list[str], list[str | int | bytes]]:
         """The log script's keys and arguments for ``rec``."""
