@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.blas import axpy
 from features.graph.schema import POSITIVE_RATING
 from features.npz import release_pages
 
@@ -215,7 +216,7 @@ class RecentPopularity:
         t0 = start[0] * 86_400.0
         lo = int(np.searchsorted(self.timestamps, t0, side="left"))
         decay = np.exp2(-(t - t0) / 86_400.0 / self.half_life_days)
-        return self._direct(t, lo, hi, start[1] * decay)
+        return self._direct(t, lo, hi, start[1], decay)
 
     def _checkpoint_days(self) -> npt.NDArray[np.int64]:
         """The checkpoints' days: the days of the ratings at k / (n + 1) of the table."""
@@ -239,15 +240,31 @@ class RecentPopularity:
             release_pages(self.movies[:hi])
         return out
 
+    def prepare(self) -> None:
+        """On a large table, build the checkpoints and the latest days' tables now, not on
+        first requests: the days whose users are active now, and the memory every later miss
+        reuses (a day first computed into fresh pages cost ~12 ms more at 500K movies: the
+        slowest 5% of a new worker's first requests)."""
+        if self.timestamps.shape[0] < INCREMENTAL_MIN_RATINGS:
+            return
+        last = self.day_of(None) + 1  # the day after the last rating: every rating counts
+        for day in range(last - self._raw.size + 1, last + 1):
+            self.scores_on(day)
+
     @functools.cached_property
     def _checkpoints(self) -> Checkpoints:
         return Checkpoints()
 
     def _direct(
-        self, t: float, lo: int, hi: int, start: npt.NDArray[np.float64] | None = None
+        self,
+        t: float,
+        lo: int,
+        hi: int,
+        start: npt.NDArray[np.float64] | None = None,
+        decay: float = 1.0,
     ) -> npt.NDArray[np.float64]:
         """The decayed weights at time ``t`` of ratings ``lo:hi`` summed per movie, plus
-        ``start`` when given."""
+        ``decay`` x ``start`` when given (added in place: one fresh vector, not three)."""
         age_days = (t - self.timestamps[lo:hi]) / 86_400.0
         weights = np.exp2(-age_days / self.half_life_days)
         counts: npt.NDArray[np.float64] = np.bincount(
@@ -256,7 +273,9 @@ class RecentPopularity:
         if hi - lo >= RELEASE_MIN_RATINGS:
             release_pages(self.timestamps[lo:hi])
             release_pages(self.movies[lo:hi])
-        return counts if start is None else start + counts
+        if start is not None:
+            axpy(decay, start, counts)
+        return counts
 
     @functools.cached_property
     def _cache(self) -> DayCache:

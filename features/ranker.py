@@ -20,11 +20,19 @@ trusted for ``cache_seconds`` after the entry was computed or last checked, then
 ``refresh`` is the same check made ahead of a request (features.precompute). An entry also
 keeps the action of each actor that ranked from it (the actor is a pure function of the
 state): a user's repeat requests cost the ranking alone, not another forward pass.
+
+On catalogues of ``PARALLEL_MIN_MOVIES`` or more, a computation's two independent halves run
+side by side: the retriever's scores over every movie (features.blend: vector passes that
+release the GIL) on a helper thread while this one builds the state from the graph; the
+candidates then read both. The same values either way (each half writes its own entries of the
+history's derived values).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -37,7 +45,12 @@ import numpy as np
 import numpy.typing as npt
 
 from features.bundle import RankingBundle
-from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
+from features.candidates import (
+    DEFAULT_CANDIDATE_HOPS,
+    CandidateGenerator,
+    base_scores,
+    retriever_scores,
+)
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
 from features.ranking import Slate, rank, residual_weight
@@ -71,6 +84,18 @@ class RankedSlate:
 
 _UNCHECKED = object()  # the token of an adopted entry: never a store's revision
 _ACTORS = 2  # actions kept per entry: an A/B split serves a user one actor, interleaving two
+# Catalogues of at least this many movies compute a user's retriever scores on a helper thread
+# beside the state (module doc). At 500K movies it took a first request's wall p50 from ~24 to
+# ~15 ms (experiments/bench/scale.py); at 100K a computation is ~2 ms, where a hand-off's cost
+# and the second core, busy with other requests, are better left alone.
+PARALLEL_MIN_MOVIES = 200_000
+
+
+@functools.lru_cache(maxsize=1)
+def _helper() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that compute retriever scores beside a request's state (created on first
+    use; two, as the machines this serves on have two cores)."""
+    return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="marquee-retriever")
 
 
 @dataclass(frozen=True)
@@ -298,10 +323,16 @@ class Ranker:
     def _compute(self, history: UserHistory) -> Prepared | None:
         if not history.items:
             return None
+        pending = None
+        if self.retriever is not None and self.bundle.catalog.n_movies >= PARALLEL_MIN_MOVIES:
+            pending = _helper().submit(retriever_scores, self.retriever, history)
+        state = self.builder.build(history)
+        if pending is not None:
+            pending.result()  # cached on the history, where the candidates read it
         cands = self.candidates.generate(history)
         features = self.slate_features
         return Prepared(
-            self.builder.build(history),
+            state,
             cands,
             base_scores(self.retriever, history, cands, self.bundle.base_weight),
             None if features is None else features.compute(history, cands),

@@ -8,9 +8,16 @@ of MB a worker no longer used stayed resident:
   ~150 MB there. ``release`` returns it, with glibc's free pages (``malloc_trim``).
 - glibc malloc gives every thread that allocates its own arena (up to 8 per core; the
   service's requests run on a pool of threads), each keeping its own high-water mark of freed
-  blocks. ``tune`` caps the arenas at two. (Fixing the mmap threshold as well, so that every
-  4 MB per-movie array is mapped and unmapped, saved ~50 MB more but cost each request ~140 ms
-  of page faults at 500K movies: not done.)
+  blocks. ``tune`` caps the arenas at two. (Fixing the mmap threshold low, so that every 4 MB
+  per-movie array is mapped and unmapped, saved ~50 MB more but cost each request ~140 ms of
+  page faults at 500K movies: not done.)
+- the other way round, glibc's default maps a large block fresh until one is freed, and gives
+  the top of a heap back as soon as 2x that threshold is free there: at 500K movies a request's
+  4 MB per-movie vectors kept landing on fresh pages (a day's popularity first computed into
+  them cost ~12 ms more), the slowest 5% of a new worker's first requests. ``tune`` serves
+  blocks below ``MMAP_THRESHOLD`` from the heap and keeps up to ``TRIM_THRESHOLD`` free at its
+  top for the next request (experiments/bench/scale.py: a first request's p95 at 500K ~26
+  -> ~20 ms, the worker's resident memory no higher); ``release`` still trims on purpose.
 - a load reads some mapped files whole once (the popularity fallback scans every rating of
   the graph; the bundle compares its key arrays), and those pages stay mapped in the worker
   (resident, though shared through the page cache) long after: ~230 MB at 500K movies.
@@ -33,9 +40,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MADV_DONTNEED = 4
 ARENAS = 2  # arenas all threads share (glibc's default: 8 per core)
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest: blocks below it come from the heap
+TRIM_THRESHOLD = 128 * 2**20  # free bytes a heap's top keeps before going back to the OS
 
 
 @cache
@@ -52,13 +63,20 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def tune() -> bool:
-    """Cap glibc's arenas (module doc), before the request threads start; True when
-    applied."""
+    """Cap glibc's arenas and keep large freed blocks for reuse (module doc), before the
+    request threads start; True when all applied."""
     libc = _libc()
     if libc is None:
         return False
-    ok = bool(libc.mallopt(M_ARENA_MAX, ARENAS))
-    log.debug("malloc tuned: %d arenas (%s)", ARENAS, ok)
+    ok = all(
+        bool(libc.mallopt(param, value))
+        for param, value in (
+            (M_ARENA_MAX, ARENAS),
+            (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+            (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        )
+    )
+    log.debug("malloc tuned: %d arenas, large blocks kept for reuse (%s)", ARENAS, ok)
     return ok
 
 

@@ -25,7 +25,10 @@ Measures, each as p50/p95/p99 where it is a distribution:
   every worker's RSS and PSS (/proc/PID/smaps_rollup) and its mapped graph pages;
   ``--smaps-top N`` adds its N largest mappings and totals per folder (``smaps.py``).
 
-Every figure comes with the load average when it was taken (``uptime``'s three numbers).
+Every figure comes with the load average when it was taken (``uptime``'s three numbers). The
+in-process measurements run with the allocator settings a served worker has
+(``serving.allocator.tune``, as ``marquee serve`` applies them); ``--no-served-allocator``
+leaves glibc's defaults.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class Args:
     worker_requests: int = 100
     smaps_top: int = 0  # >0: each worker's largest mappings after the requests (bench/smaps.py)
     seed: int = 0
+    served_allocator: bool = True  # malloc tuned as in a served worker (module doc)
     json: bool = False
 
 
@@ -409,8 +413,14 @@ def main(args: Args) -> dict[str, Any]:
     if not (args.home / "graph" / MANIFEST).exists():
         raise SystemExit(f"{args.home}: no embedded graph; run `marquee ingest synthetic` first")
     manifest = json.loads((args.home / "graph" / MANIFEST).read_text())
+    tuned = False
+    if args.served_allocator:
+        from serving import allocator
+
+        tuned = allocator.tune()
     result: dict[str, Any] = {
         "config": {k: str(v) for k, v in dataclasses.asdict(args).items()},
+        "allocator_tuned": tuned,
         "movies": manifest["vertices"].get("movies", {}).get("count", 0),
         "edges": sum(e["count"] for e in manifest["edges"].values()),
         "cpus": os.cpu_count(),

@@ -34,3 +34,14 @@ def test_overlapping_blocks_restore_the_threads_there_were() -> None:
         assert _threads() == [1] * len(before), "a block still holds the limit"
         b.__exit__(None, None, None)
         assert _threads() == before == [2] * len(before)
+
+
+def test_axpy_adds_in_place() -> None:
+    from features.blas import axpy
+
+    y = np.arange(5.0)
+    axpy(0.5, np.ones(5), y)
+    assert np.array_equal(y, np.arange(5.0) + 0.5)
+    strided = np.arange(10.0)
+    axpy(2.0, np.ones(10)[::2], strided[::2])  # not contiguous: numpy's way
+    assert np.array_equal(strided[::2], np.arange(0.0, 10.0, 2.0) + 2.0)

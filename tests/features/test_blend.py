@@ -13,7 +13,7 @@ import pytest
 
 from features.als import AlsRetriever
 from features.blend import BlendRetriever, load_retriever
-from features.popularity import DERIVED_CACHE_BYTES, DayCache, RecentPopularity
+from features.popularity import RecentPopularity
 from features.retrieval import EaseRetriever, zscores
 from features.state import UserHistory
 
@@ -189,9 +189,16 @@ def test_a_day_before_every_cached_day_starts_from_the_nearest_checkpoint(
     read: list[int] = []
     direct = RecentPopularity._direct
 
-    def counted(self: RecentPopularity, t: float, lo: int, hi: int, start: object = None) -> object:
+    def counted(
+        self: RecentPopularity,
+        t: float,
+        lo: int,
+        hi: int,
+        start: object = None,
+        decay: float = 1.0,
+    ) -> object:
         read.append(hi - lo)
-        return direct(self, t, lo, hi, start)  # type: ignore[arg-type]
+        return direct(self, t, lo, hi, start, decay)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RecentPopularity, "_direct", counted)
     for d, want in zip(days, expected, strict=True):
@@ -209,19 +216,18 @@ def test_a_day_before_every_cached_day_starts_from_the_nearest_checkpoint(
     assert len(at_500k._checkpoint_days()) <= 8
 
 
-def test_the_day_caches_of_a_500k_movie_blend_hold_at_most_96_mb(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_day_caches_of_a_500k_movie_blend_hold_at_most_80_mb() -> None:
     """At 500K movies a day is 4 MB: the raw counts keep 16 days (64 MB), the log1p scores
-    and the blend's z-scores, derived from them, 4 days each (they held 64 MB each before)."""
-    import features.blend as blend_module
-
+    derived from them 4 days; the blend keeps two numbers a day (it kept 4 days of z-scores,
+    16 MB, before)."""
     pop = RecentPopularity.fit(_ratings(), 500_000)
-    held = [pop._raw.size, pop._cache.size, DayCache(500_000, DERIVED_CACHE_BYTES).size]
-    assert held == [16, 4, 4]
-    assert sum(held) * 8 * 500_000 <= 96 * 2**20
-    monkeypatch.setattr(blend_module, "DERIVED_CACHE_BYTES", 3 * 8 * 15)
-    assert BlendRetriever(EaseRetriever.fit(_ratings(), 15))._z_cache.size == 3
+    held = [pop._raw.size, pop._cache.size]
+    assert held == [16, 4]
+    assert sum(held) * 8 * 500_000 <= 80 * 2**20
+    blend = BlendRetriever.fit(_ratings(), 15, w_als=0.0)
+    h = UserHistory.from_ratings(15, [0, 4, 7, 9], [4.0] * 4, last_time=500 * DAY)
+    blend.scores(h)
+    assert blend._moments_cache.days() == [500] and blend._moments_cache.size == 256
 
 
 def test_a_blend_with_warm_day_caches_pickles_and_deep_copies() -> None:
@@ -312,17 +318,6 @@ def test_sparse_zscores_are_the_zscores_of_the_filled_vector() -> None:
     assert _sparse_zscores(np.full(5, 2.0, dtype=np.float32), 9)[0] == 0.0
 
 
-def test_axpy_adds_in_place() -> None:
-    from features.blend import _axpy
-
-    y = np.arange(5.0)
-    _axpy(0.5, np.ones(5), y)
-    assert np.array_equal(y, np.arange(5.0) + 0.5)
-    strided = np.arange(10.0)
-    _axpy(2.0, np.ones(10)[::2], strided[::2])  # not contiguous: numpy's way
-    assert np.array_equal(strided[::2], np.arange(0.0, 10.0, 2.0) + 2.0)
-
-
 def test_large_catalogues_score_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """At SINGLE_THREAD_MIN_MOVIES movies or more the blend's products run on one BLAS
     thread (features.blas), below it as numpy leaves them; the same scores either way."""
@@ -343,3 +338,27 @@ def test_large_catalogues_score_on_one_blas_thread(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(blend_module, "SINGLE_THREAD_MIN_MOVIES", 15)
     assert np.array_equal(blend.scores(h), small)
     assert entered == [1]
+
+
+def test_prepare_computes_the_latest_days_of_a_large_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a large table ``prepare`` builds the checkpoints and the raw counts of the days up to
+    the day after the last rating (what users active now ask, and the memory later days reuse):
+    as many as the raw cache holds, each equal to the direct sum; a small table: nothing."""
+    import features.popularity as popularity
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {"movie": rng.integers(0, 50, 3000), "timestamp": rng.integers(0, 400, 3000) * DAY}
+    )
+    small = RecentPopularity.fit(frame, 50, half_life_days=20.0)
+    small.prepare()
+    assert small._raw.days() == [] and small._checkpoints._days is None
+    monkeypatch.setattr(popularity, "INCREMENTAL_MIN_RATINGS", 1000)
+    monkeypatch.setattr(popularity, "DAY_CACHE_BYTES", 3 * 8 * 50)  # three raw days
+    large = RecentPopularity.fit(frame, 50, half_life_days=20.0)
+    large.prepare()
+    last = large.day_of(None) + 1
+    assert sorted(large._raw.days()) == [last - 2, last - 1, last]
+    assert large._checkpoints._days is not None
+    for day in (last - 2, last):
+        np.testing.assert_allclose(large.scores_on(day), small.scores_on(day), rtol=1e-12)

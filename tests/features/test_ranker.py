@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from features.graph.schema import EdgeKind
 from features.ranker import Ranker, explore
@@ -129,3 +130,44 @@ def test_explore_keeps_the_action_without_noise_and_clips_with_it() -> None:
     assert draws.dtype == np.float32 and np.all(np.abs(draws) <= 1.0)
     assert (draws[:, 0] == 1.0).any() and (draws[:, 1] == -1.0).any()  # clipped, not wrapped
     assert abs(float(draws[:, 2].std()) - 0.3) < 0.05 and abs(float(draws[:, 2].mean())) < 0.05
+
+
+def test_a_large_catalogue_computes_the_retriever_on_a_helper_thread_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At PARALLEL_MIN_MOVIES or more, the retriever's scores are computed on the helper
+    thread beside the state: every user's state, candidates and base are those of the
+    one-thread computation, and the scores came from the helper (checked by thread name)."""
+    import threading
+
+    import features.ranker as ranker_module
+    from features.blend import BlendRetriever
+    from features.bundle import RankingBundle
+
+    store = _store()
+    plain = _bundle(store)
+    catalog = plain.catalog
+    bundle = RankingBundle(
+        catalog, plain.embeddings, retriever=BlendRetriever.fit(catalog.ratings, catalog.n_movies)
+    )
+    serial = {u: Ranker(bundle).prepare(store, u) for u in USERS}
+    threads: list[str] = []
+    scores = BlendRetriever.scores
+
+    def recorded(self: BlendRetriever, history: object) -> object:
+        threads.append(threading.current_thread().name)
+        return scores(self, history)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BlendRetriever, "scores", recorded)
+    monkeypatch.setattr(ranker_module, "PARALLEL_MIN_MOVIES", 0)
+    parallel = Ranker(bundle)
+    for user in USERS:
+        got, want = parallel.prepare(store, user), serial[user]
+        if want is None:
+            assert got is None
+            continue
+        assert got is not None and want.base is not None and got.base is not None
+        np.testing.assert_array_equal(got.state, want.state)
+        np.testing.assert_array_equal(got.candidates, want.candidates)
+        np.testing.assert_array_equal(got.base, want.base)
+    assert threads and all(t.startswith("marquee-retriever") for t in threads)
