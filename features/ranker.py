@@ -22,10 +22,10 @@ keeps the action of each actor that ranked from it (the actor is a pure function
 state): a user's repeat requests cost the ranking alone, not another forward pass.
 
 On catalogues of ``PARALLEL_MIN_MOVIES`` or more, a computation's two independent halves run
-side by side: the retriever's scores over every movie (features.blend: vector passes that
-release the GIL) on a helper thread while this one builds the state from the graph; the
-candidates then read both. The same values either way (each half writes its own entries of the
-history's derived values).
+side by side: the retriever's scores over every movie and their top (features.blend: vector
+passes that release the GIL) on a helper thread while this one builds the state and the graph
+candidates; the candidates then join both. The same values either way (each half writes its
+own entries of the history's derived values).
 """
 
 from __future__ import annotations
@@ -45,12 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.bundle import RankingBundle
-from features.candidates import (
-    DEFAULT_CANDIDATE_HOPS,
-    CandidateGenerator,
-    base_scores,
-    retriever_scores,
-)
+from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
 from features.ranking import Slate, rank, residual_weight
@@ -324,12 +319,10 @@ class Ranker:
         if not history.items:
             return None
         pending = None
-        if self.retriever is not None and self.bundle.catalog.n_movies >= PARALLEL_MIN_MOVIES:
-            pending = _helper().submit(retriever_scores, self.retriever, history)
+        if self.candidates.n_retrieved and self.bundle.catalog.n_movies >= PARALLEL_MIN_MOVIES:
+            pending = _helper().submit(self.candidates.retrieved, history)
         state = self.builder.build(history)
-        if pending is not None:
-            pending.result()  # cached on the history, where the candidates read it
-        cands = self.candidates.generate(history)
+        cands = self.candidates.generate(history, pending)
         features = self.slate_features
         return Prepared(
             state,

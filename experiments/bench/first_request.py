@@ -67,7 +67,7 @@ def run(args: Args) -> dict[str, Any]:
     retriever = gen.retriever
     timer = CpuTimer()
     timer.wrap(type(retriever), "scores", "retriever_scores", keep_arg=True)
-    timer.wrap(candidates.CandidateGenerator, "_retrieved", "retrieved_top")
+    timer.wrap(candidates.CandidateGenerator, "retrieved", "retrieved_top")
     timer.wrap(candidates.CandidateGenerator, "_graph", "graph_candidates")
     timer.wrap(state.StateBuilder, "build", "state")
     for part, method, label in (

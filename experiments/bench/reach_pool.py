@@ -55,7 +55,7 @@ def main(args: Args) -> dict[str, Any]:
 
     timer = CpuTimer()
     timer.wrap(candidates.CandidateGenerator, "_graph", "graph_candidates")
-    timer.wrap(candidates.CandidateGenerator, "_retrieved", "retrieved_top")
+    timer.wrap(candidates.CandidateGenerator, "retrieved", "retrieved_top")
     timer.wrap(state.StateBuilder, "build", "state")
     store = open_store(Home(args.home))
     users = bench_users(store, args.users, args.seed)

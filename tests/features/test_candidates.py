@@ -402,3 +402,38 @@ def test_top_unseen_is_the_sorted_top_of_the_unseen_rows() -> None:
     small = np.array([0.5, 2.0, -1.0, 2.0])
     assert top_unseen(small, np.array([False, False, False, True]), 10).tolist() == [1, 0, 2]
     assert top_unseen(small, np.ones(4, dtype=bool), 3).shape == (0,)
+
+
+def test_top_unseen_lowers_its_cut_before_searching_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A blend-like vector (a few hundred rows far above the rest, as the EASE-covered rows
+    a history reaches): the first sampled cut lands on one of the high rows and too few
+    unseen reach it; a lower cut finds the top among a few thousand rows, not all 500K, and
+    it is the full sort's."""
+    import features.candidates as candidates
+
+    rng = np.random.default_rng(8)
+    size = 500_000
+    scores = rng.standard_normal(size) * 0.1
+    high = rng.choice(np.arange(1, size), 500, replace=False)
+    scores[high] = 5.0 + 3.0 * rng.exponential(size=500)
+    scores[0] = np.sort(scores[high])[-90]  # a sampled row (the sample starts at 0), high
+    seen = np.zeros(size, dtype=bool)
+    seen[high[np.argsort(-scores[high])[:10]]] = True  # and a user has seen the best 10
+    searched: list[int] = []
+    best = candidates._best
+
+    def counted(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+        searched.append(rows.shape[0])
+        return best(rows, values, n)
+
+    monkeypatch.setattr(candidates, "_best", counted)
+    for n in (100, 200):
+        searched.clear()
+        got = candidates.top_unseen(scores, seen, n)
+        assert np.array_equal(got, _top_by_sort(scores, seen, n))
+        assert searched and searched[0] < size // 20
+    first = candidates._sampled_cut(scores, 100, candidates._UNSEEN_SHARES[0])
+    assert first is not None
+    assert np.count_nonzero((scores >= first) & ~seen) < 100  # the first cut falls short
