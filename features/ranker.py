@@ -34,6 +34,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -91,6 +92,11 @@ def _helper() -> concurrent.futures.ThreadPoolExecutor:
     """The threads that compute retriever scores beside a request's state (created on first
     use; two, as the machines this serves on have two cores)."""
     return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="marquee-retriever")
+
+
+# A forked child has the pool but not its threads (work submitted there would never run): it
+# makes its own on first use.
+os.register_at_fork(after_in_child=_helper.cache_clear)
 
 
 @dataclass(frozen=True)

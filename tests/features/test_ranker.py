@@ -171,3 +171,23 @@ def test_a_large_catalogue_computes_the_retriever_on_a_helper_thread_with_the_sa
         np.testing.assert_array_equal(got.candidates, want.candidates)
         np.testing.assert_array_equal(got.base, want.base)
     assert threads and all(t.startswith("marquee-retriever") for t in threads)
+
+
+def test_a_forked_child_gets_its_own_helper_threads() -> None:
+    """A child forked after the helper pool started has the pool object but not its threads:
+    it must make its own, or work it submits would wait forever."""
+    import multiprocessing
+
+    import features.ranker as ranker_module
+
+    assert ranker_module._helper().submit(sum, [1, 2]).result(timeout=5) == 3
+
+    def child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+        queue.put(ranker_module._helper().submit(sum, [3, 4]).result(timeout=5))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    proc.join(timeout=20)
+    assert proc.exitcode == 0 and queue.get(timeout=1) == 7
