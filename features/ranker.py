@@ -22,10 +22,10 @@ keeps the action of each actor that ranked from it (the actor is a pure function
 state): a user's repeat requests cost the ranking alone, not another forward pass.
 
 On catalogues of ``PARALLEL_MIN_MOVIES`` or more, a computation's two independent halves run
-side by side: the retriever's scores over every movie and their top (features.blend: vector
-passes that release the GIL) on a helper thread while this one builds the state and the graph
-candidates; the candidates then join both. The same values either way (each half writes its
-own entries of the history's derived values).
+side by side: the retriever's scores over every movie and their top (features.blend: mostly
+vector passes, which release the GIL) on a helper thread while this one builds the state and
+the graph candidates; the candidates then join both. The same values either way (each half
+writes its own entries of the history's derived values).
 """
 
 from __future__ import annotations

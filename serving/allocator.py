@@ -16,8 +16,10 @@ of MB a worker no longer used stayed resident:
   4 MB per-movie vectors kept landing on fresh pages (a day's popularity first computed into
   them cost ~12 ms more), the slowest 5% of a new worker's first requests. ``tune`` serves
   blocks below ``MMAP_THRESHOLD`` from the heap and keeps up to ``TRIM_THRESHOLD`` free at its
-  top for the next request (experiments/bench/scale.py: a first request's p95 at 500K ~26
-  -> ~20 ms, the worker's resident memory no higher); ``release`` still trims on purpose.
+  top for the next request (experiments/bench/scale.py at 500K, with the helper thread and
+  the popularity's warm days: p95 ~26 -> ~19 ms before the retriever's top moved to the
+  helper, p99 25-27 -> 17-19 ms after; the worker's resident memory no higher); ``release``
+  still trims on purpose.
 - a load reads some mapped files whole once (the popularity fallback scans every rating of
   the graph; the bundle compares its key arrays), and those pages stay mapped in the worker
   (resident, though shared through the page cache) long after: ~230 MB at 500K movies.
@@ -68,14 +70,15 @@ def tune() -> bool:
     libc = _libc()
     if libc is None:
         return False
-    ok = all(
+    applied = [  # each one whatever the others did (a list: ``all`` would stop at a refusal)
         bool(libc.mallopt(param, value))
         for param, value in (
             (M_ARENA_MAX, ARENAS),
             (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
             (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
         )
-    )
+    ]
+    ok = all(applied)
     log.debug("malloc tuned: %d arenas, large blocks kept for reuse (%s)", ARENAS, ok)
     return ok
 
