@@ -30,7 +30,7 @@ from features.als import AlsRetriever
 from features.blas import axpy, single_threaded
 from features.npz import open_arrays, save_arrays
 from features.popularity import DayCache, RecentPopularity
-from features.retrieval import EaseRetriever, Scores, zscores
+from features.retrieval import EaseRetriever, Scores, mean_sd, zscores
 from features.state import UserHistory
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class BlendRetriever:
         of every movie, and two more passes and two fresh ones on a miss)."""
         hit = self._moments_cache.get(day)
         if hit is None:
-            hit = _mean_sd(scores)
+            hit = np.array(mean_sd(scores))
             self._moments_cache.put(day, hit)
         return float(hit[0]), float(hit[1])
 
@@ -211,23 +211,6 @@ def _sparse_zscores(
     if sd <= 1e-12:
         return 0.0, np.zeros_like(c)
     return (fill - mean) / sd, centred / sd
-
-
-def _mean_sd(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """[mean, standard deviation] of ``values`` as ``zscores`` computes them (the sum of the
-    centred squares over n), centred a block at a time: no copy of the whole vector."""
-    n = values.shape[0]
-    if n == 0:
-        return np.zeros(2)
-    mean = values.mean()
-    squares = 0.0
-    for lo in range(0, n, _BLOCK):
-        block = values[lo : lo + _BLOCK] - mean
-        squares += float(np.dot(block, block))
-    return np.array([mean, np.sqrt(squares / n)])
-
-
-_BLOCK = 65_536  # 512 KB of float64: a block's temporary stays in the cache
 
 
 def _part(z: Any, prefix: str) -> dict[str, npt.NDArray[Any]] | None:

@@ -278,3 +278,21 @@ def zscores(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         out /= sd
         return out
     return np.zeros_like(v)
+
+
+def mean_sd(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """The mean and standard deviation ``zscores`` standardises by (the sum of the centred
+    squares over n), centred a block at a time: no copy of the whole vector, for callers that
+    scale by them instead of keeping the z-scores (features.blend)."""
+    n = values.shape[0]
+    if n == 0:
+        return 0.0, 0.0
+    mean = float(values.mean())
+    squares = 0.0
+    for lo in range(0, n, _MOMENT_BLOCK):
+        block = values[lo : lo + _MOMENT_BLOCK] - mean
+        squares += float(np.dot(block, block))
+    return mean, float(np.sqrt(squares / n))
+
+
+_MOMENT_BLOCK = 65_536  # 512 KB of float64: a block's temporary stays in the cache
