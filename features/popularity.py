@@ -250,7 +250,10 @@ class RecentPopularity:
         last = self.day_of(None) + 1  # the day after the last rating: every rating counts
         scored = last - self._cache.size  # the days after it also get their log1p scores
         for day in range(last - self._raw.size + 1, last + 1):
-            _ = self.scores_on(day) if day > scored else self._decayed(day)
+            if day > scored:
+                self.scores_on(day)
+            else:
+                self._decayed(day)
 
     @functools.cached_property
     def _checkpoints(self) -> Checkpoints:
