@@ -49,7 +49,8 @@ from features.bundle import RankingBundle
 from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base_scores
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
-from features.ranking import Slate, rank, residual_weight
+from features.implied_action import implied_action
+from features.ranking import Slate, candidate_scores, rank, residual_weight
 from features.slate_features import SlateFeatures
 from features.state import StateBuilder, UserHistory
 
@@ -347,13 +348,17 @@ class Ranker:
         temperature: float = 0.0,
         rng: np.random.Generator | None = None,
         action_noise: float = 0.0,
+        implied_sd: float = 0.0,
     ) -> RankedSlate | None:
         """The user's top ``k`` by ``act``'s action (a Plackett-Luce sample when temperature
         > 0), or None for a user without usable history (a cold start). ``temperature`` is in
         units of the standardised retriever base: the base carries the bundle's weight w, so
         the softmax divides by temperature x w and a given temperature explores as much
         whatever w is. ``action_noise`` > 0 (with ``rng``) ranks by the action plus Gaussian
-        noise of that sd, clipped to [-1, 1], and returns that action (``explore``)."""
+        noise of that sd, clipped to [-1, 1], and returns that action (``explore``).
+        ``implied_sd`` > 0 with a sampled slate returns, as the action to log, the one the
+        draw implies (``features.implied_action``, prior sd ``implied_sd``); the slate is the
+        same."""
         entry = self._entry(store, user)
         if entry is None or entry.value is None:
             return None
@@ -366,9 +371,15 @@ class Ranker:
         # .RowReader: the same bytes, so the same scores), ranked by position, mapped back
         rows = self.builder.vector_rows.take(cands)
         at = np.arange(cands.shape[0], dtype=np.int64)
-        slate = rank(action, at, rows, k, temperature * scale, rng, base, extras, residual)
+        tau = temperature * scale
+        slate = rank(action, at, rows, k, tau, rng, base, extras, residual)
+        logged = action
+        if implied_sd > 0 and tau > 0:
+            _, scores = candidate_scores(action, at, rows, base, extras, residual)
+            x = np.asarray(rows) if extras is None else np.hstack([rows, extras])
+            logged = implied_action(action, x, scores, slate.indices, tau, residual, implied_sd)
         slate = dataclasses.replace(slate, indices=cands[slate.indices])
-        return RankedSlate(state, action, slate)
+        return RankedSlate(state, logged, slate)
 
     def next_state(
         self, store: GraphStore, user: str, movie: str | None, rating: float | None = None

@@ -30,12 +30,13 @@ class PolicyRecommender:
 
     ``act`` maps a state to an action (agent.actor.actor_fn); ``fallback`` serves cold
     starts. ``action_noise`` (MARQUEE_ACTION_NOISE) explores around the actor's action
-    (features.ranker.explore). ``seed`` (MARQUEE_SAMPLING_SEED) makes the sampling
-    reproducible: the n-th request of a user to this version draws from a generator seeded
-    by (seed, version, user, n), so the same requests give the same slates whatever other
-    users asked in between; unset, each thread draws from its own generator, seeded once
-    from fresh entropy (seeding one from the OS for every request cost ~5% of a request's CPU
-    under load).
+    (features.ranker.explore); ``implied_action_sd`` (MARQUEE_IMPLIED_ACTION_SD) logs the
+    action a sampled slate implies instead of the actor's (features.implied_action).
+    ``seed`` (MARQUEE_SAMPLING_SEED) makes the sampling reproducible: the n-th request of a
+    user to this version draws from a generator seeded by (seed, version, user, n), so the
+    same requests give the same slates whatever other users asked in between; unset, each
+    thread draws from its own generator, seeded once from fresh entropy (seeding one from
+    the OS for every request cost ~5% of a request's CPU under load).
     """
 
     ranker: Ranker
@@ -45,6 +46,7 @@ class PolicyRecommender:
     version: str
     temperature: float = 0.0
     action_noise: float = 0.0
+    implied_action_sd: float = 0.0
     seed: int | None = None
     _requests: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -58,7 +60,14 @@ class PolicyRecommender:
         explores = self.temperature > 0 or self.action_noise > 0
         rng = self._rng(user) if explores else None
         ranked = self.ranker.rank(
-            self.store, user, self.act, k, self.temperature, rng, self.action_noise
+            self.store,
+            user,
+            self.act,
+            k,
+            self.temperature,
+            rng,
+            self.action_noise,
+            self.implied_action_sd,
         )
         if ranked is None:
             cold = self.fallback.recommend(user, k, genres=genres)

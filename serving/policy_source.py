@@ -222,6 +222,7 @@ class PolicyPool:
             version=f"{pv.algo}-v{pv.version}",
             temperature=self.settings.temperature,
             action_noise=self.settings.action_noise,
+            implied_action_sd=self.settings.implied_action_sd,
             seed=self.settings.sampling_seed,
         )
 

@@ -147,6 +147,16 @@ class Settings(BaseSettings):
         "with the state, and the critic cannot learn which way a better action lies. 0 "
         "(default) serves the actor's own action; 0.1 is the noise the agent trains with.",
     )
+    implied_action_sd: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="> 0: with a sampled slate (temperature > 0), the action logged for the "
+        "online learner is the one the slate's Plackett-Luce draw implies, the posterior mean "
+        "of the actor's action perturbed by N(0, sd^2) given the draw "
+        "(features.implied_action): the critic sees the exploration the sampling already "
+        "does, at no cost to what is served. 0 (default): the actor's action.",
+    )
     sampling_seed: int | None = Field(
         default=None,
         ge=0,

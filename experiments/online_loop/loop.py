@@ -121,6 +121,11 @@ class LoopArgs:
     """Sd of the service's exploration noise on the policy's action (MARQUEE_ACTION_NOISE,
     features.ranker.explore), so the learner's critic sees actions that vary apart from the
     state. 0.2 was tried on the 50,000-interaction runs and did not help (README)."""
+    implied_action_sd: float = 0.0
+    """> 0: the service logs, for the learner, the action each sampled slate implies
+    (MARQUEE_IMPLIED_ACTION_SD, features.implied_action: the posterior mean of the action
+    perturbed by N(0, sd^2) given the Plackett-Luce draw), so the critic sees the sampling's
+    exploration without noise added to what is served."""
     decide_every: int = 5
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the
@@ -497,6 +502,7 @@ def run(args: LoopArgs) -> dict[str, Any]:
         "MARQUEE_REGISTRY_POLL_SECONDS": "1",
         "MARQUEE_TEMPERATURE": str(args.temperature),
         "MARQUEE_ACTION_NOISE": str(args.action_noise),
+        "MARQUEE_IMPLIED_ACTION_SD": str(args.implied_action_sd),
         "MARQUEE_SAMPLING_SEED": str(args.seed),
         "MARQUEE_RECLOG_USER_SLATES": "100000",
         "MARQUEE_RECLOG_MAX_SLATES": "1000000",

@@ -122,6 +122,29 @@ def test_action_noise_ranks_and_returns_the_noisy_action() -> None:
     assert actor.calls == 1
 
 
+def test_implied_sd_logs_the_action_the_draw_implies_and_serves_the_same_slate() -> None:
+    """features.implied_action through the ranker: with ``implied_sd`` the returned action is
+    the one the sampled slate implies (what the service logs for the learner), the slate is
+    the one the actor's action draws with the same generator, and without sampling
+    (temperature 0) there is nothing to imply."""
+    store = _store()
+    ranker = Ranker(_bundle(store))
+    actor = CountingActor(ranker.observation_size, ranker.action_size, 6)
+    own = ranker.rank(store, "ann", actor, 3, 0.5, np.random.default_rng(1))
+    got = ranker.rank(store, "ann", actor, 3, 0.5, np.random.default_rng(1), implied_sd=1.0)
+    assert own is not None and got is not None and own.slate is not None
+    assert got.slate is not None
+    np.testing.assert_array_equal(got.slate.indices, own.slate.indices)
+    np.testing.assert_array_equal(got.slate.propensities, own.slate.propensities)
+    assert not np.array_equal(got.action, own.action) and np.all(np.abs(got.action) <= 1.0)
+    again = ranker.rank(store, "ann", actor, 3, 0.5, np.random.default_rng(1))
+    assert again is not None
+    np.testing.assert_array_equal(again.action, own.action)  # the cached action is the actor's
+    top = ranker.rank(store, "ann", actor, 3, 0.0, None, implied_sd=1.0)
+    assert top is not None
+    np.testing.assert_array_equal(top.action, own.action)
+
+
 def test_explore_keeps_the_action_without_noise_and_clips_with_it() -> None:
     action = np.array([0.95, -0.95, 0.0], dtype=np.float32)
     assert explore(action, 0.0, np.random.default_rng(0)) is action

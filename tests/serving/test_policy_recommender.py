@@ -191,6 +191,33 @@ def test_action_noise_out_of_range_is_refused(noise: float) -> None:
         Settings(action_noise=noise)
 
 
+def test_implied_action_sd_serves_the_same_slates_and_logs_the_implied_action(
+    trained: TrainedHome, ranking: Ranker, model: object
+) -> None:
+    """MARQUEE_IMPLIED_ACTION_SD: the same seeded requests serve the same items with the same
+    propensities; the result's action (what the reclog and the learner's transitions hold) is
+    the one each draw implies, varying around the actor's."""
+    user = str(trained.world.catalog.users[3])
+    plain = _recommender(trained, ranking, model, temperature=0.5, seed=7)
+    implied = _recommender(trained, ranking, model, temperature=0.5, seed=7, implied_action_sd=1.0)
+    actions = []
+    for _ in range(5):
+        a, b = plain.recommend(user, 10), implied.recommend(user, 10)
+        assert [(i.movie, i.propensity) for i in a.items] == [
+            (i.movie, i.propensity) for i in b.items
+        ]
+        assert a.action is not None and b.action is not None
+        assert not np.array_equal(a.action, b.action) and np.all(np.abs(b.action) <= 1.0)
+        actions.append(b.action - a.action)
+    assert len({d.tobytes() for d in actions}) == 5  # each draw implies its own action
+
+
+@pytest.mark.parametrize("sd", [-0.5, 11.0])
+def test_implied_action_sd_out_of_range_is_refused(sd: float) -> None:
+    with pytest.raises(ValueError, match="implied_action_sd"):
+        Settings(implied_action_sd=sd)
+
+
 def _store_with_stranger() -> LocalGraphStore:
     """A user whose only rating is of a movie the policy's world does not hold."""
     batch = GraphBatch()
