@@ -30,6 +30,14 @@ candidate, so every candidate is the current champion plus ``register_every`` st
 ring as it is then. Why: on logged traffic the candidates peak early and then degrade (above),
 and a promoted version should be what the next candidates improve on.
 
+Redis outages: the learner is a batch job, so it waits for Redis rather than failing fast as
+the service must; ``marquee learn`` connects with a ``REDIS_TIMEOUT_SECONDS`` socket timeout
+(the service's 1 s made a learner die on a loaded two-core machine when one read stalled), and
+a timeout or refused connection during a step is logged once and retried with a backoff
+(``poll_seconds`` doubling up to ``MAX_OUTAGE_WAIT_SECONDS``) until Redis answers or the
+learner is stopped. A failure inside ``model.train`` may come after some of its gradient
+steps were applied; those are not counted, so a paced replay across an outage is not exact.
+
 Checkpoints: ``model-<steps>.zip`` is written under a temporary name and renamed, then
 ``state.json`` (steps, zip, MLflow run, source version) is replaced atomically to point at it,
 then older zips are removed; a learner killed at any moment restarts from the last complete
@@ -55,6 +63,8 @@ from marquee.home import Home
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+REDIS_TIMEOUT_SECONDS = 30.0  # a learner's socket timeout (module doc: Redis outages)
+MAX_OUTAGE_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -261,36 +271,51 @@ class OnlineLearner:
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else "learner") as run:
             if run_id is None:
                 mlflow.log_params({**asdict(cfg), "source_version": source_version})
+            outage = 0
             while cfg.max_steps is None or self.steps < cfg.max_steps:
                 if stop.is_set():
                     break
+                if outage:  # Redis timed out or refused: wait, then try again (module doc)
+                    stop.wait(min(cfg.poll_seconds * 2 ** (outage - 1), MAX_OUTAGE_WAIT_SECONDS))
                 allowed: int | None = None
-                if cfg.paced:
-                    raw = self.client.get(budget_key)
-                    allowed = 0 if raw is None else int(raw)  # type: ignore[arg-type]
-                    if self.steps >= allowed:
+                pause: float | None = None  # a wait instead of a step: no budget, or no data
+                try:
+                    size = model.replay_buffer.size()
+                    if cfg.paced:
+                        raw = self.client.get(budget_key)
+                        allowed = 0 if raw is None else int(raw)  # type: ignore[arg-type]
+                    if allowed is not None and self.steps >= allowed:
                         self.client.set(done_key, self.steps)
-                        stop.wait(cfg.pace_poll_seconds)
-                        continue
-                size = model.replay_buffer.size()
-                if size < cfg.batch_size:
-                    if not waiting:
-                        log.info("waiting: %d of %d transitions in the ring", size, cfg.batch_size)
-                        waiting = True
-                    stop.wait(cfg.poll_seconds)
+                        pause = cfg.pace_poll_seconds
+                    elif size < cfg.batch_size:
+                        if not waiting:
+                            log.info("waiting: %d of %d transitions", size, cfg.batch_size)
+                            waiting = True
+                        pause = cfg.poll_seconds
+                    else:
+                        waiting = False
+                        n = min(
+                            cfg.gradient_steps,
+                            cfg.checkpoint_every - self.steps % cfg.checkpoint_every,
+                            cfg.register_every - self.steps % cfg.register_every,
+                        )
+                        if cfg.max_steps is not None:
+                            n = min(n, cfg.max_steps - self.steps)
+                        if allowed is not None:
+                            n = min(n, allowed - self.steps)
+                        t0 = time.perf_counter()
+                        model.train(gradient_steps=n, batch_size=cfg.batch_size)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    outage += 1
+                    if outage == 1:
+                        log.warning("Redis unavailable (%s): retrying, at step %d", exc, self.steps)
                     continue
-                waiting = False
-                n = min(
-                    cfg.gradient_steps,
-                    cfg.checkpoint_every - self.steps % cfg.checkpoint_every,
-                    cfg.register_every - self.steps % cfg.register_every,
-                )
-                if cfg.max_steps is not None:
-                    n = min(n, cfg.max_steps - self.steps)
-                if allowed is not None:
-                    n = min(n, allowed - self.steps)
-                t0 = time.perf_counter()
-                model.train(gradient_steps=n, batch_size=cfg.batch_size)
+                if outage:
+                    log.info("Redis is back after %d retries, at step %d", outage, self.steps)
+                    outage = 0
+                if pause is not None:
+                    stop.wait(pause)
+                    continue
                 self.steps += n
                 values = model.logger.name_to_value
                 metrics = {

@@ -146,7 +146,7 @@ def learn_command(
     ] = False,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
-    from agent.online import LearnerConfig, OnlineLearner
+    from agent.online import REDIS_TIMEOUT_SECONDS, LearnerConfig, OnlineLearner
     from agent.registry import PolicyNotFoundError
     from serving.redis_conn import connect
     from serving.settings import Settings
@@ -173,10 +173,10 @@ def learn_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    handle = connect(
+    handle = connect(  # a batch job waits for a stalled Redis (agent.online: Redis outages)
         url,
         home.buffer_dir,
-        timeout=settings.redis_timeout_seconds,
+        timeout=max(settings.redis_timeout_seconds, REDIS_TIMEOUT_SECONDS),
         aof_fsync=settings.embedded_redis_fsync,
     )
     migrate_keys(handle, settings.redis_prefix)

@@ -253,6 +253,56 @@ def test_paced_seeded_learner_takes_the_granted_steps_and_replays_exactly(
     assert any(not np.array_equal(a, b) for a, b in zip(start, weights_a, strict=True))
 
 
+class FlakyRedis:
+    """A real client whose first ``fails`` budget reads time out, as a stalled Redis does."""
+
+    def __init__(self, client: redis.Redis, budget_key: str, fails: int) -> None:
+        self._client = client
+        self.budget_key = budget_key
+        self.fails = fails
+
+    def get(self, key: str) -> object:
+        if key == self.budget_key and self.fails:
+            self.fails -= 1
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+        return self._client.get(key)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+
+def test_learner_waits_out_redis_timeouts_and_takes_its_steps(
+    tmp_path: Path,
+    trained: TrainedHome,
+    server_cp: tuple[redis.Redis, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """agent.online's Redis outages: timed-out reads are logged once and retried, and the
+    learner goes on to take the steps it was granted (it used to exit on the first)."""
+    client, prefix = server_cp
+    home = _home(trained, tmp_path)
+    _push(client, prefix, trained, 64)
+    grant_steps(client, prefix, 10)
+    flaky = FlakyRedis(client, pace_keys(prefix)[0], fails=3)
+    config = LearnerConfig(
+        batch_size=16,
+        gradient_steps=5,
+        checkpoint_every=100,
+        register_every=100,
+        max_steps=10,
+        poll_seconds=0.01,
+        paced=True,
+        pace_poll_seconds=0.01,
+    )
+    learner = OnlineLearner(home, flaky, prefix, config, buffer_capacity=CAPACITY)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="agent.online")
+    state = learner.run()
+    assert flaky.fails == 0 and learner.steps == 10
+    assert state is not None and state.steps == 10
+    assert caplog.text.count("Redis unavailable (Timeout reading from socket)") == 1
+    assert "Redis is back after 3 retries, at step 0" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
