@@ -9,18 +9,18 @@ residual weight) and a Plackett-Luce draw at temperature tau, the score of the d
 
     grad_a log P(slate | a) = (w / tau) sum_j (x_{o_j} - E_j[x]),
 
-E_j the softmax expectation over the candidates still left at position j, and its Fisher
-information is about (w / tau)^2 sum_j Cov_j[x]. Read the draw as coming from a perturbed action
-a + d with a Gaussian prior d ~ N(0, sd^2 I) (the exploration ``features.ranker.explore`` would
-add); one Newton step from d = 0 gives the posterior mean
+E_j the softmax expectation over the candidates still left at position j; minus its Hessian
+(the draw's observed information) is F = (w / tau)^2 sum_j Cov_j[x]. Read the draw as coming
+from a perturbed action a + d with a Gaussian prior d ~ N(0, sd^2 I) (the exploration
+``features.ranker.explore`` would add); one Newton step from d = 0 gives the posterior mean
 
     d* = (F + I / sd^2)^-1 grad_a log P,
 
-and ``implied_action`` returns a + d*, clipped to the actor's [-1, 1]. Its mean over draws is a
-(the score has mean zero), its spread is at most sd per direction and shrinks where the draw
-says little (a peaked softmax, w near 0), and it points toward the candidates the draw
-favoured beyond what a expected. The slate, its propensities and what is served are unchanged;
-only what the learner is told changes.
+and ``implied_action`` returns a + d*, clipped to the actor's [-1, 1]. Over draws it centres
+on a (the score has mean zero; F varies a little with the draw), its spread is at most sd per
+direction and shrinks where the draw says little (a peaked softmax, w near 0), and it points
+toward the candidates the draw favoured beyond what a expected. The slate, its propensities
+and what is served are unchanged; only what the learner is told changes.
 """
 
 from __future__ import annotations
