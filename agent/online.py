@@ -280,14 +280,13 @@ class OnlineLearner:
                 allowed: int | None = None
                 pause: float | None = None  # a wait instead of a step: no budget, or no data
                 try:
-                    size = model.replay_buffer.size()
                     if cfg.paced:
                         raw = self.client.get(budget_key)
                         allowed = 0 if raw is None else int(raw)  # type: ignore[arg-type]
                     if allowed is not None and self.steps >= allowed:
                         self.client.set(done_key, self.steps)
                         pause = cfg.pace_poll_seconds
-                    elif size < cfg.batch_size:
+                    elif (size := model.replay_buffer.size()) < cfg.batch_size:
                         if not waiting:
                             log.info("waiting: %d of %d transitions", size, cfg.batch_size)
                             waiting = True
