@@ -82,6 +82,7 @@ from serving.autopilot import (
     aliases,
     served_versions,
 )
+from serving.settings import DEFAULT_IMPLIED_ACTION_SD
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,11 @@ class LoopArgs:
     """Sd of the service's exploration noise on the policy's action (MARQUEE_ACTION_NOISE,
     features.ranker.explore), so the learner's critic sees actions that vary apart from the
     state. 0.2 was tried on the 50,000-interaction runs and did not help (README)."""
-    implied_action_sd: float = 0.0
-    """> 0: the service logs, for the learner, the action each sampled slate implies
-    (MARQUEE_IMPLIED_ACTION_SD, features.implied_action: the posterior mean of the action
-    perturbed by N(0, sd^2) given the Plackett-Luce draw), so the critic sees the sampling's
-    exploration without noise added to what is served."""
+    implied_action_sd: float = DEFAULT_IMPLIED_ACTION_SD
+    """> 0 (the service's default): the service logs, for the learner, the action each sampled
+    slate implies (MARQUEE_IMPLIED_ACTION_SD, features.implied_action: the posterior mean of
+    the action perturbed by N(0, sd^2) given the Plackett-Luce draw), so the critic sees the
+    sampling's exploration without noise added to what is served. 0: the actor's action."""
     decide_every: int = 5
     min_slates_per_arm: int = 200
     """Slates each arm must serve (since the challenger's first) before it is judged; at the

@@ -412,6 +412,27 @@ def test_service_explores_by_default_and_temperature_zero_stays_deterministic(
     assert all(s == fixed[0] for s in fixed) and len(fixed[0]) == 10
 
 
+def test_service_logs_the_implied_action_by_default_and_the_actors_at_zero(
+    tmp_path: Path, trained: TrainedHome, model: object, server_cp: tuple[redis.Redis, str]
+) -> None:
+    """MARQUEE_IMPLIED_ACTION_SD's default reaches the slate log the learner reads: each logged
+    action is the draw's, not the actor's for the logged state; at 0 it is the actor's."""
+    client, prefix = server_cp
+    url = f"/v1/users/{trained.world.catalog.users[4]}/recommendations?k=10"
+    actor = AgentPolicy(model)
+    assert Settings().implied_action_sd > 0
+    for sd, implied in ((None, True), (0.0, False)):
+        extra = {} if sd is None else {"implied_action_sd": sd}
+        settings = make_settings(tmp_path, prefix, home=trained.home.root, **extra)
+        with TestClient(create_app(settings, store=trained.store, redis_client=client)) as api:
+            ids = [api.get(url).json()["recommendation_id"] for _ in range(3)]
+        for rid in ids:
+            logged = RecLog(client, prefix, 60).get(rid)
+            assert logged is not None and logged.state is not None and logged.action is not None
+            own = actor.action(logged.state)
+            assert np.allclose(logged.action, own, rtol=1e-5, atol=1e-6) is not implied
+
+
 def test_service_and_simulator_share_the_candidate_depth() -> None:
     """The service must rank the candidates the agent was trained on (the env's default)."""
     import inspect
