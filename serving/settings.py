@@ -29,9 +29,10 @@ DEFAULT_AB = ABConfig(arms=(Arm(name="default", policy="champion", share=1.0),))
 DEFAULT_TEMPERATURE = 0.5
 # The action logged for the online learner is the one each sampled slate's draw implies, with a
 # prior sd of 1 on the perturbation (features.implied_action). In the online loop (README, "The
-# online loop's figures") it made every seed of six promote a learner version and raised the
-# live return's mean rise from +8.8% (the actor's action, sd 0) to +18.3%; sd 2 did worse
-# (+10.4% against +16.6% on four seeds). Its cost is one more scoring pass and an 8 x 8 solve
+# online loop's figures") it made all of seeds 0-5 promote a learner version and raised the
+# live return's mean rise there from +8.8% (the actor's action, sd 0) to +18.3%; sd 0.5 gave
+# the same mean, sd 2 less (+10.4% against +16.6% on four seeds); seeds 6 and 7 at sd 1
+# promoted nothing. Its cost is one more scoring pass and an 8 x 8 solve
 # per sampled request (experiments/bench/serving_latency.py: about +0.4 ms per warm call).
 DEFAULT_IMPLIED_ACTION_SD = 1.0
 
