@@ -32,8 +32,9 @@ DEFAULT_TEMPERATURE = 0.5
 # online loop's figures") it made all of seeds 0-5 promote a learner version and raised the
 # live return's mean rise there from +8.8% (the actor's action, sd 0) to +18.3%; sd 0.5 gave
 # the same mean, sd 2 less (+10.4% against +16.6% on four seeds); seeds 6 and 7 at sd 1
-# promoted nothing. Its cost is one more scoring pass and an 8 x 8 solve per sampled request
-# (experiments/bench/serving_latency.py: about +0.4 ms per warm policy call).
+# promoted nothing (over seeds 0-7: +15.6% at sd 1, +9.6% at 0). Its cost is one more
+# scoring pass and an 8 x 8 solve per sampled request (experiments/bench/serving_latency.py:
+# about +0.4 ms per warm policy call).
 DEFAULT_IMPLIED_ACTION_SD = 1.0
 
 
