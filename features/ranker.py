@@ -50,7 +50,7 @@ from features.candidates import DEFAULT_CANDIDATE_HOPS, CandidateGenerator, base
 from features.graph.store import GraphStore, UnknownVertexError
 from features.history import HistoryReader, history_digest, with_rating
 from features.implied_action import implied_action
-from features.ranking import Slate, candidate_scores, rank, residual_weight
+from features.ranking import Slate, candidate_scores, rank_scores, residual_weight
 from features.slate_features import SlateFeatures
 from features.state import StateBuilder, UserHistory
 
@@ -372,10 +372,10 @@ class Ranker:
         rows = self.builder.vector_rows.take(cands)
         at = np.arange(cands.shape[0], dtype=np.int64)
         tau = temperature * scale
-        slate = rank(action, at, rows, k, tau, rng, base, extras, residual)
+        at, scores = candidate_scores(action, at, rows, base, extras, residual)
+        slate = rank_scores(at, scores, k, tau, rng)
         logged = action
         if implied_sd > 0 and tau > 0:
-            _, scores = candidate_scores(action, at, rows, base, extras, residual)
             x = np.asarray(rows) if extras is None else np.hstack([rows, extras])
             logged = implied_action(action, x, scores, slate.indices, tau, residual, implied_sd)
         slate = dataclasses.replace(slate, indices=cands[slate.indices])

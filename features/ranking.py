@@ -154,11 +154,23 @@ def rank(
     candidate, in candidate order. ``rng`` is needed only when temperature > 0 (a fresh
     unseeded generator is used if omitted, so pass one to be reproducible).
     """
+    cands, scores = candidate_scores(action, candidate_indices, embeddings, base, extras, residual)
+    return rank_scores(cands, scores, k, temperature, rng)
+
+
+def rank_scores(
+    cands: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    k: int,
+    temperature: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> Slate:
+    """``rank``'s slate from ``candidate_scores``' output, for a caller that needs the scores
+    too (``features.ranker``'s implied action), so they are computed once."""
     if k <= 0:
         raise ValueError(f"slate size k must be positive, got {k}")
     if temperature < 0 or not np.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    cands, scores = candidate_scores(action, candidate_indices, embeddings, base, extras, residual)
     n = min(k, cands.shape[0])
     if temperature == 0.0:
         order = np.argsort(-scores, kind="stable")[:n]
