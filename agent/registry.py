@@ -108,10 +108,14 @@ class PolicyRegistry:
             raise PolicyNotFoundError(
                 f"no version {ref!r} of registered model {self.model_name!r}"
             ) from exc
-        mlflow.set_registry_uri(self.tracking_uri)  # models:/ URIs resolve through it
+        # the version's own artifact location, not a models:/ URI: MLflow resolves those with a
+        # client on the default tracking URI, which creates ./mlflow.db wherever the process
+        # runs (and two processes starting in one folder race to create its tables)
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.model_name}/{mv.version}",
+                artifact_uri=self.client.get_model_version_download_uri(
+                    self.model_name, str(mv.version)
+                ),
                 tracking_uri=self.tracking_uri,
             )
         )

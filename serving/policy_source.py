@@ -197,11 +197,6 @@ class PolicyPool:
         from agent.factory import load_agent, set_torch_threads
 
         set_torch_threads(self.settings.torch_threads)
-        # PolicyRegistry.resolve downloads "models:/..." through MLflow's *global* registry
-        # URI, so point it at this registry first (the service uses one tracking URI).
-        import mlflow
-
-        mlflow.set_tracking_uri(registry.tracking_uri)
         pv = registry.resolve(str(version))
         ranker = self.ranker()
         model = load_agent(str(pv.zip_path), algo=pv.algo)

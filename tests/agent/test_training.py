@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -17,6 +20,8 @@ from agent.training import TrainConfig, checkpoint_dir, train
 from agent.wrappers import ActionPenalty
 from env.world import SimulationWorld
 from marquee.home import Home
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(timesteps: int, **kw: object) -> TrainConfig:
@@ -63,6 +68,28 @@ def test_learn_200_steps_logs_registers_and_reloads(home: Home, ml_world: Simula
     assert registry.versions()[0]["aliases"] == ["champion"]
     with pytest.raises(PolicyNotFoundError, match="no version 'challenger'"):
         registry.resolve("challenger")
+
+    # a fresh process (as `marquee serve` is) resolving a version writes nothing where it runs:
+    # MLflow's default store there would be ./mlflow.db, and two processes starting in one
+    # folder race to create its tables
+    elsewhere = home.root.parent / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import sys; from agent.registry import PolicyRegistry; "
+        "print(PolicyRegistry(sys.argv[1]).resolve('champion').zip_path)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # as a shell's
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", code, home.tracking_uri],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(done.stdout.strip().splitlines()[-1]) == version.zip_path
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_resume_continues_from_the_checkpoint(home: Home, ml_world: SimulationWorld) -> None:
