@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from experiments.online_loop.headroom import Args as HeadroomArgs
+from experiments.online_loop.headroom import measure
 from experiments.online_loop.loop import LoopArgs, LoopState, comparable, plex_rate, plex_time, run
 from marquee.home import Home
 from serving.plex.webhook import parse_webhook
@@ -111,6 +113,29 @@ def test_the_loop_writes_its_files(loop: tuple[Path, dict[str, object]]) -> None
     page = (out / "report.html").read_text()  # the curve embedded, every decision listed
     assert "data:image/png;base64," in page and page.count("<tr>") >= 1 + len(summary["decisions"])  # type: ignore[arg-type]
     assert (out / "logs" / "serve.log").exists() and (out / "logs" / "learn.log").exists()
+
+
+def test_the_headroom_compares_the_runs_versions_and_constant_actions_on_the_same_people(
+    loop: tuple[Path, dict[str, object]],
+) -> None:
+    """experiments.online_loop.headroom on the finished run: the champion, every promoted
+    version, the zero and the best constant action, each on the same visitors with the same
+    random numbers, so measuring twice gives the same table."""
+    out, summary = loop
+    args = HeadroomArgs(run=out, visitors=40, search_visitors=20, search=2, refine=1)
+    first, again = measure(args), measure(args)
+    assert first == again
+    promoted = {d["challenger_version"] for d in summary["decisions"] if d["action"] == "promote"}  # type: ignore[attr-defined]
+    champion = f"v{summary['champion_version']}"
+    assert set(first["return_per_slate"]) == {
+        champion,
+        *(f"v{v}" for v in promoted),
+        "zero action",
+        "best constant action",
+    }
+    assert first["over_champion"][champion] == 0.0
+    assert all(-1.0 <= r <= 1.0 for r in first["return_per_slate"].values())
+    assert first["visitors"] == 40 and len(first["best_constant_action"]) >= 1
 
 
 def test_simulated_people_follow_the_simulators_reward(
