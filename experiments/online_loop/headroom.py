@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import tyro
 
-from experiments.online_loop.people import People
+from experiments.online_loop.finished_run import Act, Action, FinishedRun, open_run
 
 log = logging.getLogger(__name__)
-
-Action = npt.NDArray[np.float32]
 
 
 @dataclass
@@ -64,58 +60,29 @@ class Args:
     json: bool = False
 
 
-def _serve(
-    ranker: Any,
-    store: Any,
-    people: People,
-    visitors: list[str],
-    act: Callable[[Action], Action],
-    args: Args,
-) -> float:
-    """Mean reward per slate of ``act`` over ``visitors``, common random numbers per visitor."""
+def served(run: FinishedRun, visitors: list[str], act: Act, args: Args) -> float:
+    """Mean reward per slate of ``act`` over ``visitors`` (a fresh crowd, one visit each),
+    with common random numbers per visitor."""
+    people = run.people()
     rewards = []
     for i, user in enumerate(visitors):
         rng = np.random.default_rng([args.seed, i])
-        ranked = ranker.rank(store, user, act, args.k, args.temperature, rng)
-        if ranked is None or ranked.slate is None:
-            continue
-        slate = [str(ranker.keys[j]) for j in ranked.slate.indices]
-        rewards.append(people.respond(user, slate, rng).reward)
+        rows = run.slate(user, act, args.k, args.temperature, rng)
+        if rows is not None:
+            rewards.append(run.respond(people, user, rows, rng).reward)
     return float(np.mean(rewards)) if rewards else float("nan")
 
 
-def _constant(action: Action) -> Callable[[Action], Action]:
+def _constant(action: Action) -> Act:
     return lambda _obs: action
 
 
 def measure(args: Args) -> dict[str, Any]:
     """The table the module doc describes, as a dict."""
-    from agent.actor import actor_fn
-    from agent.factory import load_agent
-    from agent.registry import PolicyRegistry
-    from env.world import SimulationWorld
-    from features.bundle import RankingBundle
-    from features.graph.factory import open_store
-    from features.ranker import Ranker
-    from marquee.home import Home
-
-    home = Home(args.run / "home")
-    summary = json.loads((args.run / "loop.json").read_text())
-    world = SimulationWorld.load(home.world_dir)
-    store = open_store(home)
-    ranker = Ranker(RankingBundle.load(home.world_dir), cache_size=args.visitors * 2)
-    registry = PolicyRegistry(home.tracking_uri)
-    population = [str(u) for u in world.users("all")]
-    order = np.random.default_rng(args.seed).permutation(len(population))
-    search = [population[i] for i in order[: args.search_visitors]]
-    final = [
-        population[i] for i in order[args.search_visitors : args.search_visitors + args.visitors]
-    ]
-
-    def served(act: Callable[[Action], Action], users: list[str]) -> float:
-        return _serve(ranker, store, People(world, population), users, act, args)
-
-    dim = ranker.action_size
+    run = open_run(args.run, cache_size=args.visitors * 2)
+    search = run.visitors(args.seed, 0, args.search_visitors)
+    final = run.visitors(args.seed, args.search_visitors, args.visitors)
+    dim = run.ranker.action_size
     rng = np.random.default_rng(args.seed)
     candidates: list[Action] = [np.zeros(dim, dtype=np.float32)]
     for j in range(dim):
@@ -124,30 +91,28 @@ def measure(args: Args) -> dict[str, Any]:
             unit[j] = sign
             candidates.append(unit)
     candidates += [rng.uniform(-1, 1, dim).astype(np.float32) for _ in range(args.search)]
-    scores = [served(_constant(a), search) for a in candidates]
+    scores = [served(run, search, _constant(a), args) for a in candidates]
     at = int(np.nanargmax(scores))
     best, best_score = candidates[at], scores[at]
     step = 0.5
     for _ in range(args.refine):
         for _ in range(16):
             trial = np.clip(best + rng.normal(0.0, step, dim), -1.0, 1.0).astype(np.float32)
-            score = served(_constant(trial), search)
+            score = served(run, search, _constant(trial), args)
             if score > best_score:
                 best, best_score = trial, score
         step /= 2
     log.info("best constant action on the search sample: %s (%.4f)", best.round(2), best_score)
 
-    promoted = sorted(
-        {int(d["challenger_version"]) for d in summary["decisions"] if d["action"] == "promote"}
-    )
+    summary = run.summary
+    promoted = {
+        int(d["challenger_version"]) for d in summary["decisions"] if d["action"] == "promote"
+    }
     first = int(summary.get("champion_version", 1))
     versions = [first, *sorted({*promoted, *args.versions} - {first})]
-    table: dict[str, float] = {}
-    for v in versions:
-        pv = registry.resolve(str(v))
-        table[f"v{v}"] = served(actor_fn(load_agent(str(pv.zip_path), algo=pv.algo)), final)
-    table["zero action"] = served(_constant(candidates[0]), final)
-    table["best constant action"] = served(_constant(best), final)
+    table: dict[str, float] = {f"v{v}": served(run, final, run.actor(v), args) for v in versions}
+    table["zero action"] = served(run, final, _constant(candidates[0]), args)
+    table["best constant action"] = served(run, final, _constant(best), args)
     base = table[f"v{first}"]
     return {
         "args": {k: str(v) for k, v in asdict(args).items()},
