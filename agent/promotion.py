@@ -427,7 +427,7 @@ def interleaving_evidence(
     slates (serving.promotion_evidence.team_samples; position i is one user in both).
 
     Primary: the return the challenger's items earned per slate minus the champion's items',
-    paired within each user with a credited choice (a paired t): the classic interleaving
+    paired within each user with credited feedback (a paired t): the classic interleaving
     preference counts only whose item was chosen, while the served return also counts how
     the chosen film was rated, which is what a promotion should raise. The guardrails compare
     the teams' acceptance and the ratings of their chosen films (Welch), coverage the films
@@ -438,7 +438,9 @@ def interleaving_evidence(
     ra, rb = _floats(champion.rewards), _floats(challenger.rewards)
     if ra.shape != rb.shape:
         raise ValueError(f"the teams' samples differ in users: {ra.shape[0]} vs {rb.shape[0]}")
-    chose = (_floats(champion.acceptance) + _floats(challenger.acceptance)) > 0
+    # users with any credited feedback (a team's film picked, liked or not, or dismissed)
+    accepted = (_floats(champion.acceptance) + _floats(challenger.acceptance)) > 0
+    chose = accepted | (ra != 0) | (rb != 0)
     test = "interleaving paired t (credited return per slate)"
     if int(chose.sum()) >= 2:
         primary = replace(paired_difference(ra[chose], rb[chose]), test=test)

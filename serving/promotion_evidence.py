@@ -50,8 +50,8 @@ class Logs:
     accepted: dict[str, bool]
     ratings: dict[str, list[float]]
     picks: dict[str, list[tuple[str, float, float | None]]] = field(default_factory=dict)
-    """slate id -> the choices on it (positive-reward events naming a movie): (movie, reward,
-    rating or None); on an interleaved slate each credits the movie's team."""
+    """slate id -> the feedback on it that names a movie, good or bad: (movie, reward, rating
+    or None); on an interleaved slate each credits (or debits) the movie's team."""
 
 
 def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | None = None) -> Logs:
@@ -67,9 +67,7 @@ def read_logs(client: redis.Redis, prefix: str, since: float, ids: set[str] | No
         events = joined.get(s.id, [])
         values = [event_reward(e) for e in events]
         picks[s.id] = [
-            (e.movie, v, _rating(e))
-            for e, v in zip(events, values, strict=True)
-            if v > 0 and e.movie
+            (e.movie, v, _rating(e)) for e, v in zip(events, values, strict=True) if e.movie
         ]
         rewards[s.id] = float(np.clip(sum(values), *REWARD_RANGE)) if values else 0.0
         accepted[s.id] = any(v > 0 for v in values)
@@ -113,10 +111,17 @@ def team_samples(
     logs: Logs, arm: str, version: str, teams: tuple[str, str]
 ) -> tuple[ArmSamples, ArmSamples]:
     """Per-user figures of each team on the interleaved slates ``arm`` served with ``version``
-    ("A|B"): per slate, the reward and acceptance of the choices
-    credited to the team (0 when the choice went to the other team or none was made), the
-    ratings of its chosen movies, and the movies it placed. The users are the same for both
-    teams, so ``rewards[i]`` of the two is one user's pair."""
+    ("A|B"): per slate, the reward of all the feedback on the team's films, good and bad (a
+    film picked and rated 1 star, or dismissed, counts against the team that placed it; 0
+    when every event named the other team's films or there was none), its acceptance (a
+    positive response to one of its films), the ratings its films got, and the films it
+    placed. The users are the same for both teams, so ``rewards[i]`` of the two is one
+    user's pair.
+
+    Why every event and not only the positive ones: the served return a promotion should
+    raise also falls with every disliked pick, and a version that ranks fewer such films
+    earns that only here (measured: experiments.online_loop.interleaving_credit; README,
+    "The online loop's figures")."""
     mine = [s for s in logs.served if s.arm == arm and s.version == version and s.teams]
     per_user: dict[str, list[Served]] = defaultdict(list)
     for s in mine:
@@ -132,7 +137,7 @@ def team_samples(
             for s in slates:
                 mine_picks = [p for p in logs.picks.get(s.id, []) if s.team_of(p[0]) == team]
                 got.append(float(np.clip(sum(p[1] for p in mine_picks), *REWARD_RANGE)))
-                took.append(float(bool(mine_picks)))
+                took.append(float(any(p[1] > 0 for p in mine_picks)))
                 ratings.extend(p[2] for p in mine_picks if p[2] is not None)
                 shown.update(m for m, t in zip(s.slate, s.teams, strict=False) if t == team)
             rewards.append(float(np.mean(got)))

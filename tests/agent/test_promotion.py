@@ -389,6 +389,20 @@ def test_interleaving_judges_the_return_each_teams_films_earn() -> None:
     assert decide(None, same).action == "keep"
 
 
+def test_interleaving_pairs_every_user_whose_feedback_credited_a_team() -> None:
+    """A user whose only pick was one of the champion's films, rated 1 star, is a pair in the
+    test (their credit is negative, not "no choice"); a user with no feedback is not."""
+    champion = ArmSamples(
+        rewards=[-1.0, 0.0, 0.0], acceptance=[0.0, 0.0, 0.0], ratings=[1.0], shown=[]
+    )
+    challenger = ArmSamples(
+        rewards=[0.0, 1.0, 0.0], acceptance=[0.0, 1.0, 0.0], ratings=[5.0], shown=[]
+    )
+    online = interleaving_evidence(champion, challenger, catalogue_size=10)
+    assert online.primary.n == 2
+    assert online.primary.estimate == pytest.approx(1.0)
+
+
 def test_an_interleaved_test_with_a_broken_split_or_no_choices_promotes_nothing() -> None:
     rng = np.random.default_rng(1)
     champion, challenger = _teams(rng, 300, (0.2, 0.6), (4.0, 4.0))
