@@ -41,6 +41,8 @@ RULES = ("positive", "every event", "choices", "acceptance")
 
 @dataclass
 class Args:
+    """Which run, which two of its versions, and how many visitors."""
+
     run: Path
     """The loop run's ``--out`` folder."""
     a: int

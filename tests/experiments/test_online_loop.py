@@ -13,6 +13,9 @@ from mlflow import MlflowClient
 
 from experiments.online_loop.headroom import Args as HeadroomArgs
 from experiments.online_loop.headroom import measure
+from experiments.online_loop.interleaving_credit import RULES as CREDIT_RULES
+from experiments.online_loop.interleaving_credit import Args as CreditArgs
+from experiments.online_loop.interleaving_credit import measure as credit_measure
 from experiments.online_loop.loop import LoopArgs, LoopState, comparable, plex_rate, plex_time, run
 from marquee.home import Home
 from serving.plex.webhook import parse_webhook
@@ -136,6 +139,22 @@ def test_the_headroom_compares_the_runs_versions_and_constant_actions_on_the_sam
     assert first["over_champion"][champion] == 0.0
     assert all(-1.0 <= r <= 1.0 for r in first["return_per_slate"].values())
     assert first["visitors"] == 40 and len(first["best_constant_action"]) >= 1
+
+
+def test_the_interleaving_credit_replay_scores_every_rule_on_the_same_slates(
+    loop: tuple[Path, dict[str, object]],
+) -> None:
+    """experiments.online_loop.interleaving_credit on the finished run: the champion against
+    itself and against a candidate, every credit rule, the same figures when measured twice."""
+    out, summary = loop
+    champion = int(summary["champion_version"])  # type: ignore[call-overload]
+    args = CreditArgs(run=out, a=champion, b=champion + 1, visitors=60, slates=100)
+    first = credit_measure(args)
+    assert first == credit_measure(args)
+    assert set(first["interleaved"]) == set(CREDIT_RULES)
+    assert first["visitors"] > 0 and np.isfinite(first["ab"]["z"])
+    # a choice is credited to one team: acceptance differs by at most 1 per slate
+    assert all(abs(r["b_minus_a"]) <= 1.0 for r in first["interleaved"].values())
 
 
 def test_simulated_people_follow_the_simulators_reward(
