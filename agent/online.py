@@ -17,18 +17,21 @@ driver grants in Redis (``grant_steps``), reporting the steps done (``steps_done
 waits again: the online loop grants steps per interaction served and waits, so the ring holds
 the same transitions at every gradient step of a replay, whatever the machine's speed.
 
-Learning rate: by default the loaded model's own (what it was trained with in the simulator);
-``learning_rate`` sets a constant one for the actor and the critic. On logged traffic a
-smaller one slows the decline of later candidates: trained on one closed-loop run's ring from
-the weak champion, the simulator's mean return of the candidates fell from 2.97 (5K steps) to
-2.77 (40K) at the model's 3e-4, and from 2.99 to 2.93 at 1e-4 (README, issue 20).
+Learning rate: ``learning_rate`` sets a constant one for the actor and the critic, by default
+``ONLINE_LEARNING_RATE`` (1e-4); None keeps the loaded model's own (what it was trained with
+in the simulator, 3e-4 by default). On logged traffic the smaller one slows the decline of
+later candidates: trained on one closed-loop run's ring from the weak champion, the
+simulator's mean return of the candidates fell from 2.97 (5K steps) to 2.77 (40K) at 3e-4,
+and from 2.99 to 2.93 at 1e-4 (README, issue 20).
 
-Rebasing (``rebase``): by default each candidate continues from the previous one, so the
-n-th has n x ``register_every`` steps on the same logs; with ``rebase`` the learner reloads the
-``source`` version (resolved again: after a promotion, the new champion) once it registered a
-candidate, so every candidate is the current champion plus ``register_every`` steps on the
-ring as it is then. Why: on logged traffic the candidates peak early and then degrade (above),
-and a promoted version should be what the next candidates improve on.
+Rebasing (``rebase``, on by default): once it registered a candidate the learner reloads the
+``source`` version (resolved again: after a promotion, the new champion), so every candidate
+is the current champion plus ``register_every`` steps on the ring as it is then; with
+``rebase=False`` each candidate continues from the previous one, so the n-th has n x
+``register_every`` steps on the same logs. Why the default: on logged traffic the candidates
+peak early and then degrade (above), and a promoted version should be what the next
+candidates improve on. Both defaults are the closed loop's measured configuration (README,
+issue 20: 11 of 12 rebased runs promoted; the eight-seed live rise is with both).
 
 Redis outages: the learner is a batch job, so it waits for Redis rather than failing fast as
 the service must; ``marquee learn`` connects with a ``REDIS_TIMEOUT_SECONDS`` socket timeout
@@ -65,6 +68,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 REDIS_TIMEOUT_SECONDS = 30.0  # a learner's socket timeout (module doc: Redis outages)
 MAX_OUTAGE_WAIT_SECONDS = 60.0
+ONLINE_LEARNING_RATE = 1e-4  # the learner's default constant rate (module doc)
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,8 @@ class LearnerConfig:
     seed: int | None = None  # minibatches and torch (module doc); None: fresh entropy
     paced: bool = False  # train only up to the budget granted in Redis (module doc)
     pace_poll_seconds: float = 0.05
-    learning_rate: float | None = None  # None: the loaded model's own (module doc)
-    rebase: bool = False  # each candidate from the current source, not the last (module doc)
+    learning_rate: float | None = ONLINE_LEARNING_RATE  # None: the model's own (module doc)
+    rebase: bool = True  # each candidate from the current source, not the last (module doc)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gradient_steps", "checkpoint_every", "register_every"):

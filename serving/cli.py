@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from agent.online import ONLINE_LEARNING_RATE
 from marquee.home import Home
 from serving.log_redaction import RedactSecretFilter
 
@@ -137,13 +138,15 @@ def learn_command(
         typer.Option(help="Train only up to the step budget a driver grants in Redis."),
     ] = False,
     learning_rate: Annotated[
-        float | None,
-        typer.Option(help="Constant learning rate (default: the loaded model's own)."),
-    ] = None,
+        float,
+        typer.Option(help="Constant learning rate of the actor and critic (agent.online)."),
+    ] = ONLINE_LEARNING_RATE,
     rebase: Annotated[
         bool,
-        typer.Option(help="Train each new version from the current source, not the last one."),
-    ] = False,
+        typer.Option(
+            help="Train each new version from the current source (--no-rebase: from the last)."
+        ),
+    ] = True,
 ) -> None:
     """Learn online from the feedback in the Redis replay buffer (runs until stopped)."""
     from agent.online import REDIS_TIMEOUT_SECONDS, LearnerConfig, OnlineLearner

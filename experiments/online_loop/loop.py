@@ -67,6 +67,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from agent.config import AgentConfig
 from agent.promotion import PromotionRules
 from agent.registry import PolicyRegistry, configure_tracking
 from experiments.online_loop import processes
@@ -149,7 +150,8 @@ class LoopArgs:
     learner_steps_per_interaction: float = 0.5
     """Gradient steps the learner is granted per slate served (module doc: the pacing)."""
     learner_learning_rate: float | None = None
-    """The learner's constant learning rate (None: the champion's own; agent.online)."""
+    """The learner's constant learning rate (None: the champion's own, AgentConfig's default,
+    which setup trains it with; passed explicitly, so ``marquee learn``'s default never applies)."""
     learner_rebase: bool = False
     """Each candidate trained from the current champion, not from the last candidate."""
     holdout_share: float = 0.0
@@ -352,6 +354,13 @@ def _train(
         time.sleep(0.02)
 
 
+def _learner_learning_rate(args: LoopArgs) -> float:
+    """The learner's rate: the loop's, else the champion's own (setup trains with AgentConfig)."""
+    if args.learner_learning_rate is not None:
+        return args.learner_learning_rate
+    return AgentConfig().learning_rate
+
+
 def _sync(
     http: httpx.Client,
     registry: PolicyRegistry,
@@ -551,12 +560,9 @@ def run(args: LoopArgs) -> dict[str, Any]:
                     "--seed",
                     str(args.seed),
                     "--paced",
-                    *(
-                        ["--learning-rate", str(args.learner_learning_rate)]
-                        if args.learner_learning_rate is not None
-                        else []
-                    ),
-                    *(["--rebase"] if args.learner_rebase else []),
+                    "--learning-rate",
+                    str(_learner_learning_rate(args)),
+                    "--rebase" if args.learner_rebase else "--no-rebase",
                 ],
                 env,
                 logs_dir,

@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from agent.buffers.redis_ring import RedisRing, Transitions, ring_prefix
 from agent.factory import load_agent
 from agent.online import (
+    ONLINE_LEARNING_RATE,
     LearnerConfig,
     LearnerState,
     OnlineLearner,
@@ -86,7 +87,12 @@ def test_learner_trains_checkpoints_and_registers_a_challenger(
     home = _home(trained, tmp_path)
     _push(client, prefix, trained, 64)
     config = LearnerConfig(
-        batch_size=16, gradient_steps=5, checkpoint_every=10, register_every=20, max_steps=20
+        batch_size=16,
+        gradient_steps=5,
+        checkpoint_every=10,
+        register_every=20,
+        max_steps=20,
+        rebase=False,  # else the checkpoint is the champion again (rebasing test below)
     )
     learner = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY)
     state = learner.run()
@@ -160,7 +166,12 @@ def test_learner_trains_at_its_own_or_the_given_learning_rate(
     home = _home(trained, tmp_path)
     _push(client, prefix, trained, 64)
     config = LearnerConfig(
-        batch_size=16, gradient_steps=5, register_every=10, max_steps=10, learning_rate=rate
+        batch_size=16,
+        gradient_steps=5,
+        register_every=10,
+        max_steps=10,
+        learning_rate=rate,
+        rebase=False,  # the checkpoint is the trained candidate, not the reloaded champion
     )
     state = OnlineLearner(home, client, prefix, config, buffer_capacity=CAPACITY).run()
     assert state is not None
@@ -382,3 +393,6 @@ def test_killed_learner_resumes_from_its_last_checkpoint(
     # one MLflow run; the second process continued at the checkpoint's step count
     assert {killed.steps + 5, target} <= set(steps) and max(steps) == target
     assert steps.count(5) == 1  # it did not start again from zero
+    # `marquee learn` with no --learning-rate trains at the online default, not the model's own
+    assert load_agent(str(trained.zip_path)).lr_schedule(1.0) != ONLINE_LEARNING_RATE
+    assert _learning_rates(folder / final.zip) == {ONLINE_LEARNING_RATE}
