@@ -30,8 +30,8 @@ is the current champion plus ``register_every`` steps on the ring as it is then;
 ``rebase=False`` each candidate continues from the previous one, so the n-th has n x
 ``register_every`` steps on the same logs. Why the default: on logged traffic the candidates
 peak early and then degrade (above), and a promoted version should be what the next
-candidates improve on. Both defaults are the closed loop's measured configuration (README,
-issue 20: 11 of 12 rebased runs promoted; the eight-seed live rise is with both).
+candidates improve on. Both defaults are the configuration every recent closed-loop figure
+used (README, "The online loop's figures": the twelve-seed live rise is with both).
 
 Redis outages: the learner is a batch job, so it waits for Redis rather than failing fast as
 the service must; ``marquee learn`` connects with a ``REDIS_TIMEOUT_SECONDS`` socket timeout
