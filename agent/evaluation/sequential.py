@@ -13,7 +13,10 @@ power. One look is the fixed-horizon test itself.
 
 The crossing probabilities come from the canonical joint distribution of the z statistics
 (a Brownian motion observed at the information fractions), integrated on a grid: a
-deterministic computation, no sampling.
+deterministic computation, no sampling. The same integration under a true difference gives a
+plan's power (``power``) and the plan size that reaches a wanted power (``plan_size``), with
+the autopilot's futility stop (a challenger not ahead at an interim look from
+``futility_from`` of the plan on is stopped) counted against it.
 """
 
 from __future__ import annotations
@@ -78,6 +81,61 @@ def _simpson_weights(grid: np.ndarray) -> np.ndarray:
     w[1:-1:2] = 4.0
     w[2:-1:2] = 2.0
     return w * h / 3.0
+
+
+def power(drift: float, looks: int, alpha: float, *, futility_from: float | None = None) -> float:
+    """Probability that a test whose z at the planned end has mean ``drift`` crosses an
+    efficacy boundary of ``efficacy_boundaries(looks, alpha)`` at some look. With
+    ``futility_from``, an interim look at or past that fraction stops a path whose z is not
+    above 0 (agent.promotion's futility rule), which costs some power."""
+    if not np.isfinite(drift):
+        raise ValueError(f"drift must be finite, got {drift}")
+    if futility_from is not None and not 0.0 < futility_from <= 1.0:
+        raise ValueError(f"futility_from must be in (0, 1], got {futility_from}")
+    bounds = efficacy_boundaries(looks, alpha)
+    won, grid, weights, last = 0.0, np.zeros(1), np.ones(1), 0.0
+    for k, b in enumerate(bounds):
+        t = (k + 1) / looks
+        sd = math.sqrt(t - last)
+        mean = grid + drift * (t - last)  # the B-value S = Z sqrt(t) drifts by drift * t
+        top = b * math.sqrt(t)
+        won += float(np.sum(weights * stats.norm.sf((top - mean) / sd)))
+        if k + 1 == looks:
+            break
+        stop_futile = futility_from is not None and t >= futility_from
+        low = 0.0 if stop_futile else drift * t - TAIL * math.sqrt(t)
+        if low >= top:
+            break
+        nxt = np.linspace(low, top, GRID)
+        density = (stats.norm.pdf((nxt[:, None] - mean[None, :]) / sd) / sd) @ weights
+        grid, weights, last = nxt, density * _simpson_weights(nxt), t
+    return float(min(max(won, 0.0), 1.0))
+
+
+def plan_size(
+    z_at: float,
+    n_at: float,
+    looks: int,
+    alpha: float,
+    *,
+    target: float = 0.8,
+    futility_from: float | None = None,
+) -> int:
+    """Units (slates per arm, interleaved slates, users) a group-sequential plan needs for
+    power ``target``, given that the difference of interest reaches a mean z of ``z_at`` at
+    ``n_at`` units (z grows with the square root of the units)."""
+    if not (np.isfinite(z_at) and z_at > 0):
+        raise ValueError(f"z_at must be a positive z, got {z_at}")
+    if not n_at > 0:
+        raise ValueError(f"n_at must be positive, got {n_at}")
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target power must be in (0, 1), got {target}")
+
+    def short(drift: float) -> float:
+        return power(drift, looks, alpha, futility_from=futility_from) - target
+
+    drift = float(optimize.brentq(short, 1e-6, 40.0, xtol=1e-8))
+    return math.ceil(n_at * (drift / z_at) ** 2)
 
 
 def z_score(estimate: float, p_value: float) -> float:

@@ -15,7 +15,10 @@ service's challenger arm does). Each interleaved slate's outcome is credited to 
 
 and the z a paired test of B over A would reach at ``--slates`` interleaved slates (one per
 user) is printed beside the A/B's z at as many slates per arm. The A/B difference is what a
-promotion should raise; a rule is good when its z is large where that difference is.
+promotion should raise; a rule is good when its z is large where that difference is. Beside
+each z: the plan (``--min-slates-per-arm``) the autopilot's group-sequential test (``--looks``,
+its futility stop) needs for 80% power against a ``--lift`` gain over A, the z scaled from B's
+measured gain to that lift (agent.evaluation.sequential.plan_size).
 
     python -m experiments.online_loop.interleaving_credit --run OUT --a 1 --b 5 [--json]
 """
@@ -32,6 +35,8 @@ import numpy as np
 import tyro
 
 from agent.evaluation.interleaving import TEAM_A, TEAM_B, team_draft
+from agent.evaluation.sequential import plan_size
+from agent.promotion import PromotionRules
 from experiments.online_loop.finished_run import open_run
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,10 @@ class Args:
     visitors: int = 3000
     slates: int = 2000
     """The test size the z figures are scaled to (the loop's ``--min-slates-per-arm``)."""
+    lift: float = 0.2
+    """The relative gain over A a plan should find with 80% power."""
+    looks: int = 4
+    """The autopilot's analyses per test (the loop's ``--looks``)."""
     k: int = 10
     temperature: float = 0.5
     seed: int = 0
@@ -100,11 +109,23 @@ def measure(args: Args) -> dict[str, Any]:
     ab = np.asarray(plain)
     d = np.asarray(diffs)
     gap = float(ab[:, 1].mean() - ab[:, 0].mean())
+    relative = gap / abs(float(ab[:, 0].mean()))
     se_ab = float(np.sqrt((ab[:, 0].var(ddof=1) + ab[:, 1].var(ddof=1)) / args.slates))
+    sized = PromotionRules(looks=args.looks)
+
+    def plan(z: float) -> int | None:
+        """Slates for 80% power at ``args.lift``, the z scaled from B's gain (none if B lost)."""
+        if not (z > 0 and relative > 0):
+            return None
+        at_lift = z * args.lift / relative
+        alpha = sized.alpha / 2.0
+        return plan_size(at_lift, args.slates, args.looks, alpha, futility_from=sized.futility_from)
+
     rules = {}
     for j, name in enumerate(RULES):
         mean, sd = float(d[:, j].mean()), float(d[:, j].std(ddof=1))
-        rules[name] = {"b_minus_a": mean, "sd": sd, "z": mean / sd * np.sqrt(args.slates)}
+        z = mean / sd * np.sqrt(args.slates)
+        rules[name] = {"b_minus_a": mean, "sd": sd, "z": z, "slates_for_power": plan(z)}
     return {
         "args": {k: str(v) for k, v in asdict(args).items()},
         "visitors": int(ab.shape[0]),
@@ -112,8 +133,9 @@ def measure(args: Args) -> dict[str, Any]:
             "a": float(ab[:, 0].mean()),
             "b": float(ab[:, 1].mean()),
             "b_minus_a": gap,
-            "relative": gap / abs(float(ab[:, 0].mean())),
+            "relative": relative,
             "z": gap / se_ab,
+            "slates_for_power": plan(gap / se_ab),
         },
         "interleaved": rules,
     }
@@ -128,10 +150,20 @@ def main(args: Args) -> None:
     ab = out["ab"]
     print(
         f"A/B: v{args.a} {ab['a']:.4f}, v{args.b} {ab['b']:.4f} ({100 * ab['relative']:+.1f}%), "
-        f"z {ab['z']:+.2f} at {args.slates} slates per arm"
+        f"z {ab['z']:+.2f} at {args.slates} slates per arm; {_plan(ab, args)}"
     )
     for name, r in out["interleaved"].items():
-        print(f"  {name:>12}: {r['b_minus_a']:+.4f} (sd {r['sd']:.3f}), z {r['z']:+.2f}")
+        print(
+            f"  {name:>12}: {r['b_minus_a']:+.4f} (sd {r['sd']:.3f}), z {r['z']:+.2f}; "
+            f"{_plan(r, args)}"
+        )
+
+
+def _plan(row: dict[str, Any], args: Args) -> str:
+    need = row["slates_for_power"]
+    if need is None:
+        return "no plan (B not ahead)"
+    return f"{need:,} slates for 80% power at +{100 * args.lift:.0f}% ({args.looks} looks)"
 
 
 if __name__ == "__main__":

@@ -155,6 +155,13 @@ def test_the_interleaving_credit_replay_scores_every_rule_on_the_same_slates(
     assert first["visitors"] > 0 and np.isfinite(first["ab"]["z"])
     # a choice is credited to one team: acceptance differs by at most 1 per slate
     assert all(abs(r["b_minus_a"]) <= 1.0 for r in first["interleaved"].values())
+    # a plan for 80% power exactly where B is ahead, larger where its z is smaller
+    rows = [first["ab"], *first["interleaved"].values()]
+    ahead = first["ab"]["relative"] > 0
+    for r in rows:
+        assert (r["slates_for_power"] is not None) == (ahead and r["z"] > 0)
+    planned = sorted((r["z"], r["slates_for_power"]) for r in rows if r["slates_for_power"])
+    assert [n for _, n in planned] == sorted((n for _, n in planned), reverse=True)
 
 
 def test_simulated_people_follow_the_simulators_reward(
