@@ -134,6 +134,8 @@ def plan_size(
     def short(drift: float) -> float:
         return power(drift, looks, alpha, futility_from=futility_from) - target
 
+    if short(1e-6) >= 0:
+        raise ValueError(f"target power {target} is not above the test's level: any plan has it")
     drift = float(optimize.brentq(short, 1e-6, 40.0, xtol=1e-8))
     return math.ceil(n_at * (drift / z_at) ** 2)
 

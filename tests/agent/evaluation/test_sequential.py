@@ -117,6 +117,7 @@ def test_z_scores_carry_the_sign_of_the_estimate() -> None:
         (lambda: plan_size(0.0, 2000, 4, 0.025), "z_at must be a positive z"),
         (lambda: plan_size(2.0, 0, 4, 0.025), "n_at must be positive"),
         (lambda: plan_size(2.0, 2000, 4, 0.025, target=1.0), "target power must be in"),
+        (lambda: plan_size(2.0, 2000, 4, 0.025, target=0.01), "not above the test's level"),
     ],
 )
 def test_bad_inputs_are_named(call: object, message: str) -> None:
