@@ -130,14 +130,21 @@ def plan_size(
         raise ValueError(f"n_at must be positive, got {n_at}")
     if not 0.0 < target < 1.0:
         raise ValueError(f"target power must be in (0, 1), got {target}")
+    drift = _required_drift(looks, alpha, target, futility_from)
+    return math.ceil(n_at * (drift / z_at) ** 2)
+
+
+@lru_cache(maxsize=64)
+def _required_drift(looks: int, alpha: float, target: float, futility_from: float | None) -> float:
+    """The end-of-plan mean z at which the test has power ``target``: it does not depend on
+    the measured z, so sizing several rules of one test solves it once."""
 
     def short(drift: float) -> float:
         return power(drift, looks, alpha, futility_from=futility_from) - target
 
     if short(1e-6) >= 0:
         raise ValueError(f"target power {target} is not above the test's level: any plan has it")
-    drift = float(optimize.brentq(short, 1e-6, 40.0, xtol=1e-8))
-    return math.ceil(n_at * (drift / z_at) ** 2)
+    return float(optimize.brentq(short, 1e-6, 40.0, xtol=1e-8))
 
 
 def z_score(estimate: float, p_value: float) -> float:
